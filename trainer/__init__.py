@@ -1,0 +1,1 @@
+"""stylecam trainer (PyTorch): style networks, Gatys baseline, classifiers, ONNX export."""

@@ -1,0 +1,65 @@
+"""`stylecam-train`: argv -> subcommand module -> run. Nothing else lives here.
+
+Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from stylecam.errors import UserError
+
+#: subcommand -> (module, one-line help)
+COMMANDS = {
+    "style": ("trainer.train_style", "train a feed-forward style network on a painting and export it to ONNX"),
+    "gatys": ("trainer.gatys", "stylise one photo by optimisation (Gatys et al.), the quality reference"),
+    "export": ("trainer.export", "export a style checkpoint to ONNX with checks and metadata"),
+    "classifier": ("trainer.train_classifier", "train a small CNN or a VGG-16 head on MNIST / Fashion-MNIST / CIFAR-10"),
+    "sweep": ("trainer.sweep", "run a small grid of classifier trainings under a time budget each"),
+    "visualize": ("trainer.visualize", "draw feature maps and first-layer filters of a model"),
+}
+
+EPILOG = """examples:
+  stylecam-train style --style-image painting.jpg --data photos/ --name mypainting --config lite
+  stylecam-train gatys --content photo.jpg --style painting.jpg --out gatys.png --steps 300
+  stylecam-train export runs/mypainting/checkpoint.pt -o weights/mypainting.onnx --padding zero
+  stylecam-train classifier --dataset cifar10 --arch cifar-fast --time-budget 60 --out runs/cifar
+
+VGG-16 weights: --vgg-weights PATH or STYLECAM_VGG16=PATH, else torchvision's download."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stylecam-train", description="Train stylecam models (needs PyTorch).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:
+                continue  # subcommand not available in this build
+            raise
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except UserError as err:
+        print(f"stylecam-train: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("stylecam-train: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
