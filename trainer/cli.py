@@ -15,6 +15,7 @@ COMMANDS = {
     "style": ("trainer.train_style", "train a feed-forward style network on a painting and export it to ONNX"),
     "gatys": ("trainer.gatys", "stylise one photo by optimisation (Gatys et al.), the quality reference"),
     "export": ("trainer.export", "export a style checkpoint to ONNX with checks and metadata"),
+    "export-vgg": ("trainer.export_vgg", "export VGG-16 up to relu2_2 to ONNX for the study's content-drift metric"),
     "classifier": ("trainer.train_classifier", "train a small CNN or a VGG-16 head on MNIST / Fashion-MNIST / CIFAR-10"),
     "sweep": ("trainer.sweep", "run a small grid of classifier trainings under a time budget each"),
     "visualize": ("trainer.visualize", "draw feature maps and first-layer filters of a model"),

@@ -1,0 +1,54 @@
+"""Atomic file writes and checkpoint loading with clear errors."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from stylecam.errors import UserError
+
+
+def ensure_writable_dir(folder: str | Path) -> Path:
+    """Create ``folder`` if needed; UserError when it cannot be created or written."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as err:
+        raise UserError(f"cannot write to {folder}: {err.strerror or err}",
+                        "choose another output folder with --out, or fix its permissions") from None
+    return folder
+
+
+def atomic_save(obj, path: str | Path) -> Path:
+    """torch.save to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, required: tuple[str, ...] = ("model", "config", "step")) -> dict:
+    """Load a checkpoint dict on the CPU; UserError when missing, unreadable or not a stylecam checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}", "pass the checkpoint.pt written by stylecam-train")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise UserError(f"cannot read checkpoint {path}: {type(err).__name__}",
+                        "the file is corrupt or not a torch checkpoint") from None
+    missing = [k for k in required if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise UserError(f"{path} is not a stylecam style checkpoint (missing {', '.join(missing)})",
+                        "pass a checkpoint.pt written by `stylecam-train style`")
+    return ckpt

@@ -1,0 +1,152 @@
+"""Export a style checkpoint to ONNX: one function that also checks itself.
+
+The ONNX model takes "image" float32 (N, 3, H, W), RGB, 0..255 with dynamic N, H, W
+(H, W multiples of 4) and returns "stylised" of the same shape (unclamped). Export runs the
+ONNX checker, compares onnxruntime with PyTorch on two input sizes (fails above a
+tolerance) and writes the metadata of stylecam/contract.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from stylecam import contract
+from stylecam.errors import UserError
+from trainer.checkpoints import ensure_writable_dir, load_checkpoint
+from trainer.nets.transformer import TransformerConfig, TransformerNet
+
+#: max |onnxruntime - PyTorch| allowed, in 0..255 pixel units
+TOLERANCE = {"fp32": 0.05, "fp16": 4.0}
+PARITY_SHAPES = ((1, 3, 68, 92), (2, 3, 100, 132))
+TRAINING_KEYS = ("size", "batch_size", "iterations", "content_weight", "style_weight", "tv_weight", "style_size",
+                 "content_layer", "style_layers", "lr", "seed", "style_image")
+
+
+class _Fp16(nn.Module):
+    """float32 in/out around a float16 network (the pixel contract stays float32)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net.half()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.half()).float()
+
+
+def network_from_checkpoint(ckpt: dict, padding: str | None = None) -> TransformerNet:
+    """Rebuild the trained network, optionally with another padding mode (same weights)."""
+    cfg = TransformerConfig.from_dict(ckpt["network"])
+    if padding is not None:
+        if padding not in contract.PADDING_MODES:
+            raise UserError(f"unknown padding {padding!r}", f"use one of {', '.join(contract.PADDING_MODES)}")
+        cfg = TransformerConfig(**{**cfg.__dict__, "padding": padding})
+    net = TransformerNet(cfg)
+    net.load_state_dict(ckpt["model"])
+    return net.eval()
+
+
+def style_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
+    """The contract metadata for a style checkpoint (all values strings)."""
+    from trainer.train_style import StyleTrainConfig
+    raw = ckpt["config"]
+    names = {f.name for f in fields(StyleTrainConfig)}
+    cfg = StyleTrainConfig(**{k: v for k, v in raw.items() if k in names})
+    info = cfg.metadata()
+    final = ckpt["history"][-1] if ckpt.get("history") else {}
+    training = {**{k: raw.get(k) for k in TRAINING_KEYS}, "steps_trained": ckpt["step"],
+                "style_image": Path(str(raw.get("style_image", ""))).name, "final_losses": final}
+    return {
+        contract.KEY_KIND: "style", contract.KEY_FORMAT: contract.FORMAT_VERSION, contract.KEY_NAME: cfg.name,
+        contract.KEY_PAINTING: info["painting"], contract.KEY_ARTIST: info["artist"], contract.KEY_YEAR: info["year"],
+        contract.KEY_SOURCE: info["source"], contract.KEY_LICENCE: info["licence"], contract.KEY_VARIANT: cfg.variant,
+        contract.KEY_PADDING: padding, contract.KEY_PIXEL_CONTRACT: json.dumps(contract.STYLE_PIXEL_CONTRACT),
+        contract.KEY_CONFIG: json.dumps(ckpt["network"]), contract.KEY_TRAINING: json.dumps(training, default=str),
+        "stylecam.precision": precision,
+    }
+
+
+def onnx_parity(onnx_path: str | Path, net: nn.Module, shapes=PARITY_SHAPES, seed: int = 0) -> float:
+    """Max |onnxruntime - PyTorch| over random 0..255 inputs of the given shapes (CPU)."""
+    from stylecam.session import load_model
+    loaded = load_model(str(onnx_path), device="cpu")
+    g = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for shape in shapes:
+        x = torch.rand(shape, generator=g) * 255.0
+        with torch.no_grad():
+            expected = net(x).numpy()
+        got = loaded.session.run([loaded.output_name], {loaded.input_name: x.numpy()})[0]
+        if got.shape != expected.shape:
+            raise UserError(f"exported model returns shape {got.shape} for input {shape}, expected {expected.shape}",
+                            "this is a bug in the export; please report it")
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst
+
+
+def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | None = None, fp16: bool = False,
+                 opset: int = 17, tolerance: float | None = None) -> dict:
+    """Checkpoint -> ONNX file with metadata; returns {path, padding, precision, max_abs_diff, tolerance}.
+
+    Raises UserError when the checkpoint is unusable, the output is not writable or parity fails.
+    """
+    ckpt = load_checkpoint(checkpoint, required=("model", "config", "step", "network"))
+    padding = padding or ckpt["network"].get("padding", "reflect")
+    net = network_from_checkpoint(ckpt, padding)
+    precision = "fp16" if fp16 else "fp32"
+    exported: nn.Module = _Fp16(network_from_checkpoint(ckpt, padding)) if fp16 else net
+    out_path = Path(out_path)
+    ensure_writable_dir(out_path.parent if str(out_path.parent) else Path("."))
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".onnx")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(exported, (torch.rand(1, 3, 64, 64) * 255.0,), tmp, dynamo=False,
+                              input_names=[contract.STYLE_INPUT], output_names=[contract.STYLE_OUTPUT],
+                              opset_version=opset,
+                              dynamic_axes={contract.STYLE_INPUT: {0: "batch", 2: "height", 3: "width"},
+                                            contract.STYLE_OUTPUT: {0: "batch", 2: "height", 3: "width"}})
+        model = onnx.load(tmp)
+        for key, value in style_metadata(ckpt, padding, precision).items():
+            model.metadata_props.add(key=key, value=value)
+        model.producer_name = "stylecam"
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, tmp)
+        diff = onnx_parity(tmp, net)
+        limit = TOLERANCE[precision] if tolerance is None else tolerance
+        if not diff <= limit:
+            raise UserError(f"ONNX output differs from PyTorch by {diff:.3g} (> {limit}) for {out_path.name}",
+                            "do not ship this file; try fp32, or report the bug")
+        os.replace(tmp, out_path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return {"path": str(out_path), "padding": padding, "precision": precision, "max_abs_diff": diff, "tolerance": limit}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint.pt written by `stylecam-train style`")
+    p.add_argument("-o", "--output", required=True, help="ONNX file to write, e.g. weights/NAME.onnx")
+    p.add_argument("--padding", choices=contract.PADDING_MODES, default=None,
+                   help="padding mode of every conv (default: the one it was trained with)")
+    p.add_argument("--fp16", action="store_true", help="store weights and compute in float16 (input/output stay float32)")
+    p.add_argument("--tolerance", type=float, default=None, help="max allowed |ONNX - PyTorch| in pixel units")
+    p.add_argument("--opset", type=int, default=17)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = export_style(args.checkpoint, args.output, padding=args.padding, fp16=args.fp16,
+                          opset=args.opset, tolerance=args.tolerance)
+    print(f"stylecam-train: wrote {report['path']} ({report['precision']}, padding {report['padding']}); "
+          f"max abs diff vs PyTorch {report['max_abs_diff']:.3g} <= {report['tolerance']}")
+    return 0

@@ -1,0 +1,91 @@
+"""Perceptual losses: content (feature MSE), Gram-matrix style (MSE of Grams), total variation.
+
+Images are float (N, 3, H, W), RGB, 0..255. One loss-network pass per batch serves all
+terms: output and content photos go through VGG together; style Gram targets are
+computed once, when the loss is built.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFAULT_STYLE_LAYERS = {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    content: float = 1.0                    # weight of the content term
+    style: float = 1e5                      # weight of the summed style term
+    tv: float = 1e-7                        # weight of total variation (on 0..255 pixels)
+    content_layer: str = "relu2_2"          # VGG layer compared for content
+    style_layers: dict = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))  # layer -> weight
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C): F F^T / (C H W)."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Sum of squared neighbour differences, averaged over the batch. (N,C,H,W) -> scalar."""
+    dh = (images[:, :, 1:, :] - images[:, :, :-1, :]).pow(2).sum()
+    dw = (images[:, :, :, 1:] - images[:, :, :, :-1]).pow(2).sum()
+    return (dh + dw) / images.shape[0]
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + TV against fixed style targets.
+
+    ``loss_net`` maps (N,3,H,W) RGB 0..255 to a dict of named feature maps and must
+    return at least the content layer and every style layer.
+    """
+
+    def __init__(self, loss_net: nn.Module, style_image: torch.Tensor, weights: LossWeights):
+        super().__init__()
+        self.loss_net = loss_net
+        self.weights = weights
+        with torch.no_grad():
+            feats = loss_net(style_image)
+        for name in weights.style_layers:
+            self.register_buffer(f"target_{name}", gram_matrix(feats[name].float()))
+
+    def style_target(self, layer: str) -> torch.Tensor:
+        return getattr(self, f"target_{layer}")
+
+    def terms(self, output: torch.Tensor, content: torch.Tensor,
+              content_features: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Weighted loss terms {content, style, tv, total} for a batch (one loss-net pass).
+
+        content_features: precomputed features of ``content`` (e.g. Gatys), else computed here
+        in the same pass as the output.
+        """
+        w = self.weights
+        n = output.shape[0]
+        if content_features is None:
+            feats = self.loss_net(torch.cat([output, content.to(output.dtype)], dim=0))
+            out_f = {k: v[:n] for k, v in feats.items()}
+            content_target = feats[w.content_layer][n:].detach()
+        else:
+            out_f = self.loss_net(output)
+            content_target = content_features[w.content_layer]
+        content_loss = F.mse_loss(out_f[w.content_layer].float(), content_target.float())
+        style_loss = output.new_zeros((), dtype=torch.float32)
+        for layer, lw in w.style_layers.items():
+            g = gram_matrix(out_f[layer].float())
+            target = self.style_target(layer).expand_as(g)
+            style_loss = style_loss + lw * F.mse_loss(g, target)
+        tv = total_variation(output.float())
+        terms = {"content": w.content * content_loss, "style": w.style * style_loss, "tv": w.tv * tv}
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        return self.terms(output, content)["total"]

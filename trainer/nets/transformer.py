@@ -1,0 +1,82 @@
+"""The style network (Johnson et al. 2016, instance norm, upsample+conv decoder).
+
+Input and output: float32 (N, 3, H, W), RGB, values 0..255 (output unclamped; the runtime
+clamps). H and W must be multiples of 4 (two stride-2 stages). Two configurations share
+this one definition: FULL (32/64/128 channels, 5 residual blocks, 9x9 ends, ~1.68 M
+parameters) and LITE (for live CPU use, under 2.5 GMAC per 640x480 frame).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+
+from trainer.nets.blocks import ConvLayer, ResidualBlock, UpsampleConv
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    channels: tuple[int, int, int] = (32, 64, 128)  # widths at full, 1/2 and 1/4 resolution
+    residual_blocks: int = 5                         # blocks at 1/4 resolution
+    end_kernel: int = 9                              # kernel of the first and last conv
+    separable: bool = False                          # depthwise-separable residual blocks
+    padding: str = "reflect"                         # reflect | zero | replicate, every conv
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "channels": list(self.channels)}
+
+    @staticmethod
+    def from_dict(d: dict) -> "TransformerConfig":
+        return TransformerConfig(**{**d, "channels": tuple(d["channels"])})
+
+
+FULL = TransformerConfig()
+LITE = TransformerConfig(channels=(8, 16, 32), residual_blocks=3, end_kernel=3)
+CONFIGS = {"full": FULL, "lite": LITE}
+
+
+class TransformerNet(nn.Module):
+    """(N,3,H,W) RGB 0..255 -> (N,3,H,W) RGB ~0..255; H, W multiples of 4."""
+
+    def __init__(self, config: TransformerConfig = FULL):
+        super().__init__()
+        self.config = config
+        c1, c2, c3, pad = *config.channels, config.padding
+        self.encoder = nn.Sequential(
+            ConvLayer(3, c1, config.end_kernel, padding=pad),
+            ConvLayer(c1, c2, 3, stride=2, padding=pad),
+            ConvLayer(c2, c3, 3, stride=2, padding=pad))
+        self.residuals = nn.Sequential(
+            *[ResidualBlock(c3, padding=pad, separable=config.separable) for _ in range(config.residual_blocks)])
+        self.decoder = nn.Sequential(
+            UpsampleConv(c3, c2, padding=pad),
+            UpsampleConv(c2, c1, padding=pad),
+            ConvLayer(c1, 3, config.end_kernel, padding=pad, norm="none", relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.residuals(self.encoder(x / 255.0))) * 255.0
+
+
+def build_transformer(variant: str = "full", padding: str = "reflect") -> TransformerNet:
+    """A fresh network of the named configuration ("full" or "lite") with the given padding."""
+    return TransformerNet(replace(CONFIGS[variant], padding=padding))
+
+
+def count_macs(model: nn.Module, height: int, width: int) -> int:
+    """Multiply-accumulates of the convolutions for one (1,3,H,W) input (norms, ReLU, adds ignored)."""
+    total = 0
+
+    def hook(module: nn.Conv2d, _inputs, output):
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output.numel() * (module.in_channels // module.groups) * kh * kw
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, height, width))
+    finally:
+        for h in handles:
+            h.remove()
+    return total

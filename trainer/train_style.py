@@ -1,0 +1,363 @@
+"""`stylecam-train style`: train a feed-forward style network on one painting, then export it.
+
+Batches: float32 (B, 3, S, S), RGB, 0..255 (trainer/photos.py). The network maps them to
+stylised images of the same shape (trainer/nets/transformer.py); the perceptual loss
+(trainer/losses.py) compares both through one VGG-16 pass. Checkpoints hold the model,
+the optimiser, the step and the full config; resuming continues bit-exactly on the CPU.
+Launched with torchrun it trains data-parallel (DDP: NCCL on GPUs, gloo on CPU).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from stylecam.contract import PADDING_MODES
+from stylecam.errors import UserError
+from trainer.checkpoints import atomic_save, ensure_writable_dir, load_checkpoint
+from trainer.losses import LossWeights, PerceptualLoss
+from trainer.nets.transformer import CONFIGS, TransformerConfig, TransformerNet
+from trainer.nets.vgg import load_vgg16
+from trainer.paintings import painting_info
+from trainer.photos import center_crop_multiple, load_photo_set, load_rgb, make_batch
+
+
+@dataclass(frozen=True)
+class StyleTrainConfig:
+    name: str                              # registry name of the style, e.g. "wave"
+    style_image: str                       # path of the painting
+    data: str                              # folder of training photos
+    variant: str = "full"                  # network configuration: full | lite
+    size: int = 256                        # training crop size (pixels, square)
+    batch_size: int = 4                    # photos per step (global, over all DDP ranks)
+    iterations: int = 2000                 # optimiser steps
+    content_weight: float = 1.0            # weight of the relu2_2 content term
+    style_weight: float = 1e5              # weight of the Gram style term
+    tv_weight: float = 1e-7                # weight of total variation
+    style_size: int = 384                  # long side the painting is resized to for the Gram targets
+    content_layer: str = "relu2_2"         # VGG layer of the content term
+    style_layers: dict = field(default_factory=lambda: {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0})
+    lr: float = 1e-3                       # Adam learning rate
+    seed: int = 0                          # seeds the init, the batch order and the crops
+    padding: str = "reflect"               # padding mode of every conv
+    holdout: int = 4                       # last N photos (sorted) kept out, shown in sample sheets
+    checkpoint_every: int = 500            # steps between checkpoints + sample sheets
+    log_every: int = 10                    # steps between loss-history entries
+    out: str = ""                          # run folder (checkpoint, samples, curves); default runs/NAME[-lite]
+    weights_dir: str = "weights"           # where the ONNX export goes
+    vgg_weights: str | None = None         # local VGG-16 features state dict (else $STYLECAM_VGG16 / download)
+    device: str = "auto"                   # auto | cpu | cuda
+    precision: str = "auto"                # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 (autocast)
+    painting: str = ""                     # metadata: painting title (default from the catalogue)
+    artist: str = ""                       # metadata: artist
+    year: str = ""                         # metadata: year
+    source: str = ""                       # metadata: where the painting image came from
+    licence: str = ""                      # metadata: copyright / licence note of the painting
+
+    def run_dir(self) -> Path:
+        return Path(self.out or f"runs/{self.name}{'' if self.variant == 'full' else '-' + self.variant}")
+
+    def onnx_path(self) -> Path:
+        return Path(self.weights_dir) / f"{self.name}{'' if self.variant == 'full' else '.' + self.variant}.onnx"
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(content=self.content_weight, style=self.style_weight, tv=self.tv_weight,
+                           content_layer=self.content_layer, style_layers=dict(self.style_layers))
+
+    def network_config(self) -> TransformerConfig:
+        return replace(CONFIGS[self.variant], padding=self.padding)
+
+    def metadata(self) -> dict[str, str]:
+        info = painting_info(self.name)
+        return {"painting": self.painting or info["painting"], "artist": self.artist or info["artist"],
+                "year": self.year or info["year"], "licence": self.licence or info["licence"],
+                "source": self.source or Path(self.style_image).name}
+
+
+def pick_device(name: str) -> torch.device:
+    """auto -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU", "use --device cpu or auto")
+    return torch.device(name)
+
+
+def load_style_image(cfg: StyleTrainConfig) -> torch.Tensor:
+    """The painting as float32 (1, 3, H, W), RGB, 0..255, long side = cfg.style_size."""
+    return load_rgb(cfg.style_image, long_side=cfg.style_size)[None].float()
+
+
+@dataclass
+class Trainer:
+    """Everything one training run holds; ``step()`` does one optimiser step."""
+    cfg: StyleTrainConfig
+    model: torch.nn.Module          # TransformerNet (maybe wrapped in DDP)
+    loss: PerceptualLoss
+    optimizer: torch.optim.Optimizer
+    photos: list                    # uint8 (3,H,W) training photos
+    holdout: list                   # uint8 (3,H,W) held-out photos
+    device: torch.device
+    step_index: int = 0
+    history: list = field(default_factory=list)
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def net(self) -> TransformerNet:
+        return self.model.module if hasattr(self.model, "module") else self.model
+
+    def step(self) -> dict[str, float]:
+        """One optimiser step on batch ``step_index`` (this rank's share of it)."""
+        batch = make_batch(self.photos, self.step_index, self.cfg.batch_size, self.cfg.size, self.cfg.seed)
+        batch = batch[self.rank::self.world].to(self.device)
+        if self.device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        bf16 = self.cfg.precision == "bf16" or (self.cfg.precision == "auto" and self.device.type == "cuda")
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            output = self.model(batch)
+            terms = self.loss.terms(output, batch)
+        terms["total"].backward()
+        self.optimizer.step()
+        self.step_index += 1
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def checkpoint(self) -> dict:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "step": self.step_index, "config": asdict(self.cfg), "history": list(self.history),
+                "network": self.net.config.to_dict(), "kind": "stylecam-style"}
+
+
+def make_trainer(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None,
+                 resume: dict | None = None, rank: int = 0, world: int = 1) -> Trainer:
+    """Build model, loss (Gram targets computed here, once), optimiser; restore ``resume`` if given."""
+    if cfg.variant not in CONFIGS:
+        raise UserError(f"unknown --config {cfg.variant!r}", f"use one of {', '.join(CONFIGS)}")
+    if cfg.padding not in PADDING_MODES:
+        raise UserError(f"unknown padding {cfg.padding!r}", f"use one of {', '.join(PADDING_MODES)}")
+    if cfg.size % 4:
+        raise UserError(f"--size {cfg.size} is not a multiple of 4", "use e.g. 256")
+    if cfg.batch_size % world:
+        raise UserError(f"--batch-size {cfg.batch_size} does not split over {world} processes",
+                        "use a batch size divisible by the number of processes")
+    device = pick_device(cfg.device)
+    style = load_style_image(cfg)
+    photos = load_photo_set(cfg.data, cfg.size, cfg.holdout)
+    if photos.skipped and rank == 0:
+        print(f"stylecam-train: skipped {len(photos.skipped)} file(s) that are not readable images "
+              f"(first: {photos.skipped[0]})")
+    torch.manual_seed(cfg.seed)
+    model = TransformerNet(cfg.network_config()).to(device)
+    if loss_net is None:
+        layers = sorted({cfg.content_layer, *cfg.style_layers})
+        loss_net = load_vgg16(layers, cfg.vgg_weights)
+    loss = PerceptualLoss(loss_net.to(device), style.to(device), cfg.loss_weights()).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        loss = loss.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    trainer = Trainer(cfg, model, loss, optimizer, photos.train, photos.holdout, device, rank=rank, world=world)
+    if resume is not None:
+        try:
+            model.load_state_dict(resume["model"])
+            optimizer.load_state_dict(resume["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise UserError(f"checkpoint does not fit a {cfg.variant} network: {str(err).splitlines()[0][:160]}",
+                            "resume with the same --config it was trained with") from None
+        trainer.step_index = int(resume["step"])
+        trainer.history = list(resume.get("history", []))
+    if world > 1:
+        trainer.model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    return trainer
+
+
+def stylise(net: TransformerNet, images: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Run the network on uint8 (3,H,W) images (H,W cropped to x4); returns uint8 (3,H,W) results."""
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for img in images:
+            x = center_crop_multiple(img)[None].float().to(device)
+            out.append(net(x)[0].clamp(0, 255).round().to(torch.uint8).cpu())
+    net.train()
+    return out
+
+
+def save_sample_sheet(net: TransformerNet, holdout: list[torch.Tensor], device: torch.device, path: Path) -> Path:
+    """PNG with one row per held-out photo: content | stylised."""
+    from PIL import Image
+    rows = []
+    for content, styled in zip(holdout, stylise(net, holdout, device)):
+        content = center_crop_multiple(content)
+        rows.append(torch.cat([content, styled], dim=2))
+    width = max(r.shape[2] for r in rows)
+    rows = [torch.nn.functional.pad(r, (0, width - r.shape[2])) for r in rows]
+    sheet = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(sheet).save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def save_loss_curve(history: list[dict], path: Path, title: str) -> Path:
+    """PNG of the weighted loss terms against the step (log scale)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = [h["step"] for h in history]
+    for key in ("total", "content", "style", "tv"):
+        ax.plot(steps, [h[key] for h in history], label=key)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weighted loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; initialises the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return dist.get_rank(), dist.get_world_size()
+
+
+def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, resume: str | None = None,
+                export: bool = True, progress: bool = True) -> dict:
+    """Train (or continue) a style network. Returns a summary dict (paths, final losses, images/s)."""
+    rank, world = _distributed()
+    if rank == 0:
+        run_dir = ensure_writable_dir(cfg.run_dir())
+        (run_dir / "samples").mkdir(exist_ok=True)
+        if export:
+            ensure_writable_dir(Path(cfg.weights_dir))
+    else:
+        run_dir = cfg.run_dir()
+    ckpt = load_checkpoint(resume) if resume else None
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        cfg = replace(cfg, device=f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if world > 1 else "cuda")
+    trainer = make_trainer(cfg, loss_net, ckpt, rank, world)
+    ckpt_path = run_dir / "checkpoint.pt"
+    bar = tqdm(total=cfg.iterations, initial=trainer.step_index, disable=not progress or rank != 0,
+               desc=f"{cfg.name} ({cfg.variant})", unit="step", dynamic_ncols=True)
+    started, first_step = time.perf_counter(), trainer.step_index
+    interrupted = False
+    try:
+        while trainer.step_index < cfg.iterations:
+            terms = trainer.step()
+            done = trainer.step_index - first_step
+            speed = done * cfg.batch_size / max(time.perf_counter() - started, 1e-9)
+            if trainer.step_index % cfg.log_every == 0 or trainer.step_index == cfg.iterations:
+                trainer.history.append({"step": trainer.step_index, **terms, "images_per_s": speed})
+            bar.update(1)
+            bar.set_postfix(content=f"{terms['content']:.3g}", style=f"{terms['style']:.3g}",
+                            tv=f"{terms['tv']:.2g}", img_s=f"{speed:.1f}")
+            if rank == 0 and (trainer.step_index % cfg.checkpoint_every == 0 or trainer.step_index == cfg.iterations):
+                atomic_save(trainer.checkpoint(), ckpt_path)
+                if trainer.holdout:
+                    save_sample_sheet(trainer.net, trainer.holdout, trainer.device,
+                                      run_dir / "samples" / f"step_{trainer.step_index:06d}.png")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    summary = {"name": cfg.name, "variant": cfg.variant, "steps": trainer.step_index, "run_dir": str(run_dir),
+               "checkpoint": str(ckpt_path), "images_per_s": (trainer.step_index - first_step) * cfg.batch_size / max(elapsed, 1e-9),
+               "final": trainer.history[-1] if trainer.history else {}, "interrupted": interrupted, "world_size": world}
+    if rank == 0:
+        if interrupted:
+            atomic_save(trainer.checkpoint(), ckpt_path)
+            print(f"stylecam-train: interrupted at step {trainer.step_index}; checkpoint saved to {ckpt_path} "
+                  f"(continue with --resume {ckpt_path})")
+        if trainer.history:
+            save_loss_curve(trainer.history, run_dir / "loss_curve.png", f"{cfg.name} ({cfg.variant})")
+        if export and not interrupted:
+            from trainer.export import export_style
+            report = export_style(ckpt_path, cfg.onnx_path())
+            summary["onnx"] = str(cfg.onnx_path())
+            summary["export"] = report
+        (run_dir / "report.json").write_text(json.dumps({"config": asdict(cfg), **summary}, indent=2, default=str))
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = StyleTrainConfig(name="", style_image="", data="")
+    p.add_argument("--style-image", required=True, help="the painting (JPEG/PNG)")
+    p.add_argument("--data", required=True, help="folder of training photos (any JPEG/PNG, recursively)")
+    p.add_argument("--name", required=True, help="style name used by `stylecam --style NAME`")
+    p.add_argument("--config", dest="variant", choices=list(CONFIGS), default=d.variant,
+                   help="network size: full (best quality) or lite (live on a CPU)")
+    p.add_argument("--size", type=int, default=d.size, help="training crop size in pixels")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--iterations", type=int, default=None, help=f"optimiser steps (default {d.iterations})")
+    p.add_argument("--content-weight", type=float, default=d.content_weight)
+    p.add_argument("--style-weight", type=float, default=d.style_weight)
+    p.add_argument("--tv-weight", type=float, default=d.tv_weight)
+    p.add_argument("--style-size", type=int, default=d.style_size, help="long side of the painting for the style targets")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--padding", choices=PADDING_MODES, default=d.padding)
+    p.add_argument("--holdout", type=int, default=d.holdout, help="photos kept out of training for the sample sheets")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision,
+                   help="bf16 autocast halves the time on GPUs and on CPUs with AVX-512 BF16; auto = bf16 on CUDA only")
+    p.add_argument("--out", default="", help="run folder (default runs/NAME or runs/NAME-lite)")
+    p.add_argument("--weights-dir", default=d.weights_dir, help="where the ONNX model is exported")
+    p.add_argument("--vgg-weights", default=None, help="local VGG-16 features state dict (else $STYLECAM_VGG16, else download)")
+    p.add_argument("--resume", default=None, metavar="CKPT", help="continue a run from its checkpoint.pt")
+    p.add_argument("--no-export", action="store_true", help="do not export to ONNX at the end")
+    for key in ("painting", "artist", "year", "source", "licence"):
+        p.add_argument(f"--{key}", default="", help=f"metadata: {key} of the painting")
+
+
+def config_from_args(args: argparse.Namespace) -> StyleTrainConfig:
+    names = {f.name for f in fields(StyleTrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return StyleTrainConfig(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.resume:
+        saved = load_checkpoint(args.resume)["config"]
+        if saved.get("variant") != cfg.variant:
+            raise UserError(f"checkpoint {args.resume} is a {saved.get('variant')} network, not {cfg.variant}",
+                            f"pass --config {saved.get('variant')} or start a new run")
+    summary = train_style(cfg, resume=args.resume, export=not args.no_export)
+    print(f"stylecam-train: {summary['steps']} steps at {summary['images_per_s']:.1f} images/s; run folder {summary['run_dir']}")
+    if "onnx" in summary:
+        print(f"stylecam-train: exported {summary['onnx']} (max abs diff vs PyTorch "
+              f"{summary['export']['max_abs_diff']:.3g}); try: stylecam --style {cfg.name} photo.jpg")
+    return 0
