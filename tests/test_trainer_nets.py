@@ -1,0 +1,92 @@
+"""Style network shapes and size, VGG stand-in, Gram matrix and TV against hand computations."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainer.losses import gram_matrix, total_variation
+from trainer.nets.transformer import FULL, LITE, TransformerConfig, build_transformer, count_macs
+from trainer.nets.vgg import load_vgg16, random_vgg_standin
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return torch.nn.functional.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
+
+
+@pytest.mark.parametrize("variant", ["full", "lite"])
+@pytest.mark.parametrize("height,width", [(33, 47), (17, 18), (64, 64), (29, 101)])
+def test_output_matches_padded_input_shape(variant, height, width):
+    net = build_transformer(variant).eval()
+    x = pad_to_multiple(torch.rand(2, 3, height, width) * 255)
+    assert x.shape[-2] % 4 == 0 and x.shape[-1] % 4 == 0
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape
+    assert y.dtype == torch.float32
+
+
+def test_full_has_about_1_68_million_parameters():
+    n = sum(p.numel() for p in build_transformer("full").parameters())
+    assert 1_660_000 <= n <= 1_700_000
+
+
+def test_lite_is_under_2_5_gmac_per_640x480_frame():
+    lite = count_macs(build_transformer("lite"), 480, 640)
+    full = count_macs(build_transformer("full"), 480, 640)
+    assert lite <= 2.5e9
+    assert full > 10 * lite
+
+
+def test_count_macs_of_a_single_conv_matches_formula():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    assert count_macs(conv, 10, 12) == 10 * 12 * 8 * 3 * 3 * 3
+
+
+def test_padding_mode_changes_only_the_border():
+    torch.manual_seed(0)
+    reflect = build_transformer("lite", padding="reflect").eval()
+    zero = build_transformer("lite", padding="zero").eval()
+    zero.load_state_dict(reflect.state_dict())
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        a, b = reflect(x), zero(x)
+    diff = (a - b).abs()
+    assert diff.max() > 1e-3
+    assert diff[..., 24:40, 24:40].max() < diff.max()
+
+
+def test_config_round_trips_through_dict():
+    for cfg in (FULL, LITE):
+        assert TransformerConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_gram_matrix_against_hand_computation():
+    f = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])  # (1, 2, 2, 2)
+    a, b = [1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 1.0]
+    dot = lambda u, v: sum(x * y for x, y in zip(u, v))
+    expected = torch.tensor([[dot(a, a), dot(a, b)], [dot(b, a), dot(b, b)]]) / (2 * 2 * 2)
+    assert torch.allclose(gram_matrix(f)[0], expected)
+
+
+def test_total_variation_against_hand_computation():
+    img = torch.tensor([[[[0.0, 1.0], [3.0, 7.0]]]])  # vertical diffs 3, 6; horizontal 1, 4
+    assert total_variation(img).item() == pytest.approx(9 + 36 + 1 + 16)
+
+
+def test_standin_has_vgg_layer_names_and_strides():
+    net = random_vgg_standin(["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    out = net(torch.rand(1, 3, 32, 32) * 255)
+    assert [tuple(out[k].shape[-2:]) for k in ("relu1_2", "relu2_2", "relu3_3", "relu4_3")] == \
+        [(32, 32), (16, 16), (8, 8), (4, 4)]
+    assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_real_vgg_builds_only_needed_layers(vgg_weights_path):
+    if vgg_weights_path is None:
+        pytest.skip("STYLECAM_VGG16 not set")
+    net = load_vgg16(["relu2_2"], vgg_weights_path)
+    assert len(net.features) == 9
+    out = net(torch.rand(1, 3, 32, 32) * 255)
+    assert out["relu2_2"].shape == (1, 128, 16, 16)
+    assert not any(p.requires_grad for p in net.parameters())
