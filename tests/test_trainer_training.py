@@ -37,7 +37,7 @@ def early_late(history: list[dict], key: str = "total") -> tuple[float, float]:
 
 
 def test_loss_decreases_over_20_steps_with_standin(tiny_photos, tiny_painting, tmp_path):
-    cfg = tiny_config(tiny_photos, tiny_painting, tmp_path)
+    cfg = tiny_config(tiny_photos, tiny_painting, tmp_path, holdout=4)  # 4 training photos
     summary = train_style(cfg, loss_net=random_vgg_standin(LAYERS), export=False, progress=False)
     ckpt = torch.load(summary["checkpoint"], weights_only=False)
     early, late = early_late(ckpt["history"])
@@ -56,6 +56,34 @@ def test_loss_decreases_with_real_vgg(tiny_photos, tiny_painting, tmp_path, vgg_
     summary = train_style(cfg, export=False, progress=False)
     early, late = early_late(torch.load(summary["checkpoint"], weights_only=False)["history"])
     assert late < 0.8 * early
+
+
+def test_ctrl_c_keeps_a_resumable_checkpoint(tiny_photos, tiny_painting, tmp_path, monkeypatch):
+    from trainer import train_style as module
+    real_step = module.Trainer.step
+
+    def interrupted_step(self):
+        if self.step_index == 3:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(module.Trainer, "step", interrupted_step)
+    cfg = tiny_config(tiny_photos, tiny_painting, tmp_path, iterations=8, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_style(cfg, loss_net=random_vgg_standin(LAYERS), progress=False)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 3
+    assert not (tmp_path / "weights").exists() or not list((tmp_path / "weights").iterdir())
+    assert not list((tmp_path / "run").glob(".*tmp*"))
+
+
+@pytest.mark.gpu
+def test_training_step_on_gpu(tiny_photos, tiny_painting, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    cfg = tiny_config(tiny_photos, tiny_painting, tmp_path, iterations=3, device="cuda")
+    summary = train_style(cfg, loss_net=random_vgg_standin(LAYERS), export=True, progress=False)
+    assert summary["steps"] == 3 and Path(summary["onnx"]).is_file()
 
 
 def test_resume_is_bit_exact(tiny_photos, tiny_painting, tmp_path):
