@@ -6,10 +6,14 @@ silently when a provider cannot be loaded.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnxruntime as ort
 
 from stylecam.errors import UserError
@@ -45,40 +49,181 @@ class LoadedModel:
     def on_gpu(self) -> bool:
         return any(p in GPU_PROVIDERS for p in self.providers)
 
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """One forward pass on host arrays: float32 in, the model's first output out."""
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
 
 def read_metadata(path: str) -> dict[str, str]:
     """Custom metadata of an ONNX file, without building a full session for inference."""
     return dict(load_model(path, device="cpu").metadata)
 
 
-def load_model(path: str, device: str = "auto", threads: int | None = None) -> LoadedModel:
+def load_model(path: str, device: str = "auto", threads: int | None = None, *,
+               clamp: tuple[float, float] | None = None, fp16: bool = False) -> LoadedModel:
     """Create an onnxruntime session for ``path``.
 
     device: auto | cpu | cuda | tensorrt. Warns loudly when a GPU was asked for and the
     session only got the CPU. Raises UserError for a missing or corrupt file.
+    clamp: (lo, hi) appends a Clip to the first output inside the graph, so the clamp runs
+    on the model's device (and stays there under IO binding).
+    fp16: convert weights and activations to float16 when a GPU provider is asked for and
+    offered; inputs and outputs stay float32. Ignored with a warning on the CPU.
     """
     if device not in DEVICE_PROVIDERS:
         raise UserError(f"unknown device {device!r}", f"use one of {', '.join(DEVICE_PROVIDERS)}")
     if not os.path.isfile(path):
         raise UserError(f"model file not found: {path}", "check the path, or run `stylecam --list-styles`")
-    offered = set(available_providers())
-    wanted = [p for p in DEVICE_PROVIDERS[device] if p in offered] or ["CPUExecutionProvider"]
+    wanted = probe_providers(device)  # only providers that really load here, best first
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
+    source: str | bytes = path
+    use_fp16 = fp16 and any(p in GPU_PROVIDERS for p in wanted)
+    if fp16 and not use_fp16:
+        log.warning("WARNING: --fp16 needs a GPU provider (have %s); running %s in float32",
+                    ", ".join(wanted), os.path.basename(path))
+    if clamp is not None or use_fp16:
+        source = _transformed_model_bytes(path, clamp=clamp, fp16=use_fp16)
+    providers: list = [(p, _provider_options(p, use_fp16)) if p == "TensorrtExecutionProvider" else p
+                       for p in wanted]
     try:
-        session = ort.InferenceSession(path, sess_options=options, providers=wanted)
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as err:  # onnxruntime raises several private exception types
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot load ONNX model {path}: {first_line[:200]}",
                         "the file is corrupt or not an ONNX model; re-export or re-download it") from None
     got = list(session.get_providers())
-    if device != "cpu" and not any(p in GPU_PROVIDERS for p in got) and device != "auto":
-        log.warning("WARNING: asked for %s but onnxruntime gave %s for %s; running on the CPU",
-                    device, ", ".join(got), os.path.basename(path))
+    if device in ("cuda", "tensorrt") and not any(p in GPU_PROVIDERS for p in got):
+        log.warning("WARNING: asked for %s but onnxruntime gave %s for %s; running on the CPU "
+                    "(see `stylecam info`)", device, ", ".join(got), os.path.basename(path))
+    elif device == "tensorrt" and "TensorrtExecutionProvider" not in got:
+        log.warning("WARNING: asked for tensorrt but onnxruntime gave %s for %s",
+                    ", ".join(got), os.path.basename(path))
     meta = session.get_modelmeta().custom_metadata_map
     return LoadedModel(path=path, session=session, providers=got, metadata=dict(meta),
                        input_name=session.get_inputs()[0].name,
                        output_name=session.get_outputs()[0].name)
+
+
+def _provider_options(provider: str, fp16: bool) -> dict:
+    """TensorRT: cache built engines (building takes minutes) under ~/.cache/stylecam/tensorrt."""
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "stylecam", "tensorrt")
+    os.makedirs(cache, exist_ok=True)
+    return {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache, "trt_fp16_enable": fp16}
+
+
+def _transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: bool) -> bytes:
+    """Serialised copy of the model at ``path`` with an output Clip and/or float16 weights."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    try:
+        model = onnx.load(path)
+    except Exception as err:
+        raise UserError(f"cannot read ONNX model {path}: {str(err).strip()[:200]}",
+                        "the file is corrupt or not an ONNX model; re-export or re-download it") from None
+    if clamp is not None:
+        graph = model.graph
+        out = graph.output[0]
+        raw = out.name + "_unclamped"
+        for node in graph.node:
+            node.output[:] = [raw if name == out.name else name for name in node.output]
+        lo, hi = (numpy_helper.from_array(np.array(v, np.float32), f"{out.name}_clip_{tag}")
+                  for v, tag in zip(clamp, ("lo", "hi")))
+        graph.initializer.extend([lo, hi])
+        graph.node.append(helper.make_node("Clip", [raw, lo.name, hi.name], [out.name]))
+    if fp16:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+        model = convert_float_to_float16(model, keep_io_types=True)
+    return model.SerializeToString()
+
+
+def run_chain(models: list[LoadedModel], x: np.ndarray) -> np.ndarray:
+    """Apply ``models`` in order to a float32 (N, 3, H, W) array; returns the last output on the host.
+
+    When every model runs on CUDA/TensorRT, IO binding keeps the intermediate tensors on the
+    GPU: one upload, one download for the whole chain. Otherwise plain host runs.
+    """
+    if not models:
+        return x
+    if len(models) > 1 and all(m.on_gpu for m in models):
+        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x, np.float32), "cuda", 0)
+        for m in models:
+            binding = m.session.io_binding()
+            binding.bind_ortvalue_input(m.input_name, value)
+            binding.bind_output(m.output_name, "cuda", 0)
+            m.session.run_with_iobinding(binding)
+            value = binding.get_outputs()[0]
+        return value.numpy()
+    for m in models:
+        x = m.run(x)
+    return x
+
+
+_PROBES: dict[str, list[str]] = {}
+
+
+@contextlib.contextmanager
+def _quiet_native():
+    """Silence onnxruntime's native and Python chatter (provider load failures) for a moment."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [devnull]:
+            os.close(fd)
+
+
+def probe_providers(device: str = "auto") -> list[str]:
+    """Providers a session for ``device`` really gets on this machine (cached per device).
+
+    Builds a one-node model in memory, quietly, so a CUDA build on a machine without a GPU
+    (or without CUDA libraries) reports just the CPU instead of printing load errors.
+    """
+    if device not in DEVICE_PROVIDERS:
+        raise UserError(f"unknown device {device!r}", f"use one of {', '.join(DEVICE_PROVIDERS)}")
+    if device not in _PROBES:
+        offered = set(available_providers())
+        wanted = [p for p in DEVICE_PROVIDERS[device] if p in offered] or ["CPUExecutionProvider"]
+        if wanted == ["CPUExecutionProvider"]:
+            _PROBES[device] = wanted
+            return list(wanted)
+        from onnx import TensorProto, helper
+
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+        model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y]),
+                                  opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        got = ["CPUExecutionProvider"]
+        for i in range(len(wanted)):  # onnxruntime may raise instead of falling back: try shorter lists
+            try:
+                with _quiet_native():
+                    session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
+                                                   providers=wanted[i:])
+                got = list(session.get_providers())
+                break
+            except Exception:
+                continue
+        _PROBES[device] = got
+    return list(_PROBES[device])
+
+
+def runtime_info(device: str = "auto") -> dict:
+    """onnxruntime version, providers this build offers, and those a session for ``device`` really gets."""
+    return {"onnxruntime": ort.__version__, "providers_available": available_providers(),
+            "device": device, "providers_used": probe_providers(device)}

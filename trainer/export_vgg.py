@@ -78,6 +78,9 @@ def export_features(extractor: nn.Module, out_path: str | Path, layer: str = LAY
         if not diff <= PARITY_TOLERANCE:
             raise UserError(f"ONNX features differ from PyTorch by {diff:.3g} (> {PARITY_TOLERANCE})",
                             "do not use this file; report the bug with your torch and onnx versions")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):

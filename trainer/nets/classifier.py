@@ -3,7 +3,7 @@
 A spec is a dash-separated list of tokens, read left to right (the network reads like its figure):
 
   convC[kK][sS]  ConvLayer: C filters, kernel K (default 3), stride S (default 1), padding K//2, ReLU
-  bn | in        batch / instance norm for the conv or res just before it (default: no norm)
+  bn | in        batch / instance norm for the conv, res or vgg16 just before it (default: no norm)
   res            ResidualBlock at the current width (two 3x3 convs and a skip)
   pool | avgpool 2x2 max / average pooling, stride 2
   gap            global average pooling; the class scores then come from a 1x1 conv before it,
@@ -25,15 +25,15 @@ import torch
 from torch import nn
 
 from stylecam.errors import UserError
-from trainer.nets.blocks import ConvLayer, ResidualBlock
+from trainer.nets.blocks import ConvLayer, ResidualBlock, make_norm
 
 PRESETS = {
     "mnist-small": "conv32-bn-pool-conv64-bn-pool-drop0.25-fc128-drop0.5",
     "fashion-small": "conv32-bn-conv32-bn-pool-conv64-bn-conv64-bn-pool-drop0.25-fc256-drop0.5",
-    "cifar-fast": "conv32-bn-pool-conv64-bn-pool-conv128-bn-pool-drop0.1-fc256-drop0.3",
-    "cifar-resnet": "conv32-bn-conv64-bn-pool-res-bn-conv128-bn-pool-conv192-bn-pool-res-bn-gap",
+    "cifar-fast": "conv32-bn-pool-conv64-bn-pool-conv128-bn-pool-fc256",
+    "cifar-resnet": "conv32-bn-pool-conv64-bn-pool-conv128-bn-res-bn-pool-fc256",
     "all-conv": "conv32-bn-conv32-bn-conv64s2-bn-conv64-bn-conv128s2-bn-conv128-bn-gap",
-    "vgg16-head": "vgg16:relu3_3-pool-fc256-drop0.5",
+    "vgg16-head": "vgg16:relu3_3-bn-pool-fc256-drop0.5",
 }
 
 _TOKEN = re.compile(r"^(?:conv(?P<conv>\d+)(?:k(?P<k>\d+))?(?:s(?P<s>\d+))?|fc(?P<fc>\d+)"
@@ -91,10 +91,10 @@ def parse_spec(spec: str) -> list[dict]:
         elif m["vgg"]:
             if i != 0:
                 raise UserError(f"{token!r} must be the first token of the spec", hint)
-            layers.append({"kind": "vgg16", "layer": m["vgg"]})
+            layers.append({"kind": "vgg16", "layer": m["vgg"], "norm": "none"})
         elif word in ("bn", "in"):
-            if not layers or layers[-1]["kind"] not in ("conv", "res"):
-                raise UserError(f"{word!r} at position {i + 1} must follow a conv or res token", hint)
+            if not layers or layers[-1]["kind"] not in ("conv", "res", "vgg16"):
+                raise UserError(f"{word!r} at position {i + 1} must follow a conv, res or vgg16 token", hint)
             if layers[-1]["norm"] != "none":
                 raise UserError(f"two norms in a row at position {i + 1} of {spec!r}", hint)
             layers[-1]["norm"] = "batch" if word == "bn" else "instance"
@@ -147,7 +147,7 @@ class Classifier(nn.Module):
         def add(kind: str, module: nn.Module) -> None:
             nonlocal probe
             counts[kind] = counts.get(kind, 0) + 1
-            modules[f"{kind}{counts[kind]}"] = module
+            modules[kind if kind in ("vgg", "norm", "head", "gap") else f"{kind}{counts[kind]}"] = module
             with torch.no_grad():
                 was = module.training
                 probe = module.eval()(probe)
@@ -160,6 +160,8 @@ class Classifier(nn.Module):
                     from trainer.nets.vgg import load_vgg16
                     vgg_extractor = load_vgg16([spec["layer"]])
                 add("vgg", VGGBackbone(vgg_extractor, spec["layer"], config.mean, config.std))
+                if spec["norm"] != "none":   # trained norm: brings the large VGG activations to unit scale
+                    add("norm", make_norm(spec["norm"], probe.shape[1]))
             elif kind == "conv":
                 if probe.shape[-1] < spec["stride"] or probe.shape[-2] < spec["stride"]:
                     raise UserError(f"conv stride {spec['stride']} on a {tuple(probe.shape[1:])} map",

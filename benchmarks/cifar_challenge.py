@@ -1,0 +1,148 @@
+"""CIFAR-10 challenge: test accuracy reached after 60 s, 300 s and 600 s of training wall time.
+
+Each budget is a separate run from scratch with the same preset and recipe; the learning-rate cycle
+is spread over the budget. The clock covers everything in the training loop (batching, augmentation,
+forward, backward, update) and excludes data loading (the dataset is decoded once and cached) and
+the final test-set evaluation. A few warm-up steps on a throwaway model come first, so one-time
+kernel set-up is not charged to the first run. Writes JSON (machine, settings, results, goals).
+
+    python benchmarks/cifar_challenge.py [--budgets 60,300,600] [--arch cifar-resnet] [--plot PNG]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from trainer.data import load_dataset
+from trainer.nets.classifier import build_classifier
+from trainer.train_classifier import TrainConfig, run_training, set_threads, train, use_bf16
+
+GOALS = {60: 0.60, 600: 0.80}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def plot(result: dict, path: str | os.PathLike) -> None:
+    """Test accuracy against training budget, with the goals -> small PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["results"]
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
+    ax.plot([r["budget_s"] for r in rows], [r["test_accuracy"] for r in rows], "o-", label=result["settings"]["arch"])
+    for r in rows:
+        ax.annotate(f"{r['test_accuracy']:.1%}", (r["budget_s"], r["test_accuracy"]), textcoords="offset points",
+                    xytext=(0, -14), ha="center", fontsize=8)
+    for budget, goal in GOALS.items():
+        ax.plot([budget], [goal], "r_", markersize=14, label="goal" if budget == 60 else None)
+    ax.set(xlabel="training wall time (s)", ylabel="CIFAR-10 test accuracy", ylim=(0.4, 1.0),
+           title=f"{result['machine']['cores']}-core CPU, {result['machine']['threads_used']} thread(s), shared", )
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    tmp = Path(path).with_name(Path(path).name + ".tmp.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budgets", default="60,300,600", help="comma-separated training seconds")
+    p.add_argument("--arch", default="cifar-resnet")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--optimizer", default="sgd")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--threads", type=int, default=0, help="0: the idle cores (cores minus load average)")
+    p.add_argument("--data", default=None)
+    p.add_argument("--runs", default="runs/cifar_challenge", help="folder for each run's outputs")
+    p.add_argument("--out", default="benchmarks/results/cifar_challenge.json")
+    p.add_argument("--plot", default=None, help="also draw accuracy against budget into this PNG")
+    p.add_argument("--plot-only", action="store_true", help="redraw --plot from the JSON in --out, no training")
+    args = p.parse_args(argv)
+    if args.plot_only:
+        if not args.plot:
+            p.error("--plot-only needs --plot PATH")
+        plot(json.loads(Path(args.out).read_text()), args.plot)
+        return 0
+
+    budgets = [float(b) for b in args.budgets.split(",")]
+    t0 = time.perf_counter()
+    data = load_dataset("cifar10", args.data)
+    load_seconds = time.perf_counter() - t0
+    load_before = os.getloadavg()
+    threads = set_threads(args.threads)
+    bf16 = use_bf16(args.precision)
+    base = TrainConfig(batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                       augment=not args.no_augment, flip=not args.no_augment, bf16=bf16, eval_every=0)
+    # warm-up: a few steps on a throwaway model of the same shapes
+    norm = data.normalisation()
+    warm = build_classifier(args.arch, data.channels, len(data.classes), *data.size,
+                            mean=norm["mean"], std=norm["std"])
+    small = type(data)(data.name, data.classes, data.train_x[:args.batch_size * 3], data.train_y[:args.batch_size * 3],
+                       data.test_x[:10], data.test_y[:10], data.source)
+    train(warm, small, TrainConfig(**{**base.__dict__, "epochs": 1.0}), progress=False)
+
+    results = []
+    for budget in budgets:
+        cfg = TrainConfig(**{**base.__dict__, "time_budget": budget})
+        print(f"== {budget:g} s with {args.arch}", flush=True)
+        start = time.perf_counter()
+        report = run_training(data, args.arch, cfg, Path(args.runs) / f"{budget:g}s", f"cifar10-{budget:g}s")
+        t = report["training"]
+        results.append({"budget_s": budget, "test_accuracy": report["test_accuracy"],
+                        "train_seconds": t["train_seconds"], "epochs": t["epochs_done"], "steps": t["steps"],
+                        "images_per_second": round(t["steps"] * cfg.batch_size / max(t["train_seconds"], 1e-9), 1),
+                        "wall_seconds_with_eval_and_export": round(time.perf_counter() - start, 1),
+                        "run_folder": str(Path(args.runs) / f"{budget:g}s")})
+    goals = {f"{b}s": {"goal": g, "reached": next((r["test_accuracy"] >= g for r in results if r["budget_s"] == b), None)}
+             for b, g in GOALS.items()}
+    out = {
+        "benchmark": "cifar_challenge",
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads_used": threads,
+                    "load_average_before": [round(v, 2) for v in load_before],
+                    "load_average_after": [round(v, 2) for v in os.getloadavg()],
+                    "python": sys.version.split()[0], "torch": torch.__version__},
+        "settings": {"arch": args.arch, "precision": "bf16 autocast" if bf16 else "fp32",
+                     "channels_last": base.channels_last, "batch_size": base.batch_size,
+                     "optimizer": base.optimizer, "peak_lr": base.peak_lr, "augment": base.augment,
+                     "label_smoothing": base.label_smoothing, "dataset": data.source,
+                     "dataset_load_seconds": round(load_seconds, 1),
+                     "clock": "training loop wall time; data loading and final evaluation excluded"},
+        "results": results, "goals": goals,
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, path)
+    if args.plot:
+        plot(out, args.plot)
+    for r in results:
+        print(f"{r['budget_s']:>6g} s: test accuracy {r['test_accuracy']:.2%} ({r['epochs']:.2f} epochs, "
+              f"{r['images_per_second']:.0f} img/s)")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

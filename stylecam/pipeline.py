@@ -1,0 +1,229 @@
+"""Chain x repeat of style models applied to frames: the engine behind the CLI, the live view and the study.
+
+``Stylizer(styles=["wave", "muse"], repeat=3)`` applies wave, then muse, and that whole chain
+three times (six passes). Every pass reflect-pads the image to a multiple of 4 (plus ``prepad``
+pixels on each side), runs the model, clamps to 0..255 and crops back, so the size never drifts.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from stylecam import contract, imageops
+from stylecam.errors import UserError
+from stylecam.session import GPU_PROVIDERS, LoadedModel, load_model, probe_providers, run_chain
+from stylecam.styles import Registry, StyleEntry, is_path_like, load_entry
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent in the last call, per stage."""
+    pre: float = 0.0
+    inference: float = 0.0
+    post: float = 0.0
+
+
+def _check_repeat(repeat) -> int:
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1:
+        raise UserError(f"--repeat must be a whole number ≥ 1, got {repeat!r}",
+                        "e.g. --repeat 3 applies the whole chain three times")
+    return int(repeat)
+
+
+def _check_strength(strength) -> float:
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"--strength must be within 0..1, got {strength!r}",
+                        "0 keeps the original, 1 is fully stylised")
+    return value
+
+
+class Stylizer:
+    """Stylise uint8 BGR frames with a chain of style models applied ``repeat`` times.
+
+    styles: style names (looked up in ``weights_dir``) or paths to .onnx files, applied in order.
+    variant: "full" / "lite"; None = lite on the CPU, full on a GPU (the other when one is missing).
+    prepad: extra reflect padding (pixels per side) around every pass, cropped after.
+    strength: 0..1 blend with the original; preserve_color: keep the original's colour.
+    size: long side of the inference resolution (the result is resized back); None = frame size.
+    """
+
+    def __init__(self, styles: Sequence[str] = ("wave",), repeat: int = 1, device: str = "auto",
+                 variant: str | None = None, prepad: int = 0, strength: float = 1.0,
+                 preserve_color: bool = False, weights_dir: str | None = None, size: int | None = None,
+                 padding: str = "reflect", fp16: bool = False, threads: int | None = None,
+                 registry: Registry | None = None):
+        if isinstance(styles, str):
+            styles = [s for s in styles.split(",") if s.strip()]
+        styles = [s.strip() for s in styles]
+        if not styles or not all(styles):
+            raise UserError("no style given", "name at least one style, e.g. --style wave or --chain wave,muse")
+        if variant not in (None, "full", "lite"):
+            raise UserError(f"unknown variant {variant!r}", "use --full or --lite")
+        if padding not in contract.PADDING_MODES:
+            raise UserError(f"unknown padding mode {padding!r}", f"use one of {', '.join(contract.PADDING_MODES)}")
+        if isinstance(prepad, bool) or not isinstance(prepad, (int, np.integer)) or prepad < 0:
+            raise UserError(f"--prepad must be a whole number ≥ 0, got {prepad!r}", "e.g. --prepad 16")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8):
+            raise UserError(f"--size must be a whole number ≥ 8, got {size!r}", "e.g. --size 512")
+        self.repeat = _check_repeat(repeat)
+        self.strength = _check_strength(strength)
+        self.preserve_color = bool(preserve_color)
+        self.prepad = int(prepad)
+        self.size = int(size) if size is not None else None
+        self.device = device
+        self.fp16 = fp16
+        self.threads = threads
+        self.padding = padding
+        self.variant = variant
+        self.providers_probe = probe_providers(device)
+        self.prefer = "full" if any(p in GPU_PROVIDERS for p in self.providers_probe) else "lite"
+        needs_registry = registry is not None or not all(is_path_like(s) for s in styles)
+        self.registry = registry or (Registry(weights_dir) if needs_registry else None)
+        self._models: dict[str, LoadedModel] = {}
+        self.times = StageTimes()
+        self.set_styles(styles)
+
+    # ----- configuration -------------------------------------------------------------------
+    def set_styles(self, styles: Sequence[str]) -> None:
+        """Replace the chain (names or paths); models load now, so errors surface here."""
+        entries = []
+        for spec in styles:
+            if self.registry is not None:
+                entries.append(self.registry.resolve(spec, variant=self.variant, padding=self.padding,
+                                                     prefer=self.prefer))
+            else:
+                entries.append(load_entry(spec))
+        self.entries: list[StyleEntry] = entries
+        self.specs: tuple[str, ...] = tuple(styles)  # as given: names or paths
+        for entry in entries:
+            self._model(entry)
+
+    def set_repeat(self, repeat: int) -> None:
+        self.repeat = _check_repeat(repeat)
+
+    def set_strength(self, strength: float) -> None:
+        self.strength = _check_strength(strength)
+
+    @property
+    def chain(self) -> list[str]:
+        """Labels of the chain's styles, in order."""
+        return [e.label for e in self.entries]
+
+    @property
+    def passes(self) -> list[StyleEntry]:
+        """Every pass in order: the chain repeated ``repeat`` times."""
+        return list(self.entries) * self.repeat
+
+    @property
+    def providers(self) -> list[str]:
+        """Providers the first model's session really uses."""
+        return self._model(self.entries[0]).providers
+
+    def describe(self) -> dict:
+        """JSON-friendly summary: chain, repeat, passes, variants, providers, settings."""
+        return {"chain": self.chain, "repeat": self.repeat, "passes": len(self.passes),
+                "models": [{"name": e.name, "variant": e.variant, "padding": e.padding, "path": str(e.path)}
+                           for e in self.entries],
+                "providers": self.providers, "strength": self.strength, "preserve_color": self.preserve_color,
+                "prepad": self.prepad, "size": self.size, "fp16": self.fp16}
+
+    def _model(self, entry: StyleEntry) -> LoadedModel:
+        key = str(entry.path)
+        if key not in self._models:
+            model = load_model(key, device=self.device, threads=self.threads, clamp=(0.0, 255.0), fp16=self.fp16)
+            if model.input_name != contract.STYLE_INPUT or model.output_name != contract.STYLE_OUTPUT:
+                raise UserError(
+                    f"{entry.path} has input {model.input_name!r} and output {model.output_name!r}, "
+                    f"expected {contract.STYLE_INPUT!r} -> {contract.STYLE_OUTPUT!r}",
+                    "export style models with `stylecam-train export`")
+            self._models[key] = model
+        return self._models[key]
+
+    # ----- float core ----------------------------------------------------------------------
+    def _run_pass(self, model: LoadedModel, x: np.ndarray) -> np.ndarray:
+        pads = imageops.pad_amounts(x.shape[-2], x.shape[-1], extra=self.prepad)
+        return imageops.crop(model.run(np.ascontiguousarray(imageops.reflect_pad(x, pads))), pads)
+
+    def run_float(self, x: np.ndarray, collect: bool = False):
+        """Apply every pass to float32 RGB (N, 3, H, W) 0..255; returns the same shape, clamped.
+
+        collect=True returns the list of the state after each pass instead (len == passes).
+        Raw model output: no strength, no colour keeping, no resizing.
+        """
+        x = np.asarray(x, np.float32)
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"run_float expects float32 (N, 3, H, W), got shape {x.shape}")
+        models = [self._model(e) for e in self.passes]
+        pads = imageops.pad_amounts(x.shape[-2], x.shape[-1], extra=self.prepad)
+        if not collect and not any(pads):
+            return run_chain(models, x)  # sizes already fit: one go (IO binding on a GPU)
+        states = []
+        for model in models:
+            x = self._run_pass(model, x)
+            if collect:
+                states.append(x)
+        return states if collect else x
+
+    # ----- frames --------------------------------------------------------------------------
+    def _to_inference(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 BGR (N, H, W, 3) -> float32 RGB NCHW at the inference resolution."""
+        if self.size is not None:
+            frames = np.stack([imageops.resize_long_side(f, self.size) for f in frames])
+        return imageops.bgr_to_nchw(frames)
+
+    def _finish(self, original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
+        """Original uint8 BGR (N, H, W, 3) + stylised float NCHW -> uint8 BGR (N, H, W, 3)."""
+        h, w = original.shape[1:3]
+        if stylised.shape[-2:] != (h, w):
+            stylised = np.stack([imageops.resize_to(s.transpose(1, 2, 0), h, w).transpose(2, 0, 1)
+                                 for s in stylised])
+        if self.preserve_color or self.strength < 1.0:
+            base = imageops.bgr_to_nchw(original)
+            if self.preserve_color:
+                stylised = imageops.preserve_color(base, stylised)
+            stylised = imageops.blend(base, stylised, self.strength)
+        return imageops.nchw_to_bgr(stylised)
+
+    def stylize_batch(self, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 BGR (N, H, W, 3), all the same size -> uint8 BGR (N, H, W, 3)."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected uint8 BGR frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        t0 = time.perf_counter()
+        x = self._to_inference(frames)
+        t1 = time.perf_counter()
+        y = self.run_float(x)
+        t2 = time.perf_counter()
+        out = self._finish(frames, y)
+        t3 = time.perf_counter()
+        self.times = StageTimes(pre=(t1 - t0) * 1e3, inference=(t2 - t1) * 1e3, post=(t3 - t2) * 1e3)
+        return out
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """uint8 BGR (H, W, 3) -> uint8 BGR (H, W, 3), stylised by every pass."""
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 BGR frame (H, W, 3), got {frame.dtype} {frame.shape}")
+        return self.stylize_batch(frame[None])[0]
+
+    def steps(self, frame: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """Every intermediate result: [("original", frame), ("1 wave", ...), ..., ("6 muse", ...)].
+
+        Each step is post-processed like the final result (strength, colour, resize back), so
+        the last step equals ``self(frame)``. Frames are uint8 BGR (H, W, 3).
+        """
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 BGR frame (H, W, 3), got {frame.dtype} {frame.shape}")
+        states = self.run_float(self._to_inference(frame[None]), collect=True)
+        out = [("original", frame)]
+        for i, (entry, state) in enumerate(zip(self.passes, states), start=1):
+            out.append((f"{i} {entry.label}", self._finish(frame[None], state)[0]))
+        return out

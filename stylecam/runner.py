@@ -1,0 +1,539 @@
+"""The frame loops: files (every frame, decode / inference / encode overlapped) and cameras (live).
+
+Frames are uint8 BGR (H, W, 3) everywhere here; the Stylizer does the float work.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from stylecam import imageops
+from stylecam.config import RunConfig
+from stylecam.errors import UserError
+from stylecam.pipeline import Stylizer
+from stylecam.session import GPU_PROVIDERS
+from stylecam.sinks import VideoWriter, Window, hud_lines, write_image
+from stylecam.sources import (CameraSource, SourceError, SourceItem, VideoFileSource, expand_sources,
+                              prefetch, read_image)
+
+log = logging.getLogger("stylecam")
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run; ``summary`` says what was written."""
+
+    def __init__(self, summary: dict):
+        super().__init__("interrupted")
+        self.summary = summary
+
+
+# ----- classifier overlay --------------------------------------------------------------------
+
+class LabelOverlay:
+    """Top-3 labels of a classifier for the original and the stylised frame, side by side.
+
+    Uses ``stylecam.classify`` (load_classifier, Classifier.top_k, overlay_labels).
+    """
+
+    def __init__(self, model_path: str, device: str = "auto", k: int = 3):
+        try:
+            classify = importlib.import_module("stylecam.classify")
+        except ModuleNotFoundError as err:
+            if err.name != "stylecam.classify":
+                raise
+            raise UserError("--classify is not available: this installation has no stylecam.classify module",
+                            "install the complete stylecam package") from None
+        if not Path(model_path).is_file():
+            raise UserError(f"classifier model not found: {model_path}",
+                            "pass a classifier .onnx file, e.g. weights/classifiers/cifar10.onnx")
+        self._classify = classify
+        self.classifier = classify.load_classifier(model_path, device=device)
+        self.k = k
+
+    def compose(self, original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
+        """uint8 BGR original and stylised (H, W, 3) -> uint8 BGR (H, 2W, 3) with labels drawn."""
+        left = self._classify.overlay_labels(original, self.classifier.top_k(original, k=self.k), "original")
+        right = self._classify.overlay_labels(stylised, self.classifier.top_k(stylised, k=self.k), "stylised")
+        return imageops.side_by_side(left, right)
+
+
+def compose(original: np.ndarray, stylised: np.ndarray, overlay: LabelOverlay | None, show_original: bool) -> np.ndarray:
+    """What is shown and recorded: the stylised frame, or original | stylised (with labels)."""
+    if overlay is not None:
+        return overlay.compose(original, stylised)
+    if show_original:
+        return imageops.side_by_side(original, stylised)
+    return stylised
+
+
+# ----- output names --------------------------------------------------------------------------
+
+WRITABLE_VIDEO_EXTS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm")
+
+
+def default_output(path: str | Path) -> Path:
+    """``clip.mp4`` -> ``clip_stylised.mp4`` next to the input."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_stylised{path.suffix}")
+
+
+def output_for(item: SourceItem, output: str | None, many: bool) -> Path:
+    """Output path of one item.
+
+    No -o: NAME_stylised.EXT next to the input. -o a folder (existing, ending in a separator,
+    without an extension, or several inputs): the input's path relative to its folder, mirrored
+    under it. -o a file: that file. Videos in containers that cannot be written go to .mp4.
+    """
+    if output is None:
+        out = default_output(item.location)
+    else:
+        out = Path(output)
+        if many or out.is_dir() or output.endswith(("/", "\\")) or not out.suffix:
+            out = out / item.relative
+    if item.kind == "video" and out.suffix.lower() not in WRITABLE_VIDEO_EXTS:
+        out = out.with_suffix(".mp4")
+    return out
+
+
+def check_outputs(pairs: Sequence[tuple[SourceItem, Path]]) -> None:
+    """Refuse to overwrite an input or to write two inputs to one output."""
+    seen: dict[Path, str] = {}
+    for item, out in pairs:
+        if Path(item.location).resolve() == out.resolve():
+            raise UserError(f"output {out} would overwrite its input", "choose another -o")
+        key = out.resolve()
+        if key in seen:
+            raise UserError(f"{item.location} and {seen[key]} would both be written to {out}",
+                            "give -o a folder")
+        seen[key] = item.location
+        if item.kind == "image" and out.suffix.lower() in WRITABLE_VIDEO_EXTS:
+            raise UserError(f"cannot write image {item.location} to a video file {out}", "give -o a folder or an image name")
+
+
+# ----- files ---------------------------------------------------------------------------------
+
+def _progress(total, desc: str, enabled: bool, position: int = 0, unit: str = "frame", leave: bool = True):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, position=position, leave=leave,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+def _batches(frames: Iterable[np.ndarray], size: int) -> Iterable[list[np.ndarray]]:
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _EncodeThread:
+    """Writes frames from a bounded queue in a background thread (encoding overlaps inference)."""
+
+    def __init__(self, writer_factory: Callable[[np.ndarray], VideoWriter], maxsize: int = 8):
+        self._factory = writer_factory
+        self.writer: VideoWriter | None = None
+        self.error: BaseException | None = None
+        self.encode_s = 0.0
+        self._q: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._thread = threading.Thread(target=self._work, name="stylecam-encode", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            frame = self._q.get()
+            if frame is None:
+                return
+            if self.error is not None:
+                continue
+            try:
+                t0 = time.perf_counter()
+                if self.writer is None:
+                    self.writer = self._factory(frame)
+                self.writer.write(frame)
+                self.encode_s += time.perf_counter() - t0
+            except BaseException as err:
+                self.error = err
+
+    def put(self, frame: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self._q.put(frame)
+
+    def abort(self) -> None:
+        """Stop after the queued frames and delete the partial output (used on errors)."""
+        self._q.put(None)
+        self._thread.join()
+        if self.writer is not None:
+            self.writer.abort()
+
+    def finish(self) -> VideoWriter | None:
+        """Wait for every queued frame to be written; returns the writer (not yet closed)."""
+        self._q.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.writer
+
+
+def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
+                  show_original: bool = False, batch: int = 1, max_frames: int | None = None,
+                  progress: bool = True, position: int = 0) -> dict:
+    """Stylise every frame of ``path`` into ``out`` (audio kept); returns a summary dict.
+
+    Decoding runs in a thread ahead of inference, encoding in another behind it, joined by
+    bounded queues. Ctrl-C finalises what was written and raises Interrupted. Raises
+    SourceError when the input cannot be decoded.
+    """
+    source = VideoFileSource(path)
+    total = source.frame_count if max_frames is None else min(source.frame_count or max_frames, max_frames)
+    frames_iter: Iterable[np.ndarray] = source
+    if max_frames is not None:
+        frames_iter = (f for f, _ in zip(source, range(max_frames)))
+    encoder = _EncodeThread(lambda first: VideoWriter(out, source.fps, (first.shape[1], first.shape[0]),
+                                                      audio_from=path))
+    done = 0
+    inference_s = 0.0
+    bar = _progress(total, Path(path).name, progress, position=position)
+    t_start = time.perf_counter()
+    interrupted = False
+    decoded = prefetch(frames_iter, maxsize=max(8, 2 * batch))
+    try:
+        for group in _batches(decoded, batch):
+            t0 = time.perf_counter()
+            styled = stylizer.stylize_batch(np.stack(group)) if len({g.shape for g in group}) == 1 else \
+                np.stack([stylizer(g) for g in group])
+            inference_s += time.perf_counter() - t0
+            for original, result in zip(group, styled):
+                encoder.put(compose(original, result, overlay, show_original))
+            done += len(group)
+            bar.update(len(group))
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:
+        encoder.abort()
+        raise
+    finally:
+        decoded.close()
+        bar.close()
+    writer = encoder.finish()
+    elapsed = time.perf_counter() - t_start
+    summary = {"input": str(path), "output": str(out), "kind": "video", "frames": done,
+               "frames_total": source.frame_count, "seconds": round(elapsed, 3),
+               "fps": round(done / elapsed, 2) if elapsed > 0 else None,
+               "stylise_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
+               "encode_ms_per_frame": round(1e3 * encoder.encode_s / done, 2) if done else None,
+               "audio": bool(writer and writer.audio), "interrupted": interrupted}
+    if writer is None:
+        if interrupted:
+            raise Interrupted(summary | {"output": None})
+        raise SourceError(f"no frames decoded from {path}")
+    writer.close()
+    if interrupted:
+        raise Interrupted(summary)
+    return summary
+
+
+def process_image(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
+                  show_original: bool = False) -> dict:
+    """Stylise one image file into ``out``; returns a summary dict. Raises SourceError."""
+    frame = read_image(path)
+    t0 = time.perf_counter()
+    result = stylizer(frame)
+    ms = (time.perf_counter() - t0) * 1e3
+    write_image(out, compose(frame, result, overlay, show_original))
+    return {"input": str(path), "output": str(out), "kind": "image", "frames": 1, "stylise_ms": round(ms, 2)}
+
+
+def save_steps(frame: np.ndarray, stylizer: Stylizer, out: Path) -> dict:
+    """Write every step of chain x repeat for one frame as PNGs plus a contact sheet.
+
+    Files: ``<out stem>_steps/00_original.png, 01_wave.png, ...`` and ``<out stem>_steps.png``.
+    """
+    steps = stylizer.steps(frame)
+    folder = out.with_name(f"{out.stem}_steps")
+    files = []
+    for i, (label, image) in enumerate(steps):
+        name = label.split(" ", 1)[-1] if i else "original"
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+        files.append(str(write_image(folder / f"{i:02d}_{safe}.png", image)))
+    sheet = write_image(out.with_name(f"{out.stem}_steps.png"), imageops.contact_sheet(steps))
+    return {"steps": files, "contact_sheet": str(sheet)}
+
+
+def batch_size(config: RunConfig, stylizer: Stylizer) -> int:
+    """Frames per inference call: as configured, else 4 on a GPU (fewer launches), 1 on the CPU
+    (batching does not speed up convolutions there and only adds latency)."""
+    if config.batch:
+        return config.batch
+    return 4 if any(p in GPU_PROVIDERS for p in stylizer.providers) else 1
+
+
+def process_files(items: Sequence[SourceItem], config: RunConfig, stylizer: Stylizer,
+                  overlay: LabelOverlay | None) -> tuple[list[dict], list[dict]]:
+    """Every image and video item; returns (done, failed) summaries. Unreadable files are skipped."""
+    many = len(items) > 1
+    pairs = [(item, output_for(item, config.output, many)) for item in items]
+    check_outputs(pairs)
+    done, failed = [], []
+    overall = _progress(len(items), "files", config.progress and many, unit="file")
+    try:
+        for item, out in pairs:
+            try:
+                if item.kind == "image":
+                    summary = process_image(item.location, out, stylizer, overlay)
+                    if config.save_steps:
+                        summary.update(save_steps(read_image(item.location), stylizer, out))
+                else:
+                    summary = process_video(item.location, out, stylizer, overlay, batch=batch_size(config, stylizer),
+                                            max_frames=config.max_frames, progress=config.progress,
+                                            position=1 if many else 0)
+                    if config.save_steps:
+                        first = next(iter(VideoFileSource(item.location)))
+                        summary.update(save_steps(first, stylizer, out))
+                done.append(summary)
+            except SourceError as err:
+                log.error("stylecam: skipped %s: %s", item.location, err)
+                failed.append({"input": item.location, "error": str(err)})
+            except Interrupted as stop:
+                stop.summary = {"done": done + [stop.summary], "failed": failed}
+                raise
+            overall.update(1)
+    finally:
+        overall.close()
+    return done, failed
+
+
+# ----- live ----------------------------------------------------------------------------------
+
+STRENGTH_STEP = 0.1
+MAX_REPEAT = 20
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What the live view shows; changed only by ``handle_key`` (pure)."""
+    styles: tuple[str, ...]                 # every style the keys cycle through
+    chain: tuple[str, ...]                  # the chain given on the command line
+    style_index: int = 0                    # current single style (when the chain is off)
+    chain_on: bool = True                   # apply the chain instead of the single style
+    repeat: int = 1
+    strength: float = 1.0
+    show_original: bool = False             # original | stylised side by side
+    paused: bool = False
+    recording: bool = False
+    quit: bool = False
+    events: tuple[str, ...] = field(default=())  # one-shot requests for the loop: "snapshot"
+
+    def active(self) -> tuple[str, ...]:
+        """The styles applied now, in order."""
+        if self.chain_on or not self.styles:
+            return self.chain
+        return (self.styles[self.style_index],)
+
+
+def initial_state(chain: Sequence[str], styles: Sequence[str], repeat: int = 1, strength: float = 1.0) -> LiveState:
+    """Start with the chain; single-style keys cycle through ``styles`` (the chain's first if absent)."""
+    names = tuple(styles) or tuple(chain)
+    index = names.index(chain[0]) if chain and chain[0] in names else 0
+    return LiveState(styles=names, chain=tuple(chain), style_index=index, chain_on=len(chain) > 1 or not names,
+                     repeat=repeat, strength=strength)
+
+
+def handle_key(state: LiveState, key: int) -> LiveState:
+    """New state after a key press (``key`` as returned by cv2.waitKey; -1 = none).
+
+    n/p next/previous style, 1-9 pick a style, c chain on/off, +/- repeat, [ ] strength,
+    o original side by side, s snapshot, r recording on/off, space pause, q/Esc quit.
+    """
+    state = dataclasses.replace(state, events=())
+    if key is None or key < 0:
+        return state
+    key &= 0xFF
+    ch = chr(key)
+    n = len(state.styles)
+    if ch in "qQ" or key == 27:
+        return dataclasses.replace(state, quit=True)
+    if ch in "np" and n:
+        step = 1 if ch == "n" else -1
+        return dataclasses.replace(state, style_index=(state.style_index + step) % n, chain_on=False)
+    if ch.isdigit() and ch != "0":
+        index = int(ch) - 1
+        return dataclasses.replace(state, style_index=index, chain_on=False) if index < n else state
+    if ch == "c":
+        return dataclasses.replace(state, chain_on=not state.chain_on)
+    if ch in "+=":
+        return dataclasses.replace(state, repeat=min(MAX_REPEAT, state.repeat + 1))
+    if ch in "-_":
+        return dataclasses.replace(state, repeat=max(1, state.repeat - 1))
+    if ch == "]":
+        return dataclasses.replace(state, strength=round(min(1.0, state.strength + STRENGTH_STEP), 2))
+    if ch == "[":
+        return dataclasses.replace(state, strength=round(max(0.0, state.strength - STRENGTH_STEP), 2))
+    if ch == "o":
+        return dataclasses.replace(state, show_original=not state.show_original)
+    if ch == "s":
+        return dataclasses.replace(state, events=("snapshot",))
+    if ch == "r":
+        return dataclasses.replace(state, recording=not state.recording)
+    if ch == " ":
+        return dataclasses.replace(state, paused=not state.paused)
+    return state
+
+
+def apply_state(stylizer: Stylizer, state: LiveState) -> None:
+    """Bring the stylizer in line with the live state (styles load on first use, then are cached)."""
+    if stylizer.specs != state.active():
+        stylizer.set_styles(list(state.active()))
+    if stylizer.repeat != state.repeat:
+        stylizer.set_repeat(state.repeat)
+    if stylizer.strength != state.strength:
+        stylizer.set_strength(state.strength)
+
+
+class FPSMeter:
+    """Exponential moving average of frames per second."""
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha, self.fps, self._last = alpha, 0.0, None
+
+    def tick(self, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        if self._last is not None and now > self._last:
+            inst = 1.0 / (now - self._last)
+            self.fps = inst if self.fps == 0 else (1 - self.alpha) * self.fps + self.alpha * inst
+        self._last = now
+        return self.fps
+
+
+def timestamped(prefix: str, ext: str, folder: Path = Path(".")) -> Path:
+    return folder / f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}{ext}"
+
+
+def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window: Window | None,
+             record_to: Path | None, overlay: LabelOverlay | None = None, max_frames: int | None = None,
+             snapshot_dir: Path = Path(".")) -> dict:
+    """The camera loop. Returns a summary; the recording (if any) is always finalised.
+
+    Without a window it records every frame to ``record_to`` until the camera stops, ``max_frames``
+    or Ctrl-C. With a window, keys drive ``state`` (see handle_key).
+    """
+    writer: VideoWriter | None = None
+    recordings: list[str] = []
+    snapshots: list[str] = []
+    meter = FPSMeter()
+    frames = 0
+    shown: np.ndarray | None = None
+    state = dataclasses.replace(state, recording=state.recording or (window is None and record_to is not None))
+    reason = "quit"
+    interrupted = False
+    try:
+        while not state.quit:
+            frame = camera.read(timeout=max(camera.retry_seconds, 0.5) + 1.0)
+            if frame is None:
+                reason = camera.failure or "the camera stopped"
+                log.warning("stylecam: %s; stopping", reason)
+                break
+            apply_state(stylizer, state)
+            if not state.paused or shown is None:
+                result = stylizer(frame)
+                shown = compose(frame, result, overlay, state.show_original)
+                frames += 1
+            meter.tick()
+            if state.recording and not state.paused:
+                if writer is None:
+                    target = record_to if record_to is not None and not recordings else \
+                        timestamped("stylecam", ".mp4", record_to.parent if record_to else Path("."))
+                    writer = VideoWriter(target, camera.fps, (shown.shape[1], shown.shape[0]))
+                writer.write(shown)
+            elif not state.recording and writer is not None:
+                recordings.append(str(writer.close()))
+                writer = None
+            if window is not None:
+                lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
+                                  stylizer.times.inference, state.strength,
+                                  extra=[x for x in ("REC" if state.recording else "", "PAUSED" if state.paused else "") if x])
+                state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
+                if "snapshot" in state.events:
+                    snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir), shown)))
+            if max_frames is not None and frames >= max_frames:
+                reason = "max frames"
+                break
+    except KeyboardInterrupt:
+        interrupted, reason = True, "interrupted"
+    finally:
+        camera.close()
+        if window is not None:
+            window.close()
+        if writer is not None:
+            recordings.append(str(writer.close()))
+    return {"kind": "camera", "camera": camera.index, "frames": frames, "stopped": reason,
+            "recordings": recordings, "snapshots": snapshots, "interrupted": interrupted,
+            "dropped_frames": camera.dropped}
+
+
+# ----- one invocation ------------------------------------------------------------------------
+
+def build_stylizer(config: RunConfig) -> Stylizer:
+    e = config.engine
+    return Stylizer(styles=list(e.styles), repeat=e.repeat, device=e.device, variant=e.variant, prepad=e.prepad,
+                    strength=e.strength, preserve_color=e.preserve_color, weights_dir=e.weights_dir, size=e.size,
+                    padding=e.padding, fp16=e.fp16, threads=e.threads)
+
+
+def run(config: RunConfig, camera_opener: Callable | None = None,
+        camera_retry_s: float = 3.0) -> tuple[int, dict]:
+    """Run one invocation; returns (exit code, summary). Raises UserError for bad input.
+
+    Exit code 0: all done; 1: some files could not be read; 130: interrupted (files finalised).
+    """
+    items, notes = expand_sources(config.sources or ("0",))
+    for note in notes:
+        log.info("stylecam: %s", note)
+    cameras = [i for i in items if i.kind == "camera"]
+    files = [i for i in items if i.kind != "camera"]
+    if cameras and (files or len(cameras) > 1):
+        raise UserError("a camera cannot be combined with other sources", "run one camera at a time")
+    if cameras and not config.window and not config.output:
+        raise UserError("--no-window with a camera needs -o to record to", "e.g. --no-window -o live.mp4")
+    stylizer = build_stylizer(config)
+    overlay = LabelOverlay(config.classify, device=config.engine.device) if config.classify else None
+    summary: dict = {"stylecam": stylizer.describe()}
+    if cameras:
+        import cv2
+        camera = CameraSource(int(cameras[0].location), opener=camera_opener or cv2.VideoCapture,
+                              retry_seconds=camera_retry_s)
+        window = Window() if config.window else None
+        registry_names = stylizer.registry.names() if stylizer.registry else []
+        state = initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength)
+        record_to = Path(config.output) if config.output else None
+        result = run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames)
+        summary.update(result)
+        return (130 if result["interrupted"] else 0), summary
+    try:
+        done, failed = process_files(files, config, stylizer, overlay)
+    except Interrupted as stop:
+        summary.update(stop.summary)
+        last = stop.summary["done"][-1] if stop.summary.get("done") else {}
+        if last.get("output"):
+            log.warning("stylecam: interrupted: %s holds the %d frames done so far (playable)",
+                        last["output"], last.get("frames", 0))
+        else:
+            log.warning("stylecam: interrupted before any frame was written")
+        return 130, summary
+    summary.update({"done": done, "failed": failed})
+    if failed:
+        log.error("stylecam: %d of %d files could not be read", len(failed), len(files))
+    return (1 if failed else 0), summary

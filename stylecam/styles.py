@@ -1,0 +1,203 @@
+"""The style registry: every style model found in a weights folder, described by its ONNX metadata.
+
+File names are never parsed; the name, variant and padding mode come from the metadata keys of
+``stylecam.contract``. Classifier models (``classifiers/`` or kind "classifier") are skipped.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stylecam import contract
+from stylecam.errors import UserError
+
+GET_STYLES_HINT = ("train one with `stylecam-train style --style-image PAINTING.jpg --name NAME`, "
+                   "point --weights-dir / STYLECAM_WEIGHTS at a folder of style models, "
+                   "or pass a model file with --style FILE.onnx")
+
+
+def default_weights_dir() -> Path:
+    """$STYLECAM_WEIGHTS, else the ``weights/`` folder next to the stylecam package."""
+    env = os.environ.get("STYLECAM_WEIGHTS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "weights"
+
+
+@dataclass(frozen=True)
+class StyleEntry:
+    """One style model file and what its metadata says about it."""
+    name: str
+    variant: str            # "full" or "lite"
+    padding: str            # "reflect", "zero" or "replicate"
+    path: Path
+    painting: str = ""
+    artist: str = ""
+    year: str = ""
+    licence: str = ""
+    size_bytes: int = 0
+    metadata: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """Short label for HUDs and contact sheets, e.g. ``wave`` or ``wave (zero)``."""
+        return self.name if self.padding == "reflect" else f"{self.name} ({self.padding})"
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """Custom metadata of an ONNX file (reads the protobuf, builds no session).
+
+    Raises UserError when the file does not exist or is not ONNX.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file not found: {path}", "check the path, or run `stylecam --list-styles`")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"cannot read ONNX model {path}: {first[:160]}",
+                        "the file is corrupt or not an ONNX model; re-export or re-download it") from None
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def entry_from_metadata(path: str | Path, metadata: dict[str, str]) -> StyleEntry:
+    """Validate ``metadata`` against the style contract and build the entry.
+
+    Raises UserError naming the problems when the file is not a stylecam style model.
+    """
+    path = Path(path)
+    kind = metadata.get(contract.KEY_KIND)
+    if kind == "classifier":
+        raise UserError(f"{path} is a classifier model, not a style",
+                        "use it with --classify, and pick a style with --style")
+    problems = contract_problems_for(metadata)
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise UserError(f"{path} is not a stylecam style model: {shown}",
+                        "export style models with `stylecam-train export`, which writes the metadata")
+    return StyleEntry(
+        name=metadata[contract.KEY_NAME], variant=metadata[contract.KEY_VARIANT],
+        padding=metadata[contract.KEY_PADDING], path=path,
+        painting=metadata.get(contract.KEY_PAINTING, ""), artist=metadata.get(contract.KEY_ARTIST, ""),
+        year=metadata.get(contract.KEY_YEAR, ""), licence=metadata.get(contract.KEY_LICENCE, ""),
+        size_bytes=path.stat().st_size, metadata=dict(metadata))
+
+
+def contract_problems_for(metadata: dict[str, str]) -> list[str]:
+    """contract.contract_problems, with a clearer first line for files that have no metadata at all."""
+    if not any(k.startswith("stylecam.") for k in metadata):
+        return ["it carries no stylecam metadata"]
+    return contract.contract_problems(metadata)
+
+
+def load_entry(path: str | Path) -> StyleEntry:
+    """Read and validate one model file given by path."""
+    return entry_from_metadata(path, read_onnx_metadata(path))
+
+
+def is_path_like(spec: str) -> bool:
+    """True when ``spec`` names a model file rather than a registry name."""
+    return spec.lower().endswith(".onnx") or os.sep in spec or "/" in spec
+
+
+class Registry:
+    """Style models in one folder (recursively; ``classifiers/`` is skipped).
+
+    ``problems`` lists files that were found but are not valid style models.
+    """
+
+    def __init__(self, weights_dir: str | Path | None = None):
+        self.root = Path(weights_dir) if weights_dir else default_weights_dir()
+        self.entries: list[StyleEntry] = []
+        self.problems: list[tuple[Path, str]] = []
+        if self.root.is_dir():
+            for path in sorted(self.root.rglob("*.onnx")):
+                if "classifiers" in path.relative_to(self.root).parts[:-1]:
+                    continue
+                try:
+                    meta = read_onnx_metadata(path)
+                    if meta.get(contract.KEY_KIND) == "classifier":
+                        continue
+                    self.entries.append(entry_from_metadata(path, meta))
+                except UserError as err:
+                    self.problems.append((path, err.message))
+            # when several files claim the same (name, variant, padding), the one nearest the root
+            # and in float32 wins (fp16 exports are picked only by path)
+            self.entries.sort(key=lambda e: (e.metadata.get("stylecam.precision", "fp32") != "fp32",
+                                             len(e.path.relative_to(self.root).parts), str(e.path)))
+
+    def names(self) -> list[str]:
+        """Style names, sorted, each once."""
+        return sorted({e.name for e in self.entries})
+
+    def variants(self, name: str, padding: str = "reflect") -> list[str]:
+        return sorted({e.variant for e in self.entries if e.name == name and e.padding == padding})
+
+    def find(self, name: str, variant: str | None = None, padding: str = "reflect",
+             prefer: str = "full") -> StyleEntry:
+        """The entry for ``name`` with ``padding``.
+
+        variant None picks ``prefer`` when it exists, else the other one. An explicit variant
+        that does not exist falls back to the other one too (with the choice visible in the
+        entry). Unknown names raise UserError with a did-you-mean suggestion.
+        """
+        same_name = [e for e in self.entries if e.name == name]
+        if not same_name:
+            raise self.unknown(name)
+        same_pad = [e for e in same_name if e.padding == padding]
+        if not same_pad:
+            have = sorted({e.padding for e in same_name})
+            raise UserError(f"style {name!r} has no {padding!r}-padding model",
+                            f"available padding modes for {name}: {', '.join(have)}")
+        wanted = variant or prefer
+        for v in (wanted, "lite" if wanted == "full" else "full"):
+            for e in same_pad:
+                if e.variant == v:
+                    return e
+        return same_pad[0]
+
+    def unknown(self, name: str) -> UserError:
+        """The error for a style name that is not in this folder."""
+        names = self.names()
+        if not names:
+            return UserError(f"unknown style {name!r}: no style models found in {self.root}", GET_STYLES_HINT)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + \
+            f"available styles: {', '.join(names)}"
+        return UserError(f"unknown style {name!r}", hint)
+
+    def resolve(self, spec: str, variant: str | None = None, padding: str = "reflect",
+                prefer: str = "full") -> StyleEntry:
+        """A style name (looked up here) or a path to an .onnx file (validated on its own)."""
+        if is_path_like(spec) or (Path(spec).is_file() and spec not in self.names()):
+            return load_entry(spec)
+        return self.find(spec, variant=variant, padding=padding, prefer=prefer)
+
+    def table(self) -> list[dict]:
+        """One row per model: name, painting, artist, variant, padding, size (MB), path."""
+        return [{"name": e.name, "painting": e.painting, "artist": e.artist, "year": e.year,
+                 "variant": e.variant, "padding": e.padding,
+                 "size_mb": round(e.size_bytes / 1e6, 2), "path": str(e.path)}
+                for e in sorted(self.entries, key=lambda e: (e.name, e.padding != "reflect", e.padding,
+                                                             e.variant))]
+
+
+def format_table(rows: list[dict]) -> str:
+    """Plain-text table of ``Registry.table()`` rows."""
+    cols = [("name", "NAME"), ("painting", "PAINTING"), ("artist", "ARTIST"), ("variant", "VARIANT"),
+            ("padding", "PADDING"), ("size_mb", "MB")]
+    cells = [[h for _, h in cols]] + [[str(r[k]) for k, _ in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def describe(entry: StyleEntry) -> dict:
+    """JSON-friendly description of one entry (for --json and `stylecam info`)."""
+    return {"name": entry.name, "variant": entry.variant, "padding": entry.padding, "path": str(entry.path),
+            "painting": entry.painting, "artist": entry.artist, "licence": entry.licence}
+
+
+_is_path_like = is_path_like  # older name, kept for callers

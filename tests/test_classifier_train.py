@@ -1,0 +1,195 @@
+"""Training loop, CLI, sweep and visualisation on tiny synthetic data (seconds, CPU)."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from stylecam import contract
+from tests.test_data_idx import make_idx_folder, make_pattern_images
+from trainer import cli
+from trainer import train_classifier as T
+from trainer import visualize as V
+from trainer.data import Dataset
+from trainer.nets.classifier import build_classifier
+from trainer.nets.vgg import random_vgg_standin
+
+
+def tiny_dataset(n=96, size=12) -> Dataset:
+    x, y = make_pattern_images(n, size)
+    tx, ty = make_pattern_images(32, size, seed=1)
+    t = lambda a: torch.from_numpy(a).unsqueeze(1)  # noqa: E731
+    return Dataset("mnist", [str(i) for i in range(4)], t(x), torch.from_numpy(y.astype(np.int64)),
+                   t(tx), torch.from_numpy(ty.astype(np.int64)), "memory")
+
+
+def mean_loss(model, data):
+    norm = model.config
+    with torch.no_grad():
+        x = T.normalise(data.train_x.float(), list(norm.mean), list(norm.std))
+        return torch.nn.functional.cross_entropy(model.eval()(x), data.train_y).item()
+
+
+def test_one_cycle():
+    assert T.one_cycle(0.0, 1.0, 0.2) == pytest.approx(0.1)
+    assert T.one_cycle(0.2, 1.0, 0.2) == pytest.approx(1.0)
+    assert T.one_cycle(0.6, 1.0, 0.2) == pytest.approx(0.5)
+    assert T.one_cycle(1.0, 1.0, 0.2) == 0.0 and T.one_cycle(2.0, 1.0, 0.2) == 0.0
+
+
+def test_augment_batch_shifts_and_mirrors():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
+    assert torch.equal(T.augment_batch(x, 0, False, gen), x)
+    flipped = T.augment_batch(x, 0, True, gen)
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+    shifted = T.augment_batch(x, 2, False, gen)
+    assert shifted.shape == x.shape
+    gray = T.augment_batch(torch.full((4, 1, 5, 5), 7.0), 2, False, gen)
+    assert set(gray.unique().tolist()) <= {0.0, 7.0}           # gray pads with black
+
+
+def test_confusion_matrix():
+    cm = T.confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_a_few_steps_reduce_the_loss(optimizer):
+    data = tiny_dataset()
+    norm = data.normalisation()
+    model = build_classifier("conv8-bn-pool-fc16", 1, 4, 12, 12, mean=norm["mean"], std=norm["std"])
+    before = mean_loss(model, data)
+    cfg = T.TrainConfig(epochs=4, batch_size=16, optimizer=optimizer, eval_every=2, label_smoothing=0.0)
+    result = T.train(model, data, cfg, progress=False)
+    assert mean_loss(model, data) < 0.7 * before
+    assert result.steps == 24 and result.epochs == pytest.approx(4.0)
+    assert [round(e["epoch"]) for e in result.evals] == [2, 4]
+    assert result.test_accuracy > 0.5 and result.predictions.shape == (32,)
+
+
+def test_time_budget_stops_training():
+    data = tiny_dataset()
+    model = build_classifier("conv4-pool-fc8", 1, 4, 12, 12)
+    result = T.train(model, data, T.TrainConfig(time_budget=0.3, batch_size=8, augment=True, flip=True,
+                                                eval_every=0), progress=False)
+    assert result.train_seconds >= 0.3 and result.steps >= 1
+    assert len(result.evals) == 1
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    folder = make_idx_folder(tmp_path / "mnist")
+    out = tmp_path / "run"
+    rc = cli.main(["classifier", "--dataset", "mnist", "--data", str(folder), "--arch", "conv4-bn-pool-fc8",
+                   "--epochs", "1", "--batch-size", "16", "--augment", "--out", str(out), "--name", "digits"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "total" in text and "(4, 12, 12)" in text and "test accuracy" in text
+    for name in ("checkpoint.pt", "curves.png", "confusion.png", "report.json", "digits.onnx"):
+        assert (out / name).is_file(), name
+    assert cv2.imread(str(out / "confusion.png")) is not None
+    report = json.loads((out / "report.json").read_text())
+    meta = {p.key: p.value for p in onnx.load(str(out / "digits.onnx")).metadata_props}
+    assert meta[contract.KEY_KIND] == "classifier" and meta[contract.KEY_NAME] == "digits"
+    assert float(meta[contract.KEY_ACCURACY]) == pytest.approx(report["test_accuracy"], abs=1e-4)
+    assert json.loads(meta[contract.KEY_NORMALISATION])["channels"] == "GRAY"
+    assert sum(map(sum, report["confusion"])) == 32
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arch", "conv4-bogus"], "bad token 'bogus'"),
+    (["--data", "/nonexistent/place"], "mnist not found in /nonexistent/place"),
+    (["--time-budget", "-1"], "--time-budget must be positive"),
+])
+def test_cli_errors(tmp_path, capsys, argv, message):
+    rc = cli.main(["classifier", "--dataset", "mnist", "--out", str(tmp_path), *argv])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stylecam-train: error:") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_sweep_writes_table_json_and_plot(tmp_path, capsys):
+    folder = make_idx_folder(tmp_path / "mnist", n_train=32, n_test=16)
+    out = tmp_path / "sweep"
+    rc = cli.main(["sweep", "--dataset", "mnist", "--data", str(folder), "--archs", "conv4-pool-fc8",
+                   "--lrs", "0.1,0.01", "--batch-sizes", "16", "--optimizers", "sgd", "--epochs", "1",
+                   "--out", str(out)])
+    assert rc == 0
+    rows = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["lr"], r["batch_size"], r["optimizer"]) for r in rows] == [(0.1, 16, "sgd"), (0.01, 16, "sgd")]
+    table = (out / "results.md").read_text()
+    assert table.count("| `conv4-pool-fc8` |") == 2 and "| 1 |" in table
+    assert cv2.imread(str(out / "sweep.png")) is not None
+
+
+def test_sweep_rejects_bad_lists(tmp_path):
+    assert cli.main(["sweep", "--dataset", "mnist", "--lrs", "0.1,x", "--out", str(tmp_path)]) == 2
+    assert cli.main(["sweep", "--dataset", "mnist", "--optimizers", "rmsprop", "--out", str(tmp_path)]) == 2
+
+
+def test_visualize_checkpoint_and_vgg(tmp_path, monkeypatch, capsys):
+    data = tiny_dataset()
+    out = tmp_path / "run"
+    T.run_training(data, "conv6-bn-pool-conv4-fc8", T.TrainConfig(epochs=1, batch_size=32), out, "tiny",
+                   progress=False, quiet=True, export=False)
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    assert cli.main(["visualize", "--model", str(out / "checkpoint.pt"), "--layer", "conv2", str(image),
+                     "--out", str(tmp_path / "vis")]) == 0
+    maps = cv2.imread(str(tmp_path / "vis" / "conv2_maps.png"))
+    filters = cv2.imread(str(tmp_path / "vis" / "filters.png"))
+    assert maps is not None and filters is not None
+    assert cli.main(["visualize", "--model", str(out / "checkpoint.pt"), "--layer", "conv9", str(image)]) == 2
+    assert "layers: conv1, pool1, conv2" in capsys.readouterr().err
+
+    monkeypatch.setattr("trainer.nets.vgg.load_vgg16", lambda layers, w=None: random_vgg_standin(layers, width=4))
+    assert cli.main(["visualize", "--model", "vgg16", "--layer", "relu2_1", str(image),
+                     "--out", str(tmp_path / "vgg")]) == 0
+    assert (tmp_path / "vgg" / "relu2_1_maps.png").is_file()
+
+
+def test_grids():
+    grid = V.feature_grid(np.random.default_rng(0).normal(size=(5, 4, 4)), tile_size=10)
+    assert grid.shape == (2 * 12 + 2, 3 * 12 + 2, 3) and grid.dtype == np.uint8
+    rgb = V.filter_grid(np.random.default_rng(0).normal(size=(4, 3, 3, 3)), tile_size=6)
+    assert rgb.shape == (2 * 8 + 2, 2 * 8 + 2, 3)
+
+
+def test_vgg16_head_trains_and_keeps_backbone_frozen(tmp_path):
+    data = tiny_dataset(size=16)
+    vgg = random_vgg_standin(["relu2_2"], width=4)
+    frozen = {k: v.clone() for k, v in vgg.state_dict().items()}
+    report = T.run_training(data, "vgg16:relu2_2-fc16", T.TrainConfig(epochs=1, batch_size=32), tmp_path,
+                            "vgghead", progress=False, quiet=True, vgg_extractor=vgg)
+    assert all(torch.equal(frozen[k], v) for k, v in vgg.state_dict().items())
+    assert report["onnx"].endswith("vgghead.onnx")
+    model, ckpt = T.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert model.config.arch == "vgg16:relu2_2-fc16" and ckpt["classes"] == data.classes
+
+
+def test_cifar_challenge_benchmark_runs_on_a_tiny_zip(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    from tests.test_data_imagefolder import make_zip
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location(
+        "cifar_challenge", Path(__file__).resolve().parents[1] / "benchmarks" / "cifar_challenge.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "challenge.json"
+    rc = bench.main(["--budgets", "0.2,0.4", "--arch", "conv4-bn-pool-fc8", "--batch-size", "4", "--threads", "1",
+                     "--data", str(make_zip(tmp_path / "tiny.zip")), "--runs", str(tmp_path / "runs"),
+                     "--out", str(out), "--plot", str(tmp_path / "challenge.png")])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert [r["budget_s"] for r in result["results"]] == [0.2, 0.4]
+    assert all(r["train_seconds"] >= r["budget_s"] and 0 <= r["test_accuracy"] <= 1 for r in result["results"])
+    assert result["machine"]["threads_used"] == 1 and "cpu" in result["machine"]
+    assert cv2.imread(str(tmp_path / "challenge.png")) is not None

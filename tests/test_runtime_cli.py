@@ -1,0 +1,175 @@
+"""The `stylecam` command line: help, listing, info, demo, JSON, and every bad input -> exit code 2."""
+from __future__ import annotations
+
+import json
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from stylecam import cli, contract
+from stylecam.sinks import ffmpeg_exe
+from tests.onnx_fakes import make_classifier_model, make_plain_model, make_style_model, make_weights_dir
+
+
+@pytest.fixture
+def weights(tmp_path):
+    return make_weights_dir(tmp_path / "weights")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), np.full((10, 6, 3), 100, np.uint8))
+    return path
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_explains_chain_and_repeat(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    assert "stylecam --chain wave,muse --repeat 3" in out and "six passes" in out
+    assert "--list-styles" in out and "--save-steps" in out and "--prepad" in out
+
+
+def test_list_styles_table_and_json(capsys, weights):
+    code, out, _ = run_cli(capsys, "--list-styles", "--weights-dir", weights)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "PAINTING", "ARTIST", "VARIANT", "PADDING", "MB"]
+    assert sum(line.startswith("wave") for line in lines) == 2
+    code, out, _ = run_cli(capsys, "--list-styles", "--json", "--weights-dir", weights)
+    data = json.loads(out)
+    assert {(s["name"], s["variant"]) for s in data["styles"]} == {
+        ("wave", "full"), ("wave", "lite"), ("muse", "full"), ("muse", "lite")}
+
+
+def test_list_styles_empty_folder_says_how_to_get_styles(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "--list-styles", "--weights-dir", tmp_path)
+    assert code == 0 and "no style models" in out and "stylecam-train style" in out
+
+
+def test_info(capsys, weights):
+    code, out, _ = run_cli(capsys, "info", "--weights-dir", weights, "--json")
+    data = json.loads(out)
+    assert code == 0 and "CPUExecutionProvider" in data["providers_available"]
+    assert data["providers_used"][-1] == "CPUExecutionProvider" and len(data["styles"]) == 4
+    code, out, _ = run_cli(capsys, "info", "--weights-dir", weights)
+    assert "providers used (auto)" in out and "muse, wave" in out
+
+
+def test_image_with_chain_repeat_and_json(capsys, weights, photo, tmp_path):
+    out_path = tmp_path / "out.png"
+    code, out, err = run_cli(capsys, photo, "-o", out_path, "--chain", "wave,muse", "--repeat", "2",
+                             "--weights-dir", weights, "--device", "cpu", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["stylecam"]["chain"] == ["wave", "muse"] and summary["stylecam"]["passes"] == 4
+    assert summary["stylecam"]["providers"] == ["CPUExecutionProvider"]
+    assert (cv2.imread(str(out_path)) == 32).all()
+
+
+def test_style_given_as_a_file(capsys, tmp_path, photo):
+    model = make_style_model(tmp_path / "m" / "mine.onnx", "mine", effect="invert")
+    code, _, err = run_cli(capsys, photo, "--style", model, "-o", tmp_path / "x.png", "--device", "cpu")
+    assert code == 0, err
+    assert (cv2.imread(str(tmp_path / "x.png")) == 155).all()
+
+
+@pytest.mark.skipif(ffmpeg_exe() is None, reason="no ffmpeg")
+def test_demo_runs_headless(capsys, weights, tmp_path):
+    code, out, err = run_cli(capsys, "demo", "--weights-dir", weights, "-o", tmp_path / "demo", "--max-frames", "6",
+                             "--no-progress", "--json", "--device", "cpu")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["frames"] == 6 and summary["stylecam"]["passes"] == 6
+    video = tmp_path / "demo" / "demo_wave-muse_x3.mp4"
+    cap = cv2.VideoCapture(str(video))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (360, 480, 3)
+    sheet = cv2.imread(str(tmp_path / "demo" / "demo_steps.png"))
+    assert sheet is not None and sheet.shape[1] > sheet.shape[0]
+
+
+def test_demo_without_styles_says_how_to_get_them(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "demo", "--weights-dir", tmp_path, "-o", tmp_path / "demo")
+    assert code == 2
+    assert err.startswith("stylecam: error: the demo needs the styles wave and muse")
+    assert "stylecam-train style" in err and "--weights-dir" in err
+
+
+def test_study_is_dispatched_or_reported_missing(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "stylecam.study", None)
+    code, _, err = run_cli(capsys, "study", "--help")
+    assert code == 2 and "`stylecam study` is not available" in err
+
+
+def test_study_dispatch_to_module(capsys, monkeypatch):
+    import types
+    module = types.ModuleType("stylecam.study")
+    module.add_arguments = lambda p: p.add_argument("images", nargs="+")
+    module.run = lambda args: 7 if args.images == ["a.jpg"] else 0
+    monkeypatch.setitem(sys.modules, "stylecam.study", module)
+    assert cli.main(["study", "a.jpg"]) == 7
+
+
+def _bad_inputs(tmp_path, weights, photo):
+    plain = make_plain_model(tmp_path / "plain.onnx")
+    classifier = make_classifier_model(tmp_path / "clf.onnx")
+    broken = make_style_model(tmp_path / "broken.onnx", "broken", metadata={contract.KEY_VARIANT: "huge"})
+    w = ["--weights-dir", str(weights), "--device", "cpu"]
+    return [
+        ([str(photo), "--style", "wav", *w], "unknown style 'wav'"),
+        ([str(photo), "--chain", "wave,nope", *w], "unknown style 'nope'"),
+        ([str(photo), "--chain", "wave,,muse", *w], "expected style names separated by commas"),
+        ([str(photo), "--repeat", "0", *w], "expected a whole number ≥ 1"),
+        ([str(photo), "--repeat", "two", *w], "expected a whole number ≥ 1"),
+        ([str(photo), "--strength", "1.5", *w], "expected a number within 0..1"),
+        ([str(photo), "--size", "4", *w], "at least 8 pixels"),
+        ([str(photo), "--prepad", "-3", *w], "expected a whole number ≥ 0"),
+        ([str(photo), "--device", "npu", *w], "invalid choice"),
+        ([str(photo), "--lite", "--full", *w], "not allowed with argument"),
+        ([str(photo), "--style", "wave", "--chain", "wave,muse", *w], "not allowed with argument"),
+        ([str(tmp_path / "missing.mp4"), *w], "no such file, folder or camera"),
+        ([str(tmp_path / "*.mov"), *w], "no files match"),
+        ([str(photo), "--style", str(tmp_path / "missing.onnx"), *w], "model file not found"),
+        ([str(photo), "--style", str(plain), *w], "not a stylecam style model"),
+        ([str(photo), "--style", str(classifier), *w], "classifier model, not a style"),
+        ([str(photo), "--style", str(broken), *w], "stylecam.variant is 'huge'"),
+        ([str(photo), "-o", str(photo), *w], "would overwrite its input"),
+        (["0", "--no-window", *w], "needs -o"),
+        ([str(photo), "--padding", "replicate", *w], "no 'replicate'-padding model"),
+        ([str(photo), "--classify", str(tmp_path / "nope.onnx"), *w], None),
+        ([str(photo), "--weights-dir", str(tmp_path / "empty")], "no style models found"),
+        (["--bogus"], "unrecognized arguments"),
+    ]
+
+
+def test_every_bad_input_gives_one_line_error_and_exit_code_2(capsys, tmp_path, weights, photo):
+    for argv, message in _bad_inputs(tmp_path, weights, photo):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2, (argv, err)
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("stylecam: error:") or last.startswith("stylecam info: error:"), (argv, err)
+        if message:
+            assert message in err, (argv, err)
+        assert "Traceback" not in err
+
+
+def test_camera_that_does_not_exist(capsys, weights, monkeypatch):
+    class Closed:
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: Closed())
+    code, _, err = run_cli(capsys, "7", "--weights-dir", weights, "--device", "cpu", "--no-window", "-o", "x.mp4")
+    assert code == 2 and "cannot open camera 7 (tried index 7)" in err and "no camera opened" in err

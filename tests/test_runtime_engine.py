@@ -1,0 +1,237 @@
+"""The engine with tiny fake models: chain/repeat order, sizes under repeat, strength, registry."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stylecam import contract
+from stylecam.errors import UserError
+from stylecam.pipeline import Stylizer
+from stylecam.session import load_model, run_chain
+from stylecam.styles import Registry
+from tests.onnx_fakes import (make_classifier_model, make_plain_model, make_style_model, make_weights_dir,
+                              write_corrupt_model)
+
+
+@pytest.fixture
+def weights(tmp_path):
+    """wave = +10 on every channel, muse = x0.5; both full and lite; zero-padding variants too."""
+    return make_weights_dir(tmp_path / "weights", paddings=("zero",))
+
+
+def grey(value, h=8, w=8):
+    return np.full((h, w, 3), value, np.uint8)
+
+
+def test_chain_order_and_repeat_exact_values(weights):
+    frame = grey(100)
+    # wave then muse: (100 + 10) * 0.5 = 55
+    assert (Stylizer(["wave", "muse"], weights_dir=weights, device="cpu")(frame) == 55).all()
+    # muse then wave: 100 * 0.5 + 10 = 60
+    assert (Stylizer(["muse", "wave"], weights_dir=weights, device="cpu")(frame) == 60).all()
+    # the whole chain three times: 100 -> 55 -> 32.5 -> 21.25
+    s = Stylizer(["wave", "muse"], repeat=3, weights_dir=weights, device="cpu")
+    assert len(s.passes) == 6 and [e.name for e in s.passes] == ["wave", "muse"] * 3
+    out = s.run_float(np.full((1, 3, 8, 8), 100, np.float32))
+    assert np.allclose(out, 21.25)
+
+
+def test_steps_lists_every_pass_and_ends_with_the_result(weights):
+    s = Stylizer("wave,muse", repeat=2, weights_dir=weights, device="cpu")
+    frame = grey(100, 6, 10)
+    steps = s.steps(frame)
+    assert [label for label, _ in steps] == ["original", "1 wave", "2 muse", "3 wave", "4 muse"]
+    assert [int(img[0, 0, 0]) for _, img in steps] == [100, 110, 55, 65, 32]
+    assert np.array_equal(steps[-1][1], s(frame))
+    states = s.run_float(np.full((1, 3, 6, 10), 100, np.float32), collect=True)
+    assert len(states) == 4 and np.allclose(states[1], 55)
+
+
+def test_output_clamped_between_steps(tmp_path):
+    up = make_style_model(tmp_path / "up.onnx", "up", effect="shift", amount=200.0)
+    down = make_style_model(tmp_path / "down.onnx", "down", effect="shift", amount=-200.0)
+    s = Stylizer([str(up), str(down)], device="cpu")
+    # 100 + 200 = 300 -> clamped to 255 -> 255 - 200 = 55 (without the clamp it would be 100)
+    assert (s(grey(100)) == 55).all()
+
+
+@pytest.mark.parametrize("h,w", [(13, 7), (5, 5), (1, 9), (31, 17)])
+def test_size_preserved_for_odd_sizes_under_repeat_10(tmp_path, h, w):
+    blur = make_style_model(tmp_path / "blur.onnx", "blur", effect="blur")  # fails unless H, W % 4 == 0
+    s = Stylizer([str(blur)], repeat=10, device="cpu")
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    assert s(frame).shape == (h, w, 3)
+    assert all(img.shape == (h, w, 3) for _, img in s.steps(frame))
+
+
+def test_prepad_moves_zero_padding_border_effect_out_of_the_frame(tmp_path):
+    blur = make_style_model(tmp_path / "blur.onnx", "blur", effect="blur")
+    frame = grey(200, 16, 16)
+    plain = Stylizer([str(blur)], device="cpu")(frame)
+    # zero padding inside the model darkens the 1-pixel border: corner = 4/9 * 200, edge = 6/9 * 200
+    assert plain[0, 0, 0] == round(200 * 4 / 9) and plain[0, 5, 0] == round(200 * 6 / 9)
+    assert (plain[1:-1, 1:-1] == 200).all()
+    prepadded = Stylizer([str(blur)], prepad=4, device="cpu")(frame)
+    assert (prepadded == 200).all()
+
+
+def test_strength_and_preserve_color_through_the_stylizer(weights):
+    frame = grey(100)
+    half = Stylizer(["wave"], strength=0.5, weights_dir=weights, device="cpu")(frame)
+    assert (half == 105).all()
+    zero = Stylizer(["wave"], strength=0.0, weights_dir=weights, device="cpu")(frame)
+    assert (zero == 100).all()
+    # a coloured frame through a model that turns it grey: colour keeping restores the hue
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 2], colour[..., 1], colour[..., 0] = 200, 100, 50  # R, G, B
+    gray_model = make_style_model(weights / "gray.onnx", "gray", effect="gray")
+    kept = Stylizer([str(gray_model)], preserve_color=True, device="cpu")(colour).astype(int)
+    assert kept[0, 0, 2] - kept[0, 0, 1] == 100 and kept[0, 0, 1] - kept[0, 0, 0] == 50
+    lost = Stylizer([str(gray_model)], device="cpu")(colour)
+    assert lost[0, 0, 0] == lost[0, 0, 1] == lost[0, 0, 2]
+
+
+def test_size_runs_inference_smaller_and_resizes_back(weights):
+    s = Stylizer(["wave"], size=16, weights_dir=weights, device="cpu")
+    out = s(grey(50, 48, 64))
+    assert out.shape == (48, 64, 3) and (out == 60).all()
+
+
+def test_batch_equals_single_frames(weights):
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (3, 9, 11, 3), dtype=np.uint8)
+    s = Stylizer(["wave", "muse"], repeat=2, weights_dir=weights, device="cpu")
+    batched = s.stylize_batch(frames)
+    assert np.array_equal(batched, np.stack([s(f) for f in frames]))
+
+
+def test_setters_validate(weights):
+    s = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    s.set_repeat(4)
+    assert len(s.passes) == 4
+    with pytest.raises(UserError):
+        s.set_repeat(0)
+    with pytest.raises(UserError):
+        s.set_strength(2)
+    with pytest.raises(UserError):
+        Stylizer(["wave"], prepad=-1, weights_dir=weights, device="cpu")
+    with pytest.raises(UserError):
+        Stylizer([], weights_dir=weights, device="cpu")
+
+
+# ----- registry ----------------------------------------------------------------------------
+
+def test_registry_reads_metadata_and_skips_classifiers(weights):
+    make_classifier_model(weights / "classifiers" / "colours.onnx")
+    make_classifier_model(weights / "stray_classifier.onnx")
+    registry = Registry(weights)
+    assert registry.names() == ["muse", "wave"]
+    assert registry.problems == []
+    assert {(e.name, e.variant, e.padding) for e in registry.entries} == {
+        (n, v, p) for n in ("wave", "muse") for v, p in (("full", "reflect"), ("lite", "reflect"), ("full", "zero"))}
+    rows = registry.table()
+    assert rows[0]["name"] == "muse" and rows[0]["painting"] == "Test painting muse"
+
+
+def test_registry_names_come_from_metadata_not_file_names(tmp_path):
+    make_style_model(tmp_path / "whatever.onnx", "starry")
+    assert Registry(tmp_path).names() == ["starry"]
+
+
+def test_default_variant_lite_on_cpu_and_fallbacks(tmp_path, weights):
+    assert Stylizer(["wave"], weights_dir=weights, device="cpu").entries[0].variant == "lite"
+    assert Stylizer(["wave"], variant="full", weights_dir=weights, device="cpu").entries[0].variant == "full"
+    only_full = make_weights_dir(tmp_path / "only_full", lite=False)
+    assert Stylizer(["wave"], weights_dir=only_full, device="cpu").entries[0].variant == "full"
+    assert Stylizer(["wave"], variant="lite", weights_dir=only_full, device="cpu").entries[0].variant == "full"
+
+
+def test_duplicates_prefer_top_level_float32(weights):
+    make_style_model(weights / "fp16" / "wave.onnx", "wave", metadata={"stylecam.precision": "fp16"})
+    make_style_model(weights / "a" / "b" / "wave.onnx", "wave")
+    assert Registry(weights).find("wave", variant="full").path == weights / "wave.onnx"
+
+
+def test_padding_lookup(weights):
+    registry = Registry(weights)
+    assert registry.find("wave", padding="zero").path.name == "wave.full.zero.onnx"
+    with pytest.raises(UserError, match="no 'replicate'-padding model"):
+        registry.find("wave", padding="replicate")
+
+
+def test_unknown_style_did_you_mean(weights):
+    with pytest.raises(UserError) as err:
+        Stylizer(["wav"], weights_dir=weights, device="cpu")
+    assert "unknown style 'wav'" in str(err.value)
+    assert "did you mean 'wave'" in str(err.value) and "muse, wave" in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_empty_weights_dir_says_how_to_get_styles(tmp_path):
+    with pytest.raises(UserError, match="no style models found.*stylecam-train style"):
+        Stylizer(["wave"], weights_dir=tmp_path, device="cpu")
+
+
+def test_files_that_are_not_style_models(tmp_path):
+    plain = make_plain_model(tmp_path / "plain.onnx")
+    corrupt = write_corrupt_model(tmp_path / "corrupt.onnx")
+    classifier = make_classifier_model(tmp_path / "clf.onnx")
+    broken = make_style_model(tmp_path / "broken.onnx", "broken", metadata={
+        contract.KEY_PIXEL_CONTRACT: '{"layout": "NHWC"}'})
+    with pytest.raises(UserError, match="not a stylecam style model: it carries no stylecam metadata"):
+        Stylizer([str(plain)], device="cpu")
+    with pytest.raises(UserError, match="cannot read ONNX model"):
+        Stylizer([str(corrupt)], device="cpu")
+    with pytest.raises(UserError, match="classifier model, not a style"):
+        Stylizer([str(classifier)], device="cpu")
+    with pytest.raises(UserError, match="pixel contract field 'layout'"):
+        Stylizer([str(broken)], device="cpu")
+    with pytest.raises(UserError, match="model file not found"):
+        Stylizer([str(tmp_path / "missing.onnx")], device="cpu")
+    registry = Registry(tmp_path)  # a scan reports them instead of failing
+    assert registry.names() == [] and len(registry.problems) == 3
+
+
+def test_session_clamp_in_graph_and_run_chain(tmp_path):
+    path = make_style_model(tmp_path / "up.onnx", "up", effect="shift", amount=100.0)
+    raw = load_model(str(path), device="cpu")
+    clamped = load_model(str(path), device="cpu", clamp=(0.0, 255.0))
+    x = np.full((1, 3, 4, 4), 200, np.float32)
+    assert np.allclose(raw.run(x), 300) and np.allclose(clamped.run(x), 255)
+    assert clamped.output_name == contract.STYLE_OUTPUT
+    assert np.allclose(run_chain([raw, raw], x), 400)
+    assert clamped.providers == ["CPUExecutionProvider"]
+
+
+def test_gpu_request_on_a_machine_without_one_warns_and_runs(weights, caplog):
+    from stylecam.session import GPU_PROVIDERS, probe_providers
+    if any(p in GPU_PROVIDERS for p in probe_providers("cuda")):
+        pytest.skip("this machine has a usable GPU")
+    s = Stylizer(["wave"], device="cuda", fp16=True, weights_dir=weights)
+    assert s.providers == ["CPUExecutionProvider"]
+    assert (s(grey(100)) == 110).all()
+    assert "asked for cuda" in caplog.text and "--fp16 needs a GPU provider" in caplog.text
+
+
+def _gpu_available() -> bool:
+    from stylecam.session import probe_providers
+    return "CUDAExecutionProvider" in probe_providers("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="needs a CUDA GPU")
+def test_gpu_io_binding_chain_and_fp16_match_the_cpu(weights):
+    frame = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)  # x4: IO-binding path
+    cpu = Stylizer(["wave", "muse"], repeat=3, device="cpu", variant="full", weights_dir=weights)(frame)
+    gpu = Stylizer(["wave", "muse"], repeat=3, device="cuda", variant="full", weights_dir=weights)
+    assert "CUDAExecutionProvider" in gpu.providers
+    assert np.abs(gpu(frame).astype(int) - cpu.astype(int)).max() <= 1
+    half = Stylizer(["wave", "muse"], repeat=3, device="cuda", variant="full", fp16=True, weights_dir=weights)
+    assert np.abs(half(frame).astype(int) - cpu.astype(int)).max() <= 2
+
+
+def test_public_api_import(weights):
+    from stylecam import Stylizer as PublicStylizer
+    assert PublicStylizer is Stylizer
+    s = PublicStylizer(styles=["wave", "muse"], repeat=3, weights_dir=weights, device="cpu")
+    assert s.describe()["passes"] == 6

@@ -1,0 +1,85 @@
+"""Pure image maths: layout conversions, padding to x4, strength, colour keeping, sheets."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stylecam import imageops
+
+
+def test_bgr_nchw_round_trip_and_channel_order():
+    frame = np.zeros((2, 3, 3), np.uint8)
+    frame[..., 0] = 10  # B
+    frame[..., 2] = 200  # R
+    x = imageops.bgr_to_nchw(frame)
+    assert x.shape == (1, 3, 2, 3) and x.dtype == np.float32
+    assert x[0, 0].max() == 200 and x[0, 2].max() == 10  # channel 0 is red
+    assert np.array_equal(imageops.nchw_to_bgr(x)[0], frame)
+
+
+def test_nchw_to_bgr_clamps_and_rounds():
+    x = np.array([-20.0, 0.4, 254.6, 300.0], np.float32).reshape(1, 1, 1, 4).repeat(3, axis=1)
+    out = imageops.nchw_to_bgr(x)[0, 0, :, 0]
+    assert out.tolist() == [0, 0, 255, 255]
+
+
+@pytest.mark.parametrize("h,w,extra", [(1, 1, 0), (5, 7, 0), (8, 12, 0), (13, 3, 2), (4, 4, 5)])
+def test_pad_amounts_reach_multiple_of_4_and_crop_undoes_pad(h, w, extra):
+    pads = imageops.pad_amounts(h, w, extra=extra)
+    top, bottom, left, right = pads
+    assert (h + top + bottom) % 4 == 0 and (w + left + right) % 4 == 0
+    assert min(pads) >= extra
+    x = np.random.default_rng(0).random((1, 3, h, w)).astype(np.float32)
+    padded = imageops.reflect_pad(x, pads)
+    assert padded.shape[-2:] == (h + top + bottom, w + left + right)
+    assert np.array_equal(imageops.crop(padded, pads), x)
+
+
+def test_reflect_pad_mirrors_without_repeating_the_edge():
+    x = np.arange(4, dtype=np.float32).reshape(1, 1, 1, 4).repeat(3, axis=2)  # rows: 0 1 2 3
+    padded = imageops.reflect_pad(x, (0, 0, 2, 1))
+    assert padded[0, 0, 0].tolist() == [2, 1, 0, 1, 2, 3, 2]
+
+
+def test_blend_strength():
+    a = np.full((1, 3, 2, 2), 100, np.float32)
+    b = np.full((1, 3, 2, 2), 200, np.float32)
+    assert np.allclose(imageops.blend(a, b, 0.0), 100)
+    assert np.allclose(imageops.blend(a, b, 0.25), 125)
+    assert np.allclose(imageops.blend(a, b, 1.0), 200)
+    with pytest.raises(ValueError):
+        imageops.blend(a, b, 1.5)
+
+
+def test_preserve_color_takes_luminance_from_stylised_and_chroma_from_original():
+    rng = np.random.default_rng(1)
+    original = rng.uniform(40, 200, (1, 3, 4, 5)).astype(np.float32)
+    stylised = rng.uniform(40, 200, (1, 3, 4, 5)).astype(np.float32)
+    out = imageops.preserve_color(original, stylised)
+    assert np.allclose(imageops.luma(out), imageops.luma(stylised), atol=1e-3)
+    # chroma (colour differences) of the original are kept
+    assert np.allclose(out[:, 0] - out[:, 1], original[:, 0] - original[:, 1], atol=1e-3)
+    assert np.allclose(out[:, 2] - out[:, 1], original[:, 2] - original[:, 1], atol=1e-3)
+    # a grey stylisation of a grey image changes nothing but brightness
+    grey = np.full((1, 3, 2, 2), 50, np.float32)
+    assert np.allclose(imageops.preserve_color(grey, grey + 30), 80)
+
+
+def test_resize_long_side_keeps_aspect():
+    frame = np.zeros((360, 640, 3), np.uint8)
+    assert imageops.resize_long_side(frame, 320).shape == (180, 320, 3)
+    assert imageops.resize_long_side(frame, 640) is frame
+
+
+def test_contact_sheet_grid_size_and_labels():
+    frames = [(f"{i}", np.full((30, 40, 3), 20 * i, np.uint8)) for i in range(5)]
+    sheet = imageops.contact_sheet(frames, columns=3, cell_width=40, gap=2)
+    assert sheet.shape == (2 * 30 + 3 * 2, 3 * 40 + 4 * 2, 3)
+    assert sheet.dtype == np.uint8
+    with pytest.raises(ValueError):
+        imageops.contact_sheet([])
+
+
+def test_side_by_side_matches_heights():
+    out = imageops.side_by_side(np.zeros((20, 30, 3), np.uint8), np.zeros((10, 10, 3), np.uint8))
+    assert out.shape == (20, 50, 3)

@@ -1,0 +1,433 @@
+"""Sources, sinks and loops: video with audio, interrupted writes, folders, cameras (fakes), keys."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stylecam import runner, sinks
+from stylecam.config import EngineConfig, RunConfig
+from stylecam.errors import UserError
+from stylecam.pipeline import Stylizer
+from stylecam.sources import CameraSource, SourceError, VideoFileSource, expand_sources, prefetch
+from tests.onnx_fakes import make_classifier_model, make_weights_dir
+
+FFMPEG = sinks.ffmpeg_exe()
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
+
+
+@pytest.fixture
+def weights(tmp_path):
+    return make_weights_dir(tmp_path / "weights")
+
+
+def make_clip(path: Path, frames: int = 12, size: str = "64x48", audio: bool = True) -> Path:
+    """A short H.264 clip (testsrc pattern, 10 fps) with an optional 440 Hz AAC track."""
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+           "-i", f"testsrc=size={size}:rate=10:duration={frames / 10}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={frames / 10}", "-c:a", "aac"]
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-frames:v", str(frames), str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def engine(weights, *styles, **kw) -> EngineConfig:
+    return EngineConfig(styles=tuple(styles or ("wave",)), weights_dir=str(weights), device="cpu", **kw)
+
+
+# ----- files -------------------------------------------------------------------------------
+
+@needs_ffmpeg
+def test_video_round_trip_keeps_every_frame_and_audio(tmp_path, weights):
+    clip = make_clip(tmp_path / "clip.mp4", frames=12)
+    assert sinks.probe_streams(clip) == ["video", "audio"]
+    code, summary = runner.run(RunConfig(engine=engine(weights, "wave"), sources=(str(clip),), progress=False,
+                                         batch=4))
+    out = tmp_path / "clip_stylised.mp4"
+    assert code == 0 and summary["done"][0]["output"] == str(out)
+    assert sinks.has_audio(out)
+    assert count_frames(out) == 12
+    assert not list(tmp_path.glob(".*partial*"))
+    # content: the first frame is the input's first frame + 10 (within codec error)
+    src = next(iter(VideoFileSource(clip))).astype(int)
+    got = next(iter(VideoFileSource(out))).astype(int)
+    assert got.shape == src.shape
+    assert abs((got - np.clip(src + 10, 0, 255)).mean()) < 3
+
+
+@needs_ffmpeg
+def test_interrupted_write_leaves_a_playable_file(tmp_path, weights, monkeypatch):
+    clip = make_clip(tmp_path / "clip.mp4", frames=20)
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def flaky(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+    out = tmp_path / "out" / "styled.mp4"
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(clip),), output=str(out),
+                                         progress=False))
+    assert code == 130
+    assert summary["done"][-1]["interrupted"] and summary["done"][-1]["frames"] == 7
+    assert out.is_file() and count_frames(out) == 7
+    assert not list(out.parent.glob(".*partial*"))
+
+
+@needs_ffmpeg
+def test_error_mid_video_removes_the_partial_file(tmp_path, weights, monkeypatch):
+    clip = make_clip(tmp_path / "clip.mp4", frames=10, audio=False)
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def broken(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("inference failed")
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", broken)
+    out = tmp_path / "o" / "x.mp4"
+    with pytest.raises(RuntimeError, match="inference failed"):
+        runner.process_video(str(clip), out, Stylizer(["wave"], weights_dir=weights, device="cpu"), progress=False)
+    assert not out.exists() and not list(out.parent.glob(".*partial*"))
+
+
+def test_video_writer_without_ffmpeg_warns_and_writes_video_only(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("STYLECAM_NO_FFMPEG", "1")
+    writer = sinks.VideoWriter(tmp_path / "v.mp4", 10, (32, 24), audio_from=None)
+    for i in range(5):
+        writer.write(np.full((24, 32, 3), 40 * i, np.uint8))
+    assert writer.close() == tmp_path / "v.mp4"
+    assert count_frames(tmp_path / "v.mp4") == 5
+    assert "no ffmpeg found" in caplog.text
+
+
+def test_video_writer_with_no_frames_is_an_error(tmp_path):
+    writer = sinks.VideoWriter(tmp_path / "empty.mp4", 10, (32, 24))
+    with pytest.raises(UserError, match="no frames"):
+        writer.close()
+    assert not list(tmp_path.iterdir())
+
+
+@needs_ffmpeg
+def test_folder_of_mixed_files_skips_unreadable_and_exits_1(tmp_path, weights):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.png"), np.full((10, 14, 3), 100, np.uint8))
+    cv2.imwrite(str(folder / "sub" / "b.jpg"), np.full((9, 9, 3), 100, np.uint8))
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    (folder / "notes.txt").write_text("ignored")
+    make_clip(folder / "sub" / "clip.mp4", frames=5, audio=False)
+    out = tmp_path / "out"
+    code, summary = runner.run(RunConfig(engine=engine(weights, "wave", "muse"), sources=(str(folder),),
+                                         output=str(out), progress=False))
+    assert code == 1
+    assert sorted(Path(f["input"]).name for f in summary["failed"]) == ["broken.mp4", "broken.png"]
+    assert (cv2.imread(str(out / "a.png")) == 55).all()          # (100 + 10) * 0.5, mirrored names
+    assert cv2.imread(str(out / "sub" / "b.jpg")).shape == (9, 9, 3)
+    assert count_frames(out / "sub" / "clip.mp4") == 5
+
+
+def test_image_default_output_and_save_steps(tmp_path, weights):
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.full((7, 9, 3), 100, np.uint8))
+    code, summary = runner.run(RunConfig(engine=engine(weights, "wave", "muse", repeat=2), sources=(str(image),),
+                                         save_steps=True, progress=False))
+    assert code == 0
+    out = cv2.imread(str(tmp_path / "photo_stylised.png"))
+    assert out.shape == (7, 9, 3) and (out == 32).all()
+    steps = sorted(p.name for p in (tmp_path / "photo_stylised_steps").iterdir())
+    assert steps == ["00_original.png", "01_wave.png", "02_muse.png", "03_wave.png", "04_muse.png"]
+    assert cv2.imread(str(tmp_path / "photo_stylised_steps.png")) is not None
+    assert len(summary["done"][0]["steps"]) == 5
+
+
+def test_expand_sources_and_bad_inputs(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "b.txt").write_text("x")
+    items, notes = expand_sources([str(tmp_path), "0", str(tmp_path / "*.png")])
+    assert [i.kind for i in items] == ["image", "camera", "image"]
+    assert any("b.txt" in n for n in notes)
+    with pytest.raises(UserError, match="no such file"):
+        expand_sources([str(tmp_path / "missing.mp4")])
+    with pytest.raises(UserError, match="no files match"):
+        expand_sources([str(tmp_path / "*.mov")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images or videos"):
+        expand_sources([str(tmp_path / "empty")])
+    with pytest.raises(SourceError):
+        VideoFileSource(tmp_path / "b.txt")
+
+
+def test_output_would_overwrite_input(tmp_path, weights):
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(UserError, match="overwrite its input"):
+        runner.run(RunConfig(engine=engine(weights), sources=(str(image),), output=str(image), progress=False))
+
+
+def test_prefetch_keeps_order_and_raises_producer_errors():
+    assert list(prefetch(iter(range(50)), maxsize=3)) == list(range(50))
+
+    def bad():
+        yield 1
+        raise RuntimeError("decode failed")
+
+    with pytest.raises(RuntimeError, match="decode failed"):
+        list(prefetch(bad()))
+
+
+# ----- cameras -----------------------------------------------------------------------------
+
+class FakeCapture:
+    """cv2.VideoCapture look-alike: ``frames`` frames of rising grey, then read() fails forever."""
+
+    def __init__(self, frames: int = 5, opened: bool = True, size=(24, 32), delay: float = 0.004):
+        self.left, self.opened, self.size, self.n, self.delay = frames, opened, size, 0, delay
+
+    def isOpened(self):
+        return self.opened
+
+    def read(self):
+        time.sleep(self.delay)  # a camera delivers at its own pace
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        self.n += 1
+        return True, np.full((*self.size, 3), (10 * self.n) % 256, np.uint8)
+
+    def get(self, prop):
+        return 10.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self):
+        self.opened = False
+
+
+def test_camera_yields_frames_then_stops_after_retrying():
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=3), retry_seconds=0.2)
+    frames = []
+    while (frame := camera.read(timeout=2.0)) is not None:
+        frames.append(frame)
+    camera.close()
+    assert 1 <= len(frames) <= 3  # newest-frame policy: some may be replaced before being read
+    assert frames[-1][0, 0, 0] == 30  # the last frame delivered is never lost
+    assert "no frame for 0.2 s" in camera.failure
+
+
+def test_camera_that_cannot_open_names_indices():
+    def opener(i):
+        return FakeCapture(opened=i in (2, 3))
+
+    with pytest.raises(UserError) as err:
+        CameraSource(0, opener=opener)
+    assert "cannot open camera 0 (tried index 0)" in str(err.value)
+    assert "cameras that open here: 2, 3" in str(err.value)
+    with pytest.raises(UserError, match="no camera opened at indices 0..4"):
+        CameraSource(1, opener=lambda i: FakeCapture(opened=False))
+
+
+@needs_ffmpeg
+def test_headless_camera_records_until_the_camera_stops(tmp_path, weights):
+    out = tmp_path / "live.mp4"
+    config = RunConfig(engine=engine(weights), sources=("0",), output=str(out), window=False, progress=False)
+    frames_sent = 6
+
+    code, summary = runner.run(config, camera_opener=lambda i: FakeCapture(frames=frames_sent, delay=0.01),
+                               camera_retry_s=0.2)
+    assert code == 0 and summary["recordings"] == [str(out)]
+    assert "no frame" in summary["stopped"]
+    n = count_frames(out)
+    assert n == summary["frames"] and 1 <= n <= frames_sent
+
+
+def test_camera_with_no_window_needs_output(weights):
+    with pytest.raises(UserError, match="needs -o"):
+        runner.run(RunConfig(engine=engine(weights), sources=("0",), window=False))
+
+
+@needs_ffmpeg
+def test_live_interrupt_finalises_the_recording(tmp_path, weights, monkeypatch):
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.2)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def flaky(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+    state = runner.initial_state(["wave"], ["muse", "wave"])
+    summary = runner.run_live(camera, stylizer, state, None, tmp_path / "rec.mp4")
+    assert summary["interrupted"] and summary["frames"] == 4
+    assert count_frames(tmp_path / "rec.mp4") == 4
+
+
+class FakeWindow:
+    """Plays back a list of keys, one per frame, and keeps what was shown."""
+
+    def __init__(self, keys):
+        self.keys, self.shown, self.closed = list(keys), [], False
+
+    def show(self, frame, wait_ms=1):
+        self.shown.append(frame)
+        return self.keys.pop(0) if self.keys else -1
+
+    def close(self):
+        self.closed = True
+
+
+@needs_ffmpeg
+def test_live_loop_with_keys_snapshot_and_recording(tmp_path, weights, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    state = runner.initial_state(["wave"], ["muse", "wave"])
+    keys = [ord("n"), ord("s"), ord("r"), -1, -1, ord("r"), ord("o"), ord("q")]
+    window = FakeWindow(keys)
+    summary = runner.run_live(camera, stylizer, state, window, None, snapshot_dir=tmp_path)
+    assert window.closed and len(window.shown) == len(keys)
+    assert summary["stopped"] == "quit" and len(summary["snapshots"]) == 1
+    assert len(summary["recordings"]) == 1 and count_frames(Path(summary["recordings"][0])) == 3
+    assert stylizer.chain == ["muse"]  # 'n': from wave (2nd of muse, wave) to muse
+    assert window.shown[-1].shape[1] == 2 * 32  # 'o' = original side by side
+
+
+# ----- keys (pure) -------------------------------------------------------------------------
+
+def test_handle_key_state_machine():
+    s = runner.initial_state(["wave", "muse"], ["candy", "muse", "wave"], repeat=1)
+    assert s.chain_on and s.active() == ("wave", "muse")
+    s = runner.handle_key(s, ord("c"))
+    assert not s.chain_on and s.active() == ("wave",)
+    s = runner.handle_key(s, ord("n"))
+    assert s.active() == ("candy",)  # wraps around
+    s = runner.handle_key(s, ord("p"))
+    assert s.active() == ("wave",)
+    s = runner.handle_key(s, ord("2"))
+    assert s.active() == ("muse",)
+    assert runner.handle_key(s, ord("9")) == s  # no 9th style: unchanged
+    s = runner.handle_key(runner.handle_key(s, ord("+")), ord("="))
+    assert s.repeat == 3
+    for _ in range(5):
+        s = runner.handle_key(s, ord("-"))
+    assert s.repeat == 1
+    s = runner.handle_key(runner.handle_key(s, ord("[")), ord("["))
+    assert s.strength == 0.8
+    for _ in range(5):
+        s = runner.handle_key(s, ord("]"))
+    assert s.strength == 1.0
+    assert runner.handle_key(s, ord("o")).show_original
+    assert runner.handle_key(s, ord(" ")).paused
+    assert runner.handle_key(s, ord("r")).recording
+    snap = runner.handle_key(s, ord("s"))
+    assert snap.events == ("snapshot",) and runner.handle_key(snap, -1).events == ()
+    assert runner.handle_key(s, ord("q")).quit and runner.handle_key(s, 27).quit
+    assert runner.handle_key(s, -1) == s
+
+
+def test_window_without_display_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    with pytest.raises(UserError, match="no display.*--no-window"):
+        sinks.Window()
+
+
+def test_output_names():
+    from stylecam.sources import SourceItem
+    video = SourceItem("video", "in/clip.avi")
+    assert runner.output_for(video, None, False) == Path("in/clip_stylised.avi")
+    assert runner.output_for(SourceItem("video", "a/b.gif"), None, False) == Path("a/b_stylised.mp4")
+    assert runner.output_for(video, "out.mp4", False) == Path("out.mp4")
+    assert runner.output_for(video, "outdir", False) == Path("outdir/clip.avi")
+    nested = SourceItem("image", "photos/x/y.jpg", root="photos")
+    assert runner.output_for(nested, "styled", True) == Path("styled/x/y.jpg")
+
+
+def test_hud_lines():
+    lines = sinks.hud_lines(["wave", "muse"], 3, 29.5, ["CUDAExecutionProvider"], 12.34, strength=0.5)
+    assert lines[0] == "wave > muse  x3" and "29.5 FPS" in lines[1] and "CUDA" in lines[1]
+    assert lines[2] == "strength 0.5"
+
+
+# ----- classifier overlay ------------------------------------------------------------------
+
+def stub_classify_module():
+    """Stands in for stylecam.classify: labels by the dominant BGR channel."""
+    module = types.ModuleType("stylecam.classify")
+
+    class Classifier:
+        def top_k(self, frame, k=3):
+            means = frame.reshape(-1, 3).mean(0)
+            names = ["blue", "green", "red"]
+            order = np.argsort(-means)[:k]
+            return [(names[i], float(means[i] / max(1e-6, means.sum()))) for i in order]
+
+    module.load_classifier = lambda path, device="auto": Classifier()
+    module.overlay_labels = lambda frame, labels, title: cv2.putText(
+        frame.copy(), f"{title}: {labels[0][0]}", (1, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255))
+    module.calls = []
+    return module
+
+
+def test_classify_overlay_side_by_side_with_stub(tmp_path, weights, monkeypatch):
+    module = stub_classify_module()
+    monkeypatch.setitem(sys.modules, "stylecam.classify", module)
+    model = make_classifier_model(tmp_path / "clf.onnx")
+    overlay = runner.LabelOverlay(str(model))
+    original = np.zeros((20, 30, 3), np.uint8)
+    original[..., 2] = 200
+    stylised = np.zeros((20, 30, 3), np.uint8)
+    stylised[..., 0] = 200
+    out = overlay.compose(original, stylised)
+    assert out.shape == (20, 60, 3)
+    image = tmp_path / "red.png"
+    cv2.imwrite(str(image), original)
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(image),), classify=str(model),
+                                         progress=False))
+    assert code == 0 and cv2.imread(str(tmp_path / "red_stylised.png")).shape == (20, 60, 3)
+
+
+def test_classify_missing_module_or_file(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "stylecam.classify", None)  # import fails
+    with pytest.raises(UserError, match="--classify is not available"):
+        runner.LabelOverlay(str(tmp_path / "x.onnx"))
+    monkeypatch.setitem(sys.modules, "stylecam.classify", stub_classify_module())
+    with pytest.raises(UserError, match="classifier model not found"):
+        runner.LabelOverlay(str(tmp_path / "x.onnx"))
+
+
+def test_classify_with_the_real_module_when_present(tmp_path):
+    classify = pytest.importorskip("stylecam.classify")
+    model = make_classifier_model(tmp_path / "clf.onnx")
+    overlay = runner.LabelOverlay(str(model), device="cpu")
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 2] = 255
+    labels = overlay.classifier.top_k(red, k=3)
+    assert labels[0][0] == "red"
+    assert overlay.compose(red, red).shape == (32, 64, 3)
+    assert classify is not None

@@ -1,0 +1,245 @@
+"""`stylecam study` end to end on tiny fake ONNX models: every promised file, exact expectations."""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from stylecam import study
+from tests.onnx_fakes import make_classifier_model, make_style_model, make_weights_dir
+
+REPEAT = 3
+MODES = ("reflect", "zero", "replicate", "prepad")
+
+
+def make_fake_vgg(path: Path) -> Path:
+    """ONNX "image" (N,3,H,W) -> "features" (N,4,H/2,W/2): a fixed stride-2 conv + ReLU."""
+    w = np.random.default_rng(0).normal(0, 0.1, size=(4, 3, 3, 3)).astype(np.float32)
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 4, "h", "w"])
+    nodes = [helper.make_node("Conv", ["image", "w"], ["c"], kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["features"])]
+    graph = helper.make_graph(nodes, "fake_vgg", [x], [y], initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    weights = make_weights_dir(root / "weights", styles={
+        "wave": {"effect": "blur"},                       # zero-padded blur: a dark border rim
+        "muse": {"effect": "shift", "amount": [12.0, 0.0, -6.0]},
+    }, lite=False, paddings=("zero", "replicate"))
+    images = root / "images"
+    images.mkdir()
+    yy, xx = np.mgrid[0:40, 0:56]
+    for i in range(2):
+        img = np.stack([(xx * 3 + 40 * i) % 200 + 30, (yy * 4) % 200 + 30, np.full_like(xx, 90 + 30 * i)], -1)
+        cv2.imwrite(str(images / f"img{i}.png"), img.astype(np.uint8))
+    vgg = make_fake_vgg(root / "vgg.onnx")
+    clf = make_classifier_model(root / "colours.onnx")
+    return {"root": root, "weights": weights, "images": images, "vgg": vgg, "classifier": clf}
+
+
+def _argv(setup, out, *extra):
+    return [str(setup["images"]), "-o", str(out), "--weights-dir", str(setup["weights"]),
+            "--styles", "wave,muse", "--repeat", str(REPEAT), "--size", "56", "--margin", "8", "--band", "4",
+            "--prepad", "4", "--vgg-onnx", str(setup["vgg"]), "--device", "cpu", "--cell-width", "48",
+            "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def full_run(setup):
+    out = setup["root"] / "out"
+    rc = study.main(_argv(setup, out, "--padding", ",".join(MODES), "--chain-pairs",
+                          "--classifier", str(setup["classifier"])))
+    assert rc == 0
+    return out
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_writes_every_promised_file(full_run):
+    out = full_run
+    doc = json.loads((out / "metrics.json").read_text())
+    expected = {"metrics.csv", "summary.csv", "chains.csv", "metrics.json", "plots/overview.png"}
+    expected |= {f"sheets/{s}__img{i}.png" for s in ("wave", "muse") for i in range(2)}
+    expected |= {f"sheets/{s}__img{i}__border.png" for s in ("wave", "muse") for i in range(2)}
+    expected |= {f"chains/wave__muse__img{i}.png" for i in range(2)}
+    expected |= {f"plots/{m}.png" for m in study.PLOTTED} | {"plots/border_profile.png"}
+    assert expected <= set(doc["files"])
+    for name in doc["files"]:
+        assert (out / name).is_file(), name
+        if name.endswith(".png"):
+            assert cv2.imread(str(out / name)) is not None, name
+    assert not list(out.rglob(".*.tmp"))  # atomic writes left no temporaries
+    # sheet: one row per padding mode, original + REPEAT passes per row
+    sheet = cv2.imread(str(out / "sheets/wave__img0.png"))
+    cell_h = round(40 * 48 / 56)
+    assert sheet.shape[:2] == (4 * cell_h + 5 * 4, (REPEAT + 1) * 48 + (REPEAT + 2) * 4)
+
+
+def test_metrics_tables_have_every_step(full_run):
+    rows = _read_csv(full_run / "metrics.csv")
+    assert len(rows) == 2 * 2 * len(MODES) * (REPEAT + 1)
+    assert list(rows[0])[:5] == ["image", "style", "padding", "variant", "step"]
+    summary = _read_csv(full_run / "summary.csv")
+    assert len(summary) == 2 * len(MODES) * (REPEAT + 1)
+    assert all(r["images"] == "2" for r in summary)
+    doc = json.loads((full_run / "metrics.json").read_text())
+    assert len(doc["steps"]) == len(rows) and doc["config"]["repeat"] == REPEAT
+    assert {(m["style"], m["padding"]) for m in doc["models"]} == {(s, p) for s in ("wave", "muse") for p in MODES}
+    assert doc["images"] == [{"name": "img0", "height": 40, "width": 56}, {"name": "img1", "height": 40, "width": 56}]
+
+
+def _row(rows, style, padding, step, image="img0"):
+    return next(r for r in rows if (r["style"], r["padding"], r["step"], r["image"]) == (style, padding, str(step), image))
+
+
+def test_values_match_the_fake_effects(full_run):
+    rows = _read_csv(full_run / "metrics.csv")
+    # the blur zero-pads: a border rim in reflect/zero/replicate models, none when the runtime pre-pads
+    for mode in ("reflect", "zero", "replicate"):
+        r = _row(rows, "wave", mode, 1)
+        assert float(r["border_index"]) > 100 and float(r["border_band"]) > 5
+    pre = _row(rows, "wave", "prepad", 1)
+    assert float(pre["border_band"]) < 0.01 and float(pre["border_band_cum"]) < 0.01
+    # the shift is pointwise: no border effect, drift grows by |12| + |0| + |-6| / 3 = 6 per pass
+    for n in range(1, REPEAT + 1):
+        r = _row(rows, "muse", "reflect", n)
+        assert float(r["border_band"]) == 0.0
+        assert float(r["fixed_point_distance"] or 6.0) == pytest.approx(6.0, abs=0.02)
+        assert float(r["mad_original"]) == pytest.approx(6.0 * n, abs=0.05)
+    # classifier columns are filled; VGG distances exist
+    r = _row(rows, "muse", "zero", 2)
+    assert r["top1"] in ("red", "green", "blue") and r["agree"] in ("0", "1")
+    assert float(_row(rows, "wave", "zero", 3)["vgg_original"]) > 0
+
+
+def test_chain_table(full_run):
+    rows = _read_csv(full_run / "chains.csv")
+    assert len(rows) == 2 * len(study.CHAIN_COMPARISONS)
+    assert {r["comparison"] for r in rows} == {c[0] for c in study.CHAIN_COMPARISONS}
+    # a blur and a constant shift commute away from the border: A->B is close to B->A
+    ab_ba = next(r for r in rows if r["comparison"] == "A->B vs B->A" and r["image"] == "img0")
+    assert float(ab_ba["mad"]) < 1.0
+
+
+def test_fixed_points_in_json(full_run):
+    doc = json.loads((full_run / "metrics.json").read_text())
+    fp = {(f["style"], f["padding"]): f for f in doc["fixed_points"]}
+    assert fp[("muse", "reflect")]["fixed_point_step"] is None  # a shift never settles
+    prof = {(p["style"], p["padding"]): p for p in doc["border_profiles"]}
+    rim = prof[("wave", "zero")]["first"]
+    assert len(rim) == study.PROFILE_DEPTH and rim[0] > 10 and rim[1] == 0.0  # a 3x3 blur: 1-px rim only
+    assert max(v for v in prof[("wave", "prepad")]["first"] if v is not None) < 0.01
+    assert len(fp) == 2 * len(MODES)
+
+
+def test_missing_padding_model_is_skipped_when_others_exist(setup, tmp_path, capsys):
+    weights = make_weights_dir(tmp_path / "w", styles={"wave": {"effect": "blur"}}, lite=False)
+    argv = _argv(setup, tmp_path / "o", "--padding", "reflect,zero", "--no-vgg", "--repeat", "1")
+    argv[argv.index("--weights-dir") + 1] = str(weights)
+    argv[argv.index("--styles") + 1] = "wave"
+    assert study.main(argv) == 0
+    assert "wave / zero skipped" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert [m["padding"] for m in doc["models"]] == ["reflect"] and doc["skipped"][0]["padding"] == "zero"
+
+
+def test_style_given_as_onnx_path(setup, tmp_path):
+    model = make_style_model(tmp_path / "solo.onnx", "solo", effect="identity")
+    argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "2")
+    argv[argv.index("--styles") + 1] = str(model)
+    assert study.main(argv) == 0
+    rows = _read_csv(tmp_path / "o" / "metrics.csv")
+    assert {r["style"] for r in rows} == {"solo"}
+    assert all(float(r["mad_original"]) == 0.0 for r in rows)
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert doc["fixed_points"][0]["fixed_point_step"] == 1
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--padding", "mirror"), "unknown padding mode 'mirror'"),
+    (("--repeat", "0"), "--repeat must be"),
+    (("--margin", "6"), "--margin must be a positive multiple of 4"),
+    (("--styles", "wavy"), "unknown style 'wavy'"),
+    (("--padding", "zero", "--styles", "solo_missing"), "unknown style"),
+    (("--vgg-onnx", "/nonexistent/vgg.onnx"), "VGG features model not found"),
+    (("--size", "20"), "--size 20 is too small"),
+    (("--cell-width", "8"), "--cell-width must be"),
+    (("--prepad", "-1"), "--prepad must be"),
+])
+def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, extra, message):
+    argv = _argv(setup, tmp_path / "o", "--repeat", "1", *extra)  # the last value of a flag wins
+    assert study.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("stylecam: error: ") and message in err[-1]
+
+
+def test_missing_image_exits_2(setup, tmp_path, capsys):
+    argv = _argv(setup, tmp_path / "o")
+    argv[0] = str(tmp_path / "nope.jpg")
+    assert study.main(argv) == 2
+    assert "image not found" in capsys.readouterr().err
+
+
+def test_only_padding_mode_missing_is_an_error(setup, tmp_path, capsys):
+    weights = make_weights_dir(tmp_path / "w", styles={"wave": {"effect": "blur"}}, lite=False)
+    argv = _argv(setup, tmp_path / "o", "--padding", "zero")
+    argv[argv.index("--weights-dir") + 1] = str(weights)
+    argv[argv.index("--styles") + 1] = "wave"
+    assert study.main(argv) == 2
+    assert "no 'zero'-padding model" in capsys.readouterr().err
+
+
+def test_vgg_missing_without_torch_explains_the_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "DEFAULT_VGG_PATH", tmp_path / "none.onnx")
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    with pytest.raises(study.UserError, match="PyTorch is not installed") as err:
+        study.resolve_vgg_path(None)
+    assert "stylecam-train export-vgg" in err.value.hint
+
+
+def test_vgg_default_path_is_used_when_present(tmp_path, monkeypatch):
+    target = tmp_path / "vgg.onnx"
+    target.write_bytes(b"x")
+    monkeypatch.setattr(study, "DEFAULT_VGG_PATH", target)
+    assert study.resolve_vgg_path(None) == target
+
+
+def test_stylecam_cli_dispatches_study(setup, tmp_path):
+    from stylecam import cli
+
+    model = make_style_model(tmp_path / "solo.onnx", "solo", effect="identity")
+    argv = ["study", *_argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1")]
+    argv[argv.index("--styles") + 1] = str(model)
+    assert cli.main(argv) == 0
+    assert (tmp_path / "o" / "metrics.json").is_file()
+
+
+def test_padding_variant_of_another_model_variant_is_not_mixed_in(setup, tmp_path, capsys):
+    weights = make_weights_dir(tmp_path / "w", styles={"wave": {"effect": "blur"}}, lite=False)
+    make_style_model(weights / "padding" / "wave.lite.zero.onnx", "wave", effect="blur", variant="lite",
+                     padding="zero")
+    argv = _argv(setup, tmp_path / "o", "--padding", "reflect,zero", "--no-vgg", "--repeat", "1")
+    argv[argv.index("--weights-dir") + 1] = str(weights)
+    argv[argv.index("--styles") + 1] = "wave"
+    assert study.main(argv) == 0
+    assert "has no full zero-padding model" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert [(m["padding"], m["variant"]) for m in doc["models"]] == [("reflect", "full")]

@@ -1,0 +1,547 @@
+"""`stylecam-train classifier`: train a small CNN (or a VGG-16 head) on MNIST / Fashion-MNIST / CIFAR-10.
+
+The whole dataset sits in memory as uint8 tensors; batches are normalised and augmented on the fly
+(random shift by padding + crop, horizontal flip where it makes sense). The learning rate follows one
+cycle (linear warm-up, linear decay to zero) over the epochs or over ``--time-budget`` seconds of
+training wall time; evaluation time is not counted in the budget. Outputs in --out: checkpoint.pt,
+curves.png, confusion.png, report.json and the ONNX model with class names and normalisation in metadata.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylecam import contract
+from stylecam.errors import UserError
+from trainer.data import DATASETS, Dataset, load_dataset
+from trainer.nets.classifier import PRESETS, Classifier, ClassifierConfig, build_classifier, format_summary
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}
+DEFAULT_WEIGHT_DECAY = {"sgd": 5e-4, "adam": 0.0, "adamw": 0.05}
+#: datasets whose images may be mirrored left-right by --augment (digits may not)
+FLIP_OK = {"cifar10": True, "fashion-mnist": True, "mnist": False}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 5.0               # passes over the training set (ignored with time_budget)
+    time_budget: float | None = None  # seconds of training wall time; overrides epochs
+    lr: float | None = None           # peak learning rate; None: DEFAULT_LR of the optimizer
+    batch_size: int = 128
+    optimizer: str = "sgd"            # sgd (Nesterov momentum 0.9) | adam | adamw
+    weight_decay: float | None = None  # None: DEFAULT_WEIGHT_DECAY of the optimizer
+    warmup: float = 0.15              # fraction of the run spent ramping the learning rate up
+    label_smoothing: float = 0.1
+    augment: bool = False             # random shift (pad + crop), and flips where FLIP_OK
+    flip: bool = False                # horizontal flips (set from the dataset when augmenting)
+    channels_last: bool = True        # NHWC memory format (faster convolutions on CPU)
+    bf16: bool = False                # bfloat16 autocast on CPU (training and epoch evals; final test in fp32)
+    eval_every: int = 1               # test accuracy every N epochs (0: only at the end)
+    seed: int = 0
+
+    @property
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+@dataclass
+class TrainResult:
+    test_accuracy: float
+    train_seconds: float              # training wall time, evaluation excluded
+    epochs: float                     # passes over the training set actually done
+    steps: int
+    history: list[dict] = field(default_factory=list)   # periodic train loss / accuracy / lr
+    evals: list[dict] = field(default_factory=list)     # test accuracy after epochs
+    predictions: np.ndarray | None = None               # test-set predictions of the final model
+
+
+# ----------------------------------------------------------------------------- batches
+
+def normalise(pixels: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """float (N, C, H, W) 0..255 -> ((pixels / 255) - mean) / std per channel."""
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (pixels / 255.0 - m) / s
+
+
+def augment_batch(pixels: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random shift of up to ``pad`` pixels (zero or reflect padding by channel count) and optional mirror.
+
+    pixels: float (N, C, H, W) 0..255 -> same shape. Gray images are padded with black, RGB by reflection.
+    """
+    n, c, h, w = pixels.shape
+    if pad:
+        mode = "constant" if c == 1 else "reflect"
+        padded = F.pad(pixels, (pad, pad, pad, pad), mode=mode)
+        dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen)
+        rows = (dy + torch.arange(h)).view(n, 1, h, 1)
+        cols = (dx + torch.arange(w)).view(n, 1, 1, w)
+        pixels = padded[torch.arange(n).view(n, 1, 1, 1), torch.arange(c).view(1, c, 1, 1), rows, cols]
+    if flip:
+        mirror = torch.rand(n, generator=gen) < 0.5
+        pixels = torch.where(mirror.view(n, 1, 1, 1), pixels.flip(3), pixels)
+    return pixels
+
+
+def one_cycle(progress: float, peak: float, warmup: float) -> float:
+    """Learning rate at ``progress`` (0..1): linear 0.1*peak -> peak over ``warmup``, then linear to 0."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup:
+        return peak * (0.1 + 0.9 * progress / warmup)
+    return peak * (1.0 - progress) / max(1.0 - warmup, 1e-9)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum, Adam or AdamW over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    wd = cfg.weight_decay if cfg.weight_decay is not None else DEFAULT_WEIGHT_DECAY[cfg.optimizer]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.peak_lr, momentum=0.9, nesterov=True, weight_decay=wd)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.peak_lr, weight_decay=wd)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.peak_lr, weight_decay=wd)
+    raise UserError(f"unknown optimizer {cfg.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, mean, std, batch_size: int = 500,
+            channels_last: bool = False, bf16: bool = False) -> torch.Tensor:
+    """uint8 (N, C, H, W) 0..255 -> predicted class indices (N,) int64, model in eval mode."""
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = normalise(images[i:i + batch_size].float(), mean, std)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out.append(model(x).argmax(1))
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts; row = true class, column = predicted class."""
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (np.asarray(labels, np.int64), np.asarray(predictions, np.int64)), 1)
+    return cm
+
+
+# ----------------------------------------------------------------------------- training
+
+def train(model: Classifier, data: Dataset, cfg: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train ``model`` on ``data`` in place and return the test accuracy and curves.
+
+    Stops after ``cfg.epochs`` passes or, with ``cfg.time_budget``, when the training wall clock
+    (evaluation excluded) reaches the budget; the learning-rate cycle is spread over whichever applies.
+    """
+    from tqdm import tqdm
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    norm = model.config
+    mean, std = list(norm.mean), list(norm.std)
+    n = len(data.train_x)
+    if n == 0:
+        raise UserError("the training set is empty", "check --data")
+    batch = min(cfg.batch_size, n)
+    steps_per_epoch = max(1, n // batch)
+    total_steps = None if cfg.time_budget else max(1, round(cfg.epochs * steps_per_epoch))
+    pad = (4 if min(data.size) >= 32 else 2) if cfg.augment else 0   # shift range in pixels
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    result = TrainResult(0.0, 0.0, 0.0, 0)
+    bar_total = cfg.time_budget if cfg.time_budget else total_steps
+    bar = tqdm(total=bar_total, disable=not progress, unit="s" if cfg.time_budget else "step",
+               desc="training", dynamic_ncols=True, bar_format=None if not cfg.time_budget else
+               "{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+    trained, step, epoch, run_loss, run_acc = 0.0, 0, 0, None, None
+    model.train()
+    done = False
+    clock, eval_seconds = time.perf_counter(), 0.0   # training time = wall time - evaluation time
+    while not done:
+        order = torch.randperm(n, generator=gen)
+        for b in range(steps_per_epoch):
+            frac = trained / cfg.time_budget if cfg.time_budget else step / total_steps
+            lr = one_cycle(frac, cfg.peak_lr, cfg.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = order[b * batch:(b + 1) * batch]
+            x = data.train_x[idx].float()
+            if cfg.augment:
+                x = augment_batch(x, pad, cfg.flip, gen)
+            x = normalise(x, mean, std)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = data.train_y[idx]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits = model(x)
+                loss = loss_fn(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if not math.isfinite(loss.item()):
+                raise UserError(f"training diverged at step {step} (loss {loss.item()})",
+                                "lower --lr or use --optimizer adam")
+            acc = (logits.argmax(1) == y).float().mean().item()
+            run_loss = loss.item() if run_loss is None else 0.95 * run_loss + 0.05 * loss.item()
+            run_acc = acc if run_acc is None else 0.95 * run_acc + 0.05 * acc
+            took = time.perf_counter() - clock - eval_seconds - trained
+            trained += took
+            step += 1
+            if step % max(1, steps_per_epoch // 20) == 0 or step == 1:
+                result.history.append({"step": step, "epoch": step / steps_per_epoch, "seconds": trained,
+                                       "lr": lr, "train_loss": run_loss, "train_accuracy": run_acc})
+            bar.update(min(took, max(0.0, bar.total - bar.n)) if cfg.time_budget else 1)
+            bar.set_postfix(loss=f"{run_loss:.3f}", acc=f"{run_acc:.3f}", refresh=False)
+            done = (trained >= cfg.time_budget) if cfg.time_budget else step >= total_steps
+            if done:
+                break
+        epoch += 1
+        if cfg.eval_every and epoch % cfg.eval_every == 0 and not done:
+            eval_start = time.perf_counter()
+            acc = _accuracy(model, data, cfg)
+            eval_seconds += time.perf_counter() - eval_start
+            result.evals.append({"epoch": step / steps_per_epoch, "seconds": trained, "test_accuracy": acc})
+            bar.write(f"epoch {epoch}: test accuracy {acc:.4f} after {trained:.1f} s of training")
+    bar.close()
+    preds = predict(model, data.test_x, mean, std, channels_last=cfg.channels_last)  # fp32, as the ONNX model
+    result.predictions = preds.numpy()
+    result.test_accuracy = float((preds == data.test_y).float().mean()) if len(preds) else 0.0
+    result.evals.append({"epoch": step / steps_per_epoch, "seconds": trained, "test_accuracy": result.test_accuracy})
+    result.train_seconds, result.epochs, result.steps = trained, step / steps_per_epoch, step
+    model.to(memory_format=torch.contiguous_format)
+    return result
+
+
+def _accuracy(model, data: Dataset, cfg: TrainConfig) -> float:
+    preds = predict(model, data.test_x, list(model.config.mean), list(model.config.std),
+                    channels_last=cfg.channels_last, bf16=cfg.bf16)
+    return float((preds == data.test_y).float().mean()) if len(preds) else 0.0
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def plot_curves(result: TrainResult, path: str | os.PathLike, title: str = "") -> None:
+    """Training loss and accuracy (running mean) and test accuracy against training seconds -> PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
+    t = [h["seconds"] for h in result.history]
+    ax1.plot(t, [h["train_loss"] for h in result.history], color="tab:red")
+    ax1.set(xlabel="training time (s)", ylabel="train loss", title="loss")
+    ax2.plot(t, [h["train_accuracy"] for h in result.history], label="train (running)")
+    ax2.plot([e["seconds"] for e in result.evals], [e["test_accuracy"] for e in result.evals], "o-", label="test")
+    ax2.set(xlabel="training time (s)", ylabel="accuracy", title="accuracy")
+    ax2.legend(loc="lower right", fontsize=8)
+    ax2.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], path: str | os.PathLike, title: str = "") -> None:
+    """Confusion matrix (rows true, columns predicted) with counts -> PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.45 * k, 1.2 + 0.45 * k), dpi=80)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(k), classes, fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true")
+    top = cm.max() if cm.size else 0
+    for i in range(k):
+        for j in range(k):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if cm[i, j] > top / 2 else "black")
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def _save_figure(fig, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: str | os.PathLike, model: Classifier, payload: dict) -> None:
+    """Atomically save weights, the network config and ``payload`` (classes, normalisation, ...)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **payload}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, vgg_extractor: nn.Module | None = None) -> tuple[Classifier, dict]:
+    """Rebuild a classifier from a checkpoint -> (model in eval mode, checkpoint dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}", "pass the checkpoint.pt written by stylecam-train classifier")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        config = ClassifierConfig.from_dict(ckpt["config"])
+    except Exception as err:
+        raise UserError(f"cannot read classifier checkpoint {path}: {type(err).__name__}",
+                        "pass the checkpoint.pt written by stylecam-train classifier") from None
+    if vgg_extractor is None and config.arch.startswith("vgg16:"):
+        # Same topology as VGG-16 (width 64 = the real one); the weights come from the state dict.
+        from trainer.nets.vgg import random_vgg_standin
+        width = int(ckpt["state_dict"]["body.vgg.extractor.features.0.weight"].shape[0])
+        vgg_extractor = random_vgg_standin([config.arch.split("-")[0][6:]], width=width)
+    model = Classifier(config, vgg_extractor)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt
+
+
+def export_onnx(model: Classifier, path: str | os.PathLike, name: str, classes: list[str],
+                normalisation: dict, accuracy: float | None, training: dict | None = None,
+                atol: float = 1e-4) -> Path:
+    """Export to ONNX (input "image" float32 (N, C, H, W) normalised, output "logits" (N, classes)).
+
+    Runs the ONNX checker, compares onnxruntime with PyTorch on random inputs (raises when the largest
+    difference exceeds ``atol``) and writes the classifier metadata of stylecam.contract. Atomic write.
+    """
+    import onnx
+
+    from stylecam.session import load_model
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
+    cfg = model.config
+    dummy = torch.randn(2, cfg.in_channels, cfg.height, cfg.width, generator=torch.Generator().manual_seed(0))
+    tmp = path.with_name(path.name + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (dummy,), str(tmp), input_names=[contract.CLASSIFIER_INPUT],
+                          output_names=[contract.CLASSIFIER_OUTPUT], opset_version=17, dynamo=False,
+                          dynamic_axes={contract.CLASSIFIER_INPUT: {0: "N"}, contract.CLASSIFIER_OUTPUT: {0: "N"}})
+    proto = onnx.load(str(tmp))
+    meta = {
+        contract.KEY_KIND: "classifier",
+        contract.KEY_FORMAT: contract.FORMAT_VERSION,
+        contract.KEY_NAME: name,
+        contract.KEY_CLASSES: json.dumps(list(classes)),
+        contract.KEY_NORMALISATION: json.dumps(normalisation),
+        contract.KEY_CONFIG: json.dumps(cfg.to_dict()),
+    }
+    if accuracy is not None:
+        meta[contract.KEY_ACCURACY] = f"{accuracy:.4f}"
+    if training is not None:
+        meta[contract.KEY_TRAINING] = json.dumps(training)
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    try:
+        session = load_model(str(tmp), device="cpu").session
+        with torch.no_grad():
+            expected = model(dummy).numpy()
+        got = session.run([contract.CLASSIFIER_OUTPUT], {contract.CLASSIFIER_INPUT: dummy.numpy()})[0]
+        diff = float(np.abs(got - expected).max())
+        if diff > atol:
+            raise UserError(f"ONNX export of {name} differs from PyTorch by {diff:.2e} (> {atol:.0e})",
+                            "report this; the exported file was not written")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--data", default=None,
+                   help="dataset location (IDX folder, torchvision root, zip or folder with train/ and test/); "
+                        "default: the standard locations")
+    p.add_argument("--arch", default=None,
+                   help=f"spec string (e.g. conv32-bn-pool-conv64-bn-pool-fc128) or preset: {', '.join(PRESETS)}; "
+                        "default: mnist-small, fashion-small or cifar-fast by dataset")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, default=5.0)
+    length.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="stop after this much training wall time (evaluation not counted)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default by optimizer: "
+                   + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--augment", action="store_true", help="random shifts, plus mirroring for CIFAR-10 and Fashion-MNIST")
+    p.add_argument("--padding", choices=("zero", "reflect", "replicate"), default="zero", help="padding of every conv")
+    add_speed_arguments(p)
+    p.add_argument("--eval-every", type=int, default=1, help="test accuracy every N epochs (0: only at the end)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vgg-weights", default=None, help="VGG-16 features state dict for vgg16:... specs "
+                   "(default $STYLECAM_VGG16, else torchvision's download)")
+    p.add_argument("--name", default=None, help="model name in metadata and file names (default: the dataset)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--onnx", default=None, help="where to write the ONNX model (default OUT/NAME.onnx)")
+
+
+def add_speed_arguments(p: argparse.ArgumentParser) -> None:
+    """--precision, --threads and --no-channels-last (shared with sweep and the benchmark)."""
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16 = bfloat16 autocast for training; auto = bf16 where the CPU has AVX-512 BF16 or AMX "
+                        "(the final test and the ONNX model are float32 either way)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads; 0 = the cores not busy right now (cores minus the 1-minute load average)")
+    p.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory format")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (bfloat16 matmuls in hardware)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def use_bf16(precision: str) -> bool:
+    return precision == "bf16" or (precision == "auto" and cpu_has_fast_bf16())
+
+
+def choose_threads(requested: int = 0) -> int:
+    """``requested`` if > 0, else the idle cores: cpu count minus the rounded 1-minute load average (>= 1).
+
+    On a shared machine, more threads than idle cores makes PyTorch's CPU kernels far slower, not faster.
+    """
+    cpus = os.cpu_count() or 1
+    if requested > 0:
+        return requested
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cpus, cpus - busy))
+
+
+def set_threads(requested: int = 0) -> int:
+    threads = choose_threads(requested)
+    torch.set_num_threads(threads)
+    return threads
+
+
+DEFAULT_ARCH = {"mnist": "mnist-small", "fashion-mnist": "fashion-small", "cifar10": "cifar-fast"}
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Validated TrainConfig from parsed arguments (UserError for bad values)."""
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise UserError(f"--time-budget must be positive, got {args.time_budget}", "e.g. --time-budget 60")
+    if args.epochs is not None and args.epochs <= 0:
+        raise UserError(f"--epochs must be positive, got {args.epochs}", "e.g. --epochs 5")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}", "e.g. --batch-size 128")
+    if args.lr is not None and args.lr <= 0:
+        raise UserError(f"--lr must be positive, got {args.lr}", "e.g. --lr 0.05")
+    return TrainConfig(epochs=args.epochs or 5.0, time_budget=args.time_budget, lr=args.lr,
+                       batch_size=args.batch_size, optimizer=args.optimizer, weight_decay=args.weight_decay,
+                       label_smoothing=args.label_smoothing, augment=args.augment,
+                       flip=args.augment and FLIP_OK.get(args.dataset, False),
+                       channels_last=not args.no_channels_last, bf16=use_bf16(args.precision),
+                       eval_every=args.eval_every, seed=args.seed)
+
+
+def run_training(data: Dataset, arch: str, cfg: TrainConfig, out: str | os.PathLike, name: str,
+                 padding: str = "zero", onnx_path: str | os.PathLike | None = None,
+                 vgg_weights: str | None = None, progress: bool = True, quiet: bool = False,
+                 export: bool = True, vgg_extractor: nn.Module | None = None) -> dict:
+    """Build, summarise, train, plot, checkpoint and (``export``) write the ONNX model; returns the report.
+
+    ``vgg_extractor`` replaces the ImageNet VGG-16 for vgg16:... specs (tests use a small stand-in).
+    """
+    out = Path(out)
+    norm = data.normalisation()
+    vgg = vgg_extractor
+    if vgg is None and resolve_arch_is_vgg(arch):
+        from trainer.nets.vgg import load_vgg16
+        vgg = load_vgg16([PRESETS.get(arch, arch).split("-")[0][6:]], vgg_weights)
+    model = build_classifier(arch, data.channels, len(data.classes), *data.size, padding=padding,
+                             mean=norm["mean"], std=norm["std"], vgg_extractor=vgg)
+    if not quiet:
+        print(f"{name}: {data.name} from {data.source}: {len(data.train_x)} train / {len(data.test_x)} test, "
+              f"{len(data.classes)} classes\narch: {model.config.arch}\n{format_summary(model)}\n"
+              f"threads {torch.get_num_threads()}, {'bf16 autocast' if cfg.bf16 else 'fp32'}, "
+              f"{'channels-last' if cfg.channels_last else 'NCHW'}", flush=True)
+    result = train(model, data, cfg, progress=progress)
+    cm = confusion_matrix(data.test_y.numpy(), result.predictions, len(data.classes))
+    training = {**asdict(cfg), "dataset": data.name, "train_seconds": round(result.train_seconds, 1),
+                "epochs_done": round(result.epochs, 2), "steps": result.steps,
+                "threads": torch.get_num_threads()}
+    if cfg.time_budget:
+        training["epochs"] = None   # the budget, not an epoch count, decided the length
+    report = {"name": name, "dataset": data.name, "arch": model.config.arch, "test_accuracy": result.test_accuracy,
+              "params": sum(p.numel() for p in model.parameters() if p.requires_grad), "training": training,
+              "evals": result.evals, "confusion": cm.tolist(), "classes": data.classes}
+    title = f"{name}: {model.config.arch} — test accuracy {result.test_accuracy:.2%}"
+    plot_curves(result, out / "curves.png", title)
+    plot_confusion(cm, data.classes, out / "confusion.png", f"{name}: test accuracy {result.test_accuracy:.2%}")
+    save_checkpoint(out / "checkpoint.pt", model, {"classes": data.classes, "normalisation": norm,
+                                                    "dataset": data.name, "name": name, "training": training,
+                                                    "test_accuracy": result.test_accuracy,
+                                                    "history": result.history, "evals": result.evals})
+    onnx_file = None
+    if export:
+        onnx_file = export_onnx(model, onnx_path or out / f"{name}.onnx", name, data.classes, norm,
+                                result.test_accuracy, training)
+    report["onnx"] = str(onnx_file) if onnx_file else None
+    tmp = out / "report.json.tmp"
+    tmp.write_text(json.dumps({**report, "history": result.history}, indent=1))
+    os.replace(tmp, out / "report.json")
+    if not quiet:
+        print(f"test accuracy {result.test_accuracy:.4f} after {result.train_seconds:.1f} s of training "
+              f"({result.epochs:.2f} epochs, {result.steps} steps)\nwrote {out}/checkpoint.pt, curves.png, "
+              f"confusion.png, report.json" + (f" and {onnx_file}" if onnx_file else ""))
+    return report
+
+
+def resolve_arch_is_vgg(arch: str) -> bool:
+    return PRESETS.get(arch, arch).startswith("vgg16:")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    set_threads(args.threads)
+    arch = args.arch or DEFAULT_ARCH[args.dataset]
+    from trainer.nets.classifier import parse_spec
+    parse_spec(arch)  # fail on a bad spec before loading any data
+    data = load_dataset(args.dataset, args.data)
+    run_training(data, arch, cfg, args.out, args.name or args.dataset, padding=args.padding,
+                 onnx_path=args.onnx, vgg_weights=args.vgg_weights)
+    return 0
