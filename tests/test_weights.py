@@ -1,0 +1,62 @@
+"""Every shipped model in weights/ loads in the runtime, carries its metadata and honours its contract."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stylecam import contract
+from stylecam.pipeline import Stylizer
+from stylecam.session import load_model
+from stylecam.styles import Registry
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+STYLE_FILES = sorted(p for p in WEIGHTS.rglob("*.onnx") if "classifiers" not in p.parts)
+CLASSIFIER_FILES = sorted((WEIGHTS / "classifiers").glob("*.onnx"))
+
+
+def test_weights_folder_ships_models():
+    assert CLASSIFIER_FILES, "no classifier models shipped"
+    assert STYLE_FILES, "no style models shipped"
+
+
+def photo_like(height: int, width: int) -> np.ndarray:
+    """uint8 BGR (H, W, 3): smooth gradients with some edges, like a photo."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1),
+                    ((xx // 7 + yy // 5) % 2) * 200 + 20], -1)
+    return img.astype(np.uint8)
+
+
+@pytest.mark.parametrize("path", STYLE_FILES, ids=lambda p: p.relative_to(WEIGHTS).as_posix())
+def test_style_model_contract(path):
+    meta = load_model(str(path), device="cpu").metadata
+    assert contract.contract_problems(meta) == []
+    assert json.loads(meta[contract.KEY_TRAINING])["steps_trained"] > 0
+    assert meta[contract.KEY_ARTIST] and meta[contract.KEY_LICENCE]
+    stylizer = Stylizer(styles=[str(path)], device="cpu")
+    for height, width in ((37, 53), (64, 48)):
+        frame = photo_like(height, width)
+        out = stylizer(frame)
+        assert out.shape == frame.shape and out.dtype == np.uint8
+        # a style that returns its input is broken
+        assert np.abs(out.astype(float) - frame.astype(float)).mean() > 8.0
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 36, 44)).astype(np.float32)
+    y = stylizer.run_float(x)
+    assert y.shape == x.shape and y.min() >= 0.0 and y.max() <= 255.0
+
+
+def test_registry_finds_every_shipped_style():
+    registry = Registry(WEIGHTS)
+    names = {load_model(str(p), device="cpu").metadata[contract.KEY_NAME] for p in STYLE_FILES}
+    assert names <= set(registry.names())
+
+
+@pytest.mark.parametrize("path", CLASSIFIER_FILES, ids=lambda p: p.name)
+def test_classifier_model_metadata(path):
+    meta = load_model(str(path), device="cpu").metadata
+    assert [k for k in contract.CLASSIFIER_REQUIRED_KEYS if k not in meta] == []
+    assert len(json.loads(meta[contract.KEY_CLASSES])) == 10
+    assert 0.9 <= float(meta[contract.KEY_ACCURACY]) <= 1.0 or path.stem.startswith("cifar")
