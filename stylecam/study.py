@@ -222,7 +222,7 @@ def make_style_run(spec: str, mode: str, variant: str, cfg: StudyConfig, registr
         entry = registry.find(base.name if base is not None else spec, variant=variant, padding=padding)
     if entry.variant != variant:
         raise UserError(f"style {entry.name!r} has no {variant} {padding}-padding model",
-                        f"export one with `stylecam-train export CKPT -o weights/padding/{entry.name}.{variant}."
+                        f"export one with `stylecam-train export weights/{entry.name}.{variant}.onnx -o weights/padding/{entry.name}.{variant}."
                         f"{padding}.onnx --padding {padding}`")
     prepad = cfg.prepad if mode == "prepad" else 0
     stylizer = Stylizer(styles=[str(entry.path)], repeat=1, device=cfg.device, variant=entry.variant,

@@ -131,6 +131,28 @@ def test_export_with_other_padding_and_fp16(trained_checkpoint, tmp_path):
     assert os.path.getsize(half["path"]) < os.path.getsize(zero["path"])
 
 
+def test_reexport_from_onnx_equals_export_from_checkpoint(trained_checkpoint, tmp_path):
+    """A shipped ONNX file re-exported with zero padding == the checkpoint exported with zero padding."""
+    reflect = export_style(trained_checkpoint, tmp_path / "reflect.onnx")
+    direct = export_style(trained_checkpoint, tmp_path / "direct.onnx", padding="zero")
+    via_onnx = export_style(reflect["path"], tmp_path / "via.onnx", padding="zero")
+    a, b = load_model(direct["path"], "cpu"), load_model(via_onnx["path"], "cpu")
+    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 40, 52)).astype(np.float32)
+    np.testing.assert_allclose(a.session.run(None, {"image": x})[0], b.session.run(None, {"image": x})[0], atol=1e-3)
+    assert b.metadata[contract.KEY_PADDING] == "zero"
+    for key in (contract.KEY_NAME, contract.KEY_VARIANT, contract.KEY_CONFIG, contract.KEY_TRAINING):
+        assert b.metadata[key] == a.metadata[key]
+    r = load_model(reflect["path"], "cpu").session.run(None, {"image": x})[0]
+    assert np.abs(r - b.session.run(None, {"image": x})[0]).max() > 1e-3  # padding really changed
+
+
+def test_reexport_rejects_an_onnx_that_is_not_a_style(tmp_path, capsys):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx file")
+    code, err = run_cli(["export", str(bad), "-o", str(tmp_path / "x.onnx"), "--padding", "zero"], capsys)
+    assert_one_line_error(code, err, "bad.onnx")
+
+
 def test_gatys_reduces_its_loss():
     torch.manual_seed(0)
     yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")

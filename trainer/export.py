@@ -8,6 +8,7 @@ tolerance) and writes the metadata of stylecam/contract.py.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import tempfile
@@ -93,17 +94,47 @@ def onnx_parity(onnx_path: str | Path, net: nn.Module, shapes=PARITY_SHAPES, see
     return worst
 
 
+def network_from_onnx(path: str | Path, padding: str | None = None) -> tuple[TransformerNet, dict[str, str]]:
+    """Rebuild the network of a stylecam style ONNX file from its weights and metadata.
+
+    Returns (network in eval mode, the file's metadata). Lets a shipped model be re-exported with
+    another padding mode or precision when its training checkpoint is not at hand.
+    """
+    try:
+        model = onnx.load(str(path))
+    except Exception as err:  # noqa: BLE001 - any parse failure means the same thing to the user
+        raise UserError(f"{path} is not a readable ONNX file ({err.__class__.__name__})",
+                        "pass a checkpoint.pt or a style model from weights/") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get(contract.KEY_KIND) != "style" or contract.KEY_CONFIG not in meta:
+        raise UserError(f"{path} is not a stylecam style model (no style metadata)",
+                        "re-export from the training checkpoint instead")
+    if meta.get("stylecam.precision", "fp32") != "fp32":
+        raise UserError(f"{path} holds fp16 weights", "re-export from the fp32 model")
+    state = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    net = network_from_checkpoint({"network": json.loads(meta[contract.KEY_CONFIG]),
+                                   "model": {k: v for k, v in state.items() if "." in k}}, padding)
+    return net, meta
+
+
 def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | None = None, fp16: bool = False,
                  opset: int = 17, tolerance: float | None = None) -> dict:
-    """Checkpoint -> ONNX file with metadata; returns {path, padding, precision, max_abs_diff, tolerance}.
+    """Checkpoint (or fp32 style ONNX) -> ONNX file with metadata.
 
-    Raises UserError when the checkpoint is unusable, the output is not writable or parity fails.
+    Returns {path, padding, precision, max_abs_diff, tolerance}. Raises UserError when the source
+    is unusable, the output is not writable or parity fails.
     """
-    ckpt = load_checkpoint(checkpoint, required=("model", "config", "step", "network"))
-    padding = padding or ckpt["network"].get("padding", "reflect")
-    net = network_from_checkpoint(ckpt, padding)
     precision = "fp16" if fp16 else "fp32"
-    exported: nn.Module = _Fp16(network_from_checkpoint(ckpt, padding)) if fp16 else net
+    if str(checkpoint).endswith(".onnx"):
+        net, metadata = network_from_onnx(checkpoint, padding)
+        padding = net.config.padding
+        metadata = {**metadata, contract.KEY_PADDING: padding, "stylecam.precision": precision}
+    else:
+        ckpt = load_checkpoint(checkpoint, required=("model", "config", "step", "network"))
+        padding = padding or ckpt["network"].get("padding", "reflect")
+        net = network_from_checkpoint(ckpt, padding)
+        metadata = style_metadata(ckpt, padding, precision)
+    exported: nn.Module = _Fp16(copy.deepcopy(net)) if fp16 else net
     out_path = Path(out_path)
     ensure_writable_dir(out_path.parent if str(out_path.parent) else Path("."))
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".onnx")
@@ -117,7 +148,7 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
                               dynamic_axes={contract.STYLE_INPUT: {0: "batch", 2: "height", 3: "width"},
                                             contract.STYLE_OUTPUT: {0: "batch", 2: "height", 3: "width"}})
         model = onnx.load(tmp)
-        for key, value in style_metadata(ckpt, padding, precision).items():
+        for key, value in metadata.items():
             model.metadata_props.add(key=key, value=value)
         model.producer_name = "stylecam"
         onnx.checker.check_model(model, full_check=True)
@@ -135,7 +166,9 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint.pt written by `stylecam-train style`")
+    p.add_argument("checkpoint", metavar="CKPT",
+                   help="checkpoint.pt written by `stylecam-train style`, or a shipped fp32 style .onnx "
+                        "(to re-export the same weights with another padding or in fp16)")
     p.add_argument("-o", "--output", required=True, help="ONNX file to write, e.g. weights/NAME.onnx")
     p.add_argument("--padding", choices=contract.PADDING_MODES, default=None,
                    help="padding mode of every conv (default: the one it was trained with)")
