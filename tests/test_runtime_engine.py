@@ -203,6 +203,14 @@ def test_session_clamp_in_graph_and_run_chain(tmp_path):
     assert clamped.providers == ["CPUExecutionProvider"]
 
 
+def test_sessions_do_not_spin_idle_threads(tmp_path):
+    """A chain holds several sessions; spinning idle pools would steal each other's cores."""
+    path = make_style_model(tmp_path / "up.onnx", "up", effect="shift", amount=1.0)
+    options = load_model(str(path), device="cpu", threads=2).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
+
+
 def test_gpu_request_on_a_machine_without_one_warns_and_runs(weights, caplog):
     from stylecam.session import GPU_PROVIDERS, probe_providers
     if any(p in GPU_PROVIDERS for p in probe_providers("cuda")):
