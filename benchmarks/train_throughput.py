@@ -1,7 +1,8 @@
 """Training throughput (images/s) of the style trainer vs a straightforward reference loop.
 
-stylecam's step: one VGG-16 pass over [output; content] for all losses, Gram targets of the
-painting computed once, bf16 autocast + channels-last where the hardware has them.
+stylecam's step: one VGG-16 pass over the output serves all losses, the content targets are
+computed without autograd and only up to relu2_2, the painting's Gram targets once per run,
+bf16 autocast + channels-last where the hardware has them.
 Reference step (same model, same losses, written the plain way): separate VGG passes for
 the content photos, the output and the painting, Gram targets recomputed every step, fp32.
 Both run in the same process on the same batches: warm-up steps, then a fixed number of

@@ -1,8 +1,9 @@
 """Perceptual losses: content (feature MSE), Gram-matrix style (MSE of Grams), total variation.
 
-Images are float (N, 3, H, W), RGB, 0..255. One loss-network pass per batch serves all
-terms: output and content photos go through VGG together; style Gram targets are
-computed once, when the loss is built.
+Images are float (N, 3, H, W), RGB, 0..255. One loss-network pass over the output serves
+all terms; the content photos' target features are computed without autograd and only up
+to the content layer (no backward through them, a third of VGG at relu2_2); style Gram
+targets are computed once, when the loss is built.
 """
 from __future__ import annotations
 
@@ -62,20 +63,17 @@ class PerceptualLoss(nn.Module):
 
     def terms(self, output: torch.Tensor, content: torch.Tensor,
               content_features: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Weighted loss terms {content, style, tv, total} for a batch (one loss-net pass).
+        """Weighted loss terms {content, style, tv, total} for a batch (one loss-net pass over the output).
 
         content_features: precomputed features of ``content`` (e.g. Gatys), else computed here
-        in the same pass as the output.
+        without autograd, up to the content layer only.
         """
         w = self.weights
-        n = output.shape[0]
         if content_features is None:
-            feats = self.loss_net(torch.cat([output, content.to(output.dtype)], dim=0))
-            out_f = {k: v[:n] for k, v in feats.items()}
-            content_target = feats[w.content_layer][n:].detach()
-        else:
-            out_f = self.loss_net(output)
-            content_target = content_features[w.content_layer]
+            with torch.no_grad():
+                content_features = self.loss_net(content.to(output.dtype), upto=w.content_layer)
+        out_f = self.loss_net(output)
+        content_target = content_features[w.content_layer]
         content_loss = F.mse_loss(out_f[w.content_layer].float(), content_target.float())
         style_loss = output.new_zeros((), dtype=torch.float32)
         for layer, lw in w.style_layers.items():

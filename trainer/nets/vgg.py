@@ -41,8 +41,10 @@ class FeatureExtractor(nn.Module):
     def train(self, mode: bool = True):  # frozen: always in eval mode
         return super().train(False)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        by_index = {i: name for name, i in self.layers.items()}
+    def forward(self, x: torch.Tensor, upto: str | None = None) -> dict[str, torch.Tensor]:
+        """(N,3,H,W) RGB 0..255 -> {layer name: (N,C,h,w)}; ``upto`` stops after that layer."""
+        wanted = self.layers if upto is None else {n: i for n, i in self.layers.items() if i <= self.layers[upto]}
+        by_index = {i: name for name, i in wanted.items()}
         out, h = {}, (x - self.mean) / self.std
         for i, layer in enumerate(self.features):
             h = layer(h)
