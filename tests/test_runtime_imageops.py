@@ -83,3 +83,15 @@ def test_contact_sheet_grid_size_and_labels():
 def test_side_by_side_matches_heights():
     out = imageops.side_by_side(np.zeros((20, 30, 3), np.uint8), np.zeros((10, 10, 3), np.uint8))
     assert out.shape == (20, 50, 3)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (2, 3, 9, 4)])
+def test_nchw_to_bgr_clamps_rounds_and_reorders_like_the_plain_formula(shape):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-40, 300, shape).astype(np.float32)
+    x.flat[:4] = [0.5, 1.5, 254.5, 255.49]
+    batched = x[None] if x.ndim == 3 else x
+    expected = np.clip(np.rint(batched), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)[..., ::-1]
+    got = imageops.nchw_to_bgr(x)
+    assert got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected[0] if x.ndim == 3 else expected)
