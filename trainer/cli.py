@@ -15,6 +15,7 @@ COMMANDS = {
     "style": ("trainer.train_style", "train a feed-forward style network on a painting and export it to ONNX"),
     "gatys": ("trainer.gatys", "stylise one photo by optimisation (Gatys et al.), the quality reference"),
     "export": ("trainer.export", "export a style checkpoint to ONNX with checks and metadata"),
+    "report": ("trainer.report", "quality report of a shipped style: lite, full and Gatys on held-out photos"),
     "export-vgg": ("trainer.export_vgg", "export VGG-16 up to relu2_2 to ONNX for the study's content-drift metric"),
     "classifier": ("trainer.train_classifier", "train a small CNN or a VGG-16 head on MNIST / Fashion-MNIST / CIFAR-10"),
     "sweep": ("trainer.sweep", "run a small grid of classifier trainings under a time budget each"),
@@ -25,6 +26,7 @@ EPILOG = """examples:
   stylecam-train style --style-image painting.jpg --data photos/ --name mypainting --config lite
   stylecam-train gatys --content photo.jpg --style painting.jpg --out gatys.png --steps 300
   stylecam-train export runs/mypainting/checkpoint.pt -o weights/mypainting.onnx --padding zero
+  stylecam-train report mypainting --style-image painting.jpg --photos held_out/ --gatys-steps 300
   stylecam-train classifier --dataset cifar10 --arch cifar-fast --time-budget 60 --out runs/cifar
 
 VGG-16 weights: --vgg-weights PATH or STYLECAM_VGG16=PATH, else torchvision's download."""

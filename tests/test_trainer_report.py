@@ -1,0 +1,64 @@
+"""`stylecam-train report`: losses of lite / full / Gatys on held-out photos, ratios, sheet, cache."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trainer.cli import main as train_main
+from trainer.nets.vgg import random_vgg_standin
+from trainer.report import build_report, list_photos, summarise
+from trainer.train_style import StyleTrainConfig, train_style
+
+LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+
+
+def test_summarise_means_and_ratios_by_hand():
+    rows = [{"lite": {"content": 1, "style": 3, "total": 4}, "gatys": {"content": 1, "style": 1, "total": 2}},
+            {"lite": {"content": 3, "style": 5, "total": 8}, "gatys": {"content": 1, "style": 3, "total": 4}}]
+    s = summarise(rows, ["lite", "gatys"])
+    assert s["mean"]["lite"] == {"content": 2.0, "style": 4.0, "total": 6.0}
+    assert s["ratio_to_gatys"] == {"lite": 2.0}
+    assert s["goals"]["lite"] == {"goal": 2.0, "ratio": 2.0, "met": True}
+
+
+@pytest.fixture
+def shipped_tiny(tiny_photos, tiny_painting, tmp_path) -> Path:
+    cfg = StyleTrainConfig(name="tiny", style_image=str(tiny_painting), data=str(tiny_photos), variant="lite",
+                           size=32, batch_size=2, iterations=2, style_size=48, holdout=2, checkpoint_every=10,
+                           out=str(tmp_path / "run"), weights_dir=str(tmp_path / "weights"), device="cpu")
+    train_style(cfg, loss_net=random_vgg_standin(LAYERS), export=True, progress=False)
+    return tmp_path / "weights"
+
+
+def test_report_writes_losses_ratios_sheet_and_reuses_gatys(shipped_tiny, tiny_photos, tiny_painting, tmp_path):
+    out = tmp_path / "report"
+    photos = list_photos(tiny_photos, limit=2)
+    report = build_report("tiny", str(tiny_painting), photos, out, size=40, gatys_steps=3,
+                          weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)
+    assert [r["photo"] for r in report["photos"]] == [p.name for p in photos]
+    assert set(report["mean"]) == {"lite", "gatys"}
+    lite, ref = report["mean"]["lite"]["total"], report["mean"]["gatys"]["total"]
+    assert lite > 0 and ref > 0 and report["ratio_to_gatys"]["lite"] == pytest.approx(lite / ref)
+    saved = json.loads((out / "quality.json").read_text())
+    assert saved["ratio_to_gatys"] == report["ratio_to_gatys"]
+    assert (out / "sheet.jpg").stat().st_size > 0
+    cached = sorted((out / "gatys").glob("*.png"))
+    assert len(cached) == 2
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    again = build_report("tiny", str(tiny_painting), photos, out, size=40, gatys_steps=3,
+                         weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    assert again["mean"]["gatys"]["total"] == pytest.approx(ref, rel=1e-3)
+
+
+def test_report_of_unknown_style_and_missing_photos(shipped_tiny, tiny_painting, tmp_path, capsys):
+    code = train_main(["report", "nosuch", "--style-image", str(tiny_painting), "--photos", str(tmp_path / "none"),
+                       "--weights-dir", str(shipped_tiny)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "none" in err[0]
+    code = train_main(["report", "nosuch", "--style-image", str(tiny_painting), "--photos", str(tmp_path / "photos"),
+                       "--weights-dir", str(shipped_tiny), "--gatys-steps", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "nosuch" in err[0]

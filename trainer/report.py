@@ -1,0 +1,153 @@
+"""`stylecam-train report`: the quality report of one shipped style (lite, full, Gatys reference).
+
+For every photo of a held-out folder (resized to a long side of --size, cropped to x4) it runs
+each shipped variant of the style (onnxruntime, as the runtime does, clamped to 0..255), the
+Gatys optimisation with the same loss weights, and measures all three with the training losses
+(content, style, total; the weights and layers stored in the model's metadata). Writes to OUT:
+
+  quality.json    per photo and on average: weighted content, style, total loss per method,
+                  and each network's total loss as a ratio to Gatys (goal: full <= 1.5, lite <= 2)
+  sheet.jpg       one row per photo: original | lite | full | Gatys
+  gatys/NN.png    the Gatys images (cached: an existing file is reused, not recomputed)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stylecam import contract, imageops
+from stylecam.errors import UserError
+from stylecam.session import load_model
+from stylecam.styles import Registry
+from trainer.checkpoints import ensure_writable_dir
+from trainer.gatys import gatys
+from trainer.losses import LossWeights, PerceptualLoss
+from trainer.nets.vgg import load_vgg16
+from trainer.photos import center_crop_multiple, load_rgb
+
+GOALS = {"full": 1.5, "lite": 2.0}  # max total-loss ratio to Gatys
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def weights_from_metadata(metadata: dict[str, str]) -> tuple[LossWeights, int]:
+    """The training loss weights and painting size stored in a style model's metadata."""
+    training = json.loads(metadata.get(contract.KEY_TRAINING, "{}"))
+    d = LossWeights()
+    weights = LossWeights(content=float(training.get("content_weight", d.content)),
+                          style=float(training.get("style_weight", d.style)),
+                          tv=float(training.get("tv_weight", d.tv)),
+                          content_layer=training.get("content_layer", d.content_layer),
+                          style_layers=dict(training.get("style_layers", d.style_layers)))
+    return weights, int(training.get("style_size", 384))
+
+
+def measure(loss: PerceptualLoss, image: torch.Tensor, content: torch.Tensor) -> dict[str, float]:
+    """Weighted {content, style, tv, total} of ``image`` against ``content``; both float (1,3,H,W) RGB 0..255."""
+    with torch.no_grad():
+        return {k: float(v) for k, v in loss.terms(image, content).items()}
+
+
+def summarise(rows: list[dict], methods: list[str]) -> dict:
+    """Mean losses per method over the photos and each network's total-loss ratio to Gatys."""
+    mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in ("content", "style", "total")}
+            for m in methods}
+    ratios = {m: mean[m]["total"] / mean["gatys"]["total"] for m in methods if m != "gatys" and "gatys" in mean}
+    goals = {m: {"goal": GOALS[m], "ratio": round(r, 3), "met": r <= GOALS[m]} for m, r in ratios.items()}
+    return {"mean": mean, "ratio_to_gatys": ratios, "goals": goals}
+
+
+def list_photos(folder: str | Path, limit: int) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"photo folder not found: {folder}", "pass the held-out photos with --photos DIR")
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not photos:
+        raise UserError(f"no images in {folder}", "pass a folder of .jpg/.png photos")
+    return photos
+
+
+def build_report(name: str, style_image: str, photos: list[Path], out: Path, size: int = 512,
+                 gatys_steps: int = 300, weights_dir: str | None = None, loss_net: torch.nn.Module | None = None,
+                 vgg_weights: str | None = None, device: str = "cpu", progress: bool = True) -> dict:
+    """Run the report (see the module docstring); returns the quality.json content."""
+    registry = Registry(Path(weights_dir) if weights_dir else None)
+    variants = {}
+    for variant in ("lite", "full"):
+        entry = registry.find(name, variant=variant)
+        if entry.variant == variant and entry.padding == "reflect":
+            variants[variant] = entry
+    if not variants:
+        raise UserError(f"no model of style {name!r}", "train and export it first")
+    weights, style_size = weights_from_metadata(next(iter(variants.values())).metadata)
+    if loss_net is None:
+        loss_net = load_vgg16(sorted({weights.content_layer, *weights.style_layers}), vgg_weights)
+    dev = torch.device(device)
+    loss_net = loss_net.to(dev)
+    style = load_rgb(style_image, long_side=style_size)[None].float().to(dev)
+    loss = PerceptualLoss(loss_net, style, weights).to(dev)
+    sessions = {v: load_model(str(e.path), device="cpu", clamp=(0.0, 255.0)) for v, e in variants.items()}
+    methods = [*variants, *(["gatys"] if gatys_steps > 0 else [])]
+    ensure_writable_dir(out / "gatys")
+
+    rows, cells = [], []
+    for i, photo in enumerate(tqdm(photos, desc=f"report {name}", unit="photo", disable=not progress)):
+        content = center_crop_multiple(load_rgb(photo, long_side=size))[None].float().to(dev)
+        images = {}
+        for variant, session in sessions.items():
+            images[variant] = torch.from_numpy(session.run(content.cpu().numpy())).to(dev)
+        if gatys_steps > 0:
+            cached = out / "gatys" / f"{i:02d}.png"
+            if cached.is_file():
+                rgb = cv2.imread(str(cached))[..., ::-1].transpose(2, 0, 1).copy()
+                images["gatys"] = torch.from_numpy(rgb)[None].float().to(dev)
+            else:
+                result, _ = gatys(content, style, weights, steps=gatys_steps, loss_net=loss_net, progress=False)
+                images["gatys"] = result[None].float().to(dev)
+                tmp = cached.with_name(f".{cached.name}.tmp.png")
+                cv2.imwrite(str(tmp), imageops.nchw_to_bgr(images["gatys"].cpu().numpy())[0])
+                os.replace(tmp, cached)
+        rows.append({"photo": photo.name, **{m: measure(loss, images[m], content) for m in methods}})
+        cells.append(("original", imageops.nchw_to_bgr(content.cpu().numpy())[0]))
+        for m in ("lite", "full", "gatys"):
+            if m in images:
+                cells.append((m, imageops.nchw_to_bgr(images[m].cpu().numpy())[0]))
+    sheet = imageops.contact_sheet(cells, columns=1 + len(methods), cell_width=240)
+    cv2.imwrite(str(out / "sheet.jpg"), sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    report = {"style": name, "size": size, "gatys_steps": gatys_steps, "loss_weights": weights.to_dict(),
+              "style_size": style_size, "models": {v: e.path.name for v, e in variants.items()},
+              "photos": rows, **summarise(rows, methods)}
+    (out / "quality.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="style name as shipped in weights/")
+    p.add_argument("--style-image", required=True, help="the painting the style was trained on")
+    p.add_argument("--photos", required=True, help="folder of held-out photos (not used in training)")
+    p.add_argument("--out", default=None, help="report folder (default: weights/reports/NAME)")
+    p.add_argument("--size", type=int, default=512, help="long side of the photos (pixels)")
+    p.add_argument("--limit", type=int, default=10, help="at most this many photos (sorted by name)")
+    p.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps of the reference (0: no Gatys)")
+    p.add_argument("--weights-dir", default=None, help="folder of style models (default: weights/)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device of the losses and of Gatys")
+    p.add_argument("--vgg-weights", default=None, help="local VGG-16 features state dict (else $STYLECAM_VGG16)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out or Path(args.weights_dir or "weights") / "reports" / args.name)
+    report = build_report(args.name, args.style_image, list_photos(args.photos, args.limit), out, size=args.size,
+                          gatys_steps=args.gatys_steps, weights_dir=args.weights_dir, vgg_weights=args.vgg_weights,
+                          device=args.device)
+    for method, values in report["mean"].items():
+        ratio = report["ratio_to_gatys"].get(method)
+        print(f"{method:5s} content {values['content']:.4g} style {values['style']:.4g} total {values['total']:.4g}"
+              + (f"  ratio to Gatys {ratio:.2f}" if ratio is not None else ""))
+    print(f"stylecam-train: wrote {out / 'quality.json'} and {out / 'sheet.jpg'}")
+    return 0
