@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in registry.names():
         entry = registry.find(name, variant=args.variant)
         if entry.variant == args.variant:
-            cells.append((f"{name} ({entry.artist.split()[-1] if entry.artist else '?'})",
-                          Stylizer([name], variant=args.variant)(frame)))
+            cells.append((name, Stylizer([name], variant=args.variant)(frame)))
     sheet = imageops.contact_sheet(cells, columns=args.columns, cell_width=240)
     cv2.imwrite(args.output, sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(f"wrote {args.output} ({len(cells) - 1} styles)")
