@@ -97,6 +97,12 @@ def test_size_runs_inference_smaller_and_resizes_back(weights):
     assert out.shape == (48, 64, 3) and (out == 60).all()
 
 
+def test_size_with_strength_blends_at_the_frame_size(weights):
+    s = Stylizer(["wave"], size=16, strength=0.5, weights_dir=weights, device="cpu")
+    out = s(grey(50, 48, 64))
+    assert out.shape == (48, 64, 3) and (out == 55).all()
+
+
 def test_batch_equals_single_frames(weights):
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 256, (3, 9, 11, 3), dtype=np.uint8)
