@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from trainer.losses import gram_matrix, total_variation
-from trainer.nets.transformer import FULL, LITE, TransformerConfig, build_transformer, count_macs
+from trainer.nets.transformer import (FULL, LITE, LITE_V1, HalfResTransformerNet, TransformerConfig, TransformerNet,
+                                      build_transformer, count_macs, transformer_from_config)
 from trainer.nets.vgg import load_vgg16, random_vgg_standin
 
 
@@ -14,7 +15,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
 
 
-@pytest.mark.parametrize("variant", ["full", "lite"])
+@pytest.mark.parametrize("variant", ["full", "lite", "lite-v1"])
 @pytest.mark.parametrize("height,width", [(33, 47), (17, 18), (64, 64), (29, 101)])
 def test_output_matches_padded_input_shape(variant, height, width):
     net = build_transformer(variant).eval()
@@ -57,8 +58,31 @@ def test_padding_mode_changes_only_the_border():
 
 
 def test_config_round_trips_through_dict():
-    for cfg in (FULL, LITE):
+    for cfg in (FULL, LITE, LITE_V1):
         assert TransformerConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_a_config_saved_before_half_res_ends_existed_builds_the_old_lite():
+    old = {"channels": [8, 16, 32], "residual_blocks": 3, "end_kernel": 3, "separable": False, "padding": "reflect"}
+    cfg = TransformerConfig.from_dict(old)
+    assert cfg == LITE_V1
+    assert type(transformer_from_config(cfg)) is TransformerNet
+    assert type(build_transformer("lite")) is HalfResTransformerNet
+
+
+def test_lite_has_no_convolution_at_full_resolution():
+    net = build_transformer("lite").eval()
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
+             for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        y = net(torch.rand(1, 3, 64, 96) * 255)
+    for h in hooks:
+        h.remove()
+    assert y.shape == (1, 3, 64, 96)
+    assert len(sizes) == 10  # stem, down, 3 x 2 residual, up, head
+    assert max(h for h, _ in sizes) == 32 and max(w for _, w in sizes) == 48
+    assert count_macs(net, 480, 640) < count_macs(build_transformer("lite-v1"), 480, 640)
 
 
 def test_gram_matrix_against_hand_computation():

@@ -13,6 +13,7 @@ from stylecam.errors import UserError
 #: subcommand -> (module, one-line help)
 COMMANDS = {
     "style": ("trainer.train_style", "train a feed-forward style network on a painting and export it to ONNX"),
+    "distill": ("trainer.distill", "teach a faster network (e.g. the lite one) to reproduce a trained style model"),
     "gatys": ("trainer.gatys", "stylise one photo by optimisation (Gatys et al.), the quality reference"),
     "export": ("trainer.export", "export a style checkpoint to ONNX with checks and metadata"),
     "report": ("trainer.report", "quality report of a shipped style: lite, full and Gatys on held-out photos"),
@@ -24,6 +25,7 @@ COMMANDS = {
 
 EPILOG = """examples:
   stylecam-train style --style-image painting.jpg --data photos/ --name mypainting --config lite
+  stylecam-train distill weights/mypainting.onnx --data photos/ --config lite
   stylecam-train gatys --content photo.jpg --style painting.jpg --out gatys.png --steps 300
   stylecam-train export runs/mypainting/checkpoint.pt -o weights/mypainting.onnx --padding zero
   stylecam-train report mypainting --style-image painting.jpg --photos held_out/ --gatys-steps 300

@@ -24,7 +24,7 @@ from torch import nn
 from stylecam import contract
 from stylecam.errors import UserError
 from trainer.checkpoints import ensure_writable_dir, load_checkpoint
-from trainer.nets.transformer import TransformerConfig, TransformerNet
+from trainer.nets.transformer import TransformerConfig, transformer_from_config
 
 #: max |onnxruntime - PyTorch| allowed, in 0..255 pixel units
 TOLERANCE = {"fp32": 0.05, "fp16": 4.0}
@@ -44,14 +44,14 @@ class _Fp16(nn.Module):
         return self.net(x.half()).float()
 
 
-def network_from_checkpoint(ckpt: dict, padding: str | None = None) -> TransformerNet:
+def network_from_checkpoint(ckpt: dict, padding: str | None = None) -> torch.nn.Module:
     """Rebuild the trained network, optionally with another padding mode (same weights)."""
     cfg = TransformerConfig.from_dict(ckpt["network"])
     if padding is not None:
         if padding not in contract.PADDING_MODES:
             raise UserError(f"unknown padding {padding!r}", f"use one of {', '.join(contract.PADDING_MODES)}")
         cfg = TransformerConfig(**{**cfg.__dict__, "padding": padding})
-    net = TransformerNet(cfg)
+    net = transformer_from_config(cfg)
     net.load_state_dict(ckpt["model"])
     return net.eval()
 
@@ -94,7 +94,7 @@ def onnx_parity(onnx_path: str | Path, net: nn.Module, shapes=PARITY_SHAPES, see
     return worst
 
 
-def network_from_onnx(path: str | Path, padding: str | None = None) -> tuple[TransformerNet, dict[str, str]]:
+def network_from_onnx(path: str | Path, padding: str | None = None) -> tuple[torch.nn.Module, dict[str, str]]:
     """Rebuild the network of a stylecam style ONNX file from its weights and metadata.
 
     Returns (network in eval mode, the file's metadata). Lets a shipped model be re-exported with
@@ -133,7 +133,11 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
         ckpt = load_checkpoint(checkpoint, required=("model", "config", "step", "network"))
         padding = padding or ckpt["network"].get("padding", "reflect")
         net = network_from_checkpoint(ckpt, padding)
-        metadata = style_metadata(ckpt, padding, precision)
+        if ckpt.get("kind") == "stylecam-distilled":
+            from trainer.distill import distilled_metadata
+            metadata = distilled_metadata(ckpt, padding, precision)
+        else:
+            metadata = style_metadata(ckpt, padding, precision)
     exported: nn.Module = _Fp16(copy.deepcopy(net)) if fp16 else net
     out_path = Path(out_path)
     ensure_writable_dir(out_path.parent if str(out_path.parent) else Path("."))

@@ -24,7 +24,7 @@ from stylecam.contract import PADDING_MODES
 from stylecam.errors import UserError
 from trainer.checkpoints import atomic_save, ensure_writable_dir, load_checkpoint
 from trainer.losses import LossWeights, PerceptualLoss
-from trainer.nets.transformer import CONFIGS, TransformerConfig, TransformerNet
+from trainer.nets.transformer import CONFIGS, TransformerConfig, TransformerNet, transformer_from_config
 from trainer.nets.vgg import load_vgg16
 from trainer.paintings import painting_info
 from trainer.photos import center_crop_multiple, load_photo_set, load_rgb, make_batch
@@ -158,7 +158,7 @@ def make_trainer(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None,
         print(f"stylecam-train: skipped {len(photos.skipped)} file(s) that are not readable images "
               f"(first: {photos.skipped[0]})")
     torch.manual_seed(cfg.seed)
-    model = TransformerNet(cfg.network_config()).to(device)
+    model = transformer_from_config(cfg.network_config()).to(device)
     if loss_net is None:
         layers = sorted({cfg.content_layer, *cfg.style_layers})
         loss_net = load_vgg16(layers, cfg.vgg_weights)

@@ -3,7 +3,11 @@
 Input and output: float32 (N, 3, H, W), RGB, values 0..255 (output unclamped; the runtime
 clamps). H and W must be multiples of 4 (two stride-2 stages). Two configurations share
 this one definition: FULL (32/64/128 channels, 5 residual blocks, 9x9 ends, ~1.68 M
-parameters) and LITE (for live CPU use, under 2.5 GMAC per 640x480 frame).
+parameters) and LITE, for live CPU use: its ends run at half resolution (a stride-2 first
+conv; the last conv predicts 2x2 blocks of pixels, unfolded by PixelShuffle), because on a
+CPU the full-resolution layers with few channels cost more in memory traffic (pad, norm,
+layout changes) than in arithmetic. LITE_V1, the earlier lite design with full-resolution
+ends, is kept so its files still load.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class TransformerConfig:
     end_kernel: int = 9                              # kernel of the first and last conv
     separable: bool = False                          # depthwise-separable residual blocks
     padding: str = "reflect"                         # reflect | zero | replicate, every conv
+    half_res_ends: bool = False                      # no full-res layer; channels[0] unused
 
     def to_dict(self) -> dict:
         return {**asdict(self), "channels": list(self.channels)}
@@ -32,8 +37,9 @@ class TransformerConfig:
 
 
 FULL = TransformerConfig()
-LITE = TransformerConfig(channels=(8, 16, 32), residual_blocks=3, end_kernel=3)
-CONFIGS = {"full": FULL, "lite": LITE}
+LITE = TransformerConfig(channels=(0, 16, 32), residual_blocks=3, end_kernel=3, half_res_ends=True)
+LITE_V1 = TransformerConfig(channels=(8, 16, 32), residual_blocks=3, end_kernel=3)
+CONFIGS = {"full": FULL, "lite": LITE, "lite-v1": LITE_V1}
 
 
 class TransformerNet(nn.Module):
@@ -58,9 +64,39 @@ class TransformerNet(nn.Module):
         return self.decoder(self.residuals(self.encoder(x / 255.0))) * 255.0
 
 
-def build_transformer(variant: str = "full", padding: str = "reflect") -> TransformerNet:
-    """A fresh network of the named configuration ("full" or "lite") with the given padding."""
-    return TransformerNet(replace(CONFIGS[variant], padding=padding))
+class HalfResTransformerNet(nn.Module):
+    """LITE: stride-2 first conv, residual blocks at 1/4, PixelShuffle decoder, a skip at 1/2.
+
+    (N,3,H,W) RGB 0..255 -> (N,3,H,W); the half-resolution features of the first conv are
+    added back before the last conv, which predicts each 2x2 block of output pixels (12 channels).
+    """
+
+    def __init__(self, config: TransformerConfig = LITE):
+        super().__init__()
+        self.config = config
+        _, c2, c3 = config.channels
+        pad, k = config.padding, config.end_kernel
+        self.stem = ConvLayer(3, c2, k, stride=2, padding=pad)                    # (N,c2,H/2,W/2)
+        self.down = ConvLayer(c2, c3, 3, stride=2, padding=pad)                   # (N,c3,H/4,W/4)
+        self.residuals = nn.Sequential(
+            *[ResidualBlock(c3, padding=pad, separable=config.separable) for _ in range(config.residual_blocks)])
+        self.up = nn.Sequential(ConvLayer(c3, 4 * c2, 1), nn.PixelShuffle(2))     # (N,c2,H/2,W/2)
+        self.head = nn.Sequential(ConvLayer(c2, 12, k, padding=pad, norm="none", relu=False),
+                                  nn.PixelShuffle(2))                             # (N,3,H,W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = self.stem(x / 255.0)
+        return self.head(half + self.up(self.residuals(self.down(half)))) * 255.0
+
+
+def transformer_from_config(config: TransformerConfig) -> nn.Module:
+    """The network class that implements ``config`` (HalfResTransformerNet for half_res_ends)."""
+    return HalfResTransformerNet(config) if config.half_res_ends else TransformerNet(config)
+
+
+def build_transformer(variant: str = "full", padding: str = "reflect") -> nn.Module:
+    """A fresh network of the named configuration ("full", "lite", "lite-v1") with the given padding."""
+    return transformer_from_config(replace(CONFIGS[variant], padding=padding))
 
 
 def count_macs(model: nn.Module, height: int, width: int) -> int:

@@ -1,0 +1,123 @@
+"""Distillation: loss and PSNR against hand computations, a tiny end-to-end run, resume, errors."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stylecam import contract
+from stylecam.session import load_model
+from trainer.cli import main as train_main
+from trainer.distill import DistillConfig, distill, distill_loss, learning_rate, psnr
+from trainer.export import export_style
+from trainer.nets.vgg import random_vgg_standin
+from trainer.train_style import StyleTrainConfig, train_style
+
+
+@pytest.fixture
+def teacher_onnx(tiny_photos, tiny_painting, tmp_path) -> Path:
+    """A lite-v1 style model trained for 4 steps with a VGG stand-in, exported to ONNX."""
+    cfg = StyleTrainConfig(name="tiny", style_image=str(tiny_painting), data=str(tiny_photos), variant="lite-v1",
+                           size=32, batch_size=2, iterations=4, style_size=48, holdout=2, checkpoint_every=4,
+                           out=str(tmp_path / "teacher_run"), weights_dir=str(tmp_path / "teacher"), device="cpu")
+    train_style(cfg, loss_net=random_vgg_standin(["relu1_2", "relu2_2", "relu3_3", "relu4_3"]), progress=False)
+    return tmp_path / "teacher" / "tiny.lite-v1.onnx"
+
+
+def tiny_distill(teacher: Path, photos: Path, out: Path, **over) -> DistillConfig:
+    values = dict(teacher=str(teacher), data=str(photos), size=32, batch_size=2, iterations=12, holdout=2,
+                  checkpoint_every=6, log_every=1, out=str(out / "run"), output=str(out / "tiny.lite.onnx"),
+                  device="cpu", lr=5e-3)
+    values.update(over)
+    return DistillConfig(**values)
+
+
+def test_distill_loss_by_hand():
+    a = torch.zeros(1, 3, 4, 4)
+    assert float(distill_loss(a, a)["total"]) == 0.0
+    shifted = distill_loss(a + 25.5, a)           # a constant shift: pixel error, no edge error
+    assert float(shifted["pixel"]) == pytest.approx(0.1)
+    assert float(shifted["edge"]) == pytest.approx(0.0)
+    ramp = torch.arange(4.0).repeat(1, 3, 4, 1) * 51  # x-ramp 0, 51, 102, 153 -> dx = 0.2, dy = 0
+    terms = distill_loss(ramp, a, edge_weight=2.0)
+    assert float(terms["edge"]) == pytest.approx((0.2 + 0.0) / 2)
+    assert float(terms["total"]) == pytest.approx(float(terms["pixel"]) + 2.0 * 0.1)
+
+
+def test_psnr_and_learning_rate_by_hand():
+    a = torch.zeros(2, 2)
+    assert psnr(a, a) == math.inf
+    assert psnr(a, a + 1) == pytest.approx(20 * math.log10(255.0))
+    cfg = DistillConfig(teacher="", data="", lr=1.0, iterations=100)
+    assert learning_rate(0, cfg) == pytest.approx(1.0)
+    assert learning_rate(50, cfg) == pytest.approx(0.525)
+    assert learning_rate(100, cfg) == pytest.approx(0.05)
+
+
+def test_distill_learns_the_teacher_and_exports_a_style_model(teacher_onnx, tiny_photos, tmp_path):
+    summary = distill(tiny_distill(teacher_onnx, tiny_photos, tmp_path, iterations=40, checkpoint_every=20),
+                      progress=False)
+    ckpt = torch.load(summary["checkpoint"], weights_only=False)
+    pixel = [h["pixel"] for h in ckpt["history"]]
+    assert np.mean(pixel[-5:]) < 0.7 * np.mean(pixel[:5])
+    assert summary["psnr_vs_teacher_db"] > 10
+    model = load_model(summary["onnx"], device="cpu")
+    meta = model.metadata
+    teacher_meta = load_model(str(teacher_onnx), device="cpu").metadata
+    assert meta[contract.KEY_VARIANT] == "lite" and meta[contract.KEY_NAME] == "tiny"
+    assert meta[contract.KEY_PAINTING] == teacher_meta[contract.KEY_PAINTING]
+    assert json.loads(meta[contract.KEY_CONFIG])["half_res_ends"] is True
+    training = json.loads(meta[contract.KEY_TRAINING])
+    assert training["method"] == "distillation" and training["teacher"] == "tiny.lite-v1.onnx"
+    assert training["steps_trained"] == 40 and training["psnr_vs_teacher_db"] == summary["psnr_vs_teacher_db"]
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 36, 52)).astype(np.float32)
+    assert model.run(x).shape == x.shape
+    run = Path(summary["run_dir"])
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000020.png", "step_000040.png"]
+    assert (run / "loss_curve.png").stat().st_size > 1000
+    # a distilled file re-exports (e.g. with another padding) like any shipped model
+    again = export_style(summary["onnx"], tmp_path / "zero.onnx", padding="zero")
+    assert again["padding"] == "zero" and again["max_abs_diff"] <= again["tolerance"]
+
+
+def test_ctrl_c_then_resume_reaches_the_same_weights(teacher_onnx, tiny_photos, tmp_path, monkeypatch):
+    straight = distill(tiny_distill(teacher_onnx, tiny_photos, tmp_path / "a"), export=False, progress=False)
+    from trainer import distill as module
+    real_step = module.Distiller.step
+
+    def interrupted_step(self):
+        if self.step_index == 5:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(module.Distiller, "step", interrupted_step)
+    cfg = tiny_distill(teacher_onnx, tiny_photos, tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        distill(cfg, progress=False)
+    checkpoint = tmp_path / "b" / "run" / "checkpoint.pt"
+    assert torch.load(checkpoint, weights_only=False)["step"] == 5
+    assert not (tmp_path / "b" / "tiny.lite.onnx").exists()
+    monkeypatch.setattr(module.Distiller, "step", real_step)
+    resumed = distill(cfg, resume=str(checkpoint), export=False, progress=False)
+    a = torch.load(straight["checkpoint"], weights_only=False)["model"]
+    b = torch.load(resumed["checkpoint"], weights_only=False)["model"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["distill", "missing.onnx", "--data", "."], "teacher model not found"),
+    (["distill", "{teacher}", "--data", "{photos}", "--size", "30"], "not a multiple of 4"),
+    (["distill", "{teacher}", "--data", "{tmp}/nowhere"], "photo folder not found"),
+    (["distill", "{notstyle}", "--data", "{photos}"], "not a readable ONNX file"),
+])
+def test_bad_inputs_give_one_line_errors(argv, message, teacher_onnx, tiny_photos, tmp_path, capsys):
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    fill = {"teacher": teacher_onnx, "photos": tiny_photos, "tmp": tmp_path, "notstyle": tmp_path / "junk.onnx"}
+    argv = [a.format(**fill) for a in argv] + ["--out", str(tmp_path / "r"), "-o", str(tmp_path / "x.onnx")]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") <= 2
