@@ -13,7 +13,7 @@ from stylecam import contract
 from stylecam.session import load_model
 from trainer.cli import main as train_main
 from trainer.distill import DistillConfig, distill, distill_loss, learning_rate, psnr
-from trainer.export import export_style
+from trainer.export import export_style, init_provenance
 from trainer.nets.vgg import random_vgg_standin
 from trainer.train_style import StyleTrainConfig, train_style
 
@@ -121,3 +121,23 @@ def test_bad_inputs_give_one_line_errors(argv, message, teacher_onnx, tiny_photo
     assert train_main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") <= 2
+
+
+def test_style_training_can_start_from_distilled_weights(teacher_onnx, tiny_photos, tiny_painting, tmp_path):
+    from stylecam.errors import UserError
+    from trainer.train_style import make_trainer
+    student = distill(tiny_distill(teacher_onnx, tiny_photos, tmp_path, iterations=2), export=False, progress=False)
+    standin = random_vgg_standin(["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+    base = dict(name="tiny", style_image=str(tiny_painting), data=str(tiny_photos), size=32, batch_size=2,
+                style_size=48, holdout=2, device="cpu", out=str(tmp_path / "ft"))
+    trainer = make_trainer(StyleTrainConfig(**base, variant="lite", init=student["checkpoint"]), loss_net=standin)
+    source = torch.load(student["checkpoint"], weights_only=False)["model"]
+    assert all(torch.equal(trainer.net.state_dict()[k], source[k]) for k in source)
+    provenance = init_provenance(student["checkpoint"])
+    assert provenance["init_training"]["method"] == "distillation"
+    assert provenance["init_training"]["teacher"] == "tiny.lite-v1.onnx"
+    assert provenance["init_training"]["teacher_network"]["channels"] == [8, 16, 32]
+    with pytest.raises(UserError, match="different network"):
+        make_trainer(StyleTrainConfig(**base, variant="lite-v1", init=student["checkpoint"]), loss_net=standin)
+    with pytest.raises(UserError, match="different network"):
+        make_trainer(StyleTrainConfig(**base, variant="lite", init=str(teacher_onnx)), loss_net=standin)

@@ -30,7 +30,7 @@ from trainer.nets.transformer import TransformerConfig, transformer_from_config
 TOLERANCE = {"fp32": 0.05, "fp16": 4.0}
 PARITY_SHAPES = ((1, 3, 68, 92), (2, 3, 100, 132))
 TRAINING_KEYS = ("size", "batch_size", "iterations", "content_weight", "style_weight", "tv_weight", "style_size",
-                 "content_layer", "style_layers", "lr", "seed", "style_image")
+                 "content_layer", "style_layers", "lr", "seed", "style_image", "init")
 
 
 class _Fp16(nn.Module):
@@ -56,6 +56,28 @@ def network_from_checkpoint(ckpt: dict, padding: str | None = None) -> torch.nn.
     return net.eval()
 
 
+def init_provenance(init: str) -> dict:
+    """{"init": path, "init_training": how those weights were made} for a run started with --init ({} if none)."""
+    if not init:
+        return {}
+    made = {}
+    try:
+        if init.endswith(".onnx"):
+            model = onnx.load(init, load_external_data=False)
+            made = json.loads({p.key: p.value for p in model.metadata_props}.get(contract.KEY_TRAINING, "{}"))
+        else:
+            ckpt = torch.load(init, map_location="cpu", weights_only=False)
+            cfg = ckpt.get("config", {})
+            made = {"method": "distillation" if ckpt.get("kind") == "stylecam-distilled" else "style training",
+                    "teacher": Path(str(cfg.get("teacher", ""))).name, "steps_trained": ckpt.get("step"),
+                    "psnr_vs_teacher_db": ckpt.get("psnr_vs_teacher_db"),
+                    "teacher_network": json.loads(ckpt.get("teacher_metadata", {}).get(contract.KEY_CONFIG, "null")),
+                    **{k: cfg.get(k) for k in ("size", "batch_size", "lr", "edge_weight", "style_weight")}}
+    except (OSError, ValueError, RuntimeError):
+        pass  # the weights were loaded once already; provenance is informative only
+    return {"init": init, "init_training": made}
+
+
 def style_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
     """The contract metadata for a style checkpoint (all values strings)."""
     from trainer.train_style import StyleTrainConfig
@@ -65,7 +87,8 @@ def style_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
     info = cfg.metadata()
     final = ckpt["history"][-1] if ckpt.get("history") else {}
     training = {**{k: raw.get(k) for k in TRAINING_KEYS}, "steps_trained": ckpt["step"],
-                "style_image": Path(str(raw.get("style_image", ""))).name, "final_losses": final}
+                "style_image": Path(str(raw.get("style_image", ""))).name, "final_losses": final,
+                **init_provenance(raw.get("init") or "")}
     return {
         contract.KEY_KIND: "style", contract.KEY_FORMAT: contract.FORMAT_VERSION, contract.KEY_NAME: cfg.name,
         contract.KEY_PAINTING: info["painting"], contract.KEY_ARTIST: info["artist"], contract.KEY_YEAR: info["year"],

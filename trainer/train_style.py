@@ -55,6 +55,7 @@ class StyleTrainConfig:
     weights_dir: str = "weights"           # where the ONNX export goes
     vgg_weights: str | None = None         # local VGG-16 features state dict (else $STYLECAM_VGG16 / download)
     device: str = "auto"                   # auto | cpu | cuda
+    init: str = ""                         # start from these weights (checkpoint.pt or style .onnx, same --config)
     precision: str = "auto"                # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 (autocast)
     painting: str = ""                     # metadata: painting title (default from the catalogue)
     artist: str = ""                       # metadata: artist
@@ -166,6 +167,8 @@ def make_trainer(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None,
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         loss = loss.to(memory_format=torch.channels_last)
+    if cfg.init and resume is None:
+        load_initial_weights(model, cfg.init)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     trainer = Trainer(cfg, model, loss, optimizer, photos.train, photos.holdout, device, rank=rank, world=world)
     if resume is not None:
@@ -181,6 +184,24 @@ def make_trainer(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None,
         trainer.model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     return trainer
+
+
+def load_initial_weights(model: torch.nn.Module, path: str) -> None:
+    """Copy the weights of a style checkpoint.pt or fp32 style .onnx into ``model`` (same configuration).
+
+    Used to fine-tune with the perceptual loss, e.g. a network distilled from another one.
+    """
+    from trainer.export import network_from_checkpoint, network_from_onnx
+    if str(path).endswith(".onnx"):
+        if not Path(path).is_file():
+            raise UserError(f"--init model not found: {path}", "pass a style .onnx or checkpoint.pt")
+        source, _ = network_from_onnx(path)
+    else:
+        source = network_from_checkpoint(load_checkpoint(path, required=("model", "network")))
+    if source.config.to_dict() | {"padding": None} != model.config.to_dict() | {"padding": None}:
+        raise UserError(f"--init {path} is a different network ({source.config.to_dict()})",
+                        "pass weights of the same --config")
+    model.load_state_dict(source.state_dict())
 
 
 def stylise(net: TransformerNet, images: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
@@ -337,6 +358,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dir", default=d.weights_dir, help="where the ONNX model is exported")
     p.add_argument("--vgg-weights", default=None, help="local VGG-16 features state dict (else $STYLECAM_VGG16, else download)")
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue a run from its checkpoint.pt")
+    p.add_argument("--init", default="", metavar="MODEL",
+                   help="start from these weights (checkpoint.pt or style .onnx of the same --config), "
+                        "e.g. a network made by `stylecam-train distill`, and fine-tune it")
     p.add_argument("--no-export", action="store_true", help="do not export to ONNX at the end")
     for key in ("painting", "artist", "year", "source", "licence"):
         p.add_argument(f"--{key}", default="", help=f"metadata: {key} of the painting")
