@@ -52,7 +52,7 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
-def _batch(text: str) -> int | None:
+def _count_or_auto(text: str) -> int | None:
     return None if text == "auto" else _positive_int(text)
 
 
@@ -126,8 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write every step of chain x repeat (first frame of videos) and a contact sheet")
     parser.add_argument("--no-window", dest="window", action="store_false",
                         help="camera without a window: record to -o until stopped")
-    parser.add_argument("--batch", type=_batch, default=None, metavar="N|auto",
+    parser.add_argument("--batch", type=_count_or_auto, default=None, metavar="N|auto",
                         help="frames per inference call for videos (auto: 4 on a GPU, 1 on the CPU)")
+    parser.add_argument("--workers", type=_count_or_auto, default=None, metavar="N|auto",
+                        help="videos: frames stylised at once (auto: one per CPU core up to 4, each single-threaded; "
+                             "1 on a GPU)")
     parser.add_argument("--classify", default=None, metavar="MODEL.onnx",
                         help="show a classifier's top-3 labels for the original and the stylised frame")
     parser.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames per source")
@@ -143,7 +146,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
-                     save_steps=args.save_steps, json=args.json, batch=args.batch, classify=args.classify,
+                     save_steps=args.save_steps, json=args.json, batch=args.batch, workers=args.workers,
+                     classify=args.classify,
                      max_frames=args.max_frames, progress=args.progress)
 
 

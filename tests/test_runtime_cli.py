@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import cv2
@@ -73,6 +74,11 @@ def test_image_with_chain_repeat_and_json(capsys, weights, photo, tmp_path):
     assert summary["stylecam"]["chain"] == ["wave", "muse"] and summary["stylecam"]["passes"] == 4
     assert summary["stylecam"]["providers"] == ["CPUExecutionProvider"]
     assert (cv2.imread(str(out_path)) == 32).all()
+    code, out, err = run_cli(capsys, photo, "-o", out_path, "--workers", "3", "--weights-dir", weights,
+                             "--device", "cpu", "--json")
+    assert code == 0, err
+    summary = json.loads(out)["stylecam"]
+    assert summary["workers"] == 3 and summary["threads"] == max(1, (os.cpu_count() or 1) // 3)
 
 
 def test_style_given_as_a_file(capsys, tmp_path, photo):
@@ -132,6 +138,8 @@ def _bad_inputs(tmp_path, weights, photo):
         ([str(photo), "--repeat", "two", *w], "expected a whole number ≥ 1"),
         ([str(photo), "--strength", "1.5", *w], "expected a number within 0..1"),
         ([str(photo), "--size", "4", *w], "at least 8 pixels"),
+        ([str(photo), "--workers", "0", *w], "expected a whole number ≥ 1"),
+        ([str(photo), "--workers", "many", *w], "expected a whole number ≥ 1"),
         ([str(photo), "--prepad", "-3", *w], "expected a whole number ≥ 0"),
         ([str(photo), "--device", "npu", *w], "invalid choice"),
         ([str(photo), "--lite", "--full", *w], "not allowed with argument"),

@@ -249,3 +249,69 @@ def test_public_api_import(weights):
     assert PublicStylizer is Stylizer
     s = PublicStylizer(styles=["wave", "muse"], repeat=3, weights_dir=weights, device="cpu")
     assert s.describe()["passes"] == 6
+
+
+class _SlowTagger:
+    """Fake stylizer: adds the frame's own index to every pixel after a random short sleep."""
+
+    def __init__(self):
+        import threading
+        self.active, self.peak, self._lock = 0, 0, threading.Lock()
+
+    def stylize_batch(self, frames):
+        import time
+        with self._lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(float(np.random.default_rng(int(frames[0, 0, 0, 0])).uniform(0.001, 0.02)))
+        with self._lock:
+            self.active -= 1
+        return frames + 1
+
+
+@pytest.mark.parametrize("workers,batch", [(1, 1), (3, 1), (2, 2)])
+def test_stylise_in_order_keeps_order_with_parallel_workers(workers, batch):
+    from stylecam.runner import _batches, stylise_in_order
+    frames = [np.full((4, 6, 3), i, np.uint8) for i in range(23)]
+    fake = _SlowTagger()
+    results = list(stylise_in_order(_batches(iter(frames), batch), fake, workers))
+    got = [int(styled[0, 0, 0]) for _, group, _ in results for styled in group]
+    assert got == [i + 1 for i in range(23)]
+    assert [int(f[0, 0, 0]) for group, _, _ in results for f in group] == list(range(23))
+    assert all(seconds > 0 for _, _, seconds in results)
+    assert fake.peak <= workers and (workers == 1 or fake.peak > 1)
+
+
+def test_video_with_two_workers_equals_one_worker(weights, tmp_path):
+    import cv2
+    from stylecam.runner import process_video
+    from stylecam.sinks import VideoWriter
+    clip = tmp_path / "in.mp4"
+    writer = VideoWriter(clip, 10, (32, 24))
+    for i in range(12):
+        writer.write(np.full((24, 32, 3), 20 * i, np.uint8))
+    writer.close()
+    stylizer = Stylizer(styles=["wave"], weights_dir=str(weights), device="cpu", threads=1)
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}.mp4"
+        summary = process_video(str(clip), out, stylizer, progress=False, workers=workers)
+        assert summary["frames"] == 12
+        cap = cv2.VideoCapture(str(out))
+        outputs.append([cap.read()[1].mean() for _ in range(12)])
+    assert np.allclose(outputs[0], outputs[1], atol=1.0)
+    assert outputs[0] == sorted(outputs[0])  # brightness rises frame by frame: order kept
+
+
+@pytest.mark.parametrize("workers,threads,on_gpu,cores,expected", [
+    (None, None, False, 2, (2, 1)),     # CPU auto: one single-threaded run per core
+    (None, None, False, 16, (4, 4)),    # capped at 4 runs, the cores split between them
+    (None, None, False, 1, (1, None)),  # one core: one run, onnxruntime's default threads
+    (None, None, True, 16, (1, None)),  # GPU: one run
+    (3, None, False, 2, (3, 1)),        # asked-for workers kept
+    (None, 2, False, 8, (4, 2)),        # asked-for threads kept
+    (1, None, False, 8, (1, None)),
+])
+def test_plan_workers(workers, threads, on_gpu, cores, expected):
+    from stylecam.runner import plan_workers
+    assert plan_workers(workers, threads, on_gpu, cores) == expected
