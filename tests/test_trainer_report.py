@@ -62,3 +62,20 @@ def test_report_of_unknown_style_and_missing_photos(shipped_tiny, tiny_painting,
                        "--weights-dir", str(shipped_tiny), "--gatys-steps", "0"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "nosuch" in err[0]
+
+
+def test_report_compares_another_model_and_measures_it_like_the_others(shipped_tiny, tiny_photos, tiny_painting,
+                                                                        tmp_path):
+    from trainer.report import parse_compare
+    photos = list_photos(tiny_photos, limit=2)
+    same = str(shipped_tiny / "tiny.lite.onnx")
+    report = build_report("tiny", str(tiny_painting), photos, tmp_path / "r", size=40, gatys_steps=0,
+                          weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False,
+                          compare={"copy": same})
+    assert set(report["mean"]) == {"lite", "copy"} and report["goals"] == {}
+    assert report["mean"]["copy"] == pytest.approx(report["mean"]["lite"])  # the same file measures the same
+    assert report["models"] == {"lite": "tiny.lite.onnx", "copy": "tiny.lite.onnx"}
+    assert parse_compare(["lite-v1=a/b.onnx"]) == {"lite-v1": "a/b.onnx"}
+    code = train_main(["report", "tiny", "--style-image", str(tiny_painting), "--photos", str(tiny_photos),
+                       "--weights-dir", str(shipped_tiny), "--compare", "nolabel", "--gatys-steps", "0"])
+    assert code == 2

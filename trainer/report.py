@@ -7,7 +7,10 @@ Gatys optimisation with the same loss weights, and measures all three with the t
 
   quality.json    per photo and on average: weighted content, style, total loss per method,
                   and each network's total loss as a ratio to Gatys (goal: full <= 1.5, lite <= 2)
-  sheet.jpg       one row per photo: original | lite | full | Gatys
+  sheet.jpg       one row per photo: original | lite | full | [compared models] | Gatys
+
+--compare LABEL=MODEL.onnx adds another model of the same style (e.g. an earlier version) to
+every measurement and to the sheet.
   gatys/NN.png    the Gatys images (cached: an existing file is reused, not recomputed)
 """
 from __future__ import annotations
@@ -59,7 +62,7 @@ def summarise(rows: list[dict], methods: list[str]) -> dict:
     mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in ("content", "style", "total")}
             for m in methods}
     ratios = {m: mean[m]["total"] / mean["gatys"]["total"] for m in methods if m != "gatys" and "gatys" in mean}
-    goals = {m: {"goal": GOALS[m], "ratio": round(r, 3), "met": r <= GOALS[m]} for m, r in ratios.items()}
+    goals = {m: {"goal": GOALS[m], "ratio": round(r, 3), "met": r <= GOALS[m]} for m, r in ratios.items() if m in GOALS}
     return {"mean": mean, "ratio_to_gatys": ratios, "goals": goals}
 
 
@@ -75,7 +78,8 @@ def list_photos(folder: str | Path, limit: int) -> list[Path]:
 
 def build_report(name: str, style_image: str, photos: list[Path], out: Path, size: int = 512,
                  gatys_steps: int = 300, weights_dir: str | None = None, loss_net: torch.nn.Module | None = None,
-                 vgg_weights: str | None = None, device: str = "cpu", progress: bool = True) -> dict:
+                 vgg_weights: str | None = None, device: str = "cpu", progress: bool = True,
+                 compare: dict[str, str] | None = None) -> dict:
     """Run the report (see the module docstring); returns the quality.json content."""
     registry = Registry(Path(weights_dir) if weights_dir else None)
     variants = {}
@@ -93,7 +97,11 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
     style = load_rgb(style_image, long_side=style_size)[None].float().to(dev)
     loss = PerceptualLoss(loss_net, style, weights).to(dev)
     sessions = {v: load_model(str(e.path), device="cpu", clamp=(0.0, 255.0)) for v, e in variants.items()}
-    methods = [*variants, *(["gatys"] if gatys_steps > 0 else [])]
+    for label, path in (compare or {}).items():
+        if label in ("lite", "full", "gatys"):
+            raise UserError(f"--compare label {label!r} is taken", "use another label, e.g. lite-v1=old.onnx")
+        sessions[label] = load_model(str(path), device="cpu", clamp=(0.0, 255.0))
+    methods = [*sessions, *(["gatys"] if gatys_steps > 0 else [])]
     ensure_writable_dir(out / "gatys")
 
     rows, cells = [], []
@@ -115,13 +123,13 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
                 os.replace(tmp, cached)
         rows.append({"photo": photo.name, **{m: measure(loss, images[m], content) for m in methods}})
         cells.append(("original", imageops.nchw_to_bgr(content.cpu().numpy())[0]))
-        for m in ("lite", "full", "gatys"):
+        for m in methods:
             if m in images:
                 cells.append((m, imageops.nchw_to_bgr(images[m].cpu().numpy())[0]))
     sheet = imageops.contact_sheet(cells, columns=1 + len(methods), cell_width=240)
     cv2.imwrite(str(out / "sheet.jpg"), sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
     report = {"style": name, "size": size, "gatys_steps": gatys_steps, "loss_weights": weights.to_dict(),
-              "style_size": style_size, "models": {v: e.path.name for v, e in variants.items()},
+              "style_size": style_size, "models": {v: Path(sessions[v].path).name for v in sessions},
               "photos": rows, **summarise(rows, methods)}
     (out / "quality.json").write_text(json.dumps(report, indent=2))
     return report
@@ -138,13 +146,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dir", default=None, help="folder of style models (default: weights/)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device of the losses and of Gatys")
     p.add_argument("--vgg-weights", default=None, help="local VGG-16 features state dict (else $STYLECAM_VGG16)")
+    p.add_argument("--compare", action="append", default=[], metavar="LABEL=MODEL.onnx",
+                   help="also measure this model (repeatable), e.g. lite-v1=old/wave.lite.onnx")
+
+
+def parse_compare(items: list[str]) -> dict[str, str]:
+    """["lite-v1=old.onnx", ...] -> {"lite-v1": "old.onnx"}; UserError for a malformed item."""
+    out = {}
+    for item in items:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise UserError(f"--compare {item!r} is not LABEL=MODEL.onnx", "e.g. --compare lite-v1=old/wave.lite.onnx")
+        out[label] = path
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(args.weights_dir or "weights") / "reports" / args.name)
     report = build_report(args.name, args.style_image, list_photos(args.photos, args.limit), out, size=args.size,
                           gatys_steps=args.gatys_steps, weights_dir=args.weights_dir, vgg_weights=args.vgg_weights,
-                          device=args.device)
+                          device=args.device, compare=parse_compare(args.compare))
     for method, values in report["mean"].items():
         ratio = report["ratio_to_gatys"].get(method)
         print(f"{method:5s} content {values['content']:.4g} style {values['style']:.4g} total {values['total']:.4g}"
