@@ -260,3 +260,19 @@ def probability_of(label: str, top: Sequence[tuple[str, float]]) -> float:
         if name == label:
             return float(prob)
     return 0.0
+
+
+def grid_pattern(image: np.ndarray, period: int = 4) -> float:
+    """Strength of a fixed pattern repeating every ``period`` pixels (grid/checkerboard artifacts), grey levels.
+
+    The image's detail (grey (H, W) minus its 5x5 box mean) is averaged per phase (y mod p, x mod p);
+    content averages out over the phases, a pattern tied to the pixel grid does not. Returns the
+    mean |phase average|: about 0 for a clean image, the pattern's amplitude for a tiled one.
+    Catches networks whose strided/shuffled layers stamp the same texture into every p x p block.
+    """
+    grey = _as_float(image) @ LUMA if np.asarray(image).shape[-1] == 3 else _as_float(image)[..., 0]
+    padded = np.pad(grey, 2, mode="reflect")
+    box = sum(padded[dy:dy + grey.shape[0], dx:dx + grey.shape[1]] for dy in range(5) for dx in range(5)) / 25.0
+    detail = grey - box
+    phases = [detail[i::period, j::period].mean() for i in range(period) for j in range(period)]
+    return float(np.mean(np.abs(phases)))

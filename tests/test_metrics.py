@@ -198,3 +198,16 @@ def test_edge_profile_deeper_than_image_is_nan():
     prof = metrics.edge_profile(np.ones((4, 6)), depth=4)
     np.testing.assert_allclose(prof[:2], [1.0, 1.0])
     assert np.isnan(prof[2:]).all()
+
+
+def test_grid_pattern_finds_a_tiled_texture_and_ignores_content():
+    from stylecam.metrics import grid_pattern
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:96]
+    photo = np.stack([xx * 2.0, yy * 3.0, (xx + yy) * 1.0], -1) + rng.normal(0, 10, (64, 96, 3))
+    tile = np.array([[0, 8, 0, -8], [8, 0, -8, 0], [0, -8, 0, 8], [-8, 0, 8, 0]], float)
+    stamped = photo + np.tile(tile, (16, 24))[..., None]
+    assert grid_pattern(photo, 4) < 1.0
+    assert grid_pattern(stamped, 4) > 4 * grid_pattern(photo, 4) and grid_pattern(stamped, 4) > 3.0
+    flat = np.full((8, 8, 3), 100.0)
+    assert grid_pattern(flat, 2) == pytest.approx(0.0)

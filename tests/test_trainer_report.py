@@ -73,6 +73,7 @@ def test_report_compares_another_model_and_measures_it_like_the_others(shipped_t
                           weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False,
                           compare={"copy": same})
     assert set(report["mean"]) == {"lite", "copy"} and report["goals"] == {}
+    assert {"grid_2", "grid_4"} <= set(report["mean"]["lite"]) and report["mean"]["lite"]["grid_4"] >= 0
     assert report["mean"]["copy"] == pytest.approx(report["mean"]["lite"])  # the same file measures the same
     assert report["models"] == {"lite": "tiny.lite.onnx", "copy": "tiny.lite.onnx"}
     assert parse_compare(["lite-v1=a/b.onnx"]) == {"lite-v1": "a/b.onnx"}

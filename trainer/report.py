@@ -6,7 +6,8 @@ Gatys optimisation with the same loss weights, and measures all three with the t
 (content, style, total; the weights and layers stored in the model's metadata). Writes to OUT:
 
   quality.json    per photo and on average: weighted content, style, total loss per method,
-                  and each network's total loss as a ratio to Gatys (goal: full <= 1.5, lite <= 2)
+                  grid-artifact strength (periods 2 and 4, stylecam.metrics.grid_pattern), and
+                  each network's total loss as a ratio to Gatys (goal: full <= 1.5, lite <= 2)
   sheet.jpg       one row per photo: original | lite | full | [compared models] | Gatys
 
 --compare LABEL=MODEL.onnx adds another model of the same style (e.g. an earlier version) to
@@ -26,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from stylecam import contract, imageops
+from stylecam.metrics import grid_pattern
 from stylecam.errors import UserError
 from stylecam.session import load_model
 from stylecam.styles import Registry
@@ -57,10 +59,16 @@ def measure(loss: PerceptualLoss, image: torch.Tensor, content: torch.Tensor) ->
         return {k: float(v) for k, v in loss.terms(image, content).items()}
 
 
+def grid_patterns(image: torch.Tensor) -> dict[str, float]:
+    """Grid-artifact strength (stylecam.metrics.grid_pattern) of a float (1,3,H,W) RGB 0..255 image, periods 2 and 4."""
+    rgb = image[0].clamp(0, 255).permute(1, 2, 0).cpu().numpy()
+    return {f"grid_{p}": grid_pattern(rgb, p) for p in (2, 4)}
+
+
 def summarise(rows: list[dict], methods: list[str]) -> dict:
     """Mean losses per method over the photos and each network's total-loss ratio to Gatys."""
-    mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in ("content", "style", "total")}
-            for m in methods}
+    keys = [k for k in ("content", "style", "total", "grid_2", "grid_4") if all(k in r[methods[0]] for r in rows)]
+    mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in keys} for m in methods}
     ratios = {m: mean[m]["total"] / mean["gatys"]["total"] for m in methods if m != "gatys" and "gatys" in mean}
     goals = {m: {"goal": GOALS[m], "ratio": round(r, 3), "met": r <= GOALS[m]} for m, r in ratios.items() if m in GOALS}
     return {"mean": mean, "ratio_to_gatys": ratios, "goals": goals}
@@ -121,7 +129,8 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
                 tmp = cached.with_name(f".{cached.name}.tmp.png")
                 cv2.imwrite(str(tmp), imageops.nchw_to_bgr(images["gatys"].cpu().numpy())[0])
                 os.replace(tmp, cached)
-        rows.append({"photo": photo.name, **{m: measure(loss, images[m], content) for m in methods}})
+        rows.append({"photo": photo.name, **{m: {**measure(loss, images[m], content), **grid_patterns(images[m])}
+                                              for m in methods}})
         cells.append(("original", imageops.nchw_to_bgr(content.cpu().numpy())[0]))
         for m in methods:
             if m in images:
