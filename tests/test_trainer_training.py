@@ -115,7 +115,7 @@ def test_export_parity_and_metadata_round_trip(trained_checkpoint, tmp_path):
     assert contract.contract_problems(meta) == []
     assert meta[contract.KEY_NAME] == "tiny" and meta[contract.KEY_VARIANT] == "lite"
     assert meta[contract.KEY_PADDING] == "reflect"
-    assert json.loads(meta[contract.KEY_CONFIG])["channels"] == [8, 16, 32]
+    assert json.loads(meta[contract.KEY_CONFIG])["channels"] == [0, 16, 32]
     assert json.loads(meta[contract.KEY_TRAINING])["steps_trained"] == 2
     assert (loaded.input_name, loaded.output_name) == (contract.STYLE_INPUT, contract.STYLE_OUTPUT)
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, 36, 44)).astype(np.float32)
