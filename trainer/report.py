@@ -110,7 +110,7 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
             raise UserError(f"--compare label {label!r} is taken", "use another label, e.g. lite-v1=old.onnx")
         sessions[label] = load_model(str(path), device="cpu", clamp=(0.0, 255.0))
     methods = [*sessions, *(["gatys"] if gatys_steps > 0 else [])]
-    ensure_writable_dir(out / "gatys")
+    ensure_writable_dir(out / "gatys" if gatys_steps > 0 else out)
 
     rows, cells = [], []
     for i, photo in enumerate(tqdm(photos, desc=f"report {name}", unit="photo", disable=not progress)):
