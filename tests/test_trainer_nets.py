@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from trainer.losses import gram_matrix, total_variation
-from trainer.nets.transformer import (FULL, LITE, LITE_V1, HalfResTransformerNet, TransformerConfig, TransformerNet,
-                                      build_transformer, count_macs, transformer_from_config)
+from trainer.nets.blocks import ResizeConv
+from trainer.nets.transformer import (FULL, LITE, LITE_SHUFFLE, LITE_V1, HalfResTransformerNet, TransformerConfig,
+                                      TransformerNet, build_transformer, count_macs, transformer_from_config)
 from trainer.nets.vgg import load_vgg16, random_vgg_standin
 
 
@@ -15,7 +16,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
 
 
-@pytest.mark.parametrize("variant", ["full", "lite", "lite-v1"])
+@pytest.mark.parametrize("variant", ["full", "lite", "lite-v1", "lite-shuffle"])
 @pytest.mark.parametrize("height,width", [(33, 47), (17, 18), (64, 64), (29, 101)])
 def test_output_matches_padded_input_shape(variant, height, width):
     net = build_transformer(variant).eval()
@@ -58,7 +59,7 @@ def test_padding_mode_changes_only_the_border():
 
 
 def test_config_round_trips_through_dict():
-    for cfg in (FULL, LITE, LITE_V1):
+    for cfg in (FULL, LITE, LITE_V1, LITE_SHUFFLE):
         assert TransformerConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -70,11 +71,20 @@ def test_a_config_saved_before_half_res_ends_existed_builds_the_old_lite():
     assert type(build_transformer("lite")) is HalfResTransformerNet
 
 
+def test_a_half_res_config_saved_before_tied_upsampling_existed_builds_the_shuffle_decoder():
+    old = {"channels": [0, 16, 32], "residual_blocks": 3, "end_kernel": 3, "separable": False,
+           "padding": "reflect", "half_res_ends": True}
+    cfg = TransformerConfig.from_dict(old)
+    assert cfg == LITE_SHUFFLE
+    assert not any(isinstance(m, ResizeConv) for m in transformer_from_config(cfg).modules())
+    assert sum(isinstance(m, ResizeConv) for m in build_transformer("lite").modules()) == 2
+
+
 def test_lite_has_no_convolution_at_full_resolution():
     net = build_transformer("lite").eval()
-    sizes = []
-    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
-             for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    sizes = []  # resolution each convolution computes at (a ResizeConv works on its input grid)
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(tuple((i[0] if isinstance(m, ResizeConv) else o).shape[-2:])))
+             for m in net.modules() if isinstance(m, (torch.nn.Conv2d, ResizeConv))]
     with torch.no_grad():
         y = net(torch.rand(1, 3, 64, 96) * 255)
     for h in hooks:
@@ -83,6 +93,36 @@ def test_lite_has_no_convolution_at_full_resolution():
     assert len(sizes) == 10  # stem, down, 3 x 2 residual, up, head
     assert max(h for h, _ in sizes) == 32 and max(w for _, w in sizes) == 48
     assert count_macs(net, 480, 640) < count_macs(build_transformer("lite-v1"), 480, 640)
+
+
+@pytest.mark.parametrize("height,width", [(5, 7), (8, 8)])
+def test_resize_conv_equals_nearest_upsample_then_conv(height, width):
+    torch.manual_seed(0)
+    layer = ResizeConv(4, 3, padding="zero")
+    x = torch.randn(2, 4, height, width)
+    upsampled = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    expected = torch.nn.functional.conv2d(upsampled, layer.weight, layer.bias, padding=1)
+    with torch.no_grad():
+        got = layer(x)
+    assert got.shape == (2, 3, 2 * height, 2 * width)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_resize_conv_cannot_stamp_a_two_pixel_pattern_but_a_free_pixelshuffle_conv_does():
+    """On a flat input the tied phases give a flat output (away from the border); free phases do not."""
+    torch.manual_seed(0)
+    flat = torch.full((1, 16, 12, 12), 0.7)
+    tied = ResizeConv(16, 3)
+    free = torch.nn.Sequential(torch.nn.Conv2d(16, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+    with torch.no_grad():
+        tied_inner, free_inner = tied(flat)[..., 4:-4, 4:-4], free(flat)[..., 4:-4, 4:-4]
+    assert (tied_inner - tied_inner[..., :1, :1]).abs().max() < 1e-5
+    assert (free_inner - free_inner[..., :1, :1]).abs().max() > 1e-2
+
+
+def test_count_macs_of_a_resize_conv_equals_the_upsample_then_conv_it_replaces():
+    layer = ResizeConv(3, 5)  # count_macs feeds a (1,3,H,W) input
+    assert count_macs(layer, 10, 12) == (20 * 24) * 5 * 3 * 3 * 3
 
 
 def test_gram_matrix_against_hand_computation():

@@ -171,7 +171,7 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
             warnings.simplefilter("ignore")
             torch.onnx.export(exported, (torch.rand(1, 3, 64, 64) * 255.0,), tmp, dynamo=False,
                               input_names=[contract.STYLE_INPUT], output_names=[contract.STYLE_OUTPUT],
-                              opset_version=opset,
+                              opset_version=opset, do_constant_folding=False,
                               dynamic_axes={contract.STYLE_INPUT: {0: "batch", 2: "height", 3: "width"},
                                             contract.STYLE_OUTPUT: {0: "batch", 2: "height", 3: "width"}})
         model = onnx.load(tmp)

@@ -67,3 +67,42 @@ class UpsampleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int = 3, padding: str = "reflect", norm: str = "instance"):
         super().__init__(nn.Upsample(scale_factor=2, mode="nearest"),
                          ConvLayer(cin, cout, kernel, padding=padding, norm=norm))
+
+
+#: For output phase a (0: even row, 1: odd row) of a x2 nearest upsample, which input-resolution
+#: offset (-1, 0, +1; rows) each full-resolution kernel tap (-1, 0, +1; columns) reads.
+_PHASE_TAPS = torch.tensor([[[1., 0., 0.], [0., 1., 1.], [0., 0., 0.]],
+                            [[0., 0., 0.], [1., 1., 0.], [0., 0., 1.]]])
+
+
+class ResizeConv(nn.Module):
+    """Nearest-upsample x2 then a 3x3 conv, computed at the input resolution. (N,Cin,H,W) -> (N,Cout,2H,2W).
+
+    One 3x3 conv to 4*Cout channels whose four phase kernels are sums of the taps of a single
+    full-resolution kernel ``weight`` (Cout,Cin,3,3), then PixelShuffle. The phases share their
+    weights, so unlike a free PixelShuffle conv it cannot stamp a 2-pixel pattern, and it never
+    builds the upsampled tensor. With zero padding it equals Upsample + ZeroPad + Conv exactly.
+    """
+
+    def __init__(self, cin: int, cout: int, padding: str = "reflect"):
+        super().__init__()
+        if padding not in PADDING_LAYERS:
+            raise ValueError(f"unknown padding {padding!r}; use one of {tuple(PADDING_LAYERS)}")
+        full_res = nn.Conv2d(cin, cout, 3)
+        self.weight = nn.Parameter(full_res.weight.detach().clone())
+        self.bias = nn.Parameter(full_res.bias.detach().clone())
+        self.pad = PADDING_LAYERS[padding](1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.register_buffer("phase_taps", _PHASE_TAPS.clone(), persistent=False)
+
+    def phase_kernels(self) -> torch.Tensor:
+        """(4*Cout, Cin, 3, 3): channel o*4 + 2*a + b is output channel o at row phase a, column phase b."""
+        taps = self.phase_taps.to(self.weight.dtype)
+        rows = torch.matmul(taps[:, None, None], self.weight[None])            # (2, Cout, Cin, 3, 3)
+        both = torch.matmul(rows[:, None], taps.transpose(1, 2)[None, :, None, None])  # (2, 2, Cout, Cin, 3, 3)
+        cout, cin = self.weight.shape[:2]
+        return both.permute(2, 0, 1, 3, 4, 5).reshape(4 * cout, cin, 3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias.repeat_interleave(4)
+        return self.shuffle(nn.functional.conv2d(self.pad(x), self.phase_kernels(), bias))

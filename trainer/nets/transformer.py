@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from trainer.nets.blocks import ConvLayer, ResidualBlock, UpsampleConv
+from trainer.nets.blocks import ConvLayer, ResidualBlock, ResizeConv, UpsampleConv
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class TransformerConfig:
     separable: bool = False                          # depthwise-separable residual blocks
     padding: str = "reflect"                         # reflect | zero | replicate, every conv
     half_res_ends: bool = False                      # no full-res layer; channels[0] unused
+    tied_upsampling: bool = False                    # half_res_ends: ResizeConv instead of free PixelShuffle convs
 
     def to_dict(self) -> dict:
         return {**asdict(self), "channels": list(self.channels)}
@@ -37,9 +38,12 @@ class TransformerConfig:
 
 
 FULL = TransformerConfig()
-LITE = TransformerConfig(channels=(0, 16, 32), residual_blocks=3, end_kernel=3, half_res_ends=True)
+LITE = TransformerConfig(channels=(0, 16, 32), residual_blocks=3, end_kernel=3, half_res_ends=True,
+                         tied_upsampling=True)
 LITE_V1 = TransformerConfig(channels=(8, 16, 32), residual_blocks=3, end_kernel=3)
-CONFIGS = {"full": FULL, "lite": LITE, "lite-v1": LITE_V1}
+#: the first half-resolution design, free PixelShuffle convs (stamps a 2-/4-pixel dot pattern)
+LITE_SHUFFLE = replace(LITE, tied_upsampling=False)
+CONFIGS = {"full": FULL, "lite": LITE, "lite-v1": LITE_V1, "lite-shuffle": LITE_SHUFFLE}
 
 
 class TransformerNet(nn.Module):
@@ -65,10 +69,13 @@ class TransformerNet(nn.Module):
 
 
 class HalfResTransformerNet(nn.Module):
-    """LITE: stride-2 first conv, residual blocks at 1/4, PixelShuffle decoder, a skip at 1/2.
+    """LITE: stride-2 first conv, residual blocks at 1/4, sub-pixel decoder, a skip at 1/2.
 
     (N,3,H,W) RGB 0..255 -> (N,3,H,W); the half-resolution features of the first conv are
-    added back before the last conv, which predicts each 2x2 block of output pixels (12 channels).
+    added back before the last conv, which predicts each 2x2 block of output pixels. With
+    ``tied_upsampling`` (LITE) both x2 steps are ResizeConv: nearest-upsample + 3x3 conv computed
+    at the lower resolution; without it (LITE_SHUFFLE) a 1x1 conv and a 3x3 conv with free
+    PixelShuffle phases.
     """
 
     def __init__(self, config: TransformerConfig = LITE):
@@ -80,9 +87,14 @@ class HalfResTransformerNet(nn.Module):
         self.down = ConvLayer(c2, c3, 3, stride=2, padding=pad)                   # (N,c3,H/4,W/4)
         self.residuals = nn.Sequential(
             *[ResidualBlock(c3, padding=pad, separable=config.separable) for _ in range(config.residual_blocks)])
-        self.up = nn.Sequential(ConvLayer(c3, 4 * c2, 1), nn.PixelShuffle(2))     # (N,c2,H/2,W/2)
-        self.head = nn.Sequential(ConvLayer(c2, 12, k, padding=pad, norm="none", relu=False),
-                                  nn.PixelShuffle(2))                             # (N,3,H,W)
+        if config.tied_upsampling:
+            self.up = nn.Sequential(ResizeConv(c3, c2, padding=pad), nn.InstanceNorm2d(c2, affine=True),
+                                    nn.ReLU(inplace=True))                        # (N,c2,H/2,W/2)
+            self.head = ResizeConv(c2, 3, padding=pad)                            # (N,3,H,W)
+        else:
+            self.up = nn.Sequential(ConvLayer(c3, 4 * c2, 1), nn.PixelShuffle(2))
+            self.head = nn.Sequential(ConvLayer(c2, 12, k, padding=pad, norm="none", relu=False),
+                                      nn.PixelShuffle(2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = self.stem(x / 255.0)
@@ -103,12 +115,15 @@ def count_macs(model: nn.Module, height: int, width: int) -> int:
     """Multiply-accumulates of the convolutions for one (1,3,H,W) input (norms, ReLU, adds ignored)."""
     total = 0
 
-    def hook(module: nn.Conv2d, _inputs, output):
+    def hook(module: nn.Module, _inputs, output):
         nonlocal total
+        if isinstance(module, ResizeConv):   # a 3x3 conv per output pixel, computed at the lower resolution
+            total += output.numel() * module.weight.shape[1] * 9
+            return
         kh, kw = module.kernel_size
         total += output.numel() * (module.in_channels // module.groups) * kh * kw
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, ResizeConv))]
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, height, width))
