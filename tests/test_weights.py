@@ -61,3 +61,23 @@ def test_classifier_model_metadata(path):
     assert len(json.loads(meta[contract.KEY_CLASSES])) == 10
     assert 0.9 <= float(meta[contract.KEY_ACCURACY]) <= 1.0 or path.stem.startswith("cifar")
 
+
+
+LITE_FILES = [p for p in STYLE_FILES if ".lite." in p.name]
+
+
+@pytest.mark.parametrize("path", LITE_FILES, ids=lambda p: p.relative_to(WEIGHTS).as_posix())
+def test_shipped_lite_models_use_the_current_lite_network(path):
+    from trainer.nets.transformer import LITE
+    config = json.loads(load_model(str(path), device="cpu").metadata[contract.KEY_CONFIG])
+    assert {**config, "padding": None} == {**LITE.to_dict(), "padding": None}
+
+
+@pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
+def test_every_shipped_style_has_a_quality_report_without_a_dot_pattern(path):
+    """weights/reports/NAME/quality.json: measured on held-out photos; grid strength < 1 grey level is invisible."""
+    name = path.name.split(".")[0]
+    report = json.loads((WEIGHTS / "reports" / name / "quality.json").read_text())
+    assert report["style"] == name and len(report["photos"]) >= 5
+    for photo in report["photos"]:
+        assert photo["lite"]["grid_2"] < 1.0 and photo["lite"]["grid_4"] < 1.0

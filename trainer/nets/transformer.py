@@ -1,13 +1,14 @@
 """The style network (Johnson et al. 2016, instance norm, upsample+conv decoder).
 
 Input and output: float32 (N, 3, H, W), RGB, values 0..255 (output unclamped; the runtime
-clamps). H and W must be multiples of 4 (two stride-2 stages). Two configurations share
-this one definition: FULL (32/64/128 channels, 5 residual blocks, 9x9 ends, ~1.68 M
+clamps). H and W must be multiples of 4 (two stride-2 stages). The two main configurations:
+FULL (32/64/128 channels, 5 residual blocks, 9x9 ends, ~1.68 M
 parameters) and LITE, for live CPU use: its ends run at half resolution (a stride-2 first
-conv; the last conv predicts 2x2 blocks of pixels, unfolded by PixelShuffle), because on a
-CPU the full-resolution layers with few channels cost more in memory traffic (pad, norm,
-layout changes) than in arithmetic. LITE_V1, the earlier lite design with full-resolution
-ends, is kept so its files still load.
+conv; the last conv predicts 2x2 blocks of pixels, unfolded by PixelShuffle, with the four
+phases tied as in nearest-upsample + conv), because on a CPU the full-resolution layers with
+few channels cost more in memory traffic (pad, norm, layout changes) than in arithmetic.
+LITE_V1 (the earlier lite design with full-resolution ends) and LITE_SHUFFLE (LITE with free
+PixelShuffle phases, which learn a dot pattern) are kept so their files still load.
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def transformer_from_config(config: TransformerConfig) -> nn.Module:
 
 
 def build_transformer(variant: str = "full", padding: str = "reflect") -> nn.Module:
-    """A fresh network of the named configuration ("full", "lite", "lite-v1") with the given padding."""
+    """A fresh network of the named configuration (a key of CONFIGS) with the given padding."""
     return transformer_from_config(replace(CONFIGS[variant], padding=padding))
 
 
