@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,18 @@ LITE_FILES = [p for p in STYLE_FILES if ".lite." in p.name]
 
 
 @pytest.mark.parametrize("path", LITE_FILES, ids=lambda p: p.relative_to(WEIGHTS).as_posix())
-def test_shipped_lite_models_use_the_current_lite_network(path):
+def test_shipped_lite_models_use_a_known_lite_network(path):
+    from trainer.nets.transformer import LITE, LITE_V1, TransformerConfig
+    config = TransformerConfig.from_dict(json.loads(load_model(str(path), device="cpu").metadata[contract.KEY_CONFIG]))
+    assert replace(config, padding="reflect") in (LITE, LITE_V1)
+
+
+def test_the_default_style_runs_on_the_half_resolution_lite_network():
+    from stylecam.config import DEFAULT_STYLE
     from trainer.nets.transformer import LITE
-    config = json.loads(load_model(str(path), device="cpu").metadata[contract.KEY_CONFIG])
-    assert {**config, "padding": None} == {**LITE.to_dict(), "padding": None}
+    from trainer.nets.transformer import TransformerConfig
+    meta = load_model(str(WEIGHTS / f"{DEFAULT_STYLE}.lite.onnx"), device="cpu").metadata
+    assert TransformerConfig.from_dict(json.loads(meta[contract.KEY_CONFIG])) == LITE
 
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
