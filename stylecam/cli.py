@@ -5,6 +5,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -257,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stylecam: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `| head`
+        try:  # keep the interpreter from failing again when it flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
 
 
 if __name__ == "__main__":

@@ -177,18 +177,37 @@ class Registry:
         return self.find(spec, variant=variant, padding=padding, prefer=prefer)
 
     def table(self) -> list[dict]:
-        """One row per model: name, painting, artist, variant, padding, size (MB), path."""
+        """One row per model: name, painting, artist, variant, network, padding, size (MB), path."""
         return [{"name": e.name, "painting": e.painting, "artist": e.artist, "year": e.year,
-                 "variant": e.variant, "padding": e.padding,
+                 "variant": e.variant, "network": network_name(e.metadata.get(contract.KEY_CONFIG)),
+                 "padding": e.padding,
                  "size_mb": round(e.size_bytes / 1e6, 2), "path": str(e.path)}
                 for e in sorted(self.entries, key=lambda e: (e.name, e.padding != "reflect", e.padding,
                                                              e.variant))]
 
 
+def network_name(config_json: str | None) -> str:
+    """Name of the style network described by a model's ``stylecam.config`` metadata (JSON text).
+
+    "lite" (half-resolution ends, tied x2 steps), "lite-shuffle", "lite-v1" (8/16/32 channels),
+    "full" (32/64/128), "custom" for any other configuration, "-" when the key is missing or unreadable.
+    """
+    import json
+    try:
+        config = json.loads(config_json) if config_json else None
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        return "-"
+    if config.get("half_res_ends"):
+        return "lite" if config.get("tied_upsampling") else "lite-shuffle"
+    return {(8, 16, 32): "lite-v1", (32, 64, 128): "full"}.get(tuple(config.get("channels") or ()), "custom")
+
+
 def format_table(rows: list[dict]) -> str:
     """Plain-text table of ``Registry.table()`` rows."""
     cols = [("name", "NAME"), ("painting", "PAINTING"), ("artist", "ARTIST"), ("variant", "VARIANT"),
-            ("padding", "PADDING"), ("size_mb", "MB")]
+            ("network", "NETWORK"), ("padding", "PADDING"), ("size_mb", "MB")]
     cells = [[h for _, h in cols]] + [[str(r[k]) for k, _ in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)

@@ -43,7 +43,7 @@ def test_list_styles_table_and_json(capsys, weights):
     code, out, _ = run_cli(capsys, "--list-styles", "--weights-dir", weights)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "PAINTING", "ARTIST", "VARIANT", "PADDING", "MB"]
+    assert lines[0].split() == ["NAME", "PAINTING", "ARTIST", "VARIANT", "NETWORK", "PADDING", "MB"]
     assert sum(line.startswith("wave") for line in lines) == 2
     code, out, _ = run_cli(capsys, "--list-styles", "--json", "--weights-dir", weights)
     data = json.loads(out)
@@ -181,3 +181,14 @@ def test_camera_that_does_not_exist(capsys, weights, monkeypatch):
     monkeypatch.setattr(cv2, "VideoCapture", lambda *a, **k: Closed())
     code, _, err = run_cli(capsys, "7", "--weights-dir", weights, "--device", "cpu", "--no-window", "-o", "x.mp4")
     assert code == 2 and "cannot open camera 7 (tried index 7)" in err and "no camera opened" in err
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(capsys, weights, monkeypatch):
+    from stylecam import cli
+
+    def closed_pipe(*_args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "list_styles", closed_pipe)
+    code, _, err = run_cli(capsys, "--list-styles", "--weights-dir", weights)
+    assert code == 0 and err == ""

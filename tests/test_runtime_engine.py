@@ -315,3 +315,17 @@ def test_video_with_two_workers_equals_one_worker(weights, tmp_path):
 def test_plan_workers(workers, threads, on_gpu, cores, expected):
     from stylecam.runner import plan_workers
     assert plan_workers(workers, threads, on_gpu, cores) == expected
+
+
+@pytest.mark.parametrize("config,expected", [
+    ('{"channels": [0, 16, 32], "half_res_ends": true, "tied_upsampling": true}', "lite"),
+    ('{"channels": [0, 16, 32], "half_res_ends": true}', "lite-shuffle"),
+    ('{"channels": [8, 16, 32], "residual_blocks": 3}', "lite-v1"),
+    ('{"channels": [32, 64, 128], "residual_blocks": 5}', "full"),
+    ('{"channels": [4, 8, 16]}', "custom"),
+    ("not json", "-"),
+    (None, "-"),
+])
+def test_network_name_from_config_metadata(config, expected):
+    from stylecam.styles import network_name
+    assert network_name(config) == expected
