@@ -15,7 +15,7 @@ import numpy as np
 from stylecam import contract, imageops
 from stylecam.errors import UserError
 from stylecam.session import GPU_PROVIDERS, LoadedModel, load_model, probe_providers, run_chain
-from stylecam.styles import Registry, StyleEntry, is_path_like, load_entry
+from stylecam.styles import Registry, StyleEntry, is_path_like, load_entry, network_name
 
 
 @dataclass
@@ -129,7 +129,8 @@ class Stylizer:
     def describe(self) -> dict:
         """JSON-friendly summary: chain, repeat, passes, variants, providers, settings."""
         return {"chain": self.chain, "repeat": self.repeat, "passes": len(self.passes),
-                "models": [{"name": e.name, "variant": e.variant, "padding": e.padding, "path": str(e.path)}
+                "models": [{"name": e.name, "variant": e.variant, "padding": e.padding,
+                            "network": network_name(e.metadata.get(contract.KEY_CONFIG)), "path": str(e.path)}
                            for e in self.entries],
                 "providers": self.providers, "strength": self.strength, "preserve_color": self.preserve_color,
                 "prepad": self.prepad, "size": self.size, "fp16": self.fp16}

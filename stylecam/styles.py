@@ -216,6 +216,7 @@ def format_table(rows: list[dict]) -> str:
 def describe(entry: StyleEntry) -> dict:
     """JSON-friendly description of one entry (for --json and `stylecam info`)."""
     return {"name": entry.name, "variant": entry.variant, "padding": entry.padding, "path": str(entry.path),
+            "network": network_name(entry.metadata.get(contract.KEY_CONFIG)),
             "painting": entry.painting, "artist": entry.artist, "licence": entry.licence}
 
 

@@ -80,6 +80,8 @@ def test_the_default_style_runs_on_the_half_resolution_lite_network():
     from trainer.nets.transformer import TransformerConfig
     meta = load_model(str(WEIGHTS / f"{DEFAULT_STYLE}.lite.onnx"), device="cpu").metadata
     assert TransformerConfig.from_dict(json.loads(meta[contract.KEY_CONFIG])) == LITE
+    described = Stylizer(styles=[DEFAULT_STYLE], device="cpu", weights_dir=WEIGHTS).describe()["models"]
+    assert [m["network"] for m in described] == ["lite"]
 
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
