@@ -1,6 +1,6 @@
 """Runtime speed: per-stage ms (decode, pre, inference, post, encode) and end-to-end FPS, JSON out.
 
-For each model variant (lite, full), frame size (640x480, 1280x720) and configuration (one style;
+For each model variant (lite, full) and precision (fp32; int8 with --precisions fp32,int8), frame size (640x480, 1280x720) and configuration (one style;
 --chain wave,muse --repeat 3) it
   1. makes a clip of the bundled video scaled to that size (ffmpeg),
   2. times each stage on its own over a fixed number of frames after a warm-up,
@@ -167,7 +167,9 @@ def markdown_table(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         st = r["stages_ms"]
-        lines.append(f"| {r['size']} | {r['inference_size']} | {r['variant']} | {r['config']} | {r['passes']} | {st['decode']} | {st['pre']} "
+        variant = r['variant'] + (" int8" if r.get("precision") == "int8" else "")
+        config = f"{r['config']}: {' + '.join(r['styles'])}" if r.get("styles") else r["config"]
+        lines.append(f"| {r['size']} | {r['inference_size']} | {variant} | {config} | {r['passes']} | {st['decode']} | {st['pre']} "
                      f"| {st['inference']} | {st['post']} | {st['encode']} "
                      f"| {r.get('workers', 1)} x {r.get('threads_per_run') or 'default'} | {r['end_to_end']['fps']} |")
     for r in results["peer"]:
@@ -186,6 +188,9 @@ def main(argv=None) -> int:
     p.add_argument("--weights-dir", default=None)
     p.add_argument("--sizes", default="640x480,1280x720")
     p.add_argument("--variants", default="lite,full")
+    p.add_argument("--precisions", default="fp32",
+                   help="comma list: fp32 and/or int8 (stylecam --int8: the int8 copies in weights/int8, CPU)")
+    p.add_argument("--single-style", default="wave", help="style of the 'single' configuration")
     p.add_argument("--configs", default="single,chain_x3")
     p.add_argument("--infer-sizes", default="native",
                    help="comma list of inference resolutions (long side, as `stylecam --size`); native = frame size")
@@ -229,13 +234,16 @@ def main(argv=None) -> int:
         w, h = (int(v) for v in size.split("x"))
         clip = make_clip(w, h, n_clip, cache)
         e2e_clip = make_clip(w, h, args.e2e_frames, cache)
-        for variant in args.variants.split(","):
+        for variant, precision in [(v, q) for v in args.variants.split(",") for q in args.precisions.split(",")]:
+            int8 = precision == "int8"
             for infer in args.infer_sizes.split(","):
                 infer_size = None if infer == "native" else int(infer)
                 for config in args.configs.split(","):
                     styles, repeat = CONFIGS[config]
+                    if config == "single":
+                        styles = (args.single_style,)
                     stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
-                                        weights_dir=str(weights), threads=args.threads, size=infer_size)
+                                        weights_dir=str(weights), threads=args.threads, size=infer_size, int8=int8)
                     stages = stage_times(stylizer, clip, args.warmup, args.frames, cache)
                     on_gpu = any(p in GPU_PROVIDERS for p in stylizer.providers)
                     for asked in args.workers.split(","):
@@ -243,13 +251,16 @@ def main(argv=None) -> int:
                                                         on_gpu, os.cpu_count() or 1)
                         if threads != args.threads:
                             stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
-                                                weights_dir=str(weights), threads=threads, size=infer_size)
-                        row = {"size": size, "inference_size": infer, "variant": variant, "config": config,
+                                                weights_dir=str(weights), threads=threads, size=infer_size,
+                                                int8=int8)
+                        row = {"size": size, "inference_size": infer, "variant": variant, "precision": precision,
+                               "styles": [f"{m['name']} ({m['network']}, {m['precision']})"
+                                          for m in stylizer.describe()["models"]], "config": config,
                                "passes": len(stylizer.passes), "providers": stylizer.providers, "stages_ms": stages,
                                "workers": workers, "threads_per_run": threads,
                                "end_to_end": end_to_end(stylizer, e2e_clip, cache, batch=args.batch, workers=workers)}
                         results["runs"].append(row)
-                        print(f"{size} @{infer} {variant:4s} {config:8s} workers {workers} "
+                        print(f"{size} @{infer} {variant:4s} {precision} {config:8s} workers {workers} "
                               f"e2e {row['end_to_end']['fps']:7.2f} FPS  stages {row['stages_ms']}", file=sys.stderr)
         if args.peer:
             row = {"size": size, **peer(clip, min(args.warmup, 2), args.frames, cache, args.threads)}

@@ -16,6 +16,7 @@ class EngineConfig:
     padding: str = "reflect"           # padding mode of the trained weights to look up
     device: str = "auto"               # auto | cpu | cuda | tensorrt
     fp16: bool = False                 # half-precision models (GPU only; ignored with a warning on CPU)
+    int8: bool = False                 # int8 copies of the models (CPU only; ignored with a warning on a GPU)
     threads: int | None = None         # onnxruntime intra-op threads (None = onnxruntime default)
     size: int | None = None            # long side of the inference resolution; None = frame size
     strength: float = 1.0              # 0 = original, 1 = fully stylised (linear blend)

@@ -6,6 +6,7 @@ pixels on each side), runs the model, clamps to 0..255 and crops back, so the si
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -16,6 +17,8 @@ from stylecam import contract, imageops
 from stylecam.errors import UserError
 from stylecam.session import GPU_PROVIDERS, LoadedModel, load_model, probe_providers, run_chain
 from stylecam.styles import Registry, StyleEntry, is_path_like, load_entry, network_name
+
+log = logging.getLogger("stylecam")
 
 
 @dataclass
@@ -52,13 +55,14 @@ class Stylizer:
     prepad: extra reflect padding (pixels per side) around every pass, cropped after.
     strength: 0..1 blend with the original; preserve_color: keep the original's colour.
     size: long side of the inference resolution (the result is resized back); None = frame size.
+    int8: use the int8 copies of the named styles (CPU only; a style without one runs in float32).
     """
 
     def __init__(self, styles: Sequence[str] = ("wave",), repeat: int = 1, device: str = "auto",
                  variant: str | None = None, prepad: int = 0, strength: float = 1.0,
                  preserve_color: bool = False, weights_dir: str | None = None, size: int | None = None,
                  padding: str = "reflect", fp16: bool = False, threads: int | None = None,
-                 registry: Registry | None = None):
+                 int8: bool = False, registry: Registry | None = None):
         if isinstance(styles, str):
             styles = [s for s in styles.split(",") if s.strip()]
         styles = [s.strip() for s in styles]
@@ -83,7 +87,12 @@ class Stylizer:
         self.padding = padding
         self.variant = variant
         self.providers_probe = probe_providers(device)
-        self.prefer = "full" if any(p in GPU_PROVIDERS for p in self.providers_probe) else "lite"
+        on_gpu = any(p in GPU_PROVIDERS for p in self.providers_probe)
+        self.prefer = "full" if on_gpu else "lite"
+        if int8 and on_gpu:
+            log.warning("WARNING: --int8 is for the CPU; running on %s in %s", self.providers_probe[0],
+                        "float16" if fp16 else "float32")
+        self.int8 = bool(int8) and not on_gpu
         needs_registry = registry is not None or not all(is_path_like(s) for s in styles)
         self.registry = registry or (Registry(weights_dir) if needs_registry else None)
         self._models: dict[str, LoadedModel] = {}
@@ -97,7 +106,8 @@ class Stylizer:
         for spec in styles:
             if self.registry is not None:
                 entries.append(self.registry.resolve(spec, variant=self.variant, padding=self.padding,
-                                                     prefer=self.prefer))
+                                                     prefer=self.prefer,
+                                                     precision="int8" if self.int8 else "fp32"))
             else:
                 entries.append(load_entry(spec))
         self.entries: list[StyleEntry] = entries
@@ -129,11 +139,12 @@ class Stylizer:
     def describe(self) -> dict:
         """JSON-friendly summary: chain, repeat, passes, variants, providers, settings."""
         return {"chain": self.chain, "repeat": self.repeat, "passes": len(self.passes),
-                "models": [{"name": e.name, "variant": e.variant, "padding": e.padding,
+                "models": [{"name": e.name, "variant": e.variant, "padding": e.padding, "precision": e.precision,
                             "network": network_name(e.metadata.get(contract.KEY_CONFIG)), "path": str(e.path)}
                            for e in self.entries],
                 "providers": self.providers, "strength": self.strength, "preserve_color": self.preserve_color,
-                "prepad": self.prepad, "size": self.size, "fp16": self.fp16}
+                "prepad": self.prepad, "size": self.size, "fp16": self.fp16,
+                "int8": self.int8}
 
     def _model(self, entry: StyleEntry) -> LoadedModel:
         key = str(entry.path)

@@ -6,12 +6,15 @@ File names are never parsed; the name, variant and padding mode come from the me
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stylecam import contract
 from stylecam.errors import UserError
+
+log = logging.getLogger("stylecam")
 
 GET_STYLES_HINT = ("train one with `stylecam-train style --style-image PAINTING.jpg --name NAME`, "
                    "point --weights-dir / STYLECAM_WEIGHTS at a folder of style models, "
@@ -37,6 +40,11 @@ class StyleEntry:
     licence: str = ""
     size_bytes: int = 0
     metadata: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def precision(self) -> str:
+        """Number format of the weights: "fp32" (default), "fp16" or "int8"."""
+        return self.metadata.get("stylecam.precision", "fp32")
 
     @property
     def label(self) -> str:
@@ -124,9 +132,10 @@ class Registry:
                     self.entries.append(entry_from_metadata(path, meta))
                 except UserError as err:
                     self.problems.append((path, err.message))
-            # when several files claim the same (name, variant, padding), the one nearest the root
-            # and in float32 wins (fp16 exports are picked only by path)
-            self.entries.sort(key=lambda e: (e.metadata.get("stylecam.precision", "fp32") != "fp32",
+            # when several files claim the same (name, variant, padding, precision), the one nearest
+            # the root wins; float32 first (int8 copies are picked by find(precision="int8"), fp16
+            # exports only by path)
+            self.entries.sort(key=lambda e: (e.precision != "fp32",
                                              len(e.path.relative_to(self.root).parts), str(e.path)))
 
     def names(self) -> list[str]:
@@ -137,14 +146,28 @@ class Registry:
         return sorted({e.variant for e in self.entries if e.name == name and e.padding == padding})
 
     def find(self, name: str, variant: str | None = None, padding: str = "reflect",
-             prefer: str = "full") -> StyleEntry:
+             prefer: str = "full", precision: str = "fp32") -> StyleEntry:
         """The entry for ``name`` with ``padding``.
 
         variant None picks ``prefer`` when it exists, else the other one. An explicit variant
         that does not exist falls back to the other one too (with the choice visible in the
-        entry). Unknown names raise UserError with a did-you-mean suggestion.
+        entry). precision "int8" picks the int8 copy of that model when there is one, else the
+        float32 model (with a warning). Unknown names raise UserError with a did-you-mean suggestion.
         """
-        same_name = [e for e in self.entries if e.name == name]
+        entry = self._find(name, variant, padding, prefer)
+        if precision == entry.precision:
+            return entry
+        for e in self.entries:
+            if (e.name, e.variant, e.padding, e.precision) == (entry.name, entry.variant, entry.padding, precision):
+                return e
+        log.warning("WARNING: no %s copy of %s (%s); running it in %s. Make one with "
+                    "`stylecam-train quantize %s --photos PHOTOS/ --eval-photos HELD_OUT/`",
+                    precision, entry.name, entry.variant, entry.precision, entry.path)
+        return entry
+
+    def _find(self, name: str, variant: str | None, padding: str, prefer: str) -> StyleEntry:
+        same_name = [e for e in self.entries if e.name == name and e.precision == "fp32"] or \
+            [e for e in self.entries if e.name == name]
         if not same_name:
             raise self.unknown(name)
         same_pad = [e for e in same_name if e.padding == padding]
@@ -170,26 +193,27 @@ class Registry:
         return UserError(f"unknown style {name!r}", hint)
 
     def resolve(self, spec: str, variant: str | None = None, padding: str = "reflect",
-                prefer: str = "full") -> StyleEntry:
-        """A style name (looked up here) or a path to an .onnx file (validated on its own)."""
+                prefer: str = "full", precision: str = "fp32") -> StyleEntry:
+        """A style name (looked up here) or a path to an .onnx file (validated on its own, used as is)."""
         if is_path_like(spec) or (Path(spec).is_file() and spec not in self.names()):
             return load_entry(spec)
-        return self.find(spec, variant=variant, padding=padding, prefer=prefer)
+        return self.find(spec, variant=variant, padding=padding, prefer=prefer, precision=precision)
 
     def table(self) -> list[dict]:
         """One row per model: name, painting, artist, variant, network, padding, size (MB), path."""
         return [{"name": e.name, "painting": e.painting, "artist": e.artist, "year": e.year,
                  "variant": e.variant, "network": network_name(e.metadata.get(contract.KEY_CONFIG)),
-                 "padding": e.padding,
+                 "padding": e.padding, "precision": e.precision,
                  "size_mb": round(e.size_bytes / 1e6, 2), "path": str(e.path)}
                 for e in sorted(self.entries, key=lambda e: (e.name, e.padding != "reflect", e.padding,
-                                                             e.variant))]
+                                                             e.variant, e.precision != "fp32", e.precision))]
 
 
 def network_name(config_json: str | None) -> str:
     """Name of the style network described by a model's ``stylecam.config`` metadata (JSON text).
 
-    "lite" (half-resolution ends, tied x2 steps), "lite-shuffle", "lite-v1" (8/16/32 channels),
+    "lite" (half-resolution ends, tied x2 steps), "lite-fr" (lite with a full-resolution head),
+    "lite-shuffle", "lite-v1" (8/16/32 channels),
     "full" (32/64/128), "custom" for any other configuration, "-" when the key is missing or unreadable.
     """
     import json
@@ -200,14 +224,16 @@ def network_name(config_json: str | None) -> str:
     if not isinstance(config, dict):
         return "-"
     if config.get("half_res_ends"):
-        return "lite" if config.get("tied_upsampling") else "lite-shuffle"
+        if not config.get("tied_upsampling"):
+            return "lite-shuffle"
+        return "lite-fr" if config.get("full_res_head") else "lite"
     return {(8, 16, 32): "lite-v1", (32, 64, 128): "full"}.get(tuple(config.get("channels") or ()), "custom")
 
 
 def format_table(rows: list[dict]) -> str:
     """Plain-text table of ``Registry.table()`` rows."""
     cols = [("name", "NAME"), ("painting", "PAINTING"), ("artist", "ARTIST"), ("variant", "VARIANT"),
-            ("network", "NETWORK"), ("padding", "PADDING"), ("size_mb", "MB")]
+            ("network", "NETWORK"), ("padding", "PADDING"), ("precision", "PRECISION"), ("size_mb", "MB")]
     cells = [[h for _, h in cols]] + [[str(r[k]) for k, _ in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)

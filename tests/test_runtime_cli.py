@@ -43,7 +43,7 @@ def test_list_styles_table_and_json(capsys, weights):
     code, out, _ = run_cli(capsys, "--list-styles", "--weights-dir", weights)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "PAINTING", "ARTIST", "VARIANT", "NETWORK", "PADDING", "MB"]
+    assert lines[0].split() == ["NAME", "PAINTING", "ARTIST", "VARIANT", "NETWORK", "PADDING", "PRECISION", "MB"]
     assert sum(line.startswith("wave") for line in lines) == 2
     code, out, _ = run_cli(capsys, "--list-styles", "--json", "--weights-dir", weights)
     data = json.loads(out)

@@ -92,3 +92,19 @@ def test_every_shipped_style_has_a_quality_report_without_a_dot_pattern(path):
     assert report["style"] == name and len(report["photos"]) >= 5
     for photo in report["photos"]:
         assert photo["lite"]["grid_2"] < 1.0 and photo["lite"]["grid_4"] < 1.0
+
+
+@pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
+def test_every_shipped_lite_style_has_a_checked_int8_copy(path):
+    """weights/int8/NAME.lite.int8.onnx: same model in int8, agreeing with float32 (PSNR measured here too)."""
+    from trainer.quantize import KEY_QUANTIZATION, psnr
+    int8_path = WEIGHTS / "int8" / path.name.replace(".lite.onnx", ".lite.int8.onnx")
+    fp32, int8 = load_model(str(path), device="cpu"), load_model(str(int8_path), device="cpu")
+    assert int8.metadata["stylecam.precision"] == "int8"
+    for key in (contract.KEY_NAME, contract.KEY_VARIANT, contract.KEY_PADDING, contract.KEY_CONFIG):
+        assert int8.metadata[key] == fp32.metadata[key]
+    assert json.loads(int8.metadata[KEY_QUANTIZATION])["psnr_db"] >= 30.0
+    x = photo_like(96, 128)[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32)
+    assert psnr(fp32.run(x), int8.run(x)) >= 25.0
+    entry = Registry(WEIGHTS).find(fp32.metadata[contract.KEY_NAME], variant="lite", precision="int8")
+    assert entry.path == int8_path

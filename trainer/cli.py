@@ -16,6 +16,7 @@ COMMANDS = {
     "distill": ("trainer.distill", "teach a faster network (e.g. the lite one) to reproduce a trained style model"),
     "gatys": ("trainer.gatys", "stylise one photo by optimisation (Gatys et al.), the quality reference"),
     "export": ("trainer.export", "export a style checkpoint to ONNX with checks and metadata"),
+    "quantize": ("trainer.quantize", "an int8 copy of a style model for fast CPU inference, checked against float32"),
     "report": ("trainer.report", "quality report of a shipped style: lite, full and Gatys on held-out photos"),
     "export-vgg": ("trainer.export_vgg", "export VGG-16 up to relu2_2 to ONNX for the study's content-drift metric"),
     "classifier": ("trainer.train_classifier", "train a small CNN or a VGG-16 head on MNIST / Fashion-MNIST / CIFAR-10"),
@@ -28,6 +29,7 @@ EPILOG = """examples:
   stylecam-train distill weights/mypainting.onnx --data photos/ --config lite
   stylecam-train gatys --content photo.jpg --style painting.jpg --out gatys.png --steps 300
   stylecam-train export runs/mypainting/checkpoint.pt -o weights/mypainting.onnx --padding zero
+  stylecam-train quantize weights/mypainting.lite.onnx --photos photos/ --eval-photos held_out/
   stylecam-train report mypainting --style-image painting.jpg --photos held_out/ --gatys-steps 300
   stylecam-train classifier --dataset cifar10 --arch cifar-fast --time-budget 60 --out runs/cifar
 

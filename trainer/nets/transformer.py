@@ -29,6 +29,7 @@ class TransformerConfig:
     padding: str = "reflect"                         # reflect | zero | replicate, every conv
     half_res_ends: bool = False                      # no full-res layer; channels[0] unused
     tied_upsampling: bool = False                    # half_res_ends: ResizeConv instead of free PixelShuffle convs
+    full_res_head: bool = False                      # half_res_ends + tied: last ResizeConv to channels[0], then a full-res 3x3 conv
 
     def to_dict(self) -> dict:
         return {**asdict(self), "channels": list(self.channels)}
@@ -44,7 +45,9 @@ LITE = TransformerConfig(channels=(0, 16, 32), residual_blocks=3, end_kernel=3, 
 LITE_V1 = TransformerConfig(channels=(8, 16, 32), residual_blocks=3, end_kernel=3)
 #: the first half-resolution design, free PixelShuffle convs (stamps a 2-/4-pixel dot pattern)
 LITE_SHUFFLE = replace(LITE, tied_upsampling=False)
-CONFIGS = {"full": FULL, "lite": LITE, "lite-v1": LITE_V1, "lite-shuffle": LITE_SHUFFLE}
+#: LITE with a full-resolution head (ResizeConv to 8 channels, then a 3x3 conv), for fine-textured paintings
+LITE_FR = replace(LITE, channels=(8, 16, 32), full_res_head=True)
+CONFIGS = {"full": FULL, "lite": LITE, "lite-fr": LITE_FR, "lite-v1": LITE_V1, "lite-shuffle": LITE_SHUFFLE}
 
 
 class TransformerNet(nn.Module):
@@ -91,7 +94,12 @@ class HalfResTransformerNet(nn.Module):
         if config.tied_upsampling:
             self.up = nn.Sequential(ResizeConv(c3, c2, padding=pad), nn.InstanceNorm2d(c2, affine=True),
                                     nn.ReLU(inplace=True))                        # (N,c2,H/2,W/2)
-            self.head = ResizeConv(c2, 3, padding=pad)                            # (N,3,H,W)
+            if config.full_res_head:                                              # (N,3,H,W)
+                c1 = config.channels[0]
+                self.head = nn.Sequential(ResizeConv(c2, c1, padding=pad), nn.InstanceNorm2d(c1, affine=True),
+                                          nn.ReLU(inplace=True), ConvLayer(c1, 3, k, padding=pad, norm="none", relu=False))
+            else:
+                self.head = ResizeConv(c2, 3, padding=pad)                        # (N,3,H,W)
         else:
             self.up = nn.Sequential(ConvLayer(c3, 4 * c2, 1), nn.PixelShuffle(2))
             self.head = nn.Sequential(ConvLayer(c2, 12, k, padding=pad, norm="none", relu=False),

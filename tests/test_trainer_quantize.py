@@ -1,0 +1,147 @@
+"""int8 copies of style models: quantization, its checks, and how the runtime picks them."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import onnx
+import pytest
+
+from onnx_fakes import make_style_model, make_weights_dir
+from stylecam.errors import UserError
+from stylecam.pipeline import Stylizer
+from stylecam.styles import Registry, load_entry
+from trainer import quantize
+
+
+def images(n: int, height: int = 32, width: int = 48, seed: int = 0) -> list[np.ndarray]:
+    """float32 (1, 3, H, W) RGB 0..255: gradients plus noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    out = []
+    for i in range(n):
+        base = np.stack([xx * 5 + 20 * i, yy * 7, (xx + yy) * 3]) % 256
+        out.append(np.clip(base + rng.uniform(0, 30, base.shape), 0, 255)[None].astype(np.float32))
+    return out
+
+
+def test_psnr_of_known_differences():
+    a = np.zeros((1, 3, 4, 4), np.float32)
+    assert quantize.psnr(a, a) == float("inf")
+    assert quantize.psnr(a, a + 1.0) == pytest.approx(20 * np.log10(255.0))
+    assert quantize.psnr(a, a - 5.0) == float("inf")  # both clamped to 0..255 first
+
+
+def test_photo_tensor_shape_range_and_channel_order(tmp_path):
+    import cv2
+    bgr = np.zeros((50, 70, 3), np.uint8)
+    bgr[:, :, 2] = 200                                   # red in BGR
+    cv2.imwrite(str(tmp_path / "red.png"), bgr)
+    x = quantize.photo_tensor(tmp_path / "red.png", long_side=64)
+    assert x.dtype == np.float32 and x.shape[:2] == (1, 3) and x.shape[3] == 64 and x.shape[2] % 4 == 0
+    assert x[0, 0].mean() == pytest.approx(200) and x[0, 1:].max() == 0     # channel 0 is red
+
+
+def test_quantize_writes_an_int8_copy_that_matches_float32(tmp_path):
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    out = tmp_path / "int8" / "blur.lite.int8.onnx"
+    report = quantize.quantize_style(src, out, images(4), images(2, seed=1))
+    assert out.is_file() and report["psnr_db"] > 35 and report["mean_abs_diff"] < 1.5
+    model = onnx.load(str(out))
+    ops = {n.op_type for n in model.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    entry = load_entry(out)                               # still a valid style model
+    assert entry.precision == "int8" and (entry.name, entry.variant) == ("blur", "lite")
+    settings = json.loads(entry.metadata[quantize.KEY_QUANTIZATION])
+    assert settings["calibration_images"] == 4 and settings["psnr_db"] == pytest.approx(report["psnr_db"], abs=1e-3)
+    # measured again here, not taken from the report
+    again = quantize.agreement(src, out, images(3, seed=2))
+    assert again["psnr_db"] > 35
+
+
+def test_quantize_refuses_below_min_psnr_and_writes_nothing(tmp_path):
+    src = make_style_model(tmp_path / "blur.onnx", "blur", effect="blur")
+    out = tmp_path / "blur.int8.onnx"
+    with pytest.raises(UserError, match="agrees with float32 at only"):
+        quantize.quantize_style(src, out, images(2), images(1), min_psnr=200.0)
+    assert not out.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_quantize_refuses_an_int8_model_and_a_non_style_file(tmp_path):
+    src = make_style_model(tmp_path / "q.onnx", "q", effect="blur", metadata={"stylecam.precision": "int8"})
+    with pytest.raises(UserError, match="int8 model"):
+        quantize.quantize_style(src, tmp_path / "out.onnx", images(1), images(1))
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(UserError, match="cannot read ONNX"):
+        quantize.quantize_style(tmp_path / "junk.onnx", tmp_path / "out.onnx", images(1), images(1))
+
+
+def test_default_output_goes_to_the_int8_folder(tmp_path):
+    assert quantize.default_output(tmp_path / "wave.lite.onnx") == tmp_path / "int8" / "wave.lite.int8.onnx"
+
+
+def test_cli_quantize(tmp_path, tiny_photos):
+    from trainer.cli import main
+    src = make_style_model(tmp_path / "w" / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    assert main(["quantize", str(src), "--photos", str(tiny_photos), "--eval-photos", str(tiny_photos),
+                 "--long-side", "48"]) == 0
+    assert (tmp_path / "w" / "int8" / "blur.lite.int8.onnx").is_file()
+    assert main(["quantize", str(src), str(src), "-o", str(tmp_path / "x.onnx"), "--photos", str(tiny_photos),
+                 "--eval-photos", str(tiny_photos)]) == 2
+    assert main(["quantize", str(src), "--photos", str(tmp_path / "nowhere"), "--eval-photos", str(tiny_photos)]) == 2
+
+
+@pytest.fixture
+def weights_with_int8(tmp_path):
+    """wave: fp32 +10 and an int8 copy +20 (distinguishable); muse: fp32 only."""
+    root = make_weights_dir(tmp_path / "weights")
+    make_style_model(root / "int8" / "wave.lite.int8.onnx", "wave", effect="shift", amount=20.0, variant="lite",
+                     metadata={"stylecam.precision": "int8"})
+    return root
+
+
+def test_registry_prefers_float32_and_finds_the_int8_copy_when_asked(weights_with_int8):
+    registry = Registry(weights_with_int8)
+    assert registry.find("wave", variant="lite").precision == "fp32"
+    int8 = registry.find("wave", variant="lite", precision="int8")
+    assert int8.precision == "int8" and int8.path.parent.name == "int8"
+    rows = [(r["name"], r["variant"], r["precision"]) for r in registry.table()]
+    assert rows.count(("wave", "lite", "int8")) == 1 and rows.count(("wave", "lite", "fp32")) == 1
+
+
+def test_stylizer_int8_runs_the_int8_copy_and_falls_back_with_a_warning(weights_with_int8, caplog):
+    frame = np.full((8, 8, 3), 100, np.uint8)
+    plain = Stylizer(["wave"], device="cpu", weights_dir=weights_with_int8)
+    assert int(plain(frame)[0, 0, 0]) == 110
+    fast = Stylizer(["wave"], device="cpu", weights_dir=weights_with_int8, int8=True)
+    assert int(fast(frame)[0, 0, 0]) == 120
+    assert fast.describe()["int8"] is True and fast.describe()["models"][0]["precision"] == "int8"
+    with caplog.at_level(logging.WARNING, logger="stylecam"):
+        muse = Stylizer(["muse"], device="cpu", weights_dir=weights_with_int8, int8=True)
+    assert int(muse(frame)[0, 0, 0]) == 50 and "no int8 copy of muse" in caplog.text
+    assert "stylecam-train quantize" in caplog.text
+
+
+def test_cli_int8_flag_reaches_the_models(capsys, weights_with_int8, tmp_path):
+    import cv2
+    from stylecam.cli import main
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((12, 16, 3), 100, np.uint8))
+    code = main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--int8", "--device", "cpu",
+                 "--weights-dir", str(weights_with_int8), "--json", "--no-progress"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["stylecam"]["models"][0]["precision"] == "int8"
+    assert int(cv2.imread(str(tmp_path / "out.png"))[0, 0, 0]) == 120
+    assert main(["--list-styles", "--weights-dir", str(weights_with_int8)]) == 0
+    assert [line.split()[-2] for line in capsys.readouterr().out.splitlines() if line.startswith("wave")] == \
+        ["fp32", "fp32", "int8"]                          # full, lite, then lite's int8 copy
+
+
+def test_cli_quantize_goes_on_after_a_failure_and_exits_1(tmp_path, tiny_photos, capsys):
+    from trainer.cli import main
+    good = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    bad = make_style_model(tmp_path / "q.lite.onnx", "q", effect="blur", metadata={"stylecam.precision": "int8"})
+    code = main(["quantize", str(bad), str(good), "--photos", str(tiny_photos), "--eval-photos", str(tiny_photos),
+                 "--long-side", "48"])
+    assert code == 1 and (tmp_path / "int8" / "blur.lite.int8.onnx").is_file()
+    assert "1 of 2 models not quantized" in capsys.readouterr().err

@@ -1,0 +1,183 @@
+"""`stylecam-train quantize`: an int8 copy of a style model for fast CPU inference.
+
+Static quantization with onnxruntime: every Conv gets int8 per-channel weights and uint8
+activations (QDQ format, which the CPU provider runs as integer convolutions with AVX-512
+VNNI / AVX2), calibrated on real photos; instance norms, ReLUs and the residual adds stay
+float32. Input and output stay float32 NCHW RGB 0..255, so the file keeps the style pixel
+contract and loads like any other style model. The result is checked against the float32
+model on held-out photos (PSNR of the clamped outputs) and refused below ``--min-psnr``.
+Needs no PyTorch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from stylecam import contract
+from stylecam.errors import UserError
+
+#: metadata key holding the quantization settings and the measured agreement with float32
+KEY_QUANTIZATION = "stylecam.quantization"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def photo_paths(folder: str | Path, limit: int) -> list[Path]:
+    """Up to ``limit`` image files of ``folder``, sorted by name (other files are ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"photo folder not found: {folder}", "pass a folder of .jpg/.png photos")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise UserError(f"no photos in {folder}", "pass a folder of .jpg/.png photos")
+    return paths[:limit]
+
+
+def photo_tensor(path: str | Path, long_side: int) -> np.ndarray:
+    """An image file -> float32 (1, 3, H, W) RGB 0..255, long side ``long_side``, H and W multiples of 4."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError(f"cannot read image {path}", "use .jpg or .png photos")
+    scale = long_side / max(bgr.shape[:2])
+    h = max(contract.MULTIPLE_OF, int(round(bgr.shape[0] * scale / contract.MULTIPLE_OF)) * contract.MULTIPLE_OF)
+    w = max(contract.MULTIPLE_OF, int(round(bgr.shape[1] * scale / contract.MULTIPLE_OF)) * contract.MULTIPLE_OF)
+    rgb = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two arrays on the 0..255 scale (both clamped to 0..255 first); inf when equal."""
+    diff = np.clip(a, 0, 255).astype(np.float64) - np.clip(b, 0, 255).astype(np.float64)
+    mse = float(np.mean(diff ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+
+
+def agreement(reference_path: str | Path, candidate_path: str | Path, images: list[np.ndarray]) -> dict:
+    """How closely ``candidate`` reproduces ``reference`` on ``images`` (float32 (1,3,H,W) 0..255 each).
+
+    Returns {psnr_db: mean PSNR, psnr_min_db, mean_abs_diff: grey levels, max_abs_diff}.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    ref = ort.InferenceSession(str(reference_path), options, providers=["CPUExecutionProvider"])
+    cand = ort.InferenceSession(str(candidate_path), options, providers=["CPUExecutionProvider"])
+    name = ref.get_inputs()[0].name
+    scores, mads, maxes = [], [], []
+    for x in images:
+        a = np.clip(ref.run(None, {name: x})[0], 0, 255)
+        b = np.clip(cand.run(None, {name: x})[0], 0, 255)
+        scores.append(psnr(a, b))
+        mads.append(float(np.abs(a - b).mean()))
+        maxes.append(float(np.abs(a - b).max()))
+    return {"psnr_db": float(np.mean(scores)), "psnr_min_db": float(np.min(scores)),
+            "mean_abs_diff": float(np.mean(mads)), "max_abs_diff": float(np.max(maxes))}
+
+
+def quantize_style(model_path: str | Path, out_path: str | Path, calibration: list[np.ndarray],
+                   evaluation: list[np.ndarray], min_psnr: float = 30.0) -> dict:
+    """Write an int8 (QDQ) copy of the float32 style model ``model_path`` to ``out_path``.
+
+    calibration / evaluation: float32 (1, 3, H, W) RGB 0..255 images (calibration sets the
+    activation ranges; evaluation measures PSNR against the float32 model). The copy keeps every
+    metadata key, with ``stylecam.precision`` = "int8" and KEY_QUANTIZATION (JSON: settings and
+    the measured agreement). Raises UserError for a model that is not a float32 style model, or
+    when the PSNR is below ``min_psnr`` (the file is then not written).
+    Returns {path, **agreement, calibration_images}.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from stylecam.styles import load_entry
+
+    entry = load_entry(model_path)                      # validates the style contract
+    precision = entry.metadata.get("stylecam.precision", "fp32")
+    if precision != "fp32":
+        raise UserError(f"{model_path} is a {precision} model", "quantize the float32 export of the style")
+    if not calibration or not evaluation:
+        raise UserError("quantization needs calibration and evaluation photos", "pass --photos and --eval-photos")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._items = iter([{contract.STYLE_INPUT: x} for x in calibration])
+
+        def get_next(self):
+            return next(self._items, None)
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quantized = Path(tmp) / "int8.onnx"
+        quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["Conv"])
+        measured = agreement(model_path, quantized, evaluation)
+        if measured["psnr_db"] < min_psnr:
+            raise UserError(f"int8 copy of {model_path} agrees with float32 at only {measured['psnr_db']:.1f} dB "
+                            f"(< {min_psnr} dB); not written",
+                            "calibrate on more varied photos, or keep the float32 model")
+        model = onnx.load(str(quantized))
+        settings = {"method": "static QDQ, MinMax calibration", "ops": ["Conv"], "weights": "int8 per channel",
+                    "activations": "uint8", "calibration_images": len(calibration),
+                    "calibration_size": list(calibration[0].shape[-2:]), "evaluation_images": len(evaluation),
+                    **{k: round(v, 3) for k, v in measured.items()}}
+        meta = {**entry.metadata, "stylecam.precision": "int8", KEY_QUANTIZATION: json.dumps(settings)}
+        del model.metadata_props[:]
+        for key, value in meta.items():
+            model.metadata_props.add(key=key, value=value)
+        tmp_out = out_path.with_name(out_path.name + ".part")
+        onnx.save(model, str(tmp_out))
+        tmp_out.replace(out_path)
+    return {"path": str(out_path), **measured, "calibration_images": len(calibration)}
+
+
+def default_output(model_path: str | Path) -> Path:
+    """weights/NAME.lite.onnx -> weights/int8/NAME.lite.int8.onnx."""
+    model_path = Path(model_path)
+    return model_path.parent / "int8" / (model_path.name[:-len(".onnx")] + ".int8.onnx")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="float32 style models to quantize")
+    p.add_argument("--photos", required=True, help="folder of photos for calibration (activation ranges)")
+    p.add_argument("--eval-photos", required=True, help="folder of held-out photos to measure PSNR against float32")
+    p.add_argument("-o", "--output", default=None,
+                   help="output file (one model only); default: int8/NAME.VARIANT.int8.onnx beside each model")
+    p.add_argument("--calibration-images", type=int, default=32, help="photos used for calibration")
+    p.add_argument("--long-side", type=int, default=640, help="long side of the calibration and evaluation images")
+    p.add_argument("--min-psnr", type=float, default=30.0, help="refuse an int8 copy below this PSNR vs float32 (dB)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.output and len(args.models) > 1:
+        raise UserError("-o/--output takes one model", "leave -o out to write int8/NAME.int8.onnx beside each model")
+    calibration = [photo_tensor(p, args.long_side) for p in photo_paths(args.photos, args.calibration_images)]
+    evaluation = [photo_tensor(p, args.long_side) for p in photo_paths(args.eval_photos, 1000)]
+    failed = []
+    for model in args.models:
+        out = Path(args.output) if args.output else default_output(model)
+        try:
+            report = quantize_style(model, out, calibration, evaluation, min_psnr=args.min_psnr)
+        except UserError as err:
+            if len(args.models) == 1:
+                raise
+            print(f"stylecam-train: error: {err}", file=sys.stderr)
+            failed.append(model)
+            continue
+        print(f"stylecam-train: wrote {report['path']} (int8): PSNR vs float32 {report['psnr_db']:.1f} dB "
+              f"(min {report['psnr_min_db']:.1f}), mean |diff| {report['mean_abs_diff']:.2f} grey levels")
+    if failed:
+        print(f"stylecam-train: {len(failed)} of {len(args.models)} models not quantized: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
