@@ -320,6 +320,7 @@ def test_plan_workers(workers, threads, on_gpu, cores, expected):
 @pytest.mark.parametrize("config,expected", [
     ('{"channels": [0, 16, 32], "half_res_ends": true, "tied_upsampling": true}', "lite"),
     ('{"channels": [0, 16, 32], "half_res_ends": true}', "lite-shuffle"),
+    ('{"channels": [8, 16, 32], "half_res_ends": true, "tied_upsampling": true, "full_res_head": true}', "lite-fr"),
     ('{"channels": [8, 16, 32], "residual_blocks": 3}', "lite-v1"),
     ('{"channels": [32, 64, 128], "residual_blocks": 5}', "full"),
     ('{"channels": [4, 8, 16]}', "custom"),

@@ -6,7 +6,7 @@ import torch
 
 from trainer.losses import gram_matrix, total_variation
 from trainer.nets.blocks import ResizeConv
-from trainer.nets.transformer import (FULL, LITE, LITE_SHUFFLE, LITE_V1, HalfResTransformerNet, TransformerConfig,
+from trainer.nets.transformer import (FULL, LITE, LITE_FR, LITE_SHUFFLE, LITE_V1, HalfResTransformerNet, TransformerConfig,
                                       TransformerNet, build_transformer, count_macs, transformer_from_config)
 from trainer.nets.vgg import load_vgg16, random_vgg_standin
 
@@ -16,7 +16,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
 
 
-@pytest.mark.parametrize("variant", ["full", "lite", "lite-v1", "lite-shuffle"])
+@pytest.mark.parametrize("variant", ["full", "lite", "lite-fr", "lite-v1", "lite-shuffle"])
 @pytest.mark.parametrize("height,width", [(33, 47), (17, 18), (64, 64), (29, 101)])
 def test_output_matches_padded_input_shape(variant, height, width):
     net = build_transformer(variant).eval()
@@ -59,7 +59,7 @@ def test_padding_mode_changes_only_the_border():
 
 
 def test_config_round_trips_through_dict():
-    for cfg in (FULL, LITE, LITE_V1, LITE_SHUFFLE):
+    for cfg in (FULL, LITE, LITE_FR, LITE_V1, LITE_SHUFFLE):
         assert TransformerConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -154,3 +154,21 @@ def test_real_vgg_builds_only_needed_layers(vgg_weights_path):
     out = net(torch.rand(1, 3, 32, 32) * 255)
     assert out["relu2_2"].shape == (1, 128, 16, 16)
     assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_lite_fr_has_only_its_last_conv_at_full_resolution():
+    """lite-fr: lite, but the last x2 step goes to 8 channels and one 3x3 conv runs at full resolution."""
+    net = build_transformer("lite-fr").eval()
+    full_res = []
+    hooks = [m.register_forward_hook(lambda m, i, o: full_res.append(m) if o.shape[-2:] == (64, 96) and
+                                     not isinstance(m, ResizeConv) else None)
+             for m in net.modules() if isinstance(m, (torch.nn.Conv2d, ResizeConv))]
+    with torch.no_grad():
+        y = net(torch.rand(1, 3, 64, 96) * 255)
+    for h in hooks:
+        h.remove()
+    assert y.shape == (1, 3, 64, 96)
+    assert [(m.in_channels, m.out_channels, m.kernel_size) for m in full_res] == [(8, 3, (3, 3))]
+    macs = count_macs(net, 480, 640)
+    assert count_macs(build_transformer("lite"), 480, 640) < macs < count_macs(build_transformer("lite-v1"), 480, 640)
+    assert LITE_FR.channels[0] == 8 and LITE_FR.full_res_head and not LITE.full_res_head
