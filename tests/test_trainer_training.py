@@ -281,3 +281,17 @@ def test_torchrun_two_cpu_processes_match_one(tiny_photos, tiny_painting, tmp_pa
     # gradients over the global batch must land far closer to the one-process run than an unsynchronised
     # run on half the batch does.
     assert distance(ddp_w, one_w) < 0.5 * distance(half_w, one_w)
+
+
+@pytest.mark.parametrize("config,variant,file_name", [("full", "full", "w.onnx"), ("lite", "lite", "w.lite.onnx"),
+                                                      ("lite-fr", "lite", "w.lite.onnx"), ("lite-v1", "lite", "w.lite.onnx")])
+def test_every_lite_config_exports_as_the_lite_variant(config, variant, file_name, tmp_path):
+    """The runtime knows two variants (full, lite); which lite network a file holds is in its config metadata."""
+    from trainer.export import style_metadata
+    from trainer.nets.transformer import CONFIGS, runtime_variant
+    assert runtime_variant(config) == variant
+    cfg = StyleTrainConfig(style_image="p.jpg", data="photos", name="w", variant=config, weights_dir=str(tmp_path))
+    assert cfg.onnx_path() == tmp_path / file_name
+    ckpt = {"config": {"style_image": "p.jpg", "data": "photos", "name": "w", "variant": config}, "step": 1, "history": [], "network": CONFIGS[config].to_dict()}
+    meta = style_metadata(ckpt, "reflect", "fp32")
+    assert meta["stylecam.variant"] == variant

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from stylecam import contract
 from stylecam.errors import UserError
 from trainer.checkpoints import atomic_save, ensure_writable_dir, load_checkpoint
-from trainer.nets.transformer import CONFIGS, transformer_from_config
+from trainer.nets.transformer import CONFIGS, runtime_variant, transformer_from_config
 from trainer.photos import center_crop_multiple, load_photo_set, make_batch
 from trainer.train_style import pick_device, save_loss_curve, save_sample_sheet
 
@@ -100,7 +100,7 @@ def distilled_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, st
                 **{k: cfg[k] for k in ("size", "batch_size", "iterations", "lr", "edge_weight", "seed")},
                 "steps_trained": ckpt["step"], "final_losses": ckpt["history"][-1] if ckpt.get("history") else {},
                 "psnr_vs_teacher_db": ckpt.get("psnr_vs_teacher_db")}
-    meta.update({contract.KEY_VARIANT: cfg["variant"], contract.KEY_PADDING: padding,
+    meta.update({contract.KEY_VARIANT: runtime_variant(cfg["variant"]), contract.KEY_PADDING: padding,
                  contract.KEY_CONFIG: json.dumps(ckpt["network"]), contract.KEY_TRAINING: json.dumps(training, default=str),
                  "stylecam.precision": precision})
     return meta
@@ -159,7 +159,7 @@ def style_name(meta: dict[str, str]) -> str:
 
 def default_output(cfg: DistillConfig, meta: dict[str, str]) -> Path:
     name = style_name(meta)
-    return Path(cfg.output or f"weights/{name}{'' if cfg.variant == 'full' else '.' + cfg.variant}.onnx")
+    return Path(cfg.output or f"weights/{name}{'' if cfg.variant == 'full' else '.lite'}.onnx")
 
 
 def make_distiller(cfg: DistillConfig, resume: dict | None = None) -> Distiller:

@@ -24,7 +24,7 @@ from torch import nn
 from stylecam import contract
 from stylecam.errors import UserError
 from trainer.checkpoints import ensure_writable_dir, load_checkpoint
-from trainer.nets.transformer import TransformerConfig, transformer_from_config
+from trainer.nets.transformer import TransformerConfig, runtime_variant, transformer_from_config
 
 #: max |onnxruntime - PyTorch| allowed, in 0..255 pixel units
 TOLERANCE = {"fp32": 0.05, "fp16": 4.0}
@@ -92,7 +92,7 @@ def style_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
     return {
         contract.KEY_KIND: "style", contract.KEY_FORMAT: contract.FORMAT_VERSION, contract.KEY_NAME: cfg.name,
         contract.KEY_PAINTING: info["painting"], contract.KEY_ARTIST: info["artist"], contract.KEY_YEAR: info["year"],
-        contract.KEY_SOURCE: info["source"], contract.KEY_LICENCE: info["licence"], contract.KEY_VARIANT: cfg.variant,
+        contract.KEY_SOURCE: info["source"], contract.KEY_LICENCE: info["licence"], contract.KEY_VARIANT: runtime_variant(cfg.variant),
         contract.KEY_PADDING: padding, contract.KEY_PIXEL_CONTRACT: json.dumps(contract.STYLE_PIXEL_CONTRACT),
         contract.KEY_CONFIG: json.dumps(ckpt["network"]), contract.KEY_TRAINING: json.dumps(training, default=str),
         "stylecam.precision": precision,

@@ -67,7 +67,7 @@ class StyleTrainConfig:
         return Path(self.out or f"runs/{self.name}{'' if self.variant == 'full' else '-' + self.variant}")
 
     def onnx_path(self) -> Path:
-        return Path(self.weights_dir) / f"{self.name}{'' if self.variant == 'full' else '.' + self.variant}.onnx"
+        return Path(self.weights_dir) / f"{self.name}{'' if self.variant == 'full' else '.lite'}.onnx"
 
     def loss_weights(self) -> LossWeights:
         return LossWeights(content=self.content_weight, style=self.style_weight, tv=self.tv_weight,

@@ -50,6 +50,11 @@ LITE_FR = replace(LITE, channels=(8, 16, 32), full_res_head=True)
 CONFIGS = {"full": FULL, "lite": LITE, "lite-fr": LITE_FR, "lite-v1": LITE_V1, "lite-shuffle": LITE_SHUFFLE}
 
 
+def runtime_variant(config_name: str) -> str:
+    """The variant a model of this configuration is listed under at run time: "full", else "lite"."""
+    return "full" if config_name == "full" else "lite"
+
+
 class TransformerNet(nn.Module):
     """(N,3,H,W) RGB 0..255 -> (N,3,H,W) RGB ~0..255; H, W multiples of 4."""
 
