@@ -24,6 +24,7 @@ EPILOG = """examples:
   stylecam clip.mp4 -o out.mp4 --style wave  a video, audio kept
   stylecam photos/ -o styled/ --style muse   a folder (mirrored into styled/)
   stylecam --chain wave,muse --repeat 3 photo.jpg --save-steps
+  stylecam clip.mp4 --int8 --size 480          fastest on a CPU: int8 models, 480 px inference
   stylecam --list-styles | stylecam info | stylecam demo
   stylecam study IMAGES... --styles wave,muse --repeat 10 -o study/
 

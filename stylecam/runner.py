@@ -495,7 +495,8 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             if window is not None:
                 lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
                                   stylizer.times.inference, state.strength,
-                                  extra=[x for x in ("REC" if state.recording else "", "PAUSED" if state.paused else "") if x])
+                                  extra=[x for x in ("int8" if getattr(stylizer, "int8", False) else "", "REC" if state.recording else "",
+                                                     "PAUSED" if state.paused else "") if x])
                 state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
                 if "snapshot" in state.events:
                     snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir), shown)))

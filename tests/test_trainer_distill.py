@@ -25,7 +25,7 @@ def teacher_onnx(tiny_photos, tiny_painting, tmp_path) -> Path:
                            size=32, batch_size=2, iterations=4, style_size=48, holdout=2, checkpoint_every=4,
                            out=str(tmp_path / "teacher_run"), weights_dir=str(tmp_path / "teacher"), device="cpu")
     train_style(cfg, loss_net=random_vgg_standin(["relu1_2", "relu2_2", "relu3_3", "relu4_3"]), progress=False)
-    return tmp_path / "teacher" / "tiny.lite-v1.onnx"
+    return tmp_path / "teacher" / "tiny.lite.onnx"
 
 
 def tiny_distill(teacher: Path, photos: Path, out: Path, **over) -> DistillConfig:
@@ -72,7 +72,7 @@ def test_distill_learns_the_teacher_and_exports_a_style_model(teacher_onnx, tiny
     assert meta[contract.KEY_PAINTING] == teacher_meta[contract.KEY_PAINTING]
     assert json.loads(meta[contract.KEY_CONFIG])["half_res_ends"] is True
     training = json.loads(meta[contract.KEY_TRAINING])
-    assert training["method"] == "distillation" and training["teacher"] == "tiny.lite-v1.onnx"
+    assert training["method"] == "distillation" and training["teacher"] == "tiny.lite.onnx"
     assert training["steps_trained"] == 40 and training["psnr_vs_teacher_db"] == summary["psnr_vs_teacher_db"]
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, 36, 52)).astype(np.float32)
     assert model.run(x).shape == x.shape
@@ -135,7 +135,7 @@ def test_style_training_can_start_from_distilled_weights(teacher_onnx, tiny_phot
     assert all(torch.equal(trainer.net.state_dict()[k], source[k]) for k in source)
     provenance = init_provenance(student["checkpoint"])
     assert provenance["init_training"]["method"] == "distillation"
-    assert provenance["init_training"]["teacher"] == "tiny.lite-v1.onnx"
+    assert provenance["init_training"]["teacher"] == "tiny.lite.onnx"
     assert provenance["init_training"]["teacher_network"]["channels"] == [8, 16, 32]
     with pytest.raises(UserError, match="different network"):
         make_trainer(StyleTrainConfig(**base, variant="lite-v1", init=student["checkpoint"]), loss_net=standin)

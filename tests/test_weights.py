@@ -69,9 +69,9 @@ LITE_FILES = [p for p in STYLE_FILES if ".lite." in p.name]
 
 @pytest.mark.parametrize("path", LITE_FILES, ids=lambda p: p.relative_to(WEIGHTS).as_posix())
 def test_shipped_lite_models_use_a_known_lite_network(path):
-    from trainer.nets.transformer import LITE, LITE_V1, TransformerConfig
+    from trainer.nets.transformer import LITE, LITE_FR, TransformerConfig
     config = TransformerConfig.from_dict(json.loads(load_model(str(path), device="cpu").metadata[contract.KEY_CONFIG]))
-    assert replace(config, padding="reflect") in (LITE, LITE_V1)
+    assert replace(config, padding="reflect") in (LITE, LITE_FR)
 
 
 def test_the_default_style_runs_on_the_half_resolution_lite_network():
@@ -103,7 +103,8 @@ def test_every_shipped_lite_style_has_a_checked_int8_copy(path):
     assert int8.metadata["stylecam.precision"] == "int8"
     for key in (contract.KEY_NAME, contract.KEY_VARIANT, contract.KEY_PADDING, contract.KEY_CONFIG):
         assert int8.metadata[key] == fp32.metadata[key]
-    assert json.loads(int8.metadata[KEY_QUANTIZATION])["psnr_db"] >= 30.0
+    settings = json.loads(int8.metadata[KEY_QUANTIZATION])
+    assert settings["psnr_db"] >= 30.0 and settings["int8_convs"] >= 6 and settings["float32_convs"] == 2
     x = photo_like(96, 128)[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32)
     assert psnr(fp32.run(x), int8.run(x)) >= 25.0
     entry = Registry(WEIGHTS).find(fp32.metadata[contract.KEY_NAME], variant="lite", precision="int8")

@@ -1,8 +1,9 @@
 """`stylecam-train quantize`: an int8 copy of a style model for fast CPU inference.
 
-Static quantization with onnxruntime: every Conv gets int8 per-channel weights and uint8
-activations (QDQ format, which the CPU provider runs as integer convolutions with AVX-512
-VNNI / AVX2), calibrated on real photos; instance norms, ReLUs and the residual adds stay
+Static quantization with onnxruntime: the inner convolutions get int8 per-channel weights and
+uint8 activations (QDQ format, which the CPU provider runs as integer convolutions with AVX-512
+VNNI / AVX2), calibrated on real photos. The first and last convolutions (3 channels in or out:
+little arithmetic, most of the rounding error), instance norms, ReLUs and residual adds stay
 float32. Input and output stay float32 NCHW RGB 0..255, so the file keeps the style pixel
 contract and loads like any other style model. The result is checked against the float32
 model on held-out photos (PSNR of the clamped outputs) and refused below ``--min-psnr``.
@@ -118,16 +119,20 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         prepared = Path(tmp) / "prepared.onnx"
         quantized = Path(tmp) / "int8.onnx"
         quant_pre_process(str(model_path), str(prepared), skip_symbolic_shape=True)
+        convs = [node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Conv"]
+        kept_float = [convs[0], convs[-1]] if len(convs) > 2 else []
         quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["Conv"])
+                        op_types_to_quantize=["Conv"], nodes_to_exclude=kept_float)
         measured = agreement(model_path, quantized, evaluation)
         if measured["psnr_db"] < min_psnr:
             raise UserError(f"int8 copy of {model_path} agrees with float32 at only {measured['psnr_db']:.1f} dB "
                             f"(< {min_psnr} dB); not written",
                             "calibrate on more varied photos, or keep the float32 model")
         model = onnx.load(str(quantized))
-        settings = {"method": "static QDQ, MinMax calibration", "ops": ["Conv"], "weights": "int8 per channel",
+        settings = {"method": "static QDQ, MinMax calibration", "ops": ["Conv"],
+                    "int8_convs": len(convs) - len(kept_float), "float32_convs": len(kept_float),
+                    "weights": "int8 per channel",
                     "activations": "uint8", "calibration_images": len(calibration),
                     "calibration_size": list(calibration[0].shape[-2:]), "evaluation_images": len(evaluation),
                     **{k: round(v, 3) for k, v in measured.items()}}

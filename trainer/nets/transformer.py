@@ -7,6 +7,8 @@ parameters) and LITE, for live CPU use: its ends run at half resolution (a strid
 conv; the last conv predicts 2x2 blocks of pixels, unfolded by PixelShuffle, with the four
 phases tied as in nearest-upsample + conv), because on a CPU the full-resolution layers with
 few channels cost more in memory traffic (pad, norm, layout changes) than in arithmetic.
+LITE_FR is LITE with one full-resolution layer at the end (the last x2 step goes to 8 channels,
+then a 3x3 conv), for paintings whose fine lines LITE can only draw as a regular hatch.
 LITE_V1 (the earlier lite design with full-resolution ends) and LITE_SHUFFLE (LITE with free
 PixelShuffle phases, which learn a dot pattern) are kept so their files still load.
 """
