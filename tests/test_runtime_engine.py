@@ -7,7 +7,7 @@ import pytest
 from stylecam import contract
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
-from stylecam.session import load_model, run_chain
+from stylecam.session import load_model, run_chain, run_chain_bound
 from stylecam.styles import Registry
 from tests.onnx_fakes import (make_classifier_model, make_plain_model, make_style_model, make_weights_dir,
                               write_corrupt_model)
@@ -209,6 +209,22 @@ def test_session_clamp_in_graph_and_run_chain(tmp_path):
     assert clamped.providers == ["CPUExecutionProvider"]
 
 
+def test_io_bound_chain_matches_host_runs(tmp_path):
+    """The IO-binding path a GPU chain takes, run on the CPU: same order, same values, host array out."""
+    up = load_model(str(make_style_model(tmp_path / "up.onnx", "up", effect="shift", amount=100.0)), "cpu",
+                    clamp=(0.0, 255.0))
+    half = load_model(str(make_style_model(tmp_path / "half.onnx", "half", effect="scale", amount=0.5)), "cpu",
+                      clamp=(0.0, 255.0))
+    x = np.random.default_rng(1).uniform(0, 255, (2, 3, 8, 12)).astype(np.float32)
+    bound = run_chain_bound([up, half, up], x, "cpu")
+    expected = np.minimum(np.minimum(x + 100, 255) * 0.5 + 100, 255)
+    assert isinstance(bound, np.ndarray) and bound.dtype == np.float32 and bound.shape == x.shape
+    np.testing.assert_allclose(bound, expected, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(bound, run_chain([up, half, up], x))
+    assert not np.allclose(run_chain_bound([half, up], x, "cpu"), bound)  # order matters
+    assert run_chain_bound([], x, "cpu") is x
+
+
 def test_sessions_do_not_spin_idle_threads(tmp_path):
     """A chain holds several sessions; spinning idle pools would steal each other's cores."""
     path = make_style_model(tmp_path / "up.onnx", "up", effect="shift", amount=1.0)
@@ -242,6 +258,18 @@ def test_gpu_io_binding_chain_and_fp16_match_the_cpu(weights):
     assert np.abs(gpu(frame).astype(int) - cpu.astype(int)).max() <= 1
     half = Stylizer(["wave", "muse"], repeat=3, device="cuda", variant="full", fp16=True, weights_dir=weights)
     assert np.abs(half(frame).astype(int) - cpu.astype(int)).max() <= 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="needs a CUDA GPU")
+def test_gpu_batches_match_single_frames(weights):
+    """Batched inference (the GPU default for video files) gives each frame what it gives alone."""
+    frames = np.random.default_rng(2).integers(0, 256, (4, 60, 84, 3), dtype=np.uint8)  # not x4: pad path
+    gpu = Stylizer(["wave", "muse"], repeat=2, device="cuda", variant="full", weights_dir=weights)
+    batched = gpu.stylize_batch(frames)
+    assert batched.shape == frames.shape and batched.dtype == np.uint8
+    for frame, out in zip(frames, batched):
+        np.testing.assert_array_equal(out, gpu(frame))
 
 
 def test_public_api_import(weights):

@@ -109,3 +109,51 @@ def test_every_shipped_lite_style_has_a_checked_int8_copy(path):
     assert psnr(fp32.run(x), int8.run(x)) >= 25.0
     entry = Registry(WEIGHTS).find(fp32.metadata[contract.KEY_NAME], variant="lite", precision="int8")
     assert entry.path == int8_path
+
+
+def test_fp16_copy_of_a_shipped_style_keeps_float32_io_and_its_values():
+    """What --fp16 loads on a GPU (float16 weights and activations, float32 in and out), run on the CPU."""
+    import onnx
+    import onnxruntime as ort
+
+    from stylecam.session import transformed_model_bytes
+    path = str(WEIGHTS / "wave.lite.onnx")
+    half = onnx.load_from_string(transformed_model_bytes(path, clamp=(0.0, 255.0), fp16=True))
+    float_types = {init.data_type for init in half.graph.initializer
+                   if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    assert onnx.TensorProto.FLOAT16 in float_types
+    assert [i.type.tensor_type.elem_type for i in half.graph.input] == [onnx.TensorProto.FLOAT]
+    assert [o.type.tensor_type.elem_type for o in half.graph.output] == [onnx.TensorProto.FLOAT]
+    x = np.ascontiguousarray(photo_like(64, 96)[None, :, :, ::-1].transpose(0, 3, 1, 2), np.float32)
+    outputs = []
+    for model in (half.SerializeToString(), transformed_model_bytes(path, clamp=(0.0, 255.0), fp16=False)):
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {contract.STYLE_INPUT: x})[0])
+    assert outputs[0].shape == outputs[1].shape == x.shape and outputs[0].dtype == np.float32
+    assert 0.0 <= outputs[0].min() and outputs[0].max() <= 255.0
+    diff = np.abs(outputs[0] - outputs[1])
+    assert diff.max() < 2.0 and diff.mean() < 0.25
+
+
+def _cuda_offered() -> bool:
+    from stylecam.session import probe_providers
+    return "CUDAExecutionProvider" in probe_providers("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_offered(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["wave", "muse"])
+def test_shipped_style_on_the_gpu_matches_the_cpu(name):
+    """Real networks on CUDA (float32 and --fp16) against the CPU, one pass and the study chain."""
+    frame = photo_like(240, 320)
+    registry = Registry(str(WEIGHTS))
+    cpu = Stylizer([name], device="cpu", registry=registry)(frame).astype(int)
+    gpu = Stylizer([name], device="cuda", registry=registry)
+    assert "CUDAExecutionProvider" in gpu.providers
+    diff = np.abs(gpu(frame).astype(int) - cpu)
+    assert diff.max() <= 3 and diff.mean() < 0.3
+    half = np.abs(Stylizer([name], device="cuda", fp16=True, registry=registry)(frame).astype(int) - cpu)
+    assert half.mean() < 1.5
+    chain_cpu = Stylizer(["wave", "muse"], repeat=3, device="cpu", registry=registry)(frame).astype(int)
+    chain_gpu = Stylizer(["wave", "muse"], repeat=3, device="cuda", registry=registry)(frame).astype(int)
+    assert np.abs(chain_gpu - chain_cpu).mean() < 1.5
