@@ -87,8 +87,16 @@ def fake_models(folder: Path) -> Path:
 
 
 def make_clip(width: int, height: int, frames: int, folder: Path) -> Path:
-    """The bundled clip scaled to width x height, looped to ``frames`` frames (H.264, no audio)."""
+    """The bundled clip scaled to width x height, looped to ``frames`` frames (H.264, no audio; mp4v
+    through OpenCV where no ffmpeg is found)."""
     out = folder / f"clip_{width}x{height}_{frames}.mp4"
+    if not out.is_file() and ffmpeg_exe() is None:  # OpenCV's mp4v writer (VideoWriter warns)
+        import cv2
+        source = list(VideoFileSource(DEFAULT_CLIP))
+        writer = VideoWriter(out, 25, (width, height))
+        for i in range(frames):
+            writer.write(cv2.resize(source[i % len(source)], (width, height), interpolation=cv2.INTER_AREA))
+        writer.close()
     if not out.is_file():
         subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "-1",
                         "-i", str(DEFAULT_CLIP), "-vf", f"scale={width}:{height}", "-frames:v", str(frames),

@@ -36,3 +36,12 @@ def test_runtime_benchmark_rows_per_batch_and_precision(tmp_path, monkeypatch):
     assert "gpu" not in result["machine"]
     table = out.with_suffix(".md").read_text().splitlines()
     assert "| batch |" in table[2] and len([line for line in table if line.startswith("| 160x120")]) == 4
+
+
+def test_benchmark_clip_without_ffmpeg(tmp_path, monkeypatch):
+    """Machines without ffmpeg still get a clip of the asked size and length (OpenCV's writer)."""
+    from stylecam.sources import VideoFileSource
+    monkeypatch.setenv("STYLECAM_NO_FFMPEG", "1")
+    clip = load_benchmark().make_clip(96, 64, 9, tmp_path)
+    frames = list(VideoFileSource(clip))
+    assert len(frames) == 9 and frames[0].shape == (64, 96, 3)
