@@ -205,6 +205,8 @@ def info(argv: list[str]) -> int:
     print(f"stylecam {data['stylecam']} (python {data['python']}, onnxruntime {data['onnxruntime']})")
     print(f"providers available: {', '.join(data['providers_available'])}")
     print(f"providers used ({args.device}): {', '.join(data['providers_used'])}")
+    for provider, why in data["providers_unusable"].items():
+        print(f"  {provider} not usable: {why}")
     print(f"styles in {data['weights_dir']}: "
           + (", ".join(sorted({r['name'] for r in data['styles']})) or "none"))
     print(f"classifiers: {', '.join(Path(p).name for p in data['classifiers']) or 'none'}")

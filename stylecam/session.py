@@ -10,7 +10,9 @@ import contextlib
 import io
 import logging
 import os
+import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,8 +102,11 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
                         "the file is corrupt or not an ONNX model; re-export or re-download it") from None
     got = list(session.get_providers())
     if device in ("cuda", "tensorrt") and not any(p in GPU_PROVIDERS for p in got):
-        log.warning("WARNING: asked for %s but onnxruntime gave %s for %s; running on the CPU "
-                    "(see `stylecam info`)", device, ", ".join(got), os.path.basename(path))
+        why = unusable_providers(device)
+        reason = why.get("CUDAExecutionProvider") or next(iter(why.values()), "")
+        log.warning("WARNING: asked for %s but onnxruntime gave %s for %s; running on the CPU%s "
+                    "(see `stylecam info --device %s`)", device, ", ".join(got), os.path.basename(path),
+                    f". Why: {reason}" if reason else "", device)
     elif device == "tensorrt" and "TensorrtExecutionProvider" not in got:
         log.warning("WARNING: asked for tensorrt but onnxruntime gave %s for %s",
                     ", ".join(got), os.path.basename(path))
@@ -174,18 +179,23 @@ def run_chain_bound(models: list[LoadedModel], x: np.ndarray, device_type: str =
 
 
 _PROBES: dict[str, list[str]] = {}
+_PROBE_FAILURES: dict[str, dict[str, str]] = {}
 
 
 @contextlib.contextmanager
-def _quiet_native():
-    """Silence onnxruntime's native and Python chatter (provider load failures) for a moment."""
+def _quiet_native(sink: int | None = None):
+    """Silence onnxruntime's native and Python chatter (provider load failures) for a moment.
+
+    sink: a file descriptor that receives the native output (for reading the reasons); default /dev/null.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     devnull = os.open(os.devnull, os.O_WRONLY)
+    target = devnull if sink is None else sink
     try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
+        os.dup2(target, 1)
+        os.dup2(target, 2)
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
@@ -194,6 +204,39 @@ def _quiet_native():
         os.dup2(saved[1], 2)
         for fd in saved + [devnull]:
             os.close(fd)
+
+
+_PROVIDER_LIBRARIES = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+_LOAD_FAILURE = re.compile(r"Failed to load library \S*libonnxruntime_providers_(\w+)\.\S* with error: ([^\n\x1b]+)")
+_CREATE_FAILURE = re.compile(r"Failed to create (\w+)ExecutionProvider\.\s*([^\n\x1b]*)")
+_LIBRARY_HINTS = (
+    ("libcuda.so", "no NVIDIA driver found: install the driver, or run on the CPU"),
+    ("libnvinfer", "TensorRT is not installed: pip install tensorrt-cu13, or use --device cuda"),
+    ("libcudnn", "cuDNN 9 is missing: pip install 'onnxruntime-gpu[cudnn]'"),
+    ("libcublas", "cuBLAS is missing: pip install nvidia-cublas"),
+    ("libcudart", "the CUDA 13 runtime is missing: pip install 'onnxruntime-gpu[cuda]'"),
+    ("libcurand", "cuRAND is missing: pip install 'onnxruntime-gpu[cuda]'"),
+    ("libcufft", "cuFFT is missing: pip install 'onnxruntime-gpu[cuda]'"),
+)
+
+
+def provider_failures(native_log: str) -> dict[str, str]:
+    """Why GPU providers did not load, read from onnxruntime's native log text.
+
+    Returns {provider: "reason; hint"}, e.g. {"CUDAExecutionProvider": "libcuda.so.1: cannot open
+    shared object file: No such file or directory; no NVIDIA driver found: ..."}; {} when none failed.
+    """
+    failures: dict[str, str] = {}
+    for lib, error in _LOAD_FAILURE.findall(native_log):
+        provider = _PROVIDER_LIBRARIES.get(lib.lower())
+        if provider and provider not in failures:
+            hint = next((h for key, h in _LIBRARY_HINTS if key in error), "")
+            failures[provider] = error.strip() + (f"; {hint}" if hint else "")
+    for name, error in _CREATE_FAILURE.findall(native_log):
+        provider = f"{name}ExecutionProvider"
+        if provider in GPU_PROVIDERS and provider not in failures:
+            failures[provider] = error.strip().split(". ")[0] or "could not be created"
+    return failures
 
 
 def _preload_gpu_libraries() -> None:
@@ -232,22 +275,35 @@ def probe_providers(device: str = "auto") -> list[str]:
                                   opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         options = ort.SessionOptions()
-        options.log_severity_level = 4
+        options.log_severity_level = 3  # errors reach the native log, which is read for the reasons
         got = ["CPUExecutionProvider"]
-        for i in range(len(wanted)):  # onnxruntime may raise instead of falling back: try shorter lists
-            try:
-                with _quiet_native():
-                    session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
-                                                   providers=wanted[i:])
-                got = list(session.get_providers())
-                break
-            except Exception:
-                continue
+        raised: dict[str, str] = {}
+        with tempfile.TemporaryFile() as native_log:
+            for i in range(len(wanted)):  # onnxruntime may raise instead of falling back: try shorter lists
+                try:
+                    with _quiet_native(native_log.fileno()):
+                        session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
+                                                       providers=wanted[i:])
+                    got = list(session.get_providers())
+                    break
+                except Exception as err:
+                    raised.setdefault(wanted[i], (str(err).strip().splitlines() or [type(err).__name__])[0][:300])
+            native_log.seek(0)
+            failures = {**raised, **provider_failures(native_log.read().decode("utf-8", "replace"))}
         _PROBES[device] = got
+        _PROBE_FAILURES[device] = {p: why for p, why in failures.items() if p in wanted and p not in got}
     return list(_PROBES[device])
 
 
+def unusable_providers(device: str = "auto") -> dict[str, str]:
+    """GPU providers asked for by ``device`` and offered by this build that did not load, with why."""
+    probe_providers(device)
+    return dict(_PROBE_FAILURES.get(device, {}))
+
+
 def runtime_info(device: str = "auto") -> dict:
-    """onnxruntime version, providers this build offers, and those a session for ``device`` really gets."""
+    """onnxruntime version, providers this build offers, those a session for ``device`` really gets,
+    and why the GPU ones that did not load failed."""
     return {"onnxruntime": ort.__version__, "providers_available": available_providers(),
-            "device": device, "providers_used": probe_providers(device)}
+            "device": device, "providers_used": probe_providers(device),
+            "providers_unusable": unusable_providers(device)}

@@ -61,8 +61,13 @@ def test_info(capsys, weights):
     data = json.loads(out)
     assert code == 0 and "CPUExecutionProvider" in data["providers_available"]
     assert data["providers_used"][-1] == "CPUExecutionProvider" and len(data["styles"]) == 4
+    # every GPU provider offered is either used or explained
+    for provider in set(data["providers_available"]) - {"CPUExecutionProvider"}:
+        assert provider in data["providers_used"] or data["providers_unusable"][provider]
     code, out, _ = run_cli(capsys, "info", "--weights-dir", weights)
     assert "providers used (auto)" in out and "muse, wave" in out
+    for provider in data["providers_unusable"]:
+        assert f"{provider} not usable: " in out
 
 
 def test_image_with_chain_repeat_and_json(capsys, weights, photo, tmp_path):

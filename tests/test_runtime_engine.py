@@ -243,6 +243,44 @@ def test_gpu_request_on_a_machine_without_one_warns_and_runs(weights, caplog):
     assert "asked for cuda" in caplog.text and "--fp16 needs a GPU provider" in caplog.text
 
 
+NATIVE_LOG = (
+    "\x1b[1;31m2026-11-28 02:40:01.5 [E:onnxruntime:Default, provider_bridge_ort.cc:2430 operator()] "
+    "/src/provider_bridge_ort.cc:2043 onnxruntime::Provider& onnxruntime::ProviderLibrary::Get() "
+    "[ONNXRuntimeError] : 1 : FAIL : Failed to load library /venv/onnxruntime/capi/"
+    "libonnxruntime_providers_tensorrt.so with error: libnvinfer.so.10: cannot open shared object file: "
+    "No such file or directory\n\x1b[m\n"
+    "\x1b[0;93m2026-11-28 02:40:01.5 [W:onnxruntime:Default, onnxruntime_pybind_state.cc:1295 "
+    "CreateExecutionProviderFactoryInstance] Failed to create CUDAExecutionProvider. Require cuDNN 9.* and "
+    "CUDA 13.*. Please install all dependencies\x1b[m\n")
+
+
+def test_provider_failures_name_the_missing_library_with_a_hint():
+    from stylecam.session import provider_failures
+    why = provider_failures(NATIVE_LOG)
+    assert set(why) == {"TensorrtExecutionProvider", "CUDAExecutionProvider"}
+    assert why["TensorrtExecutionProvider"].startswith("libnvinfer.so.10: cannot open shared object file")
+    assert "pip install tensorrt-cu13" in why["TensorrtExecutionProvider"]
+    assert why["CUDAExecutionProvider"] == "Require cuDNN 9.* and CUDA 13.*"
+    cudnn = provider_failures("Failed to load library /x/libonnxruntime_providers_cuda.so with error: "
+                              "libcudnn.so.9: cannot open shared object file\n")
+    assert cudnn == {"CUDAExecutionProvider": "libcudnn.so.9: cannot open shared object file; "
+                                              "cuDNN 9 is missing: pip install 'onnxruntime-gpu[cudnn]'"}
+    assert provider_failures("") == {} and provider_failures("all fine\n") == {}
+
+
+def test_unusable_gpu_provider_is_reported_with_its_reason(caplog, weights):
+    from stylecam.session import available_providers, probe_providers, unusable_providers
+    if "CUDAExecutionProvider" not in available_providers():
+        pytest.skip("this onnxruntime build has no CUDA provider")
+    if "CUDAExecutionProvider" in probe_providers("cuda"):
+        pytest.skip("the CUDA provider works on this machine")
+    why = unusable_providers("cuda")
+    assert list(why) == ["CUDAExecutionProvider"] and len(why["CUDAExecutionProvider"]) > 10
+    Stylizer(["wave"], device="cuda", weights_dir=weights)
+    assert f"Why: {why['CUDAExecutionProvider']}" in caplog.text
+    assert unusable_providers("cpu") == {}
+
+
 def _gpu_available() -> bool:
     from stylecam.session import probe_providers
     return "CUDAExecutionProvider" in probe_providers("cuda")
