@@ -56,13 +56,14 @@ class Stylizer:
     strength: 0..1 blend with the original; preserve_color: keep the original's colour.
     size: long side of the inference resolution (the result is resized back); None = frame size.
     int8: use the int8 copies of the named styles (CPU only; a style without one runs in float32).
+    pad_in_graph: pad and crop inside the sessions (None = on a GPU only; see run_float).
     """
 
     def __init__(self, styles: Sequence[str] = ("wave",), repeat: int = 1, device: str = "auto",
                  variant: str | None = None, prepad: int = 0, strength: float = 1.0,
                  preserve_color: bool = False, weights_dir: str | None = None, size: int | None = None,
                  padding: str = "reflect", fp16: bool = False, threads: int | None = None,
-                 int8: bool = False, registry: Registry | None = None):
+                 int8: bool = False, registry: Registry | None = None, pad_in_graph: bool | None = None):
         if isinstance(styles, str):
             styles = [s for s in styles.split(",") if s.strip()]
         styles = [s.strip() for s in styles]
@@ -93,6 +94,9 @@ class Stylizer:
             log.warning("WARNING: --int8 is for the CPU; running on %s in %s", self.providers_probe[0],
                         "float16" if fp16 else "float32")
         self.int8 = bool(int8) and not on_gpu
+        # On a GPU the sessions pad and crop inside their graphs, so a chain never leaves the device;
+        # on the CPU numpy pads only the frames that need it (in-graph Pad/Slice copy every frame).
+        self.pad_in_graph = on_gpu if pad_in_graph is None else bool(pad_in_graph)
         needs_registry = registry is not None or not all(is_path_like(s) for s in styles)
         self.registry = registry or (Registry(weights_dir) if needs_registry else None)
         self._models: dict[str, LoadedModel] = {}
@@ -146,10 +150,14 @@ class Stylizer:
                 "prepad": self.prepad, "size": self.size, "fp16": self.fp16,
                 "int8": self.int8}
 
-    def _model(self, entry: StyleEntry) -> LoadedModel:
-        key = str(entry.path)
+    def _model(self, entry: StyleEntry, padded: bool | None = None) -> LoadedModel:
+        """The session of ``entry``; padded (default: self.pad_in_graph): reflect padding and crop
+        inside the graph (any frame size, chains stay on the device), else the plain network."""
+        padded = self.pad_in_graph if padded is None else padded
+        key = (str(entry.path), padded)
         if key not in self._models:
-            model = load_model(key, device=self.device, threads=self.threads, clamp=(0.0, 255.0), fp16=self.fp16)
+            model = load_model(key[0], device=self.device, threads=self.threads, clamp=(0.0, 255.0),
+                               fp16=self.fp16, pad=(imageops.MULTIPLE_OF, self.prepad) if padded else None)
             if model.input_name != contract.STYLE_INPUT or model.output_name != contract.STYLE_OUTPUT:
                 raise UserError(
                     f"{entry.path} has input {model.input_name!r} and output {model.output_name!r}, "
@@ -159,7 +167,11 @@ class Stylizer:
         return self._models[key]
 
     # ----- float core ----------------------------------------------------------------------
-    def _run_pass(self, model: LoadedModel, x: np.ndarray) -> np.ndarray:
+    def _run_pass_on_host(self, entry: StyleEntry, x: np.ndarray) -> np.ndarray:
+        """One pass with numpy reflect padding and crop around the plain network."""
+        model = self._model(entry)
+        if model.pad is not None:  # the padded session cannot take this size: load the plain one
+            model = self._model(entry, padded=False)
         pads = imageops.pad_amounts(x.shape[-2], x.shape[-1], extra=self.prepad)
         return imageops.crop(model.run(np.ascontiguousarray(imageops.reflect_pad(x, pads))), pads)
 
@@ -168,17 +180,28 @@ class Stylizer:
 
         collect=True returns the list of the state after each pass instead (len == passes).
         Raw model output: no strength, no colour keeping, no resizing.
+        With pad_in_graph (on a GPU) each session pads and crops inside its graph, so the whole
+        chain runs in one go through IO binding; frames too small for that, and every frame that
+        needs padding on the CPU, are padded and cropped around each pass by numpy.
         """
         x = np.asarray(x, np.float32)
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"run_float expects float32 (N, 3, H, W), got shape {x.shape}")
-        models = [self._model(e) for e in self.passes]
-        pads = imageops.pad_amounts(x.shape[-2], x.shape[-1], extra=self.prepad)
-        if not collect and not any(pads):
-            return run_chain(models, x)  # sizes already fit: one go (IO binding on a GPU)
+        passes = self.passes
+        models = [self._model(e) for e in passes]
+        height, width = x.shape[-2:]
+        if all(m.pads_inside(height, width) for m in models) or \
+                not any(imageops.pad_amounts(height, width, extra=self.prepad)):
+            if not collect:
+                return run_chain(models, x)
+            states = []
+            for model in models:
+                x = model.run(x)
+                states.append(x)
+            return states
         states = []
-        for model in models:
-            x = self._run_pass(model, x)
+        for entry in passes:
+            x = self._run_pass_on_host(entry, x)
             if collect:
                 states.append(x)
         return states if collect else x

@@ -46,6 +46,11 @@ class LoadedModel:
     metadata: dict[str, str] = field(default_factory=dict)
     input_name: str = ""
     output_name: str = ""
+    pad: tuple[int, int] | None = None  # (multiple, extra) of the reflect padding inside the graph
+
+    def pads_inside(self, height: int, width: int) -> bool:
+        """True when this session pads and crops an (N, C, height, width) input by itself."""
+        return self.pad is not None and in_graph_padding_fits(height, width, *self.pad)
 
     @property
     def on_gpu(self) -> bool:
@@ -62,7 +67,8 @@ def read_metadata(path: str) -> dict[str, str]:
 
 
 def load_model(path: str, device: str = "auto", threads: int | None = None, *,
-               clamp: tuple[float, float] | None = None, fp16: bool = False) -> LoadedModel:
+               clamp: tuple[float, float] | None = None, fp16: bool = False,
+               pad: tuple[int, int] | None = None) -> LoadedModel:
     """Create an onnxruntime session for ``path``.
 
     device: auto | cpu | cuda | tensorrt. Warns loudly when a GPU was asked for and the
@@ -71,6 +77,10 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
     on the model's device (and stays there under IO binding).
     fp16: convert weights and activations to float16 when a GPU provider is asked for and
     offered; inputs and outputs stay float32. Ignored with a warning on the CPU.
+    pad: (multiple, extra) reflect-pads the first input inside the graph (``extra`` pixels per
+    side, then up to a multiple of ``multiple``, as imageops.pad_amounts) and crops the first
+    output back, so the session takes any size >= in_graph_padding_fits and a chain of such
+    sessions never leaves the device. LoadedModel.pad records it (None when not added).
     """
     if device not in DEVICE_PROVIDERS:
         raise UserError(f"unknown device {device!r}", f"use one of {', '.join(DEVICE_PROVIDERS)}")
@@ -90,8 +100,8 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
     if fp16 and not use_fp16:
         log.warning("WARNING: --fp16 needs a GPU provider (have %s); running %s in float32",
                     ", ".join(wanted), os.path.basename(path))
-    if clamp is not None or use_fp16:
-        source = transformed_model_bytes(path, clamp=clamp, fp16=use_fp16)
+    if clamp is not None or use_fp16 or pad is not None:
+        source, pad = transformed_model_bytes(path, clamp=clamp, fp16=use_fp16, pad=pad, report=True)
     providers: list = [(p, _provider_options(p, use_fp16)) if p == "TensorrtExecutionProvider" else p
                        for p in wanted]
     try:
@@ -113,7 +123,7 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
     meta = session.get_modelmeta().custom_metadata_map
     return LoadedModel(path=path, session=session, providers=got, metadata=dict(meta),
                        input_name=session.get_inputs()[0].name,
-                       output_name=session.get_outputs()[0].name)
+                       output_name=session.get_outputs()[0].name, pad=pad)
 
 
 def _provider_options(provider: str, fp16: bool) -> dict:
@@ -123,9 +133,12 @@ def _provider_options(provider: str, fp16: bool) -> dict:
     return {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache, "trt_fp16_enable": fp16}
 
 
-def transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: bool) -> bytes:
-    """Serialised copy of the model at ``path`` with an output Clip and/or float16 weights and
-    activations (inputs and outputs stay float32 (N, 3, H, W), so callers do not change)."""
+def transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: bool,
+                            pad: tuple[int, int] | None = None, report: bool = False):
+    """Serialised copy of the model at ``path`` with in-graph reflect padding (``pad``), an output
+    Clip and/or float16 weights and activations (inputs and outputs stay float32 (N, 3, H, W), so
+    callers do not change). report=True returns (bytes, pad or None when the padding was not added:
+    opset below 11 or not one 4-D input)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -134,6 +147,8 @@ def transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: 
     except Exception as err:
         raise UserError(f"cannot read ONNX model {path}: {str(err).strip()[:200]}",
                         "the file is corrupt or not an ONNX model; re-export or re-download it") from None
+    if pad is not None and not _add_reflect_padding(model, *pad):
+        pad = None
     if clamp is not None:
         graph = model.graph
         out = graph.output[0]
@@ -147,7 +162,57 @@ def transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: 
     if fp16:
         from onnxruntime.transformers.float16 import convert_float_to_float16
         model = convert_float_to_float16(model, keep_io_types=True)
-    return model.SerializeToString()
+    data = model.SerializeToString()
+    return (data, pad) if report else data
+
+
+def in_graph_padding_fits(height: int, width: int, multiple: int, extra: int) -> bool:
+    """Whether ONNX reflect padding can pad an (H, W) image as imageops.reflect_pad does: every pad
+    smaller than its axis (numpy reflects repeatedly beyond that, ONNX does not)."""
+    h, w = height + 2 * extra, width + 2 * extra
+    dh, dw = (-h) % multiple, (-w) % multiple
+    return extra + dh - dh // 2 < height and extra + dw - dw // 2 < width
+
+
+def _add_reflect_padding(model, multiple: int, extra: int) -> bool:
+    """In place: input -> reflect-pad (extra per side, then to a multiple, larger half at the
+    bottom/right) -> the network -> crop back to the input's size. False (model untouched) when
+    the default opset is below 11 or the graph has not exactly one 4-D input and one output."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if opset < 11 or len(inputs) != 1 or len(graph.output) != 1 or \
+            len(inputs[0].type.tensor_type.shape.dim) != 4:
+        return False
+    src, dst = inputs[0].name, graph.output[0].name
+    inner_in, inner_out = src + "_padded", dst + "_padded"
+    for node in graph.node:
+        node.input[:] = [inner_in if name == src else name for name in node.input]
+        node.output[:] = [inner_out if name == dst else name for name in node.output]
+    consts = {"hw_from": [2], "hw_to": [4], "two_extra": [2 * extra] * 2, "multiple": [multiple],
+              "two": [2], "extra": [extra] * 2, "zeros": [0, 0], "axes": [2, 3]}
+    graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), f"pad_{k}") for k, v in consts.items())
+    n = helper.make_node
+    head = [n("Shape", [src], ["pad_shape"]),
+            n("Slice", ["pad_shape", "pad_hw_from", "pad_hw_to"], ["pad_hw"]),                 # [H, W]
+            n("Add", ["pad_hw", "pad_two_extra"], ["pad_hw_ex"]),
+            n("Neg", ["pad_hw_ex"], ["pad_neg"]),
+            n("Mod", ["pad_neg", "pad_multiple"], ["pad_rest"]),                                 # (-h) mod m, >= 0
+            n("Div", ["pad_rest", "pad_two"], ["pad_half"]),
+            n("Add", ["pad_half", "pad_extra"], ["pad_begin"]),                                  # [top, left]
+            n("Sub", ["pad_rest", "pad_half"], ["pad_rest_end"]),
+            n("Add", ["pad_rest_end", "pad_extra"], ["pad_end"]),                                # [bottom, right]
+            n("Concat", ["pad_zeros", "pad_begin", "pad_zeros", "pad_end"], ["pad_pads"], axis=0),
+            n("Pad", [src, "pad_pads"], [inner_in], mode="reflect")]
+    tail = [n("Add", ["pad_begin", "pad_hw"], ["pad_stop"]),
+            n("Slice", [inner_out, "pad_begin", "pad_stop", "pad_axes"], [dst])]
+    nodes = head + list(graph.node) + tail
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return True
 
 
 def run_chain(models: list[LoadedModel], x: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 from stylecam import contract
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
+from stylecam import imageops
 from stylecam.session import load_model, run_chain, run_chain_bound
 from stylecam.styles import Registry
 from tests.onnx_fakes import (make_classifier_model, make_plain_model, make_style_model, make_weights_dir,
@@ -225,6 +226,71 @@ def test_io_bound_chain_matches_host_runs(tmp_path):
     assert run_chain_bound([], x, "cpu") is x
 
 
+@pytest.mark.parametrize("extra", [0, 3, 8])
+@pytest.mark.parametrize("height,width", [(16, 24), (17, 23), (9, 10), (30, 41)])
+def test_padding_inside_the_graph_equals_host_padding(tmp_path, height, width, extra):
+    """A session that reflect-pads and crops by itself gives exactly what numpy padding around the
+    plain network gives (blur: zero-padded 3x3 convolution, so every border pixel tells)."""
+    from stylecam.session import in_graph_padding_fits
+    path = str(make_style_model(tmp_path / "blur.onnx", "blur", effect="blur"))
+    plain = load_model(path, "cpu", clamp=(0.0, 255.0))
+    padded = load_model(path, "cpu", clamp=(0.0, 255.0), pad=(4, extra))
+    assert plain.pad is None and padded.pad == (4, extra)
+    pads = imageops.pad_amounts(height, width, extra=extra)
+    fits = pads[1] < height and pads[3] < width  # bottom >= top, right >= left
+    assert padded.pads_inside(height, width) == in_graph_padding_fits(height, width, 4, extra) == fits
+    if not fits:
+        return
+    x = np.random.default_rng(height * width + extra).uniform(0, 255, (2, 3, height, width)).astype(np.float32)
+    host = imageops.crop(plain.run(imageops.reflect_pad(x, pads)), pads)
+    np.testing.assert_array_equal(padded.run(x), host)
+
+
+def test_padding_inside_the_graph_is_skipped_for_old_opsets(tmp_path):
+    import onnx
+
+    from stylecam.session import transformed_model_bytes
+    path = make_style_model(tmp_path / "up.onnx", "up", effect="shift", amount=1.0, strict_x4=False)
+    model = onnx.load(str(path))
+    model.opset_import[0].version = 10  # Pad takes its pads as an input from opset 11 on
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    _, pad = transformed_model_bytes(str(tmp_path / "old.onnx"), clamp=None, fp16=False, pad=(4, 0), report=True)
+    assert pad is None
+    old = load_model(str(tmp_path / "old.onnx"), "cpu", pad=(4, 0))
+    assert old.pad is None and not old.pads_inside(8, 8)
+    assert np.allclose(old.run(np.zeros((1, 3, 5, 7), np.float32)), 1.0)
+    assert load_model(str(path), "cpu", pad=(4, 0)).pad == (4, 0)
+
+
+@pytest.mark.parametrize("prepad", [0, 5])
+def test_stylizer_padding_in_the_graph_equals_padding_on_the_host(tmp_path, prepad):
+    """What a GPU runs (sessions that pad themselves, one IO-bound chain) against the CPU default,
+    on frames that need padding; blur and gray fakes make every border pixel count."""
+    weights = make_weights_dir(tmp_path / "w", styles={"wave": {"effect": "blur"}, "muse": {"effect": "gray"}})
+    kwargs = dict(styles=["wave", "muse"], repeat=3, prepad=prepad, weights_dir=weights, device="cpu")
+    in_graph, on_host = Stylizer(pad_in_graph=True, **kwargs), Stylizer(**kwargs)
+    assert in_graph.pad_in_graph and not on_host.pad_in_graph
+    for shape in [(37, 50, 3), (2, 30, 41, 3)]:
+        frames = np.random.default_rng(len(shape)).integers(0, 256, shape, dtype=np.uint8)
+        frames = frames if frames.ndim == 4 else frames[None]
+        np.testing.assert_array_equal(in_graph.stylize_batch(frames), on_host.stylize_batch(frames))
+        x = imageops.bgr_to_nchw(frames)
+        for a, b in zip(in_graph.run_float(x, collect=True), on_host.run_float(x, collect=True)):
+            np.testing.assert_array_equal(a, b)
+    assert all(padded for _, padded in in_graph._models) and not any(padded for _, padded in on_host._models)
+
+
+def test_chain_with_prepad_on_frames_too_small_for_in_graph_padding(weights):
+    """--prepad 16 on a 9x10 frame: the sessions cannot reflect that far, the host path takes over."""
+    s = Stylizer(["wave", "muse"], repeat=2, prepad=16, weights_dir=weights, device="cpu", pad_in_graph=True)
+    big = s(grey(100, 33, 35))  # ((100 + 10) * 0.5 + 10) * 0.5 = 32.5
+    assert big.shape == (33, 35, 3) and (big == 32).all()
+    assert not any(padded is False for _, padded in s._models)  # all in the graph so far
+    small = s(grey(100, 9, 10))
+    assert small.shape == (9, 10, 3) and (small == 32).all()
+    assert any(padded is False for _, padded in s._models)  # the plain sessions were needed
+
+
 def test_sessions_do_not_spin_idle_threads(tmp_path):
     """A chain holds several sessions; spinning idle pools would steal each other's cores."""
     path = make_style_model(tmp_path / "up.onnx", "up", effect="shift", amount=1.0)
@@ -288,21 +354,25 @@ def _gpu_available() -> bool:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not _gpu_available(), reason="needs a CUDA GPU")
-def test_gpu_io_binding_chain_and_fp16_match_the_cpu(weights):
-    frame = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)  # x4: IO-binding path
-    cpu = Stylizer(["wave", "muse"], repeat=3, device="cpu", variant="full", weights_dir=weights)(frame)
-    gpu = Stylizer(["wave", "muse"], repeat=3, device="cuda", variant="full", weights_dir=weights)
+@pytest.mark.parametrize("prepad", [0, 8])
+def test_gpu_io_binding_chain_and_fp16_match_the_cpu(weights, prepad):
+    gpu = Stylizer(["wave", "muse"], repeat=3, device="cuda", variant="full", prepad=prepad, weights_dir=weights)
+    half = Stylizer(["wave", "muse"], repeat=3, device="cuda", variant="full", fp16=True, prepad=prepad,
+                    weights_dir=weights)
     assert "CUDAExecutionProvider" in gpu.providers
-    assert np.abs(gpu(frame).astype(int) - cpu.astype(int)).max() <= 1
-    half = Stylizer(["wave", "muse"], repeat=3, device="cuda", variant="full", fp16=True, weights_dir=weights)
-    assert np.abs(half(frame).astype(int) - cpu.astype(int)).max() <= 2
+    for shape in [(64, 96, 3), (61, 83, 3)]:  # both take the IO-bound chain (padding inside the graph)
+        frame = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        cpu = Stylizer(["wave", "muse"], repeat=3, device="cpu", variant="full", prepad=prepad,
+                       weights_dir=weights)(frame)
+        assert np.abs(gpu(frame).astype(int) - cpu.astype(int)).max() <= 1
+        assert np.abs(half(frame).astype(int) - cpu.astype(int)).max() <= 2
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not _gpu_available(), reason="needs a CUDA GPU")
 def test_gpu_batches_match_single_frames(weights):
     """Batched inference (the GPU default for video files) gives each frame what it gives alone."""
-    frames = np.random.default_rng(2).integers(0, 256, (4, 60, 84, 3), dtype=np.uint8)  # not x4: pad path
+    frames = np.random.default_rng(2).integers(0, 256, (4, 61, 83, 3), dtype=np.uint8)  # padded in the graph
     gpu = Stylizer(["wave", "muse"], repeat=2, device="cuda", variant="full", weights_dir=weights)
     batched = gpu.stylize_batch(frames)
     assert batched.shape == frames.shape and batched.dtype == np.uint8

@@ -118,15 +118,16 @@ def test_fp16_copy_of_a_shipped_style_keeps_float32_io_and_its_values():
 
     from stylecam.session import transformed_model_bytes
     path = str(WEIGHTS / "wave.lite.onnx")
-    half = onnx.load_from_string(transformed_model_bytes(path, clamp=(0.0, 255.0), fp16=True))
+    half = onnx.load_from_string(transformed_model_bytes(path, clamp=(0.0, 255.0), fp16=True, pad=(4, 0)))
     float_types = {init.data_type for init in half.graph.initializer
                    if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
     assert onnx.TensorProto.FLOAT16 in float_types
     assert [i.type.tensor_type.elem_type for i in half.graph.input] == [onnx.TensorProto.FLOAT]
     assert [o.type.tensor_type.elem_type for o in half.graph.output] == [onnx.TensorProto.FLOAT]
-    x = np.ascontiguousarray(photo_like(64, 96)[None, :, :, ::-1].transpose(0, 3, 1, 2), np.float32)
+    x = np.ascontiguousarray(photo_like(61, 95)[None, :, :, ::-1].transpose(0, 3, 1, 2), np.float32)  # padded inside
+    full = transformed_model_bytes(path, clamp=(0.0, 255.0), fp16=False, pad=(4, 0))
     outputs = []
-    for model in (half.SerializeToString(), transformed_model_bytes(path, clamp=(0.0, 255.0), fp16=False)):
+    for model in (half.SerializeToString(), full):
         session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
         outputs.append(session.run(None, {contract.STYLE_INPUT: x})[0])
     assert outputs[0].shape == outputs[1].shape == x.shape and outputs[0].dtype == np.float32
