@@ -304,17 +304,35 @@ def provider_failures(native_log: str) -> dict[str, str]:
     return failures
 
 
-def _preload_gpu_libraries() -> None:
+def _preload_gpu_libraries() -> list[str]:
     """Load the CUDA and cuDNN libraries of pip's nvidia-* packages (``onnxruntime-gpu[cuda,cudnn]``,
-    or those PyTorch brought) so the CUDA provider finds them without LD_LIBRARY_PATH. Quiet, best effort."""
-    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu >= 1.21
-    if preload is None:
-        return
-    try:
-        with _quiet_native():
-            preload()
-    except Exception:  # missing libraries only mean the probe finds no GPU provider
-        pass
+    or those PyTorch brought, in any site-packages folder on sys.path) so the CUDA provider finds
+    them without LD_LIBRARY_PATH. Quiet, best effort; returns the paths it loaded."""
+    import ctypes
+
+    loaded: list[str] = []
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu >= 1.21: its own site folder
+    relative_paths = getattr(ort, "_get_nvidia_dll_paths", None)  # the libraries this build needs
+    with _quiet_native():
+        if preload is not None:
+            with contextlib.suppress(Exception):
+                preload()
+        if relative_paths is None:
+            return loaded
+        try:
+            wanted = [tuple(p) for p in relative_paths(False, True, True)]
+        except Exception:
+            return loaded
+        sites = [d for d in dict.fromkeys(sys.path) if d and os.path.isdir(os.path.join(d, "nvidia"))]
+        for _ in range(2):  # a library whose dependency comes later in the list loads on the second round
+            for site in sites:
+                for rel in wanted:
+                    path = os.path.join(site, *rel)
+                    if path not in loaded and os.path.isfile(path):
+                        with contextlib.suppress(OSError):
+                            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                            loaded.append(path)
+    return loaded
 
 
 def probe_providers(device: str = "auto") -> list[str]:

@@ -1,13 +1,14 @@
 """The engine with tiny fake models: chain/repeat order, sizes under repeat, strength, registry."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from stylecam import contract
+from stylecam import contract, imageops
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
-from stylecam import imageops
 from stylecam.session import load_model, run_chain, run_chain_bound
 from stylecam.styles import Registry
 from tests.onnx_fakes import (make_classifier_model, make_plain_model, make_style_model, make_weights_dir,
@@ -345,6 +346,30 @@ def test_unusable_gpu_provider_is_reported_with_its_reason(caplog, weights):
     Stylizer(["wave"], device="cuda", weights_dir=weights)
     assert f"Why: {why['CUDAExecutionProvider']}" in caplog.text
     assert unusable_providers("cpu") == {}
+
+
+def test_gpu_libraries_of_pip_packages_are_preloaded_from_any_site_folder(tmp_path, monkeypatch):
+    """nvidia-* wheels in another site-packages than onnxruntime's (PyTorch's, a --user install) are found."""
+    import shutil
+    import sys
+
+    import onnxruntime as ort
+
+    from stylecam import session
+    libz = next((Path(d) / "libz.so.1" for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/lib64",
+                                                 "/lib64", "/usr/lib") if (Path(d) / "libz.so.1").is_file()), None)
+    if libz is None:
+        pytest.skip("no libz.so.1 to stand in for a CUDA library")
+    site = tmp_path / "site"
+    (site / "nvidia" / "cu99" / "lib").mkdir(parents=True)
+    shutil.copy(libz, site / "nvidia" / "cu99" / "lib" / "libcudart.so.99")
+    (site / "nvidia" / "cu99" / "lib" / "libcublas.so.99").write_bytes(b"not a shared library")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "elsewhere"), str(site)] + sys.path)
+    monkeypatch.setattr(ort, "preload_dlls", lambda *a, **k: None, raising=False)
+    monkeypatch.setattr(ort, "_get_nvidia_dll_paths", lambda *a: [
+        ("nvidia", "cu99", "lib", "libcublas.so.99"), ("nvidia", "cu99", "lib", "libcudart.so.99"),
+        ("nvidia", "cudnn", "lib", "libcudnn.so.99")], raising=False)
+    assert session._preload_gpu_libraries() == [str(site / "nvidia" / "cu99" / "lib" / "libcudart.so.99")]
 
 
 def _gpu_available() -> bool:
