@@ -304,6 +304,21 @@ def provider_failures(native_log: str) -> dict[str, str]:
     return failures
 
 
+def _nvidia_driver_error() -> str | None:
+    """None when the NVIDIA driver's CUDA library loads in this process, else why not (with a hint)."""
+    import ctypes
+
+    name = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
+    try:
+        ctypes.CDLL(name)
+    except OSError as err:
+        message = str(err).strip() or f"{name}: cannot be loaded"
+        if name not in message:
+            message = f"{name}: {message}"
+        return f"{message}; no NVIDIA driver found: install the driver, or run on the CPU"
+    return None
+
+
 def _preload_gpu_libraries() -> list[str]:
     """Load the CUDA and cuDNN libraries of pip's nvidia-* packages (``onnxruntime-gpu[cuda,cudnn]``,
     or those PyTorch brought, in any site-packages folder on sys.path) so the CUDA provider finds
@@ -349,6 +364,11 @@ def probe_providers(device: str = "auto") -> list[str]:
         if wanted == ["CPUExecutionProvider"]:
             _PROBES[device] = wanted
             return list(wanted)
+        no_driver = _nvidia_driver_error()
+        if no_driver:  # the GPU providers cannot start: skip loading their libraries (0.4 s, 200 MB)
+            _PROBES[device] = ["CPUExecutionProvider"]
+            _PROBE_FAILURES[device] = {p: no_driver for p in wanted if p in GPU_PROVIDERS}
+            return ["CPUExecutionProvider"]
         from onnx import TensorProto, helper
 
         _preload_gpu_libraries()

@@ -348,6 +348,30 @@ def test_unusable_gpu_provider_is_reported_with_its_reason(caplog, weights):
     assert unusable_providers("cpu") == {}
 
 
+def test_without_an_nvidia_driver_the_probe_skips_the_gpu_providers(monkeypatch):
+    """No libcuda: CPU at once, with the reason for every GPU provider (and no CUDA libraries loaded)."""
+    import ctypes
+
+    from stylecam import session
+
+    def no_driver(name, *args, **kwargs):
+        raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(session, "_PROBES", {})
+    monkeypatch.setattr(session, "_PROBE_FAILURES", {})
+    monkeypatch.setattr(session, "available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(session, "_preload_gpu_libraries", lambda: pytest.fail("must not load CUDA libraries"))
+    monkeypatch.setattr(ctypes, "CDLL", no_driver)
+    assert session.probe_providers("auto") == ["CPUExecutionProvider"]
+    why = session.unusable_providers("auto")
+    assert sorted(why) == ["CUDAExecutionProvider", "TensorrtExecutionProvider"]
+    assert why["CUDAExecutionProvider"].startswith("libcuda.so.1: cannot open shared object file")
+    assert "no NVIDIA driver found" in why["CUDAExecutionProvider"]
+    monkeypatch.setattr(ctypes, "CDLL", lambda name, *a, **k: object())
+    assert session._nvidia_driver_error() is None
+
+
 def test_gpu_libraries_of_pip_packages_are_preloaded_from_any_site_folder(tmp_path, monkeypatch):
     """nvidia-* wheels in another site-packages than onnxruntime's (PyTorch's, a --user install) are found."""
     import shutil
