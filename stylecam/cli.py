@@ -55,7 +55,13 @@ _non_negative_int = _int_at_least(0)
 
 
 def _count_or_auto(text: str) -> int | None:
-    return None if text == "auto" else _positive_int(text)
+    """argparse type: "auto" (None) or a whole number >= 1."""
+    if text == "auto":
+        return None
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1 or 'auto', got {text!r}") from None
 
 
 def _size(text: str) -> int:
@@ -136,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_count_or_auto, default=None, metavar="N|auto",
                         help="videos: frames stylised at once (auto: one per CPU core up to 4, each single-threaded; "
                              "1 on a GPU)")
-    parser.add_argument("--classify", default=None, metavar="MODEL.onnx",
-                        help="show a classifier's top-3 labels for the original and the stylised frame")
+    parser.add_argument("--classify", default=None, metavar="MODEL",
+                        help="show a classifier's top-3 labels for the original and the stylised frame "
+                             "(a .onnx file or a shipped name: cifar10, cifar10-fast, mnist, fashion-mnist)")
     parser.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames per source")
     parser.add_argument("--version", action="version", version=f"stylecam {__version__}")
     add_engine_arguments(parser)
@@ -193,12 +200,12 @@ def info(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from stylecam.session import runtime_info
-    from stylecam.styles import Registry
+    from stylecam.styles import Registry, classifier_files
 
     registry = Registry(args.weights_dir)
     data = {"stylecam": __version__, "python": sys.version.split()[0], **runtime_info(args.device),
             "weights_dir": str(registry.root), "styles": registry.table(),
-            "classifiers": sorted(str(p) for p in (registry.root / "classifiers").glob("*.onnx"))}
+            "classifiers": [str(p) for p in classifier_files(registry.root)]}
     if args.json:
         _print_json(data)
         return 0
@@ -243,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `stylecam`; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(quiet="-q" in argv or "--quiet" in argv)
+    # FFmpeg's own lines ("moov atom not found") only repeat the one-line errors stylecam prints;
+    # set OPENCV_FFMPEG_LOGLEVEL (e.g. 24 = warnings) to see them
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         if argv and argv[0] in SUBCOMMANDS:
             return {"info": info, "demo": demo, "study": study}[argv[0]](argv[1:])

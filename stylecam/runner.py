@@ -27,6 +27,7 @@ from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.sinks import VideoWriter, Window, hud_lines, write_image
 from stylecam.sources import (CameraSource, SourceError, SourceItem, VideoFileSource, expand_sources,
                               prefetch, read_image)
+from stylecam.styles import find_classifier
 
 log = logging.getLogger("stylecam")
 
@@ -47,7 +48,8 @@ class LabelOverlay:
     Uses ``stylecam.classify`` (load_classifier, Classifier.top_k, overlay_labels).
     """
 
-    def __init__(self, model_path: str, device: str = "auto", k: int = 3):
+    def __init__(self, model: str, device: str = "auto", k: int = 3, weights_dir: str | None = None):
+        """model: a classifier .onnx file, or the name of one shipped in <weights>/classifiers/."""
         try:
             classify = importlib.import_module("stylecam.classify")
         except ModuleNotFoundError as err:
@@ -55,11 +57,8 @@ class LabelOverlay:
                 raise
             raise UserError("--classify is not available: this installation has no stylecam.classify module",
                             "install the complete stylecam package") from None
-        if not Path(model_path).is_file():
-            raise UserError(f"classifier model not found: {model_path}",
-                            "pass a classifier .onnx file, e.g. weights/classifiers/cifar10.onnx")
         self._classify = classify
-        self.classifier = classify.load_classifier(model_path, device=device)
+        self.classifier = classify.load_classifier(str(find_classifier(model, weights_dir)), device=device)
         self.k = k
 
     def compose(self, original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
@@ -559,7 +558,8 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         on_gpu = any(p in GPU_PROVIDERS for p in probe_providers(config.engine.device))
         workers, threads = plan_workers(config.workers, config.engine.threads, on_gpu, os.cpu_count() or 1)
     stylizer = build_stylizer(config, threads)
-    overlay = LabelOverlay(config.classify, device=config.engine.device) if config.classify else None
+    overlay = LabelOverlay(config.classify, device=config.engine.device,
+                                                  weights_dir=config.engine.weights_dir) if config.classify else None
     summary: dict = {"stylecam": stylizer.describe()}
     if cameras:
         import cv2

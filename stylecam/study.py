@@ -37,6 +37,7 @@ import numpy as np
 
 from stylecam import contract, imageops, metrics
 from stylecam.errors import UserError
+from stylecam.styles import find_classifier
 
 
 PADDING_CHOICES = ("reflect", "zero", "replicate", "prepad")
@@ -212,10 +213,10 @@ def make_style_run(spec: str, mode: str, variant: str, cfg: StudyConfig, registr
     Raises UserError when no model of that variant exists for that padding mode.
     """
     from stylecam.pipeline import Stylizer  # late: the study's pure parts need no onnxruntime
-    from stylecam.styles import _is_path_like
+    from stylecam.styles import is_path_like
 
     padding = "reflect" if mode == "prepad" else mode
-    base = registry.resolve(spec, variant=variant) if _is_path_like(spec) else None
+    base = registry.resolve(spec, variant=variant) if is_path_like(spec) else None
     if base is not None and (mode == "prepad" or base.padding == padding):
         entry = base
     else:
@@ -626,9 +627,9 @@ def run_study(cfg: StudyConfig) -> dict:
     specs = list(cfg.styles) or registry.names()
     if not specs:
         raise registry.unknown("(none given)")
-    from stylecam.styles import _is_path_like
+    from stylecam.styles import is_path_like
     for spec in specs:
-        if not _is_path_like(spec) and spec not in registry.names():
+        if not is_path_like(spec) and spec not in registry.names():
             raise registry.unknown(spec)
 
     runs: dict[tuple[str, str], StyleRun] = {}
@@ -652,7 +653,8 @@ def run_study(cfg: StudyConfig) -> dict:
         raise UserError("no style model to study", "check --styles and --padding against `stylecam --list-styles`")
 
     features = VggFeatures(resolve_vgg_path(cfg.vgg_onnx), cfg.device) if cfg.vgg else None
-    classifier = load_classifier(cfg.classifier, cfg.device) if cfg.classifier else None
+    classifier = (load_classifier(str(find_classifier(cfg.classifier, cfg.weights_dir)), cfg.device)
+                  if cfg.classifier else None)
     pairs = list(itertools.combinations(specs, 2)) if cfg.chain_pairs else []
     chain_mode = cfg.paddings[0]
     total = len(runs) * len(images) + len(pairs) * len(images)
@@ -746,7 +748,7 @@ def _csv_list(text: str) -> tuple[str, ...]:
 EPILOG = """examples:
   stylecam study photos/ --styles wave,muse --repeat 10 -o study/
   stylecam study photo.jpg --styles wave --padding reflect,zero,replicate,prepad --prepad 16 -o study/
-  stylecam study photos/ --styles wave,muse,udnie --chain-pairs --classifier weights/classifiers/cifar10.onnx
+  stylecam study photos/ --styles wave,muse,udnie --chain-pairs --classifier cifar10
 
 Metric definitions: docs/study.md."""
 
@@ -776,7 +778,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", choices=contract.VARIANTS, default="full", help="model variant (default: full)")
     p.add_argument("--chain-pairs", action="store_true", help="also compare A->B, B->A, A and B for every pair")
     p.add_argument("--classifier", metavar="MODEL", default=None,
-                   help="classifier ONNX: measure top-1 agreement with the original")
+                   help="classifier ONNX file or shipped name (cifar10, mnist, ...): measure top-1 agreement "
+                        "with the original")
     p.add_argument("--vgg-onnx", metavar="PATH", default=None,
                    help=f"VGG-16 relu2_2 ONNX (default: {DEFAULT_VGG_PATH}, built with PyTorch when missing)")
     p.add_argument("--no-vgg", action="store_true", help="skip the VGG feature distances")

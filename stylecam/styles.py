@@ -6,10 +6,11 @@ File names are never parsed; the name, variant and padding mode come from the me
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from stylecam import contract
 from stylecam.errors import UserError
@@ -21,10 +22,49 @@ GET_STYLES_HINT = ("train one with `stylecam-train style --style-image PAINTING.
                    "or pass a model file with --style FILE.onnx")
 
 
+INSTALLED_WEIGHTS = ("share", "stylecam", "weights")   # where a wheel install puts the shipped models
+
+
 def default_weights_dir() -> Path:
-    """$STYLECAM_WEIGHTS, else the ``weights/`` folder next to the stylecam package."""
+    """Where the style models are looked up when no folder is given.
+
+    $STYLECAM_WEIGHTS; else the checkout's ``weights/`` beside the package (a source tree or an
+    editable install); else ``<prefix>/share/stylecam/weights`` written by a wheel install
+    (``pip install .`` or ``pip install git+URL``); else the checkout path (found empty).
+    """
     env = os.environ.get("STYLECAM_WEIGHTS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "weights"
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parents[1] / "weights"
+    if checkout.is_dir():
+        return checkout
+    return installed_weights_dir() or checkout
+
+
+def installed_weights_dir() -> Path | None:
+    """The folder the installed stylecam distribution put its models in, or None (not installed,
+    or installed without them)."""
+    try:
+        dist = importlib.metadata.distribution("stylecam")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return weights_dir_in_record(dist.files or [], dist.locate_file)
+
+
+def weights_dir_in_record(files, locate) -> Path | None:
+    """The ``share/stylecam/weights`` folder among a distribution's recorded files.
+
+    files: paths relative to the site folder, as in a wheel's RECORD (data files read
+    ``../../../share/stylecam/weights/wave.lite.onnx``); locate: maps one to an absolute path
+    (``Distribution.locate_file``). Returns the resolved folder if it exists, else None.
+    """
+    for file in files:
+        parts = PurePath(file).parts
+        for i in range(len(parts) - len(INSTALLED_WEIGHTS) + 1):
+            if parts[i:i + len(INSTALLED_WEIGHTS)] == INSTALLED_WEIGHTS:
+                folder = Path(locate(PurePath(*parts[:i + len(INSTALLED_WEIGHTS)]))).resolve()
+                return folder if folder.is_dir() else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -111,6 +151,25 @@ def is_path_like(spec: str) -> bool:
     return spec.lower().endswith(".onnx") or os.sep in spec or "/" in spec
 
 
+def classifier_files(weights_dir: str | Path | None = None) -> list[Path]:
+    """The classifier models shipped in ``<weights>/classifiers/`` (sorted; [] when there is none)."""
+    root = Path(weights_dir) if weights_dir else default_weights_dir()
+    return sorted((root / "classifiers").glob("*.onnx"))
+
+
+def find_classifier(spec: str, weights_dir: str | Path | None = None) -> Path:
+    """A classifier model file: ``spec`` itself when it is a file, else the shipped
+    ``<weights>/classifiers/<spec>.onnx`` (``cifar10``, ``mnist``, ...). UserError otherwise."""
+    if Path(spec).is_file():
+        return Path(spec)
+    shipped = {p.stem: p for p in classifier_files(weights_dir)}
+    if not is_path_like(spec) and spec in shipped:
+        return shipped[spec]
+    hint = (f"give a classifier .onnx file or a shipped name: {', '.join(shipped)}" if shipped
+            else "give a classifier .onnx file, e.g. one written by `stylecam-train classifier`")
+    raise UserError(f"classifier model not found: {spec}", hint)
+
+
 class Registry:
     """Style models in one folder (recursively; ``classifiers/`` is skipped).
 
@@ -118,7 +177,12 @@ class Registry:
     """
 
     def __init__(self, weights_dir: str | Path | None = None):
+        explicit = weights_dir or os.environ.get("STYLECAM_WEIGHTS")
         self.root = Path(weights_dir) if weights_dir else default_weights_dir()
+        if explicit and not self.root.is_dir():
+            source = "--weights-dir" if weights_dir else "STYLECAM_WEIGHTS"
+            raise UserError(f"no such weights folder: {self.root} (from {source})",
+                            "give a folder that holds style models (.onnx), or leave it out to use the shipped ones")
         self.entries: list[StyleEntry] = []
         self.problems: list[tuple[Path, str]] = []
         if self.root.is_dir():
@@ -245,5 +309,3 @@ def describe(entry: StyleEntry) -> dict:
             "network": network_name(entry.metadata.get(contract.KEY_CONFIG)),
             "painting": entry.painting, "artist": entry.artist, "licence": entry.licence}
 
-
-_is_path_like = is_path_like  # older name, kept for callers

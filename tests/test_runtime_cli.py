@@ -135,6 +135,7 @@ def _bad_inputs(tmp_path, weights, photo):
     classifier = make_classifier_model(tmp_path / "clf.onnx")
     broken = make_style_model(tmp_path / "broken.onnx", "broken", metadata={contract.KEY_VARIANT: "huge"})
     w = ["--weights-dir", str(weights), "--device", "cpu"]
+    (tmp_path / "empty").mkdir(exist_ok=True)
     return [
         ([str(photo), "--style", "wav", *w], "unknown style 'wav'"),
         ([str(photo), "--chain", "wave,nope", *w], "unknown style 'nope'"),
@@ -144,7 +145,8 @@ def _bad_inputs(tmp_path, weights, photo):
         ([str(photo), "--strength", "1.5", *w], "expected a number within 0..1"),
         ([str(photo), "--size", "4", *w], "at least 8 pixels"),
         ([str(photo), "--workers", "0", *w], "expected a whole number ≥ 1"),
-        ([str(photo), "--workers", "many", *w], "expected a whole number ≥ 1"),
+        ([str(photo), "--workers", "many", *w], "expected a whole number ≥ 1 or 'auto'"),
+        ([str(photo), "--batch", "0", *w], "expected a whole number ≥ 1 or 'auto'"),
         ([str(photo), "--prepad", "-3", *w], "expected a whole number ≥ 0"),
         ([str(photo), "--device", "npu", *w], "invalid choice"),
         ([str(photo), "--lite", "--full", *w], "not allowed with argument"),
@@ -160,6 +162,7 @@ def _bad_inputs(tmp_path, weights, photo):
         ([str(photo), "--padding", "replicate", *w], "no 'replicate'-padding model"),
         ([str(photo), "--classify", str(tmp_path / "nope.onnx"), *w], None),
         ([str(photo), "--weights-dir", str(tmp_path / "empty")], "no style models found"),
+        ([str(photo), "--weights-dir", str(tmp_path / "absent")], "no such weights folder"),
         (["--bogus"], "unrecognized arguments"),
     ]
 
@@ -197,3 +200,17 @@ def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(capsys, wei
     monkeypatch.setattr(cli, "list_styles", closed_pipe)
     code, _, err = run_cli(capsys, "--list-styles", "--weights-dir", weights)
     assert code == 0 and err == ""
+
+
+def test_unreadable_video_is_one_line_without_ffmpeg_chatter(tmp_path, weights):
+    """A fresh process, so OpenCV's FFmpeg backend starts with the level the CLI sets."""
+    import subprocess
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    result = subprocess.run([sys.executable, "-c", "import sys; from stylecam.cli import main; sys.exit(main())",
+                             str(broken), "--weights-dir", str(weights), "--device", "cpu", "--no-progress"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"stylecam: skipped {broken}: cannot open video {broken}",
+                                          "stylecam: 1 of 1 files could not be read"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylecam import contract, imageops
+from stylecam import contract, imageops, styles
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import load_model, run_chain, run_chain_bound
@@ -178,6 +178,42 @@ def test_unknown_style_did_you_mean(weights):
 def test_empty_weights_dir_says_how_to_get_styles(tmp_path):
     with pytest.raises(UserError, match="no style models found.*stylecam-train style"):
         Stylizer(["wave"], weights_dir=tmp_path, device="cpu")
+
+
+def test_missing_weights_folder_is_an_error_naming_where_it_came_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("STYLECAM_WEIGHTS", raising=False)
+    with pytest.raises(UserError, match=r"no such weights folder: .*absent \(from --weights-dir\)"):
+        Registry(tmp_path / "absent")
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path / "gone"))
+    with pytest.raises(UserError, match=r"gone \(from STYLECAM_WEIGHTS\)"):
+        Registry()
+
+
+def test_default_weights_folder_order(tmp_path, monkeypatch, weights):
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(weights))
+    assert styles.default_weights_dir() == weights and Registry().names() == ["muse", "wave"]
+    monkeypatch.delenv("STYLECAM_WEIGHTS")
+    checkout = Path(styles.__file__).resolve().parents[1] / "weights"
+    assert styles.default_weights_dir() == checkout  # this source tree ships weights/
+    monkeypatch.setattr(styles, "__file__", str(tmp_path / "site" / "stylecam" / "styles.py"))
+    monkeypatch.setattr(styles, "installed_weights_dir", lambda: weights)
+    assert styles.default_weights_dir() == weights  # installed from a wheel: no weights/ beside the package
+    monkeypatch.setattr(styles, "installed_weights_dir", lambda: None)
+    assert styles.default_weights_dir() == tmp_path / "site" / "weights"
+
+
+def test_installed_weights_folder_is_found_in_the_wheel_record(tmp_path):
+    site = tmp_path / "venv" / "lib" / "python3" / "site-packages"
+    shared = tmp_path / "venv" / "share" / "stylecam" / "weights"
+    (shared / "int8").mkdir(parents=True)
+    site.mkdir(parents=True)
+    record = ["stylecam/__init__.py", "../../../share/stylecam/weights/int8/wave.lite.int8.onnx",
+              "../../../share/stylecam/weights/wave.lite.onnx"]
+    assert styles.weights_dir_in_record(record, lambda p: site / p) == shared
+    assert styles.weights_dir_in_record(record[:1], lambda p: site / p) is None
+    shared.joinpath("int8").rmdir()
+    shared.rmdir()
+    assert styles.weights_dir_in_record(record, lambda p: site / p) is None  # recorded, since deleted
 
 
 def test_files_that_are_not_style_models(tmp_path):

@@ -425,6 +425,20 @@ def test_classify_missing_module_or_file(tmp_path, monkeypatch):
         runner.LabelOverlay(str(tmp_path / "x.onnx"))
 
 
+def test_classify_by_shipped_name(tmp_path, weights, monkeypatch):
+    module = stub_classify_module()
+    loaded = []
+    module.load_classifier = lambda path, device="auto": loaded.append(path) or object()
+    monkeypatch.setitem(sys.modules, "stylecam.classify", module)
+    model = make_classifier_model(weights / "classifiers" / "colours.onnx")
+    runner.LabelOverlay("colours", weights_dir=str(weights))
+    assert loaded == [str(model)]
+    with pytest.raises(UserError, match="classifier model not found: colour .*shipped name: colours"):
+        runner.LabelOverlay("colour", weights_dir=str(weights))
+    with pytest.raises(UserError, match="not found: colours.onnx"):  # a path is never looked up by name
+        runner.LabelOverlay("colours.onnx", weights_dir=str(weights))
+
+
 def test_classify_with_the_real_module_when_present(tmp_path):
     classify = pytest.importorskip("stylecam.classify")
     model = make_classifier_model(tmp_path / "clf.onnx")

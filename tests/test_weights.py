@@ -158,3 +158,21 @@ def test_shipped_style_on_the_gpu_matches_the_cpu(name):
     chain_cpu = Stylizer(["wave", "muse"], repeat=3, device="cpu", registry=registry)(frame).astype(int)
     chain_gpu = Stylizer(["wave", "muse"], repeat=3, device="cuda", registry=registry)(frame).astype(int)
     assert np.abs(chain_gpu - chain_cpu).mean() < 1.5
+
+
+def test_wheel_installs_ship_every_model():
+    """pyproject's data-files put every shipped model under share/stylecam/weights, mirroring weights/,
+    so `pip install .` / `pip install git+URL` find the same styles and classifiers as a checkout."""
+    tomllib = pytest.importorskip("tomllib")
+    root = WEIGHTS.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    data_files = config["tool"]["setuptools"]["data-files"]
+    installed = set()
+    for target, patterns in data_files.items():
+        assert target.startswith("share/stylecam/weights"), target
+        for pattern in patterns:
+            for path in root.glob(pattern):
+                installed.add((target, path.name))
+    expected = {(str(Path("share/stylecam") / p.relative_to(root).parent).replace("\\", "/"), p.name)
+                for p in WEIGHTS.rglob("*.onnx")}
+    assert installed == expected
