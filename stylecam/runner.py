@@ -25,8 +25,8 @@ from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.sinks import VideoWriter, Window, hud_lines, write_image
-from stylecam.sources import (CameraSource, SourceError, SourceItem, VideoFileSource, expand_sources,
-                              prefetch, read_image)
+from stylecam.sources import (IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem, VideoFileSource,
+                              expand_sources, prefetch, read_image)
 from stylecam.styles import find_classifier
 
 log = logging.getLogger("stylecam")
@@ -79,7 +79,7 @@ def compose(original: np.ndarray, stylised: np.ndarray, overlay: LabelOverlay | 
 
 # ----- output names --------------------------------------------------------------------------
 
-WRITABLE_VIDEO_EXTS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm")
+WRITABLE_VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
 
 
 def default_output(path: str | Path) -> Path:
@@ -99,10 +99,14 @@ def output_for(item: SourceItem, output: str | None, many: bool) -> Path:
         out = default_output(item.location)
     else:
         out = Path(output)
-        if many or out.is_dir() or output.endswith(("/", "\\")) or not out.suffix:
+        as_folder = out.is_dir() or output.endswith(("/", "\\")) or not out.suffix
+        if many and not as_folder and out.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+            raise UserError(f"several inputs cannot all be written to one file ({output})",
+                            f"give -o a folder, e.g. -o {out.with_suffix('')}/")
+        if many or as_folder:
             out = out / item.relative
-    if item.kind == "video" and out.suffix.lower() not in WRITABLE_VIDEO_EXTS:
-        out = out.with_suffix(".mp4")
+    if item.kind == "video" and out.suffix.lower() not in WRITABLE_VIDEO_EXTS | IMAGE_EXTS:
+        out = out.with_suffix(".mp4")  # an input container that cannot be written (.gif, .flv, ...)
     return out
 
 
@@ -119,6 +123,12 @@ def check_outputs(pairs: Sequence[tuple[SourceItem, Path]]) -> None:
         seen[key] = item.location
         if item.kind == "image" and out.suffix.lower() in WRITABLE_VIDEO_EXTS:
             raise UserError(f"cannot write image {item.location} to a video file {out}", "give -o a folder or an image name")
+        if item.kind == "image" and out.suffix.lower() not in IMAGE_EXTS:
+            raise UserError(f"cannot write image {item.location} as {out.suffix or 'a file without extension'} ({out})",
+                            f"give -o an image name ({', '.join(sorted(IMAGE_EXTS))}) or a folder")
+        if item.kind == "video" and out.suffix.lower() in IMAGE_EXTS:
+            raise UserError(f"cannot write video {item.location} to an image file {out}",
+                            f"give -o a folder or a video name ({', '.join(sorted(WRITABLE_VIDEO_EXTS))})")
 
 
 # ----- files ---------------------------------------------------------------------------------
@@ -553,6 +563,9 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         raise UserError("a camera cannot be combined with other sources", "run one camera at a time")
     if cameras and not config.window and not config.output:
         raise UserError("--no-window with a camera needs -o to record to", "e.g. --no-window -o live.mp4")
+    if cameras and config.output and Path(config.output).suffix.lower() not in WRITABLE_VIDEO_EXTS:
+        raise UserError(f"a camera is recorded as a video, not to {config.output}",
+                        f"give -o a video name ({', '.join(sorted(WRITABLE_VIDEO_EXTS))}), e.g. -o live.mp4")
     workers, threads = 1, config.engine.threads
     if files:
         on_gpu = any(p in GPU_PROVIDERS for p in probe_providers(config.engine.device))

@@ -370,6 +370,22 @@ def test_output_names():
     assert runner.output_for(video, "outdir", False) == Path("outdir/clip.avi")
     nested = SourceItem("image", "photos/x/y.jpg", root="photos")
     assert runner.output_for(nested, "styled", True) == Path("styled/x/y.jpg")
+    assert runner.output_for(nested, "styled.v2", True) == Path("styled.v2/x/y.jpg")  # not a media name
+    with pytest.raises(UserError, match="several inputs cannot all be written to one file"):
+        runner.output_for(nested, "styled.png", True)
+    assert runner.output_for(video, "still.png", False) == Path("still.png")  # refused by check_outputs
+
+
+def test_output_formats_are_checked_before_any_work():
+    from stylecam.sources import SourceItem
+    image, video = SourceItem("image", "a.jpg"), SourceItem("video", "b.mp4")
+    runner.check_outputs([(image, Path("a.webp")), (video, Path("b.mkv"))])
+    for item, out, message in [(image, "a.xyz", "cannot write image a.jpg as .xyz"),
+                               (image, "a", "as a file without extension"),
+                               (image, "a.mp4", "cannot write image a.jpg to a video file"),
+                               (video, "b.png", "cannot write video b.mp4 to an image file")]:
+        with pytest.raises(UserError, match=message):
+            runner.check_outputs([(item, Path(out))])
 
 
 def test_hud_lines():
