@@ -99,7 +99,7 @@ class StudyConfig:
     margin: int = metrics.DEFAULT_MARGIN       # M: margin of the reference canvas (multiple of 4)
     band: int = metrics.DEFAULT_BAND           # k: width of the border band
     size: int = 384                            # long side the images are resized to (sides multiples of 4)
-    variant: str = "full"                      # model variant: full or lite
+    variant: str | None = None                 # full or lite; None = full where a style has one, else lite
     chain_pairs: bool = False                  # also study A->B and B->A for every pair of styles
     classifier: str | None = None              # classifier ONNX for top-1 agreement
     vgg_onnx: str | None = None                # VGG-16 relu2_2 ONNX (default ~/.cache/stylecam/...)
@@ -132,7 +132,7 @@ class StudyConfig:
             raise UserError(f"--cell-width must be ≥ 32, got {self.cell_width}", "e.g. --cell-width 160")
         if not self.fixed_point_tol >= 0:
             raise UserError(f"--fixed-point-tol must be ≥ 0, got {self.fixed_point_tol}", "e.g. --fixed-point-tol 0.5")
-        if self.variant not in contract.VARIANTS:
+        if self.variant is not None and self.variant not in contract.VARIANTS:
             raise UserError(f"unknown variant {self.variant!r}", f"use one of {', '.join(contract.VARIANTS)}")
 
 
@@ -200,11 +200,12 @@ class StyleRun:
 
 
 def style_variant(spec: str, cfg: StudyConfig, registry) -> str:
-    """The variant studied for ``spec``: cfg.variant, or the other one when the style has only that."""
+    """The variant studied for ``spec``: cfg.variant (None: full), or the other one when the style has only that."""
+    wanted = cfg.variant or "full"
     try:
-        return registry.resolve(spec, variant=cfg.variant).variant
+        return registry.resolve(spec, variant=wanted).variant
     except UserError:
-        return cfg.variant
+        return wanted
 
 
 def make_style_run(spec: str, mode: str, variant: str, cfg: StudyConfig, registry) -> StyleRun:
@@ -636,7 +637,7 @@ def run_study(cfg: StudyConfig) -> dict:
     skipped = []
     for spec in specs:
         variant = style_variant(spec, cfg, registry)
-        if variant != cfg.variant:
+        if cfg.variant is not None and variant != cfg.variant:
             print(f"stylecam: warning: {spec} has no {cfg.variant} model; studying its {variant} variant",
                   file=sys.stderr)
         for mode in cfg.paddings:
@@ -775,7 +776,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--band", type=int, default=metrics.DEFAULT_BAND,
                    help=f"width k of the border band in pixels (default: {metrics.DEFAULT_BAND})")
     p.add_argument("--size", type=int, default=384, help="long side the images are resized to (default: 384)")
-    p.add_argument("--variant", choices=contract.VARIANTS, default="full", help="model variant (default: full)")
+    p.add_argument("--variant", choices=contract.VARIANTS, default=None,
+                   help="model variant (default: full where a style has one, else lite)")
     p.add_argument("--chain-pairs", action="store_true", help="also compare A->B, B->A, A and B for every pair")
     p.add_argument("--classifier", metavar="MODEL", default=None,
                    help="classifier ONNX file or shipped name (cifar10, mnist, ...): measure top-1 agreement "

@@ -243,3 +243,17 @@ def test_padding_variant_of_another_model_variant_is_not_mixed_in(setup, tmp_pat
     assert "has no full zero-padding model" in capsys.readouterr().err
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert [(m["padding"], m["variant"]) for m in doc["models"]] == [("reflect", "full")]
+
+
+def test_variant_falls_back_to_lite_quietly_unless_asked_for(setup, tmp_path, capsys):
+    weights = tmp_path / "lite_only"
+    make_style_model(weights / "wave.lite.onnx", "wave", effect="blur", variant="lite")
+    argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1")
+    argv[argv.index("--weights-dir") + 1] = str(weights)
+    argv[argv.index("--styles") + 1] = "wave"
+    assert study.main(argv) == 0
+    assert "warning" not in capsys.readouterr().err
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert [m["variant"] for m in doc["models"]] == ["lite"]
+    assert study.main(argv + ["--variant", "full"]) == 0
+    assert "wave has no full model; studying its lite variant" in capsys.readouterr().err
