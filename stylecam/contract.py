@@ -22,6 +22,10 @@ CLASSIFIER_OUTPUT = "logits"
 #: Height and width of a style model's input must be multiples of this.
 MULTIPLE_OF = 4
 
+#: Smallest height and width the runtime feeds a style model: smaller frames are reflect-padded up
+#: to it and cropped back (the networks reflect-pad inside, down to 1/4 of the input size).
+MIN_SIDE = 16
+
 #: The pixel contract of every style model, stored as JSON under KEY_PIXEL_CONTRACT.
 STYLE_PIXEL_CONTRACT = {
     "layout": "NCHW",

@@ -9,7 +9,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from stylecam.contract import MULTIPLE_OF
+from stylecam.contract import MIN_SIDE, MULTIPLE_OF
 
 # BT.601 luma weights on RGB, as in JPEG's YCbCr
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -43,14 +43,16 @@ def nchw_to_bgr(x: np.ndarray) -> np.ndarray:
     return out[0] if single else out
 
 
-def pad_amounts(height: int, width: int, multiple: int = MULTIPLE_OF, extra: int = 0) -> tuple[int, int, int, int]:
+def pad_amounts(height: int, width: int, multiple: int = MULTIPLE_OF, extra: int = 0,
+                minimum: int = MIN_SIDE) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) padding so that H and W become multiples of ``multiple``.
 
-    ``extra`` pixels are added on every side first; the remainder to the multiple is split
-    with the larger half at the bottom/right.
+    ``extra`` pixels are added on every side first; then each axis grows to at least ``minimum``
+    and to the next multiple, the added pixels split with the larger half at the bottom/right.
     """
     h, w = height + 2 * extra, width + 2 * extra
-    dh, dw = (-h) % multiple, (-w) % multiple
+    dh = max(minimum - h, 0) + (-max(h, minimum)) % multiple
+    dw = max(minimum - w, 0) + (-max(w, minimum)) % multiple
     return extra + dh // 2, extra + dh - dh // 2, extra + dw // 2, extra + dw - dw // 2
 
 

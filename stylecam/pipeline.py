@@ -2,7 +2,8 @@
 
 ``Stylizer(styles=["wave", "muse"], repeat=3)`` applies wave, then muse, and that whole chain
 three times (six passes). Every pass reflect-pads the image to a multiple of 4 (plus ``prepad``
-pixels on each side), runs the model, clamps to 0..255 and crops back, so the size never drifts.
+pixels on each side, and to at least contract.MIN_SIDE), runs the model, clamps to 0..255 and
+crops back, so the size never drifts.
 """
 from __future__ import annotations
 
@@ -45,6 +46,17 @@ def _check_strength(strength) -> float:
         raise UserError(f"--strength must be within 0..1, got {strength!r}",
                         "0 keeps the original, 1 is fully stylised")
     return value
+
+
+def checked_frames(frames, single: bool) -> np.ndarray:
+    """``np.asarray(frames)`` when it is uint8 BGR (H, W, 3) (single) or (N, H, W, 3), none of
+    N, H, W zero; ValueError otherwise."""
+    frames = np.asarray(frames)
+    shape = "(H, W, 3)" if single else "(N, H, W, 3)"
+    if frames.ndim != len(shape.split(",")) or frames.shape[-1] != 3 or frames.dtype != np.uint8 \
+            or 0 in frames.shape:
+        raise ValueError(f"expected uint8 BGR {shape} with no empty axis, got {frames.dtype} {frames.shape}")
+    return frames
 
 
 class Stylizer:
@@ -231,9 +243,7 @@ class Stylizer:
 
     def stylize_batch(self, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """uint8 BGR (N, H, W, 3), all the same size -> uint8 BGR (N, H, W, 3)."""
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"expected uint8 BGR frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        frames = checked_frames(frames, single=False)
         t0 = time.perf_counter()
         x = self._to_inference(frames)
         t1 = time.perf_counter()
@@ -246,9 +256,7 @@ class Stylizer:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """uint8 BGR (H, W, 3) -> uint8 BGR (H, W, 3), stylised by every pass."""
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 BGR frame (H, W, 3), got {frame.dtype} {frame.shape}")
+        frame = checked_frames(frame, single=True)
         return self.stylize_batch(frame[None])[0]
 
     def steps(self, frame: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -257,9 +265,7 @@ class Stylizer:
         Each step is post-processed like the final result (strength, colour, resize back), so
         the last step equals ``self(frame)``. Frames are uint8 BGR (H, W, 3).
         """
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 BGR frame (H, W, 3), got {frame.dtype} {frame.shape}")
+        frame = checked_frames(frame, single=True)
         states = self.run_float(self._to_inference(frame[None]), collect=True)
         out = [("original", frame)]
         for i, (entry, state) in enumerate(zip(self.passes, states), start=1):

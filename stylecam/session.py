@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
+from stylecam.contract import MIN_SIDE
 from stylecam.errors import UserError
 
 log = logging.getLogger("stylecam")
@@ -167,9 +168,12 @@ def transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: 
 
 
 def in_graph_padding_fits(height: int, width: int, multiple: int, extra: int) -> bool:
-    """Whether ONNX reflect padding can pad an (H, W) image as imageops.reflect_pad does: every pad
-    smaller than its axis (numpy reflects repeatedly beyond that, ONNX does not)."""
+    """Whether the in-graph padding pads an (H, W) image exactly as imageops.pad_amounts and
+    reflect_pad do: every pad smaller than its axis (numpy reflects repeatedly beyond that, ONNX
+    does not), and no growth to contract.MIN_SIDE needed (the graph only pads to the multiple)."""
     h, w = height + 2 * extra, width + 2 * extra
+    if min(h, w) < MIN_SIDE:
+        return False
     dh, dw = (-h) % multiple, (-w) % multiple
     return extra + dh - dh // 2 < height and extra + dw - dw // 2 < width
 

@@ -23,12 +23,16 @@ def test_nchw_to_bgr_clamps_and_rounds():
     assert out.tolist() == [0, 0, 255, 255]
 
 
-@pytest.mark.parametrize("h,w,extra", [(1, 1, 0), (5, 7, 0), (8, 12, 0), (13, 3, 2), (4, 4, 5)])
+@pytest.mark.parametrize("h,w,extra", [(1, 1, 0), (5, 7, 0), (8, 12, 0), (13, 3, 2), (4, 4, 5), (17, 30, 0),
+                                       (16, 16, 0), (21, 22, 3)])
 def test_pad_amounts_reach_multiple_of_4_and_crop_undoes_pad(h, w, extra):
     pads = imageops.pad_amounts(h, w, extra=extra)
     top, bottom, left, right = pads
     assert (h + top + bottom) % 4 == 0 and (w + left + right) % 4 == 0
     assert min(pads) >= extra
+    assert min(h + top + bottom, w + left + right) >= imageops.MIN_SIDE
+    if min(h, w) + 2 * extra >= imageops.MIN_SIDE:  # big enough: only up to the next multiple
+        assert h + top + bottom - (h + 2 * extra) < 4 and w + left + right - (w + 2 * extra) < 4
     x = np.random.default_rng(0).random((1, 3, h, w)).astype(np.float32)
     padded = imageops.reflect_pad(x, pads)
     assert padded.shape[-2:] == (h + top + bottom, w + left + right)

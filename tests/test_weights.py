@@ -84,6 +84,18 @@ def test_the_default_style_runs_on_the_half_resolution_lite_network():
     assert [m["network"] for m in described] == ["lite"]
 
 
+@pytest.mark.parametrize("int8", [False, True])
+def test_shipped_chain_keeps_tiny_and_thin_frames(int8):
+    """The networks reflect-pad inside down to 1/4 of the input: frames under contract.MIN_SIDE
+    (icons, --size on a panorama) are grown to it on the host and cropped back."""
+    stylizer = Stylizer(styles=["wave", "muse"], repeat=2, device="cpu", weights_dir=WEIGHTS, int8=int8)
+    rng = np.random.default_rng(1)
+    for height, width in [(1, 1), (2, 3), (4, 4), (1, 200), (15, 9)]:
+        frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        out = stylizer(frame)
+        assert out.shape == frame.shape and out.dtype == np.uint8
+
+
 @pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
 def test_every_shipped_style_has_a_quality_report_without_a_dot_pattern(path):
     """weights/reports/NAME/quality.json: measured on held-out photos; grid strength < 1 grey level is invisible."""
