@@ -25,8 +25,8 @@ from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.sinks import VideoWriter, Window, hud_lines, write_image
-from stylecam.sources import (IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem, VideoFileSource,
-                              expand_sources, prefetch, read_image)
+from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem,
+                              VideoFileSource, expand_sources, prefetch, read_alpha, read_image)
 from stylecam.styles import find_classifier
 
 log = logging.getLogger("stylecam")
@@ -293,7 +293,9 @@ def process_image(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     t0 = time.perf_counter()
     result = stylizer(frame)
     ms = (time.perf_counter() - t0) * 1e3
-    write_image(out, compose(frame, result, overlay, show_original))
+    shown = compose(frame, result, overlay, show_original)
+    alpha = read_alpha(path) if out.suffix.lower() in ALPHA_EXTS and shown.shape == frame.shape else None
+    write_image(out, shown if alpha is None else np.dstack([shown, alpha]))  # transparency kept
     return {"input": str(path), "output": str(out), "kind": "image", "frames": 1, "stylise_ms": round(ms, 2)}
 
 

@@ -81,7 +81,7 @@ def _umask() -> int:
 
 
 def write_image(path: str | Path, frame: np.ndarray) -> Path:
-    """Encode a uint8 BGR (H, W, 3) frame by the extension of ``path`` and write it atomically."""
+    """Encode a uint8 BGR (H, W, 3) or BGRA (H, W, 4) frame by the extension of ``path``; write it atomically."""
     ext = Path(path).suffix.lower() or ".png"
     ok, buf = cv2.imencode(ext, frame)
     if not ok:

@@ -120,6 +120,28 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
+ALPHA_EXTS = {".png", ".webp", ".tif", ".tiff"}   # image formats that can carry transparency
+
+
+def read_alpha(path: str | Path) -> np.ndarray | None:
+    """The transparency of an image file as uint8 (H, W) 0..255, or None when it has none.
+
+    Only formats in ALPHA_EXTS are decoded (a second time, unchanged); 16-bit alpha is scaled to 8 bits.
+    """
+    if Path(path).suffix.lower() not in ALPHA_EXTS:
+        return None
+    try:
+        image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except (OSError, cv2.error):
+        return None
+    if image is None or image.ndim != 3 or image.shape[2] != 4:
+        return None
+    alpha = image[..., 3]
+    if alpha.dtype == np.uint16:
+        return (alpha // 257).astype(np.uint8)
+    return alpha.astype(np.uint8) if alpha.dtype != np.uint8 else alpha
+
+
 class VideoFileSource:
     """Every frame of a video file, in order: uint8 BGR (H, W, 3).
 

@@ -465,3 +465,32 @@ def test_classify_with_the_real_module_when_present(tmp_path):
     assert labels[0][0] == "red"
     assert overlay.compose(red, red).shape == (32, 64, 3)
     assert classify is not None
+
+
+def test_transparency_of_images_is_kept_where_the_output_format_can_hold_it(tmp_path, weights):
+    from stylecam.sources import read_alpha
+    rgba = np.zeros((6, 10, 4), np.uint8)
+    rgba[..., :3] = 100
+    rgba[..., 3] = np.arange(10, dtype=np.uint8)[None, :] * 25  # a horizontal fade
+    cv2.imwrite(str(tmp_path / "logo.png"), rgba)
+    for name in ("logo_out.png", "logo_out.webp", "logo_out.jpg"):
+        code, _ = runner.run(RunConfig(engine=engine(weights), sources=(str(tmp_path / "logo.png"),),
+                                       output=str(tmp_path / name), progress=False))
+        assert code == 0
+        written = cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED)
+        if name.endswith(".jpg"):
+            assert written.shape == (6, 10, 3)
+            continue
+        assert written.shape == (6, 10, 4)
+        assert np.array_equal(written[..., 3], rgba[..., 3])
+        assert (written[..., :3][rgba[..., 3] > 0] == 110).all()  # wave = +10 (WebP blanks fully clear pixels)
+    runner.process_image(str(tmp_path / "logo.png"), tmp_path / "pair.png",
+                         Stylizer(["wave"], weights_dir=weights, device="cpu"), show_original=True)
+    assert cv2.imread(str(tmp_path / "pair.png"), cv2.IMREAD_UNCHANGED).shape == (6, 20, 3)  # side by side
+    deep = np.full((4, 4, 4), 65535, np.uint16)
+    deep[0, 0, 3] = 0
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    alpha = read_alpha(tmp_path / "deep.png")
+    assert alpha.dtype == np.uint8 and alpha[0, 0] == 0 and alpha[1, 1] == 255
+    cv2.imwrite(str(tmp_path / "opaque.png"), rgba[..., :3])
+    assert read_alpha(tmp_path / "opaque.png") is None and read_alpha(tmp_path / "x.jpg") is None
