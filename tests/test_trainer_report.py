@@ -80,3 +80,17 @@ def test_report_compares_another_model_and_measures_it_like_the_others(shipped_t
     code = train_main(["report", "tiny", "--style-image", str(tiny_painting), "--photos", str(tiny_photos),
                        "--weights-dir", str(shipped_tiny), "--compare", "nolabel", "--gatys-steps", "0"])
     assert code == 2
+
+
+def test_report_losses_at_another_style_weight_and_painting_size(shipped_tiny, tiny_photos, tiny_painting, tmp_path):
+    photos = list_photos(tiny_photos, limit=1)
+    kw = dict(size=40, gatys_steps=0, weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS),
+              progress=False)
+    base = build_report("tiny", str(tiny_painting), photos, tmp_path / "a", **kw)
+    double = build_report("tiny", str(tiny_painting), photos, tmp_path / "b",
+                          style_weight=2 * base["loss_weights"]["style"], **kw)
+    assert double["loss_weights"]["style"] == 2 * base["loss_weights"]["style"]
+    assert double["mean"]["lite"]["style"] == pytest.approx(2 * base["mean"]["lite"]["style"], rel=1e-4)
+    assert double["mean"]["lite"]["content"] == pytest.approx(base["mean"]["lite"]["content"])
+    small = build_report("tiny", str(tiny_painting), photos, tmp_path / "c", style_size=16, **kw)
+    assert small["style_size"] == 16 and small["mean"]["lite"]["style"] != pytest.approx(base["mean"]["lite"]["style"])

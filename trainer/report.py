@@ -17,6 +17,7 @@ every measurement and to the sheet.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -87,8 +88,12 @@ def list_photos(folder: str | Path, limit: int) -> list[Path]:
 def build_report(name: str, style_image: str, photos: list[Path], out: Path, size: int = 512,
                  gatys_steps: int = 300, weights_dir: str | None = None, loss_net: torch.nn.Module | None = None,
                  vgg_weights: str | None = None, device: str = "cpu", progress: bool = True,
-                 compare: dict[str, str] | None = None) -> dict:
-    """Run the report (see the module docstring); returns the quality.json content."""
+                 compare: dict[str, str] | None = None, style_weight: float | None = None,
+                 style_size: int | None = None) -> dict:
+    """Run the report (see the module docstring); returns the quality.json content.
+
+    The losses use the shipped model's training settings; style_weight / style_size replace its
+    style weight and painting size, to measure models trained differently on one scale."""
     registry = Registry(Path(weights_dir) if weights_dir else None)
     variants = {}
     for variant in ("lite", "full"):
@@ -97,7 +102,10 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
             variants[variant] = entry
     if not variants:
         raise UserError(f"no model of style {name!r}", "train and export it first")
-    weights, style_size = weights_from_metadata(next(iter(variants.values())).metadata)
+    weights, trained_style_size = weights_from_metadata(next(iter(variants.values())).metadata)
+    if style_weight is not None:
+        weights = dataclasses.replace(weights, style=float(style_weight))
+    style_size = int(style_size or trained_style_size)
     if loss_net is None:
         loss_net = load_vgg16(sorted({weights.content_layer, *weights.style_layers}), vgg_weights)
     dev = torch.device(device)
@@ -155,6 +163,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dir", default=None, help="folder of style models (default: weights/)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device of the losses and of Gatys")
     p.add_argument("--vgg-weights", default=None, help="local VGG-16 features state dict (else $STYLECAM_VGG16)")
+    p.add_argument("--style-weight", type=float, default=None,
+                   help="style weight of the losses (default: the shipped model's training setting)")
+    p.add_argument("--style-size", type=int, default=None,
+                   help="long side of the painting for the style loss (default: the model's training setting)")
     p.add_argument("--compare", action="append", default=[], metavar="LABEL=MODEL.onnx",
                    help="also measure this model (repeatable), e.g. lite-v1=old/wave.lite.onnx")
 
@@ -174,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(args.weights_dir or "weights") / "reports" / args.name)
     report = build_report(args.name, args.style_image, list_photos(args.photos, args.limit), out, size=args.size,
                           gatys_steps=args.gatys_steps, weights_dir=args.weights_dir, vgg_weights=args.vgg_weights,
-                          device=args.device, compare=parse_compare(args.compare))
+                          device=args.device, compare=parse_compare(args.compare), style_weight=args.style_weight,
+                          style_size=args.style_size)
     for method, values in report["mean"].items():
         ratio = report["ratio_to_gatys"].get(method)
         print(f"{method:5s} content {values['content']:.4g} style {values['style']:.4g} total {values['total']:.4g}"
