@@ -29,7 +29,7 @@ EPILOG = """examples:
   stylecam study IMAGES... --styles wave,muse --repeat 10 -o study/
 
 live keys: n/p next/previous style, 1-9 pick style, c chain on/off, +/- repeat,
-  [ ] strength, o original side by side, s snapshot, r record, space pause, q/Esc quit.
+  [ ] strength, o original side by side, m mirror, s snapshot, r record, space pause, q/Esc quit.
 exit codes: 0 done, 1 some inputs could not be read, 2 bad input, 130 interrupted."""
 
 SUBCOMMANDS = ("info", "demo", "study")
@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write every step of chain x repeat (first frame of videos) and a contact sheet")
     parser.add_argument("--no-window", dest="window", action="store_false",
                         help="camera without a window: record to -o until stopped")
+    parser.add_argument("--mirror", action="store_true",
+                        help="camera: flip the picture left-right, like a mirror (key m toggles it)")
     parser.add_argument("--batch", type=_count_or_auto, default=None, metavar="N|auto",
                         help="frames per inference call for videos (auto: 4 on a GPU, 1 on the CPU)")
     parser.add_argument("--workers", type=_count_or_auto, default=None, metavar="N|auto",
@@ -158,9 +160,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
-                     save_steps=args.save_steps, json=args.json, batch=args.batch, workers=args.workers,
-                     classify=args.classify,
-                     max_frames=args.max_frames, progress=args.progress)
+                     mirror=args.mirror, save_steps=args.save_steps, json=args.json, batch=args.batch,
+                     workers=args.workers, classify=args.classify, max_frames=args.max_frames, progress=args.progress)
 
 
 def _setup_logging(quiet: bool) -> None:

@@ -32,6 +32,7 @@ class RunConfig:
     sources: tuple[str, ...] = ()      # camera indices, files, folders, globs; () = camera 0
     output: str | None = None          # file or folder; None = NAME_stylised.EXT next to the input
     window: bool = True                # live window (camera); False = headless, record to output
+    mirror: bool = False               # camera: flip frames left-right (selfie view; key m toggles)
     save_steps: bool = False           # write every step of chain x repeat and a contact sheet
     json: bool = False                 # print a machine-readable summary on stdout
     batch: int | None = None           # frames per inference call for video files; None = 4 on a GPU, 1 on the CPU

@@ -375,6 +375,7 @@ class LiveState:
     strength: float = 1.0
     show_original: bool = False             # original | stylised side by side
     paused: bool = False
+    mirror: bool = False                    # flip the camera frame left-right (selfie view)
     recording: bool = False
     quit: bool = False
     events: tuple[str, ...] = field(default=())  # one-shot requests for the loop: "snapshot"
@@ -386,19 +387,20 @@ class LiveState:
         return (self.styles[self.style_index],)
 
 
-def initial_state(chain: Sequence[str], styles: Sequence[str], repeat: int = 1, strength: float = 1.0) -> LiveState:
+def initial_state(chain: Sequence[str], styles: Sequence[str], repeat: int = 1, strength: float = 1.0,
+                  mirror: bool = False) -> LiveState:
     """Start with the chain; single-style keys cycle through ``styles`` (the chain's first if absent)."""
     names = tuple(styles) or tuple(chain)
     index = names.index(chain[0]) if chain and chain[0] in names else 0
     return LiveState(styles=names, chain=tuple(chain), style_index=index, chain_on=len(chain) > 1 or not names,
-                     repeat=repeat, strength=strength)
+                     repeat=repeat, strength=strength, mirror=mirror)
 
 
 def handle_key(state: LiveState, key: int) -> LiveState:
     """New state after a key press (``key`` as returned by cv2.waitKey; -1 = none).
 
     n/p next/previous style, 1-9 pick a style, c chain on/off, +/- repeat, [ ] strength,
-    o original side by side, s snapshot, r recording on/off, space pause, q/Esc quit.
+    o original side by side, m mirror on/off, s snapshot, r recording on/off, space pause, q/Esc quit.
     """
     state = dataclasses.replace(state, events=())
     if key is None or key < 0:
@@ -426,6 +428,8 @@ def handle_key(state: LiveState, key: int) -> LiveState:
         return dataclasses.replace(state, strength=round(max(0.0, state.strength - STRENGTH_STEP), 2))
     if ch == "o":
         return dataclasses.replace(state, show_original=not state.show_original)
+    if ch == "m":
+        return dataclasses.replace(state, mirror=not state.mirror)
     if ch == "s":
         return dataclasses.replace(state, events=("snapshot",))
     if ch == "r":
@@ -489,6 +493,8 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
                 log.warning("stylecam: %s; stopping", reason)
                 break
             apply_state(stylizer, state)
+            if state.mirror:
+                frame = np.ascontiguousarray(frame[:, ::-1])
             if not state.paused or shown is None:
                 result = stylizer(frame)
                 shown = compose(frame, result, overlay, state.show_original)
@@ -582,7 +588,8 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
                               retry_seconds=camera_retry_s)
         window = Window() if config.window else None
         registry_names = stylizer.registry.names() if stylizer.registry else []
-        state = initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength)
+        state = initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength,
+                              mirror=config.mirror)
         record_to = Path(config.output) if config.output else None
         result = run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames)
         summary.update(result)

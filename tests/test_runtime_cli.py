@@ -217,3 +217,9 @@ def test_unreadable_video_is_one_line_without_ffmpeg_chatter(tmp_path, weights):
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"stylecam: skipped {broken}: cannot open video {broken}",
                                           "stylecam: 1 of 1 files could not be read"]
+
+
+def test_mirror_flag_reaches_the_run_config():
+    assert cli.config_from_args(cli.build_parser().parse_args(["--mirror"])).mirror
+    assert not cli.config_from_args(cli.build_parser().parse_args([])).mirror
+    assert "m mirror" in cli.build_parser().format_help()

@@ -320,6 +320,28 @@ def test_live_loop_with_keys_snapshot_and_recording(tmp_path, weights, monkeypat
     assert window.shown[-1].shape[1] == 2 * 32  # 'o' = original side by side
 
 
+class GradientCapture(FakeCapture):
+    """Frames that grow brighter from left to right, so a left-right flip shows."""
+
+    def read(self):
+        ok, frame = super().read()
+        if ok:
+            frame = np.broadcast_to(np.linspace(0, 200, frame.shape[1], dtype=np.uint8)[None, :, None],
+                                    frame.shape).copy()
+        return ok, frame
+
+
+def test_live_mirror_flips_the_camera_frames_and_m_toggles_it(weights):
+    rising = lambda shown: int(shown[-8:, -1, 0].mean()) > int(shown[-8:, 0, 0].mean())  # below the HUD
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    for mirror, keys, expect in [(False, [-1, ord("m"), -1, ord("q")], [True, True, False, False]),
+                                 (True, [ord("m"), -1, ord("q")], [False, True, True])]:
+        camera = CameraSource(0, opener=lambda i: GradientCapture(frames=100, size=(64, 96)), retry_seconds=0.5)
+        window = FakeWindow(keys)
+        runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"], mirror=mirror), window, None)
+        assert [rising(shown) for shown in window.shown] == expect
+
+
 # ----- keys (pure) -------------------------------------------------------------------------
 
 def test_handle_key_state_machine():
@@ -345,6 +367,7 @@ def test_handle_key_state_machine():
         s = runner.handle_key(s, ord("]"))
     assert s.strength == 1.0
     assert runner.handle_key(s, ord("o")).show_original
+    assert runner.handle_key(s, ord("m")).mirror and not runner.handle_key(runner.handle_key(s, ord("m")), ord("m")).mirror
     assert runner.handle_key(s, ord(" ")).paused
     assert runner.handle_key(s, ord("r")).recording
     snap = runner.handle_key(s, ord("s"))
