@@ -139,6 +139,35 @@ def fixed_point_distance(current: np.ndarray, following: np.ndarray) -> float:
     return mean_abs_diff(current, following)
 
 
+def static_mask(previous: np.ndarray, current: np.ndarray, threshold: float = 2.0) -> np.ndarray:
+    """Pixels that did not change between two consecutive input frames: bool (H, W).
+
+    A pixel is static when none of its channels moved by more than ``threshold`` grey levels.
+    """
+    fa, fb = _as_float(previous), _as_float(current)
+    _same_shape(fa, fb)
+    return np.abs(fa - fb).max(axis=-1) <= threshold
+
+
+def temporal_flicker(previous_in: np.ndarray, current_in: np.ndarray, previous_out: np.ndarray,
+                     current_out: np.ndarray, threshold: float = 2.0) -> float:
+    """Flicker of a stylised video: mean |out_t - out_{t-1}| over the pixels whose input stood still.
+
+    previous_in/current_in are two consecutive input frames, previous_out/current_out the model's
+    outputs for them, all (H, W, 3) 0..255 in the same channel order. Where the scene did not change
+    (``static_mask``) a stable model gives the same output again; whatever it changes there is
+    flicker, in grey levels (0 = none). NaN when no pixel stood still.
+    """
+    mask = static_mask(previous_in, current_in, threshold)
+    fa, fb = _as_float(previous_out), _as_float(current_out)
+    _same_shape(fa, fb)
+    if fa.shape[:2] != mask.shape:
+        raise ValueError(f"outputs are {fa.shape[:2]}, inputs {mask.shape}: give outputs at the input size")
+    if not mask.any():
+        return math.nan
+    return float(np.abs(fa - fb)[mask].mean())
+
+
 def fixed_point_step(distances: Sequence[float], tol: float = 0.5) -> int | None:
     """First step n (1-based) whose fixed-point distance d(x_n, x_{n+1}) is <= ``tol``, else None.
 

@@ -1,27 +1,19 @@
 """benchmarks/runtime_fps.py runs end to end on the tiny fake models and writes the rows it promises."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import tempfile
-from pathlib import Path
 
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "runtime_fps", Path(__file__).resolve().parents[1] / "benchmarks" / "runtime_fps.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+from benchmark_scripts import load_benchmark
 
 
 def test_runtime_benchmark_rows_per_batch_and_precision(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     out = tmp_path / "fps.json"
-    rc = load_benchmark().main(["--models", "fake", "--sizes", "160x120", "--variants", "lite",
-                                "--precisions", "fp32,fp16", "--batch", "1,3", "--configs", "single,chain_x3",
-                                "--frames", "2", "--warmup", "1", "--e2e-frames", "7", "--workers", "1",
-                                "--no-peer", "--device", "cpu", "-o", str(out)])
+    rc = load_benchmark("runtime_fps").main([
+        "--models", "fake", "--sizes", "160x120", "--variants", "lite", "--precisions", "fp32,fp16",
+        "--batch", "1,3", "--configs", "single,chain_x3", "--frames", "2", "--warmup", "1",
+        "--e2e-frames", "7", "--workers", "1", "--no-peer", "--device", "cpu", "-o", str(out)])
     assert rc == 0
     result = json.loads(out.read_text())
     runs = result["runs"]
@@ -44,6 +36,6 @@ def test_benchmark_clip_without_ffmpeg(tmp_path, monkeypatch):
     """Machines without ffmpeg still get a clip of the asked size and length (OpenCV's writer)."""
     from stylecam.sources import VideoFileSource
     monkeypatch.setenv("STYLECAM_NO_FFMPEG", "1")
-    clip = load_benchmark().make_clip(96, 64, 9, tmp_path)
+    clip = load_benchmark("runtime_fps").make_clip(96, 64, 9, tmp_path)
     frames = list(VideoFileSource(clip))
     assert len(frames) == 9 and frames[0].shape == (64, 96, 3)

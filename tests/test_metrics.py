@@ -211,3 +211,34 @@ def test_grid_pattern_finds_a_tiled_texture_and_ignores_content():
     assert grid_pattern(stamped, 4) > 4 * grid_pattern(photo, 4) and grid_pattern(stamped, 4) > 3.0
     flat = np.full((8, 8, 3), 100.0)
     assert grid_pattern(flat, 2) == pytest.approx(0.0)
+
+
+def test_static_mask_marks_pixels_that_stood_still():
+    previous = np.zeros((4, 5, 3), np.uint8)
+    current = previous.copy()
+    current[1, 2] = (0, 3, 0)      # one channel moved by 3 > 2: not static
+    current[3, 4] = (2, 2, 2)      # moved by exactly the threshold: static
+    mask = metrics.static_mask(previous, current, threshold=2.0)
+    assert mask.shape == (4, 5) and mask.dtype == bool
+    assert mask.sum() == 19 and not mask[1, 2] and mask[3, 4]
+
+
+def test_temporal_flicker_counts_only_output_changes_where_the_input_stood_still():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (8, 10, 3)).astype(np.uint8)
+    moved = frame.copy()
+    moved[:, :5] = 255 - moved[:, :5]          # left half of the scene changes
+    out_a = np.full((8, 10, 3), 100.0)
+    out_b = out_a.copy()
+    out_b[:, :5] += 50.0                         # follows the moving half: not flicker
+    out_b[:, 5:] += 4.0                          # static half changes by 4: flicker
+    assert metrics.temporal_flicker(frame, moved, out_a, out_b) == pytest.approx(4.0)
+    assert metrics.temporal_flicker(frame, moved, out_a, out_a) == 0.0
+
+
+def test_temporal_flicker_is_nan_without_static_pixels_and_checks_shapes():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = np.full((4, 4, 3), 200, np.uint8)
+    assert math.isnan(metrics.temporal_flicker(a, b, a, a))
+    with pytest.raises(ValueError):
+        metrics.temporal_flicker(a, a, np.zeros((8, 8, 3)), np.zeros((8, 8, 3)))
