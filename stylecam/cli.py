@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="camera without a window: record to -o until stopped")
     parser.add_argument("--mirror", action="store_true",
                         help="camera: flip the picture left-right, like a mirror (key m toggles it)")
+    parser.add_argument("--stabilise", "--stabilize", type=_strength, default=0.0, metavar="A",
+                        help="videos and camera: hold the previous output where the scene stood still, "
+                             "against flicker (0 = off, 0.5-0.8 = less flicker, 1 = freeze still areas)")
     parser.add_argument("--batch", type=_count_or_auto, default=None, metavar="N|auto",
                         help="frames per inference call for videos (auto: 4 on a GPU, 1 on the CPU)")
     parser.add_argument("--workers", type=_count_or_auto, default=None, metavar="N|auto",
@@ -160,7 +163,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
-                     mirror=args.mirror, save_steps=args.save_steps, json=args.json, batch=args.batch,
+                     mirror=args.mirror, stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
                      workers=args.workers, classify=args.classify, max_frames=args.max_frames, progress=args.progress)
 
 

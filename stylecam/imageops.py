@@ -1,6 +1,6 @@
 """Pure image operations between the camera (uint8 BGR HxWx3) and the models (float32 NCHW RGB 0..255).
 
-No onnxruntime here; cv2 only for resizing and drawing text.
+No onnxruntime here; cv2 for resizing, drawing text and the per-pixel blend of ``stabilise``.
 """
 from __future__ import annotations
 
@@ -172,3 +172,54 @@ def contact_sheet(items: Sequence[tuple[str, np.ndarray]], columns: int | None =
         y, x = gap + r * (cell_h + gap), gap + c * (cell_width + gap)
         sheet[y:y + cell_h, x:x + cell_width] = cell
     return sheet
+
+
+#: input change (grey levels, largest channel) at which --stabilise stops holding the previous output
+STABILISE_MOTION = 8.0
+
+
+def stabilise(previous_in: np.ndarray, current_in: np.ndarray, previous_out: np.ndarray,
+              current_out: np.ndarray, amount: float, motion: float = STABILISE_MOTION) -> np.ndarray:
+    """Hold the previous output where the scene stood still, to cut the flicker of per-frame stylisation.
+
+    All four frames are (H, W, 3) uint8 0..255 in one channel order (BGR from the CLI); returns uint8
+    (H, W, 3): ``current_out + amount * w * (previous_out - current_out)``, where the per-pixel weight
+    w = 1 - (largest channel change of the input) / ``motion``, clipped to 0..1: 1 where the input did
+    not change, 0 where it moved by ``motion`` grey levels or more (moving things are never smeared).
+    amount 0 returns ``current_out`` unchanged.
+    """
+    if not 0.0 <= amount <= 1.0:
+        raise ValueError(f"amount must be within 0..1, got {amount}")
+    if amount == 0.0:
+        return current_out
+    # cv2 throughout: about 2 ms for a 640x480 frame on one core (numpy needs ten times that)
+    change = cv2.absdiff(current_in, previous_in)
+    largest = np.maximum(np.maximum(change[..., 0], change[..., 1]), change[..., 2])  # uint8 (H, W)
+    table = np.float32(amount) * np.clip(1.0 - np.arange(256, dtype=np.float32) / np.float32(motion), 0.0, 1.0)
+    hold = cv2.LUT(largest, table.astype(np.float32))                               # float32 (H, W)
+    return cv2.blendLinear(previous_out, current_out, hold, np.float32(1.0) - hold)
+
+
+class Stabiliser:
+    """Stateful ``stabilise`` over a stream of frames: call it with each (input, output) pair in order.
+
+    Keeps the last input and the last *returned* output, so a still scene settles to a running
+    average of the model's outputs. A frame of another size (or the first one) passes unchanged.
+    """
+
+    def __init__(self, amount: float, motion: float = STABILISE_MOTION):
+        if not 0.0 <= amount <= 1.0:
+            raise ValueError(f"amount must be within 0..1, got {amount}")
+        self.amount, self.motion = amount, motion
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, frame_in: np.ndarray, frame_out: np.ndarray) -> np.ndarray:
+        last = self._last
+        if self.amount > 0 and last is not None and last[0].shape == frame_in.shape \
+                and last[1].shape == frame_out.shape:
+            frame_out = stabilise(last[0], frame_in, last[1], frame_out, self.amount, self.motion)
+        self._last = (frame_in, frame_out)
+        return frame_out
+
+    def reset(self) -> None:
+        self._last = None

@@ -233,8 +233,11 @@ class _EncodeThread:
 
 def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
                   show_original: bool = False, batch: int = 1, max_frames: int | None = None,
-                  progress: bool = True, position: int = 0, workers: int = 1) -> dict:
+                  progress: bool = True, position: int = 0, workers: int = 1, stabilise: float = 0.0) -> dict:
     """Stylise every frame of ``path`` into ``out`` (audio kept); returns a summary dict.
+
+    stabilise > 0 holds the previous output where the scene stood still (imageops.Stabiliser),
+    applied in frame order after inference.
 
     Decoding runs in a thread ahead of inference, encoding in another behind it, joined by
     bounded queues. Ctrl-C finalises what was written and raises Interrupted. Raises
@@ -253,11 +256,12 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     t_start = time.perf_counter()
     interrupted = False
     decoded = prefetch(frames_iter, maxsize=max(8, 2 * batch * workers))
+    stabiliser = imageops.Stabiliser(stabilise)
     try:
         for group, styled, seconds in stylise_in_order(_batches(decoded, batch), stylizer, workers):
             inference_s += seconds / workers
             for original, result in zip(group, styled):
-                encoder.put(compose(original, result, overlay, show_original))
+                encoder.put(compose(original, stabiliser(original, result), overlay, show_original))
             done += len(group)
             bar.update(len(group))
     except KeyboardInterrupt:
@@ -275,7 +279,7 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
                "fps": round(done / elapsed, 2) if elapsed > 0 else None,
                "stylise_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
                "encode_ms_per_frame": round(1e3 * encoder.encode_s / done, 2) if done else None,
-               "audio": bool(writer and writer.audio), "interrupted": interrupted}
+               "audio": bool(writer and writer.audio), "stabilise": stabilise, "interrupted": interrupted}
     if writer is None:
         if interrupted:
             raise Interrupted(summary | {"output": None})
@@ -341,7 +345,8 @@ def process_files(items: Sequence[SourceItem], config: RunConfig, stylizer: Styl
                 else:
                     summary = process_video(item.location, out, stylizer, overlay, batch=batch_size(config, stylizer),
                                             max_frames=config.max_frames, progress=config.progress,
-                                            position=1 if many else 0, workers=workers)
+                                            position=1 if many else 0, workers=workers,
+                                            stabilise=config.stabilise)
                     if config.save_steps:
                         first = next(iter(VideoFileSource(item.location)))
                         summary.update(save_steps(first, stylizer, out))
@@ -470,8 +475,11 @@ def timestamped(prefix: str, ext: str, folder: Path = Path(".")) -> Path:
 
 def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window: Window | None,
              record_to: Path | None, overlay: LabelOverlay | None = None, max_frames: int | None = None,
-             snapshot_dir: Path = Path(".")) -> dict:
+             snapshot_dir: Path = Path("."), stabilise: float = 0.0) -> dict:
     """The camera loop. Returns a summary; the recording (if any) is always finalised.
+
+    stabilise > 0 holds the previous output where the scene stood still (imageops.Stabiliser);
+    it starts afresh whenever the style, repeat, strength or mirroring changes.
 
     Without a window it records every frame to ``record_to`` until the camera stops, ``max_frames``
     or Ctrl-C. With a window, keys drive ``state`` (see handle_key).
@@ -485,6 +493,8 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     state = dataclasses.replace(state, recording=state.recording or (window is None and record_to is not None))
     reason = "quit"
     interrupted = False
+    stabiliser = imageops.Stabiliser(stabilise)
+    settings = None
     try:
         while not state.quit:
             frame = camera.read(timeout=max(camera.retry_seconds, 0.5) + 1.0)
@@ -496,7 +506,10 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             if state.mirror:
                 frame = np.ascontiguousarray(frame[:, ::-1])
             if not state.paused or shown is None:
-                result = stylizer(frame)
+                if (state.active(), state.repeat, state.strength, state.mirror) != settings:
+                    settings = (state.active(), state.repeat, state.strength, state.mirror)
+                    stabiliser.reset()
+                result = stabiliser(frame, stylizer(frame))
                 shown = compose(frame, result, overlay, state.show_original)
                 frames += 1
             meter.tick()
@@ -591,7 +604,8 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         state = initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength,
                               mirror=config.mirror)
         record_to = Path(config.output) if config.output else None
-        result = run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames)
+        result = run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames,
+                          stabilise=config.stabilise)
         summary.update(result)
         return (130 if result["interrupted"] else 0), summary
     summary["stylecam"].update({"workers": workers, "threads": threads})

@@ -30,7 +30,7 @@ def test_flicker_of_pointwise_models_follows_the_input(tmp_path):
     clip = write_clip(tmp_path / "clip.avi")
     out = tmp_path / "flicker.json"
     rc = load_benchmark("temporal_flicker").main(
-        ["--set", f"fake={weights}", "--input", str(clip), "--frames", "8", "-o", str(out)])
+        ["--set", f"fake={weights}", "--input", str(clip), "--frames", "8", "--stabilise", "0.8", "-o", str(out)])
     assert rc == 0
     result = json.loads(out.read_text())
     assert result["frames"] == 8 and result["size"] == [48, 64]
@@ -41,6 +41,8 @@ def test_flicker_of_pointwise_models_follows_the_input(tmp_path):
     assert rows["wave"]["flicker"] == pytest.approx(result["input_flicker"], rel=1e-6)
     assert rows["muse"]["flicker"] == pytest.approx(result["input_flicker"] / 2, abs=0.3)
     assert rows["muse"]["flicker"] < rows["wave"]["flicker"]
+    # holding the previous output on still pixels cuts the flicker that the shift passes through
+    assert rows["wave"]["flicker_stabilised"]["0.8"] < 0.6 * rows["wave"]["flicker"]
 
 
 def test_flicker_benchmark_refuses_a_clip_without_two_frames(tmp_path):

@@ -143,6 +143,7 @@ def _bad_inputs(tmp_path, weights, photo):
         ([str(photo), "--repeat", "0", *w], "expected a whole number ≥ 1"),
         ([str(photo), "--repeat", "two", *w], "expected a whole number ≥ 1"),
         ([str(photo), "--strength", "1.5", *w], "expected a number within 0..1"),
+        ([str(photo), "--stabilise", "2", *w], "expected a number within 0..1"),
         ([str(photo), "--size", "4", *w], "at least 8 pixels"),
         ([str(photo), "--workers", "0", *w], "expected a whole number ≥ 1"),
         ([str(photo), "--workers", "many", *w], "expected a whole number ≥ 1 or 'auto'"),
@@ -217,6 +218,11 @@ def test_unreadable_video_is_one_line_without_ffmpeg_chatter(tmp_path, weights):
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"stylecam: skipped {broken}: cannot open video {broken}",
                                           "stylecam: 1 of 1 files could not be read"]
+
+
+def test_stabilise_flag_in_either_spelling_reaches_the_run_config():
+    parse = lambda *argv: cli.config_from_args(cli.build_parser().parse_args(list(argv))).stabilise
+    assert parse() == 0.0 and parse("--stabilise", "0.8") == 0.8 and parse("--stabilize", "0.5") == 0.5
 
 
 def test_mirror_flag_reaches_the_run_config():

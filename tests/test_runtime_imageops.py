@@ -99,3 +99,32 @@ def test_nchw_to_bgr_clamps_rounds_and_reorders_like_the_plain_formula(shape):
     got = imageops.nchw_to_bgr(x)
     assert got.dtype == np.uint8 and got.flags.c_contiguous
     np.testing.assert_array_equal(got, expected[0] if x.ndim == 3 else expected)
+
+
+def test_stabilise_holds_still_pixels_and_leaves_moving_ones():
+    previous_in = np.zeros((1, 3, 3), np.uint8)
+    current_in = previous_in.copy()
+    current_in[0, 1] = (4, 0, 0)     # moved by half of motion=8: weight 0.5
+    current_in[0, 2] = (0, 0, 9)     # moved by more than motion: weight 0
+    previous_out = np.full((1, 3, 3), 100, np.uint8)
+    current_out = np.full((1, 3, 3), 120, np.uint8)
+    out = imageops.stabilise(previous_in, current_in, previous_out, current_out, amount=0.5, motion=8.0)
+    assert out.dtype == np.uint8 and out.shape == (1, 3, 3)
+    assert out[0, :, 0].tolist() == [110, 115, 120]   # 120 + 0.5 * w * (100 - 120), w = 1, 0.5, 0
+    assert imageops.stabilise(previous_in, current_in, previous_out, current_out, 0.0) is current_out
+    with pytest.raises(ValueError):
+        imageops.stabilise(previous_in, current_in, previous_out, current_out, 1.5)
+
+
+def test_stabiliser_averages_a_still_scene_and_restarts_on_reset_or_new_size():
+    still = np.zeros((2, 2, 3), np.uint8)
+    stabiliser = imageops.Stabiliser(0.5)
+    assert stabiliser(still, np.full_like(still, 100)).tolist() == np.full_like(still, 100).tolist()  # first: as is
+    assert int(stabiliser(still, np.full_like(still, 200))[0, 0, 0]) == 150
+    assert int(stabiliser(still, np.full_like(still, 200))[0, 0, 0]) == 175   # running average
+    stabiliser.reset()
+    assert int(stabiliser(still, np.full_like(still, 40))[0, 0, 0]) == 40
+    bigger = np.zeros((4, 4, 3), np.uint8)
+    assert int(stabiliser(bigger, np.full_like(bigger, 90))[0, 0, 0]) == 90
+    with pytest.raises(ValueError):
+        imageops.Stabiliser(-0.1)

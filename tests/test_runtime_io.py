@@ -517,3 +517,37 @@ def test_transparency_of_images_is_kept_where_the_output_format_can_hold_it(tmp_
     assert alpha.dtype == np.uint8 and alpha[0, 0] == 0 and alpha[1, 1] == 255
     cv2.imwrite(str(tmp_path / "opaque.png"), rgba[..., :3])
     assert read_alpha(tmp_path / "opaque.png") is None and read_alpha(tmp_path / "x.jpg") is None
+
+
+class NoisyStillCapture(FakeCapture):
+    """A still scene whose pixels jitter by up to 2 grey levels from frame to frame (sensor noise)."""
+
+    def read(self):
+        ok, frame = super().read()
+        if ok:
+            rng = np.random.default_rng(self.n)
+            frame = (100 + rng.integers(-2, 3, frame.shape)).astype(np.uint8)
+        return ok, frame
+
+
+def test_live_stabilise_cuts_the_flicker_of_a_still_scene(weights):
+    def flicker(stabilise: float) -> float:
+        camera = CameraSource(0, opener=lambda i: NoisyStillCapture(frames=100, size=(64, 96)), retry_seconds=0.5)
+        window = FakeWindow([-1] * 11 + [ord("q")])
+        stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+        runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"]), window, None, stabilise=stabilise)
+        below_hud = [f[-16:].astype(np.float32) for f in window.shown[4:]]
+        return float(np.mean([np.abs(b - a).mean() for a, b in zip(below_hud, below_hud[1:])]))
+
+    plain, held = flicker(0.0), flicker(0.8)
+    assert plain > 1.0            # the +10 fake passes the input's noise straight through
+    assert held < 0.5 * plain
+
+
+@needs_ffmpeg
+def test_video_with_stabilise_keeps_every_frame_and_reports_it(tmp_path, weights):
+    clip = make_clip(tmp_path / "clip.mp4", frames=9, audio=False)
+    out = tmp_path / "held.mp4"
+    summary = runner.process_video(str(clip), out, Stylizer(["wave"], weights_dir=weights, device="cpu"),
+                                   progress=False, workers=2, stabilise=0.6)
+    assert summary["frames"] == 9 and summary["stabilise"] == 0.6 and count_frames(out) == 9
