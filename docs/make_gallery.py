@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", default="docs/gallery.jpg")
     p.add_argument("--variant", default="lite", choices=("lite", "full"))
     p.add_argument("--size", type=int, default=384, help="long side the photo is resized to")
-    p.add_argument("--columns", type=int, default=5)
+    p.add_argument("--columns", type=int, default=7)
     args = p.parse_args(argv)
 
     frame = cv2.imread(args.photo)  # uint8 BGR (H, W, 3)

@@ -60,6 +60,29 @@ def test_quantize_writes_an_int8_copy_that_matches_float32(tmp_path):
     assert again["psnr_db"] > 35
 
 
+def test_common_crop_centres_every_image_on_the_smallest_shape():
+    a = np.arange(3 * 10 * 14, dtype=np.float32).reshape(1, 3, 10, 14)
+    b = np.zeros((1, 3, 9, 21), np.float32)
+    ca, cb = quantize.common_crop([a, b])
+    assert ca.shape == cb.shape == (1, 3, 8, 12)            # min 9 x 14, down to multiples of 4
+    assert np.array_equal(ca, a[..., 1:9, 1:13])            # centred
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_quantize_with_other_calibration_methods_on_photos_of_several_shapes(tmp_path, method):
+    """Percentile / entropy calibration collect the activations of all images in one array: mixed
+    photo shapes are cropped to one shape first; the copy records its method and still matches."""
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    out = tmp_path / f"{method}.onnx"
+    calibration = images(2, 32, 48) + images(2, 40, 36, seed=3)
+    report = quantize.quantize_style(src, out, calibration, images(2, seed=1), method=method)
+    assert out.is_file() and report["psnr_db"] > 30
+    settings = json.loads(load_entry(out).metadata[quantize.KEY_QUANTIZATION])
+    assert method.capitalize() in settings["method"] and settings["calibration_size"] == [32, 36]
+    with pytest.raises(UserError, match="unknown calibration method"):
+        quantize.quantize_style(src, tmp_path / "x.onnx", calibration, images(1), method="median")
+
+
 def test_quantize_refuses_below_min_psnr_and_writes_nothing(tmp_path):
     src = make_style_model(tmp_path / "blur.onnx", "blur", effect="blur")
     out = tmp_path / "blur.int8.onnx"
@@ -90,6 +113,9 @@ def test_cli_quantize(tmp_path, tiny_photos):
     assert main(["quantize", str(src), str(src), "-o", str(tmp_path / "x.onnx"), "--photos", str(tiny_photos),
                  "--eval-photos", str(tiny_photos)]) == 2
     assert main(["quantize", str(src), "--photos", str(tmp_path / "nowhere"), "--eval-photos", str(tiny_photos)]) == 2
+    assert main(["quantize", str(src), "-o", str(tmp_path / "p.onnx"), "--photos", str(tiny_photos),
+                 "--eval-photos", str(tiny_photos), "--long-side", "48", "--calibration-method", "percentile"]) == 0
+    assert "Percentile" in json.loads(load_entry(tmp_path / "p.onnx").metadata[quantize.KEY_QUANTIZATION])["method"]
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def test_report_writes_losses_ratios_sheet_and_reuses_gatys(shipped_tiny, tiny_p
     report = build_report("tiny", str(tiny_painting), photos, out, size=40, gatys_steps=3,
                           weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)
     assert [r["photo"] for r in report["photos"]] == [p.name for p in photos]
-    assert set(report["mean"]) == {"lite", "gatys"}
+    assert set(report["mean"]) == {"lite", "gatys", "original"}
     lite, ref = report["mean"]["lite"]["total"], report["mean"]["gatys"]["total"]
     assert lite > 0 and ref > 0 and report["ratio_to_gatys"]["lite"] == pytest.approx(lite / ref)
     saved = json.loads((out / "quality.json").read_text())
@@ -51,6 +51,26 @@ def test_report_writes_losses_ratios_sheet_and_reuses_gatys(shipped_tiny, tiny_p
                          weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)
     assert [p.stat().st_mtime_ns for p in cached] == stamps
     assert again["mean"]["gatys"]["total"] == pytest.approx(ref, rel=1e-3)
+
+
+def test_report_measures_the_mean_luma_of_photos_and_outputs(shipped_tiny, tiny_photos, tiny_painting, tmp_path):
+    """A style that darkens photos shows as an output luma far below the photos' ("original")."""
+    import numpy as np
+    import torch
+    from trainer.report import mean_luma
+    grey = torch.full((1, 3, 8, 8), 100.0)
+    assert mean_luma(grey) == pytest.approx(100.0)
+    assert mean_luma(torch.full((1, 3, 8, 8), 300.0)) == pytest.approx(255.0)  # clamped as the runtime does
+    red = torch.zeros((1, 3, 4, 4)); red[:, 0] = 200.0
+    assert mean_luma(red) == pytest.approx(0.299 * 200.0, abs=0.01)  # BT.601, channel 0 is R
+    photos = list_photos(tiny_photos, limit=2)
+    report = build_report("tiny", str(tiny_painting), photos, tmp_path / "r", size=40, gatys_steps=0,
+                          weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)
+    lumas = [r["original"]["luma"] for r in report["photos"]]
+    assert all(0 < v < 255 for v in lumas) and len(set(lumas)) == 2
+    assert report["mean"]["original"]["luma"] == pytest.approx(np.mean(lumas))
+    assert 0 <= report["mean"]["lite"]["luma"] <= 255
+    assert report["mean"]["lite"]["luma"] == pytest.approx(np.mean([r["lite"]["luma"] for r in report["photos"]]))
 
 
 def test_report_of_unknown_style_and_missing_photos(shipped_tiny, tiny_painting, tmp_path, capsys):
@@ -72,7 +92,7 @@ def test_report_compares_another_model_and_measures_it_like_the_others(shipped_t
     report = build_report("tiny", str(tiny_painting), photos, tmp_path / "r", size=40, gatys_steps=0,
                           weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False,
                           compare={"copy": same})
-    assert set(report["mean"]) == {"lite", "copy"} and report["goals"] == {}
+    assert set(report["mean"]) == {"lite", "copy", "original"} and report["goals"] == {}
     assert {"grid_2", "grid_4"} <= set(report["mean"]["lite"]) and report["mean"]["lite"]["grid_4"] >= 0
     assert report["mean"]["copy"] == pytest.approx(report["mean"]["lite"])  # the same file measures the same
     assert report["models"] == {"lite": "tiny.lite.onnx", "copy": "tiny.lite.onnx"}

@@ -107,6 +107,16 @@ def test_every_shipped_style_has_a_quality_report_without_a_dot_pattern(path):
 
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
+def test_no_shipped_style_turns_photos_dark(path):
+    """quality.json's mean luma (0..255) of the stylised held-out photos is at least half the photos' own."""
+    name = path.name.split(".")[0]
+    report = json.loads((WEIGHTS / "reports" / name / "quality.json").read_text())
+    photos, styled = report["mean"]["original"]["luma"], report["mean"]["lite"]["luma"]
+    assert 60 < photos < 200
+    assert styled >= 0.5 * photos, f"{name}: mean luma {styled:.1f} vs the photos' {photos:.1f}"
+
+
+@pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
 def test_every_shipped_lite_style_has_a_checked_int8_copy(path):
     """weights/int8/NAME.lite.int8.onnx: same model in int8, agreeing with float32 (PSNR measured here too)."""
     from trainer.quantize import KEY_QUANTIZATION, psnr

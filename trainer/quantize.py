@@ -82,19 +82,36 @@ def agreement(reference_path: str | Path, candidate_path: str | Path, images: li
             "mean_abs_diff": float(np.mean(mads)), "max_abs_diff": float(np.max(maxes))}
 
 
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
+def common_crop(images: list[np.ndarray]) -> list[np.ndarray]:
+    """Centre-crop (1, 3, H, W) images to the smallest H and W among them (multiples of 4)."""
+    h = min(x.shape[-2] for x in images) // 4 * 4
+    w = min(x.shape[-1] for x in images) // 4 * 4
+    out = []
+    for x in images:
+        top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+        out.append(np.ascontiguousarray(x[..., top:top + h, left:left + w]))
+    return out
+
+
 def quantize_style(model_path: str | Path, out_path: str | Path, calibration: list[np.ndarray],
-                   evaluation: list[np.ndarray], min_psnr: float = 30.0) -> dict:
+                   evaluation: list[np.ndarray], min_psnr: float = 30.0, method: str = "minmax") -> dict:
     """Write an int8 (QDQ) copy of the float32 style model ``model_path`` to ``out_path``.
 
     calibration / evaluation: float32 (1, 3, H, W) RGB 0..255 images (calibration sets the
     activation ranges; evaluation measures PSNR against the float32 model). The copy keeps every
     metadata key, with ``stylecam.precision`` = "int8" and KEY_QUANTIZATION (JSON: settings and
-    the measured agreement). Raises UserError for a model that is not a float32 style model, or
+    the measured agreement). method: how activation ranges are set from the calibration images:
+    "minmax" (the full range seen), "percentile" (99.999th percentile: a few outliers no longer
+    widen the int8 steps) or "entropy". Raises UserError for a model that is not a float32 style model, or
     when the PSNR is below ``min_psnr`` (the file is then not written).
     Returns {path, **agreement, calibration_images}.
     """
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from stylecam.styles import load_entry
@@ -105,6 +122,13 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         raise UserError(f"{model_path} is a {precision} model", "quantize the float32 export of the style")
     if not calibration or not evaluation:
         raise UserError("quantization needs calibration and evaluation photos", "pass --photos and --eval-photos")
+    if method not in CALIBRATION_METHODS:
+        raise UserError(f"unknown calibration method {method!r}", f"use one of {', '.join(CALIBRATION_METHODS)}")
+    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                 "entropy": CalibrationMethod.Entropy}[method]
+
+    if method != "minmax":  # these collect activations of every image into one array: one shape for all
+        calibration = common_crop(calibration)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -123,14 +147,17 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         kept_float = [convs[0], convs[-1]] if len(convs) > 2 else []
         quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["Conv"], nodes_to_exclude=kept_float)
+                        op_types_to_quantize=["Conv"], nodes_to_exclude=kept_float, calibrate_method=calibrate,
+                        extra_options={"CalibPercentile": 99.999} if method == "percentile" else {})
         measured = agreement(model_path, quantized, evaluation)
         if measured["psnr_db"] < min_psnr:
             raise UserError(f"int8 copy of {model_path} agrees with float32 at only {measured['psnr_db']:.1f} dB "
                             f"(< {min_psnr} dB); not written",
-                            "calibrate on more varied photos, or keep the float32 model")
+                            "calibrate on more varied photos, try --calibration-method percentile, "
+                            "or keep the float32 model")
         model = onnx.load(str(quantized))
-        settings = {"method": "static QDQ, MinMax calibration", "ops": ["Conv"],
+        method_name = {"minmax": "MinMax", "percentile": "Percentile 99.999", "entropy": "Entropy"}[method]
+        settings = {"method": f"static QDQ, {method_name} calibration", "ops": ["Conv"],
                     "int8_convs": len(convs) - len(kept_float), "float32_convs": len(kept_float),
                     "weights": "int8 per channel",
                     "activations": "uint8", "calibration_images": len(calibration),
@@ -161,6 +188,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-images", type=int, default=32, help="photos used for calibration")
     p.add_argument("--long-side", type=int, default=640, help="long side of the calibration and evaluation images")
     p.add_argument("--min-psnr", type=float, default=30.0, help="refuse an int8 copy below this PSNR vs float32 (dB)")
+    p.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax",
+                   help="activation ranges: the full range seen (minmax), its 99.999th percentile (percentile, "
+                        "for models whose rare extreme activations cost precision) or entropy")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     for model in args.models:
         out = Path(args.output) if args.output else default_output(model)
         try:
-            report = quantize_style(model, out, calibration, evaluation, min_psnr=args.min_psnr)
+            report = quantize_style(model, out, calibration, evaluation, min_psnr=args.min_psnr,
+                                    method=args.calibration_method)
         except UserError as err:
             if len(args.models) == 1:
                 raise

@@ -6,8 +6,9 @@ Gatys optimisation with the same loss weights, and measures all three with the t
 (content, style, total; the weights and layers stored in the model's metadata). Writes to OUT:
 
   quality.json    per photo and on average: weighted content, style, total loss per method,
-                  grid-artifact strength (periods 2 and 4, stylecam.metrics.grid_pattern), and
-                  each network's total loss as a ratio to Gatys (goal: full <= 1.5, lite <= 2)
+                  grid-artifact strength (periods 2 and 4, stylecam.metrics.grid_pattern), mean
+                  luma (0..255, also of the photo, as "original"), and each network's total
+                  loss as a ratio to Gatys (goal: full <= 1.5, lite <= 2)
   sheet.jpg       one row per photo: original | lite | full | [compared models] | Gatys
 
 --compare LABEL=MODEL.onnx adds another model of the same style (e.g. an earlier version) to
@@ -28,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from stylecam import contract, imageops
-from stylecam.metrics import grid_pattern
+from stylecam.metrics import colour_stats, grid_pattern
 from stylecam.errors import UserError
 from stylecam.session import load_model
 from stylecam.styles import Registry
@@ -66,10 +67,17 @@ def grid_patterns(image: torch.Tensor) -> dict[str, float]:
     return {f"grid_{p}": grid_pattern(rgb, p) for p in (2, 4)}
 
 
+def mean_luma(image: torch.Tensor) -> float:
+    """Mean BT.601 luma (0..255) of a float (1,3,H,W) RGB 0..255 image, clamped as the runtime does."""
+    return colour_stats(image[0].clamp(0, 255).permute(1, 2, 0).cpu().numpy())["luma"]
+
+
 def summarise(rows: list[dict], methods: list[str]) -> dict:
     """Mean losses per method over the photos and each network's total-loss ratio to Gatys."""
-    keys = [k for k in ("content", "style", "total", "grid_2", "grid_4") if all(k in r[methods[0]] for r in rows)]
+    keys = [k for k in ("content", "style", "total", "grid_2", "grid_4", "luma") if all(k in r[methods[0]] for r in rows)]
     mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in keys} for m in methods}
+    if all("original" in r for r in rows):
+        mean["original"] = {"luma": float(np.mean([r["original"]["luma"] for r in rows]))}
     ratios = {m: mean[m]["total"] / mean["gatys"]["total"] for m in methods if m != "gatys" and "gatys" in mean}
     goals = {m: {"goal": GOALS[m], "ratio": round(r, 3), "met": r <= GOALS[m]} for m, r in ratios.items() if m in GOALS}
     return {"mean": mean, "ratio_to_gatys": ratios, "goals": goals}
@@ -137,8 +145,9 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
                 tmp = cached.with_name(f".{cached.name}.tmp.png")
                 cv2.imwrite(str(tmp), imageops.nchw_to_bgr(images["gatys"].cpu().numpy())[0])
                 os.replace(tmp, cached)
-        rows.append({"photo": photo.name, **{m: {**measure(loss, images[m], content), **grid_patterns(images[m])}
-                                              for m in methods}})
+        rows.append({"photo": photo.name, "original": {"luma": mean_luma(content)},
+                     **{m: {**measure(loss, images[m], content), **grid_patterns(images[m]), "luma": mean_luma(images[m])}
+                        for m in methods}})
         cells.append(("original", imageops.nchw_to_bgr(content.cpu().numpy())[0]))
         for m in methods:
             if m in images:
@@ -189,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
                           device=args.device, compare=parse_compare(args.compare), style_weight=args.style_weight,
                           style_size=args.style_size)
     for method, values in report["mean"].items():
+        if method == "original":
+            continue
         ratio = report["ratio_to_gatys"].get(method)
         print(f"{method:5s} content {values['content']:.4g} style {values['style']:.4g} total {values['total']:.4g}"
               + (f"  ratio to Gatys {ratio:.2f}" if ratio is not None else ""))
