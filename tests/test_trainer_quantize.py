@@ -83,6 +83,16 @@ def test_quantize_with_other_calibration_methods_on_photos_of_several_shapes(tmp
         quantize.quantize_style(src, tmp_path / "x.onnx", calibration, images(1), method="median")
 
 
+def test_quantize_percentile_is_recorded_and_checked(tmp_path):
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    out = tmp_path / "p.onnx"
+    quantize.quantize_style(src, out, images(2), images(1), method="percentile", percentile=99.9)
+    assert json.loads(load_entry(out).metadata[quantize.KEY_QUANTIZATION])["method"].endswith("Percentile 99.9 calibration")
+    with pytest.raises(UserError, match="out of range"):
+        quantize.quantize_style(src, tmp_path / "x.onnx", images(2), images(1), method="percentile", percentile=20)
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_quantize_refuses_below_min_psnr_and_writes_nothing(tmp_path):
     src = make_style_model(tmp_path / "blur.onnx", "blur", effect="blur")
     out = tmp_path / "blur.int8.onnx"
@@ -114,8 +124,9 @@ def test_cli_quantize(tmp_path, tiny_photos):
                  "--eval-photos", str(tiny_photos)]) == 2
     assert main(["quantize", str(src), "--photos", str(tmp_path / "nowhere"), "--eval-photos", str(tiny_photos)]) == 2
     assert main(["quantize", str(src), "-o", str(tmp_path / "p.onnx"), "--photos", str(tiny_photos),
-                 "--eval-photos", str(tiny_photos), "--long-side", "48", "--calibration-method", "percentile"]) == 0
-    assert "Percentile" in json.loads(load_entry(tmp_path / "p.onnx").metadata[quantize.KEY_QUANTIZATION])["method"]
+                 "--eval-photos", str(tiny_photos), "--long-side", "48", "--calibration-method", "percentile",
+                 "--calibration-percentile", "99.99"]) == 0
+    assert "Percentile 99.99 " in json.loads(load_entry(tmp_path / "p.onnx").metadata[quantize.KEY_QUANTIZATION])["method"]
 
 
 @pytest.fixture

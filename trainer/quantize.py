@@ -97,15 +97,16 @@ def common_crop(images: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def quantize_style(model_path: str | Path, out_path: str | Path, calibration: list[np.ndarray],
-                   evaluation: list[np.ndarray], min_psnr: float = 30.0, method: str = "minmax") -> dict:
+                   evaluation: list[np.ndarray], min_psnr: float = 30.0, method: str = "minmax",
+                   percentile: float = 99.999) -> dict:
     """Write an int8 (QDQ) copy of the float32 style model ``model_path`` to ``out_path``.
 
     calibration / evaluation: float32 (1, 3, H, W) RGB 0..255 images (calibration sets the
     activation ranges; evaluation measures PSNR against the float32 model). The copy keeps every
     metadata key, with ``stylecam.precision`` = "int8" and KEY_QUANTIZATION (JSON: settings and
     the measured agreement). method: how activation ranges are set from the calibration images:
-    "minmax" (the full range seen), "percentile" (99.999th percentile: a few outliers no longer
-    widen the int8 steps) or "entropy". Raises UserError for a model that is not a float32 style model, or
+    "minmax" (the full range seen), "percentile" (the ``percentile``-th percentile of the
+    magnitudes seen: a few outliers no longer widen the int8 steps) or "entropy". Raises UserError for a model that is not a float32 style model, or
     when the PSNR is below ``min_psnr`` (the file is then not written).
     Returns {path, **agreement, calibration_images}.
     """
@@ -124,6 +125,8 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         raise UserError("quantization needs calibration and evaluation photos", "pass --photos and --eval-photos")
     if method not in CALIBRATION_METHODS:
         raise UserError(f"unknown calibration method {method!r}", f"use one of {', '.join(CALIBRATION_METHODS)}")
+    if not 50.0 < percentile <= 100.0:
+        raise UserError(f"calibration percentile {percentile} is out of range", "use a value in (50, 100], e.g. 99.99")
     calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                  "entropy": CalibrationMethod.Entropy}[method]
 
@@ -148,7 +151,7 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv"], nodes_to_exclude=kept_float, calibrate_method=calibrate,
-                        extra_options={"CalibPercentile": 99.999} if method == "percentile" else {})
+                        extra_options={"CalibPercentile": percentile} if method == "percentile" else {})
         measured = agreement(model_path, quantized, evaluation)
         if measured["psnr_db"] < min_psnr:
             raise UserError(f"int8 copy of {model_path} agrees with float32 at only {measured['psnr_db']:.1f} dB "
@@ -156,7 +159,7 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
                             "calibrate on more varied photos, try --calibration-method percentile, "
                             "or keep the float32 model")
         model = onnx.load(str(quantized))
-        method_name = {"minmax": "MinMax", "percentile": "Percentile 99.999", "entropy": "Entropy"}[method]
+        method_name = {"minmax": "MinMax", "percentile": f"Percentile {percentile:g}", "entropy": "Entropy"}[method]
         settings = {"method": f"static QDQ, {method_name} calibration", "ops": ["Conv"],
                     "int8_convs": len(convs) - len(kept_float), "float32_convs": len(kept_float),
                     "weights": "int8 per channel",
@@ -189,8 +192,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--long-side", type=int, default=640, help="long side of the calibration and evaluation images")
     p.add_argument("--min-psnr", type=float, default=30.0, help="refuse an int8 copy below this PSNR vs float32 (dB)")
     p.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax",
-                   help="activation ranges: the full range seen (minmax), its 99.999th percentile (percentile, "
+                   help="activation ranges: the full range seen (minmax), a percentile of it (percentile, "
                         "for models whose rare extreme activations cost precision) or entropy")
+    p.add_argument("--calibration-percentile", type=float, default=99.999,
+                   help="with --calibration-method percentile: the percentile kept (lower clips more)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -203,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.output) if args.output else default_output(model)
         try:
             report = quantize_style(model, out, calibration, evaluation, min_psnr=args.min_psnr,
-                                    method=args.calibration_method)
+                                    method=args.calibration_method, percentile=args.calibration_percentile)
         except UserError as err:
             if len(args.models) == 1:
                 raise
