@@ -30,7 +30,8 @@ from trainer.nets.transformer import TransformerConfig, runtime_variant, transfo
 TOLERANCE = {"fp32": 0.05, "fp16": 4.0}
 PARITY_SHAPES = ((1, 3, 68, 92), (2, 3, 100, 132))
 TRAINING_KEYS = ("size", "batch_size", "iterations", "content_weight", "style_weight", "tv_weight", "style_size",
-                 "content_layer", "style_layers", "lr", "seed", "style_image", "init")
+                 "content_layer", "style_layers", "lr", "seed", "style_image", "init", "stability_weight",
+                 "stability_noise")
 
 
 class _Fp16(nn.Module):

@@ -42,6 +42,8 @@ class StyleTrainConfig:
     content_weight: float = 1.0            # weight of the relu2_2 content term
     style_weight: float = 1e5              # weight of the Gram style term
     tv_weight: float = 1e-7                # weight of total variation
+    stability_weight: float = 0.0          # weight of the noise-stability term (0: off)
+    stability_noise: float = 2.0           # std (grey levels) of the noise of the stability term
     style_size: int = 384                  # long side the painting is resized to for the Gram targets
     content_layer: str = "relu2_2"         # VGG layer of the content term
     style_layers: dict = field(default_factory=lambda: {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0})
@@ -117,7 +119,10 @@ class Trainer:
         return self.model.module if hasattr(self.model, "module") else self.model
 
     def step(self) -> dict[str, float]:
-        """One optimiser step on batch ``step_index`` (this rank's share of it)."""
+        """One optimiser step on batch ``step_index`` (this rank's share of it).
+
+        With a stability weight, the batch also goes through the network with sensor-like noise
+        added, and the mean squared change of the output is penalised (grey levels squared)."""
         batch = make_batch(self.photos, self.step_index, self.cfg.batch_size, self.cfg.size, self.cfg.seed)
         batch = batch[self.rank::self.world].to(self.device)
         if self.device.type == "cuda":
@@ -126,9 +131,18 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        stable = self.cfg.stability_weight > 0
+        if stable:
+            noisy = add_sensor_noise(batch, self.cfg.stability_noise, self.cfg.seed, self.step_index)
+            batch_in = torch.cat([batch, noisy])
         with autocast:
-            output = self.model(batch)
+            output = self.model(batch_in if stable else batch)
+            if stable:
+                output, output_noisy = output.chunk(2)
             terms = self.loss.terms(output, batch)
+            if stable:
+                terms["stability"] = self.cfg.stability_weight * stability_loss(output, output_noisy)
+                terms["total"] = terms["total"] + terms["stability"]
         terms["total"].backward()
         self.optimizer.step()
         self.step_index += 1
@@ -138,6 +152,20 @@ class Trainer:
         return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "step": self.step_index, "config": asdict(self.cfg), "history": list(self.history),
                 "network": self.net.config.to_dict(), "kind": "stylecam-style"}
+
+
+def add_sensor_noise(batch: torch.Tensor, std: float, seed: int, step: int) -> torch.Tensor:
+    """batch + Gaussian noise of ``std`` grey levels, clamped to 0..255; (B,3,H,W) float RGB.
+
+    The noise depends only on (seed, step), so a resumed run draws the same noise."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    noise = torch.randn(batch.shape, generator=generator, dtype=torch.float32) * std
+    return (batch + noise.to(batch.device, batch.dtype)).clamp(0.0, 255.0)
+
+
+def stability_loss(output: torch.Tensor, output_noisy: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference (grey levels squared) between the outputs of a batch and of its noisy copy."""
+    return (output.float() - output_noisy.float()).pow(2).mean()
 
 
 def make_trainer(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None,
@@ -239,8 +267,9 @@ def save_loss_curve(history: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
     steps = [h["step"] for h in history]
-    for key in ("total", "content", "style", "tv"):
-        ax.plot(steps, [h[key] for h in history], label=key)
+    for key in ("total", "content", "style", "tv", "stability"):
+        if all(key in h for h in history):
+            ax.plot(steps, [h[key] for h in history], label=key)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("weighted loss")
@@ -344,6 +373,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content-weight", type=float, default=d.content_weight)
     p.add_argument("--style-weight", type=float, default=d.style_weight)
     p.add_argument("--tv-weight", type=float, default=d.tv_weight)
+    p.add_argument("--stability-weight", type=float, default=d.stability_weight,
+                   help="penalise output change under camera-like noise (less flicker on video; try 1)")
+    p.add_argument("--stability-noise", type=float, default=d.stability_noise,
+                   help="std of that noise in grey levels")
     p.add_argument("--style-size", type=int, default=d.style_size, help="long side of the painting for the style targets")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
