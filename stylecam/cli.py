@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
                         help="camera index, video, image, folder or glob (default: camera 0)")
     parser.add_argument("-o", "--output", default=None,
-                        help="output file or folder (default: NAME_stylised.EXT next to each input)")
+                        help="output file or folder (default: NAME_stylised.EXT next to each input); "
+                             "videos: .mp4, .mkv, .mov, .webm, .avi, or .gif for an animated GIF")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--style", default=None, metavar="NAME|FILE.onnx",
                        help=f"one style, by name or model file (default: {DEFAULT_STYLE})")

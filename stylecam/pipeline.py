@@ -112,6 +112,7 @@ class Stylizer:
         needs_registry = registry is not None or not all(is_path_like(s) for s in styles)
         self.registry = registry or (Registry(weights_dir) if needs_registry else None)
         self._models: dict[str, LoadedModel] = {}
+        self._variant_warned: set[str] = set()
         self.times = StageTimes()
         self.set_styles(styles)
 
@@ -121,9 +122,13 @@ class Stylizer:
         entries = []
         for spec in styles:
             if self.registry is not None:
-                entries.append(self.registry.resolve(spec, variant=self.variant, padding=self.padding,
-                                                     prefer=self.prefer,
-                                                     precision="int8" if self.int8 else "fp32"))
+                entry = self.registry.resolve(spec, variant=self.variant, padding=self.padding, prefer=self.prefer,
+                                              precision="int8" if self.int8 else "fp32")
+                if self.variant and entry.variant != self.variant and not is_path_like(spec) \
+                        and entry.name not in self._variant_warned:
+                    self._variant_warned.add(entry.name)
+                    log.warning("WARNING: no %s model of %s; using the %s one", self.variant, entry.name, entry.variant)
+                entries.append(entry)
             else:
                 entries.append(load_entry(spec))
         self.entries: list[StyleEntry] = entries

@@ -79,7 +79,7 @@ def compose(original: np.ndarray, stylised: np.ndarray, overlay: LabelOverlay | 
 
 # ----- output names --------------------------------------------------------------------------
 
-WRITABLE_VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
+WRITABLE_VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".gif"}
 
 
 def default_output(path: str | Path) -> Path:
@@ -106,7 +106,7 @@ def output_for(item: SourceItem, output: str | None, many: bool) -> Path:
         if many or as_folder:
             out = out / item.relative
     if item.kind == "video" and out.suffix.lower() not in WRITABLE_VIDEO_EXTS | IMAGE_EXTS:
-        out = out.with_suffix(".mp4")  # an input container that cannot be written (.gif, .flv, ...)
+        out = out.with_suffix(".mp4")  # an input container that cannot be written (.flv, .wmv, ...)
     return out
 
 

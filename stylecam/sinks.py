@@ -57,19 +57,45 @@ def temp_path(final: str | Path) -> Path:
     return final.with_name(f".{final.stem}.partial{final.suffix}")
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file in the same folder, then rename it to ``path``."""
+def unwritable(path: str | Path, err: OSError) -> UserError:
+    """The error for an output that cannot be created (missing/read-only folder, a file in the way)."""
+    if isinstance(err, (FileExistsError, NotADirectoryError)):
+        reason = "a file is in the way of its folder"
+    else:
+        reason = err.strerror or err.__class__.__name__
+    return UserError(f"cannot write {path}: {reason}", "choose an -o in a folder you can write to")
+
+
+def ensure_parent(path: str | Path) -> Path:
+    """Create the folder of ``path`` (and its parents); UserError when that is impossible."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise unwritable(path, err) from None
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file in the same folder, then rename it to ``path``.
+
+    Raises UserError when the folder or the file cannot be written.
+    """
+    path = ensure_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
+    except OSError as err:
+        raise unwritable(path, err) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise unwritable(path, err) from None
         raise
     return path
 
@@ -89,16 +115,34 @@ def write_image(path: str | Path, frame: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.tobytes())
 
 
-_VIDEO_CODECS = {".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "32"]}
+_VIDEO_CODECS = {
+    ".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "32"],
+    # one palette for the whole clip (ffmpeg holds the frames until the end: meant for short clips)
+    ".gif": ["-filter_complex", "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=3",
+             "-loop", "0"],
+}
 _DEFAULT_CODEC = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
+#: containers without an audio track
+_SILENT_EXTS = {".gif"}
+#: codecs that take any frame size (the others get odd sizes padded to even ones)
+_ANY_SIZE_EXTS = {".gif"}
+
+
+def pad_to_even(frame: np.ndarray) -> np.ndarray:
+    """Repeat the last row and/or column of an (H, W, C) frame so that H and W are even (4:2:0 video)."""
+    dh, dw = frame.shape[0] % 2, frame.shape[1] % 2
+    if not (dh or dw):
+        return frame
+    return np.pad(frame, ((0, dh), (0, dw), (0, 0)), mode="edge")
 
 
 class VideoWriter:
     """Encode uint8 BGR frames of one size to ``path``; copy the audio of ``audio_from`` if it has some.
 
-    With ffmpeg (imageio-ffmpeg or PATH): H.264 (VP9 for .webm), audio re-encoded to AAC and cut
-    to the video's length. Without ffmpeg: OpenCV's mp4v writer, video only, with a warning.
-    Odd sizes are padded by one pixel (H.264 needs even sizes).
+    With ffmpeg (imageio-ffmpeg or PATH): H.264 (VP9 for .webm, an animated GIF for .gif), audio
+    re-encoded to AAC and cut to the video's length. Without ffmpeg: OpenCV's mp4v writer, video
+    only, with a warning (no GIF). Odd sizes get their last row/column repeated once (H.264 and
+    VP9 need even sizes); a GIF keeps the exact size.
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: str | Path | None = None):
@@ -110,26 +154,31 @@ class VideoWriter:
         self.audio = False
         self._proc: subprocess.Popen | None = None
         self._cv: cv2.VideoWriter | None = None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ext = self.path.suffix.lower()
+        self.even = ext not in _ANY_SIZE_EXTS
+        ensure_parent(self.path)
         exe = ffmpeg_exe()
+        if exe is None and ext == ".gif":
+            raise UserError(f"writing an animated GIF ({self.path}) needs ffmpeg",
+                            "pip install imageio-ffmpeg, or give -o an .mp4 name")
         if exe is None:
             log.warning("WARNING: no ffmpeg found (pip install imageio-ffmpeg); writing video only, without audio")
             fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-            self._cv = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, (self.width, self.height))
+            encoded = (self.width + self.width % 2, self.height + self.height % 2)
+            self._cv = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, encoded)
             if not self._cv.isOpened():
                 raise UserError(f"cannot write video {self.path}", "use an .mp4 or .avi output name")
             return
-        self.audio = bool(audio_from) and has_audio(audio_from)
+        self.audio = bool(audio_from) and ext not in _SILENT_EXTS and has_audio(audio_from)
+        width, height = (self.width + self.width % 2, self.height + self.height % 2) if self.even else size
         cmd = [exe, "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}",
+               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
                "-r", f"{self.fps:.6g}", "-i", "-"]
         if self.audio:
             cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "160k",
                     "-shortest"]
-        if self.width % 2 or self.height % 2:
-            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
-        cmd += _VIDEO_CODECS.get(self.path.suffix.lower(), _DEFAULT_CODEC)
-        if self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+        cmd += _VIDEO_CODECS.get(ext, _DEFAULT_CODEC)
+        if ext in (".mp4", ".mov", ".m4v"):
             cmd += ["-movflags", "+faststart"]
         cmd.append(str(self.tmp))
         self._log = tempfile.TemporaryFile()
@@ -141,6 +190,8 @@ class VideoWriter:
         """Append one uint8 BGR frame; frames of another size are resized to the writer's size."""
         if frame.shape[:2] != (self.height, self.width):
             frame = imageops.resize_to(frame, self.height, self.width)
+        if self.even:
+            frame = pad_to_even(frame)
         if self._cv is not None:
             self._cv.write(frame)
         else:

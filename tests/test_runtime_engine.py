@@ -168,6 +168,16 @@ def test_default_variant_lite_on_cpu_and_fallbacks(tmp_path, weights):
     assert Stylizer(["wave"], variant="lite", weights_dir=only_full, device="cpu").entries[0].variant == "full"
 
 
+def test_asking_for_a_missing_variant_warns_once_per_style(tmp_path, caplog):
+    only_full = make_weights_dir(tmp_path / "only_full", lite=False)
+    Stylizer(["wave"], weights_dir=only_full, device="cpu")
+    assert "WARNING" not in caplog.text  # no variant asked for: the one there is, quietly
+    stylizer = Stylizer(["wave", "muse", "wave"], variant="lite", weights_dir=only_full, device="cpu")
+    stylizer.set_styles(["wave"])
+    assert caplog.text.count("no lite model of wave; using the full one") == 1
+    assert caplog.text.count("no lite model of muse; using the full one") == 1
+
+
 def test_duplicates_prefer_top_level_float32(weights):
     make_style_model(weights / "fp16" / "wave.onnx", "wave", metadata={"stylecam.precision": "fp16"})
     make_style_model(weights / "a" / "b" / "wave.onnx", "wave")

@@ -126,6 +126,77 @@ def test_video_writer_without_ffmpeg_warns_and_writes_video_only(tmp_path, monke
     assert "no ffmpeg found" in caplog.text
 
 
+def gradient_frame(height: int, width: int) -> np.ndarray:
+    """uint8 BGR (H, W, 3): blue rises left to right, green top to bottom, red constant 200."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.dstack([xs * 255 // (width - 1), ys * 255 // (height - 1),
+                      np.full_like(xs, 200)]).astype(np.uint8)
+
+
+def test_pad_to_even_repeats_the_last_row_and_column():
+    frame = gradient_frame(5, 7)
+    padded = sinks.pad_to_even(frame)
+    assert padded.shape == (6, 8, 3)
+    np.testing.assert_array_equal(padded[:5, :7], frame)
+    np.testing.assert_array_equal(padded[5, :7], frame[4])
+    np.testing.assert_array_equal(padded[:5, 7], frame[:, 6])
+    assert sinks.pad_to_even(padded) is padded
+
+
+@needs_ffmpeg
+def test_odd_sized_video_gets_its_edge_repeated_not_a_black_line(tmp_path):
+    frame = gradient_frame(25, 33)
+    writer = sinks.VideoWriter(tmp_path / "odd.mp4", 10, (33, 25))
+    for _ in range(3):
+        writer.write(frame)
+    writer.close()
+    got = next(iter(VideoFileSource(tmp_path / "odd.mp4"))).astype(int)
+    assert got.shape == (26, 34, 3)
+    assert np.abs(got[:25, :33] - frame).mean() < 4
+    # the added column and row repeat the frame's last ones (within codec error), not black
+    assert np.abs(got[:25, 33] - frame[:, 32]).mean() < 6
+    assert np.abs(got[25, :33] - frame[24]).mean() < 6
+
+
+@needs_ffmpeg
+def test_video_to_animated_gif_keeps_size_and_every_frame(tmp_path, weights):
+    clip = tmp_path / "odd.mkv"  # FFV1 stores odd sizes exactly
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc=size=45x31:rate=10:duration=0.8", "-f", "lavfi", "-i", "sine=duration=0.8",
+                    "-c:v", "ffv1", "-c:a", "pcm_s16le", str(clip)], check=True)
+    out = tmp_path / "loop.gif"
+    code, summary = runner.run(RunConfig(engine=engine(weights, "wave"), sources=(str(clip),), output=str(out),
+                                         progress=False))
+    assert code == 0 and summary["done"][0]["output"] == str(out) and not summary["done"][0]["audio"]
+    assert count_frames(out) == 8 and sinks.probe_streams(out) == ["video"]
+    src = next(iter(VideoFileSource(clip))).astype(int)
+    got = next(iter(VideoFileSource(out))).astype(int)
+    assert got.shape == src.shape == (31, 45, 3)
+    assert np.abs(got - np.clip(src + 10, 0, 255)).mean() < 6  # the fake wave adds 10; palette error
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_gif_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECAM_NO_FFMPEG", "1")
+    with pytest.raises(UserError, match="animated GIF.*needs ffmpeg.*imageio-ffmpeg"):
+        sinks.VideoWriter(tmp_path / "a.gif", 10, (32, 24))
+
+
+def test_outputs_that_cannot_be_created_are_user_errors(tmp_path, weights):
+    blocker = tmp_path / "a_file"
+    blocker.write_bytes(b"x")
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(UserError, match="cannot write .*a file is in the way"):
+        sinks.write_image(blocker / "x.png", frame)
+    with pytest.raises(UserError, match="cannot write .*a file is in the way"):
+        sinks.VideoWriter(blocker / "x.mp4", 10, (8, 8))
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), np.full((16, 16, 3), 100, np.uint8))
+    with pytest.raises(UserError, match="choose an -o in a folder you can write to"):
+        runner.run(RunConfig(engine=engine(weights), sources=(str(image),), output=str(blocker / "sub" / "o.png"),
+                             progress=False))
+
+
 def test_video_writer_with_no_frames_is_an_error(tmp_path):
     writer = sinks.VideoWriter(tmp_path / "empty.mp4", 10, (32, 24))
     with pytest.raises(UserError, match="no frames"):
@@ -388,7 +459,8 @@ def test_output_names():
     from stylecam.sources import SourceItem
     video = SourceItem("video", "in/clip.avi")
     assert runner.output_for(video, None, False) == Path("in/clip_stylised.avi")
-    assert runner.output_for(SourceItem("video", "a/b.gif"), None, False) == Path("a/b_stylised.mp4")
+    assert runner.output_for(SourceItem("video", "a/b.gif"), None, False) == Path("a/b_stylised.gif")
+    assert runner.output_for(SourceItem("video", "a/b.flv"), None, False) == Path("a/b_stylised.mp4")
     assert runner.output_for(video, "out.mp4", False) == Path("out.mp4")
     assert runner.output_for(video, "outdir", False) == Path("outdir/clip.avi")
     nested = SourceItem("image", "photos/x/y.jpg", root="photos")
