@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from stylecam import __version__
+from stylecam import __version__, argtypes
 from stylecam.config import DEFAULT_STYLE, DEVICES, EngineConfig, RunConfig
 from stylecam.errors import UserError
 
@@ -37,21 +37,9 @@ SUBCOMMANDS = ("info", "demo", "study")
 log = logging.getLogger("stylecam")
 
 
-def _int_at_least(minimum: int):
-    """argparse type: a whole number >= minimum."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number ≥ {minimum}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
+_int_at_least = argtypes.int_at_least
+_positive_int = argtypes.positive_int
+_non_negative_int = argtypes.non_negative_int
 
 
 def _count_or_auto(text: str) -> int | None:
@@ -71,14 +59,7 @@ def _size(text: str) -> int:
     return value
 
 
-def _strength(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number within 0..1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number within 0..1, got {text!r}")
-    return value
+_strength = argtypes.fraction
 
 
 def _chain(text: str) -> tuple[str, ...]:

@@ -18,9 +18,31 @@ def ensure_writable_dir(folder: str | Path) -> Path:
         probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as err:
-        raise UserError(f"cannot write to {folder}: {err.strerror or err}",
-                        "choose another output folder with --out, or fix its permissions") from None
+        reason = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) else \
+            err.strerror or err
+        raise UserError(f"cannot write to {folder}: {reason}",
+                        "choose another output folder, or fix its permissions") from None
     return folder
+
+
+def ensure_writable_file(path: str | Path, flag: str = "-o") -> Path:
+    """Check before any work that ``path`` can be written as a file: not a folder, its folder creatable
+    and writable. Returns ``path``; UserError naming ``flag`` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a file name", f"give {flag} a file name, e.g. {path / 'out'}{path.suffix}")
+    try:
+        ensure_writable_dir(path.parent if str(path.parent) else Path("."))
+    except UserError as err:
+        raise UserError(err.message, f"choose another {flag}") from None
+    return path
+
+
+def make_readable(path: str | Path) -> None:
+    """Give a file made by mkstemp (mode 0600) the usual mode (0666 minus the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def atomic_save(obj, path: str | Path) -> Path:
@@ -30,6 +52,7 @@ def atomic_save(obj, path: str | Path) -> Path:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        make_readable(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -36,6 +36,16 @@ EPILOG = """examples:
 VGG-16 weights: --vgg-weights PATH or STYLECAM_VGG16=PATH, else torchvision's download."""
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" only where the help does not already say it and X means something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, "", False, [], ()):
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylecam-train", description="Train stylecam models (needs PyTorch).",
@@ -49,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # subcommand not available in this build
             raise
         p = sub.add_parser(name, help=help_text, description=help_text,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=DefaultsHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser

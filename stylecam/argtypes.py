@@ -1,0 +1,63 @@
+"""argparse types shared by `stylecam` and `stylecam-train`: each parses one value or raises
+argparse.ArgumentTypeError with a message naming what was expected (argparse then exits 2)."""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+
+
+def int_at_least(minimum: int, maximum: int | None = None):
+    """A whole number >= minimum (and <= maximum when given)."""
+    span = f"≥ {minimum}" if maximum is None else f"within {minimum}..{maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected a whole number {span}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def float_in(low: float = -math.inf, high: float = math.inf, low_open: bool = False, high_open: bool = False):
+    """A finite number within low..high (ends excluded when *_open); NaN and inf are refused."""
+    if high == math.inf:
+        span = "" if low == -math.inf else f" {'>' if low_open else '≥'} {low:g}"
+    else:
+        excluded = " and ".join(f"{v:g}" for v, o in ((low, low_open), (high, high_open)) if o)
+        span = f" within {low:g}..{high:g}" + (f", excluding {excluded}" if excluded else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > low if low_open else value >= low) and \
+            (value < high if high_open else value <= high)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected a {'finite ' if not span else ''}number{span}, got {text!r}")
+        return value
+    return parse
+
+
+finite_float = float_in()
+non_negative_float = float_in(0.0)
+positive_float = float_in(0.0, low_open=True)
+fraction = float_in(0.0, 1.0)
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def file_stem(text: str) -> str:
+    """A name usable as a file stem: letters, digits, '_', '-', '.'; no folder parts, not starting with '.'."""
+    if not _NAME.fullmatch(text) or ".." in text:
+        raise argparse.ArgumentTypeError(
+            f"expected a plain name (letters, digits, '_', '-', '.'; no '/', no leading '.'), got {text!r}")
+    return text
