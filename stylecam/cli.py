@@ -52,11 +52,20 @@ def _count_or_auto(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1 or 'auto', got {text!r}") from None
 
 
-def _size(text: str) -> int:
+MAX_SIZE = 8192  # px: the longest --size; larger inference frames only exhaust the memory
+
+
+def long_side(text: str) -> int:
+    """argparse type: a long side in pixels, 8..MAX_SIZE."""
     value = _positive_int(text)
     if value < 8:
         raise argparse.ArgumentTypeError(f"expected a long side of at least 8 pixels, got {text!r}")
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"expected a long side of at most {MAX_SIZE} pixels, got {text!r}")
     return value
+
+
+_size = long_side
 
 
 _strength = argtypes.fraction
@@ -84,7 +93,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True) ->
                              "levels of float32; ignored on a GPU)")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="CPU threads per model")
     parser.add_argument("--size", type=_size, default=None, metavar="N",
-                        help="long side of the inference resolution; results are resized back to the input size")
+                        help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized back "
+                             "to the input size")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
                         help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
@@ -181,9 +191,11 @@ def list_styles(weights_dir: str | None, as_json: bool) -> int:
 
 def info(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="stylecam info", description="version, onnxruntime providers, styles found")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--weights-dir", default=None)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="onnxruntime providers to report: auto tries TensorRT > CUDA > CPU")
+    parser.add_argument("--weights-dir", default=None, metavar="DIR",
+                        help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
+    parser.add_argument("--json", action="store_true", help="print the same facts as JSON on stdout")
     args = parser.parse_args(argv)
     from stylecam.session import runtime_info
     from stylecam.styles import Registry, classifier_files

@@ -9,6 +9,7 @@ import json
 import logging
 from pathlib import Path
 
+from stylecam.argtypes import positive_int
 from stylecam.errors import UserError
 
 DEMO_CHAIN = ("wave", "muse")
@@ -25,7 +26,7 @@ log = logging.getLogger("stylecam")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="stylecam-demo", help="output folder")
     parser.add_argument("--input", default=str(DEFAULT_CLIP), help="clip to use instead of the bundled one")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -113,12 +113,16 @@ class Stylizer:
         self.registry = registry or (Registry(weights_dir) if needs_registry else None)
         self._models: dict[str, LoadedModel] = {}
         self._variant_warned: set[str] = set()
+        self._padding_warned: set[str] = set()
         self.times = StageTimes()
         self.set_styles(styles)
 
     # ----- configuration -------------------------------------------------------------------
     def set_styles(self, styles: Sequence[str]) -> None:
-        """Replace the chain (names or paths); models load now, so errors surface here."""
+        """Replace the chain (names or paths); models load now, so errors surface here.
+
+        A model file is used as is: a ``padding`` other than its own is ignored for it (warned once).
+        """
         entries = []
         for spec in styles:
             if self.registry is not None:
@@ -128,9 +132,14 @@ class Stylizer:
                         and entry.name not in self._variant_warned:
                     self._variant_warned.add(entry.name)
                     log.warning("WARNING: no %s model of %s; using the %s one", self.variant, entry.name, entry.variant)
-                entries.append(entry)
             else:
-                entries.append(load_entry(spec))
+                entry = load_entry(spec)
+            # a name always resolves to a model of self.padding: a mismatch is a file given by path
+            if self.padding != "reflect" and entry.padding != self.padding and spec not in self._padding_warned:
+                self._padding_warned.add(spec)
+                log.warning("WARNING: --padding applies to styles given by name; %s (%s padding) is used as is",
+                            spec, entry.padding)
+            entries.append(entry)
         self.entries: list[StyleEntry] = entries
         self.specs: tuple[str, ...] = tuple(styles)  # as given: names or paths
         for entry in entries:

@@ -28,19 +28,21 @@ import math
 import os
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
-from stylecam import contract, imageops, metrics
+from stylecam import argtypes, contract, imageops, metrics
+from stylecam.cli import MAX_SIZE, long_side
 from stylecam.errors import UserError
 from stylecam.styles import find_classifier
 
 
 PADDING_CHOICES = ("reflect", "zero", "replicate", "prepad")
+MAX_CELL_WIDTH = 1024  # px; wider cells only make the sheets huge
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_VGG_PATH = Path("~/.cache/stylecam/vgg16_relu2_2.onnx")
 VGG_HINT = ("make it once with `stylecam-train export-vgg -o PATH` (needs PyTorch and the VGG-16 weights), "
@@ -128,10 +130,14 @@ class StudyConfig:
         if self.size < 4 * self.band + 16:
             raise UserError(f"--size {self.size} is too small for a border band of {self.band} px",
                             f"use --size {4 * self.band + 16} or more")
-        if self.cell_width < 32:
-            raise UserError(f"--cell-width must be ≥ 32, got {self.cell_width}", "e.g. --cell-width 160")
-        if not self.fixed_point_tol >= 0:
-            raise UserError(f"--fixed-point-tol must be ≥ 0, got {self.fixed_point_tol}", "e.g. --fixed-point-tol 0.5")
+        if self.size > MAX_SIZE:
+            raise UserError(f"--size must be ≤ {MAX_SIZE}, got {self.size}", "e.g. --size 384")
+        if not 32 <= self.cell_width <= MAX_CELL_WIDTH:
+            raise UserError(f"--cell-width must be within 32..{MAX_CELL_WIDTH}, got {self.cell_width}",
+                            "e.g. --cell-width 160")
+        if not 0 <= self.fixed_point_tol <= 255:
+            raise UserError(f"--fixed-point-tol must be within 0..255, got {self.fixed_point_tol}",
+                            "e.g. --fixed-point-tol 0.5")
         if self.variant is not None and self.variant not in contract.VARIANTS:
             raise UserError(f"unknown variant {self.variant!r}", f"use one of {', '.join(contract.VARIANTS)}")
 
@@ -168,13 +174,17 @@ def fit_to_study_size(frame: np.ndarray, long_side: int) -> np.ndarray:
     return imageops.resize_to(frame, nh, nw)
 
 
-def load_images(paths: Sequence[Path], long_side: int) -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 BGR frame) for each readable image; unreadable ones are reported and skipped."""
+def load_images(paths: Sequence[Path], long_side: int,
+                unreadable: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 BGR frame) for each readable image; unreadable ones are reported, skipped and
+    appended to ``unreadable`` when given."""
     out, names = [], set()
     for path in paths:
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
             print(f"stylecam: warning: cannot read image {path}, skipped", file=sys.stderr)
+            if unreadable is not None:
+                unreadable.append(str(path))
             continue
         name = path.stem
         while name in names:
@@ -211,17 +221,21 @@ def style_variant(spec: str, cfg: StudyConfig, registry) -> str:
 def make_style_run(spec: str, mode: str, variant: str, cfg: StudyConfig, registry) -> StyleRun:
     """Build the pass function of style ``spec`` (name or path) in padding ``mode`` and ``variant``.
 
+    A model file is used as is: it can be studied in its own padding mode and in prepad only.
     Raises UserError when no model of that variant exists for that padding mode.
     """
     from stylecam.pipeline import Stylizer  # late: the study's pure parts need no onnxruntime
     from stylecam.styles import is_path_like
 
     padding = "reflect" if mode == "prepad" else mode
-    base = registry.resolve(spec, variant=variant) if is_path_like(spec) else None
-    if base is not None and (mode == "prepad" or base.padding == padding):
-        entry = base
+    if is_path_like(spec):
+        entry = registry.resolve(spec, variant=variant)
+        if mode != "prepad" and entry.padding != padding:
+            raise UserError(f"{spec} is a {entry.padding}-padding model; a model file is used as is",
+                            f"study it with --padding {entry.padding} or prepad, or give --styles {entry.name} "
+                            f"to use the weights folder's {padding}-padding model")
     else:
-        entry = registry.find(base.name if base is not None else spec, variant=variant, padding=padding)
+        entry = registry.find(spec, variant=variant, padding=padding)
     if entry.variant != variant:
         raise UserError(f"style {entry.name!r} has no {variant} {padding}-padding model",
                         f"export one with `stylecam-train export weights/{entry.name}.{variant}.onnx -o weights/padding/{entry.name}.{variant}."
@@ -259,11 +273,34 @@ def resolve_vgg_path(path: str | None, allow_build: bool = True) -> Path:
     raise UserError(f"no VGG features model at {p} and PyTorch is not installed to build it", VGG_HINT)
 
 
+def check_vgg_file(path: str | Path) -> None:
+    """Raise UserError unless ``path`` is a features model (metadata stylecam.kind = features)."""
+    from stylecam.styles import read_onnx_metadata
+
+    meta = read_onnx_metadata(path)
+    kind = meta.get(contract.KEY_KIND)
+    if kind == "features":
+        return
+    if kind == "style":
+        what = (f"a style model ({meta.get(contract.KEY_NAME, '?')}, {meta.get(contract.KEY_VARIANT, '?')}, "
+                f"{meta.get(contract.KEY_PADDING, '?')} padding)")
+    elif kind == "classifier":
+        what = f"a classifier model ({meta.get(contract.KEY_NAME, '?')})"
+    elif kind is None:
+        what = "an ONNX model without stylecam.kind metadata"
+    else:
+        what = f"a {kind!r} model"
+    raise UserError(f"{path} is {what}, not a VGG features model (stylecam.kind=features)", VGG_HINT)
+
+
 class VggFeatures:
-    """VGG-16 relu2_2 features: float32 RGB (1, 3, H, W) 0..255 -> float32 (1, 128, H/2, W/2)."""
+    """VGG-16 relu2_2 features: float32 RGB (1, 3, H, W) 0..255 -> float32 (1, 128, H/2, W/2).
+
+    Raises UserError when ``path`` is not a features model (e.g. a style model)."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
         from stylecam.session import load_model
+        check_vgg_file(path)
         self.model = load_model(str(path), device=device)
         self.path = str(path)
 
@@ -608,18 +645,33 @@ def plot_profiles(profile_rows: Sequence[dict], path: Path, repeat: int, band: i
 
 # =========================================================================== the study
 
+def _unique(values: Sequence[str], flag: str) -> tuple[str, ...]:
+    """``values`` without repeats (first order kept), with a note naming the repeats dropped."""
+    unique = tuple(dict.fromkeys(values))
+    if len(unique) < len(values):
+        twice = [v for v in unique if list(values).count(v) > 1]
+        print(f"stylecam: note: {flag} lists {', '.join(twice)} more than once; each is studied once",
+              file=sys.stderr)
+    return unique
+
+
 def run_study(cfg: StudyConfig) -> dict:
-    """Run the whole study and write every file into cfg.out; returns the JSON document written."""
+    """Run the whole study and write every file into cfg.out; returns the JSON document written.
+
+    Unreadable images are skipped with a warning and listed under "unreadable" in the document.
+    """
     from tqdm import tqdm
     from stylecam.styles import Registry
 
     cfg.check()
+    cfg = replace(cfg, styles=_unique(cfg.styles, "--styles"), paddings=_unique(cfg.paddings, "--padding"))
     out = Path(cfg.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create output folder {out}: {err.strerror}", "choose another -o") from None
-    images = load_images(find_images(cfg.images), cfg.size)
+    unreadable: list[str] = []
+    images = load_images(find_images(cfg.images), cfg.size, unreadable)
     small = min(min(f.shape[:2]) for _, f in images)
     if cfg.margin >= small or 2 * cfg.band >= small:
         raise UserError(f"images of {small} px are too small for --margin {cfg.margin} / --band {cfg.band}",
@@ -638,7 +690,9 @@ def run_study(cfg: StudyConfig) -> dict:
     for spec in specs:
         variant = style_variant(spec, cfg, registry)
         if cfg.variant is not None and variant != cfg.variant:
-            print(f"stylecam: warning: {spec} has no {cfg.variant} model; studying its {variant} variant",
+            print(f"stylecam: warning: --variant applies to styles given by name; {spec} ({variant}) is used as is"
+                  if is_path_like(spec) else
+                  f"stylecam: warning: {spec} has no {cfg.variant} model; studying its {variant} variant",
                   file=sys.stderr)
         for mode in cfg.paddings:
             try:
@@ -658,6 +712,15 @@ def run_study(cfg: StudyConfig) -> dict:
                   if cfg.classifier else None)
     pairs = list(itertools.combinations(specs, 2)) if cfg.chain_pairs else []
     chain_mode = cfg.paddings[0]
+    if cfg.chain_pairs and not pairs:
+        print("stylecam: warning: --chain-pairs needs at least two styles; chains.csv will have no rows",
+              file=sys.stderr)
+    for a_spec, b_spec in pairs:
+        if (a_spec, chain_mode) not in runs or (b_spec, chain_mode) not in runs:
+            missing = a_spec if (a_spec, chain_mode) not in runs else b_spec
+            print(f"stylecam: warning: chain {a_spec} / {b_spec} skipped: {missing} has no {chain_mode} run",
+                  file=sys.stderr)
+    pairs = [(a, b) for a, b in pairs if (a, chain_mode) in runs and (b, chain_mode) in runs]
     total = len(runs) * len(images) + len(pairs) * len(images)
     bar = tqdm(total=total, desc="study", unit="run", disable=not cfg.progress, file=sys.stderr)
 
@@ -691,10 +754,7 @@ def run_study(cfg: StudyConfig) -> dict:
 
     chain_rows: list[dict] = []
     for a_spec, b_spec in pairs:
-        ra, rb = runs.get((a_spec, chain_mode)), runs.get((b_spec, chain_mode))
-        if ra is None or rb is None:
-            bar.update(len(images))
-            continue
+        ra, rb = runs[(a_spec, chain_mode)], runs[(b_spec, chain_mode)]
         for name, frame in images:
             bar.set_postfix_str(f"{ra.style}->{rb.style}/{name}")
             c_rows, c_frames = measure_chain(ra.apply, rb.apply, imageops.bgr_to_nchw(frame), features)
@@ -726,6 +786,7 @@ def run_study(cfg: StudyConfig) -> dict:
         "models": [{"style": r.style, "padding": r.padding, "variant": r.variant, "path": r.path,
                     "prepad": r.prepad} for r in runs.values()],
         "skipped": skipped,
+        "unreadable": unreadable,
         "vgg": features.path if features else None,
         "images": [{"name": n, "height": f.shape[0], "width": f.shape[1]} for n, f in images],
         "fixed_points": fixed_points(summary, cfg.fixed_point_tol),
@@ -751,7 +812,9 @@ EPILOG = """examples:
   stylecam study photo.jpg --styles wave --padding reflect,zero,replicate,prepad --prepad 16 -o study/
   stylecam study photos/ --styles wave,muse,udnie --chain-pairs --classifier cifar10
 
-Metric definitions: docs/study.md."""
+Metric definitions: docs/study.md.
+exit codes: 0 done, 1 some images could not be read (the others are studied and written),
+  2 bad input, 130 interrupted."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -775,7 +838,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"margin M of the reference canvas, a multiple of 4 (default: {metrics.DEFAULT_MARGIN})")
     p.add_argument("--band", type=int, default=metrics.DEFAULT_BAND,
                    help=f"width k of the border band in pixels (default: {metrics.DEFAULT_BAND})")
-    p.add_argument("--size", type=int, default=384, help="long side the images are resized to (default: 384)")
+    p.add_argument("--size", type=long_side, default=384,
+                   help=f"long side the images are resized to, up to {MAX_SIZE} (default: 384)")
     p.add_argument("--variant", choices=contract.VARIANTS, default=None,
                    help="model variant (default: full where a style has one, else lite)")
     p.add_argument("--chain-pairs", action="store_true", help="also compare A->B, B->A, A and B for every pair")
@@ -789,8 +853,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
                    help="onnxruntime device (default: auto)")
     p.add_argument("--cell-width", type=int, default=160,
-                   help="width of one picture in the sheets (default: 160)")
-    p.add_argument("--fixed-point-tol", type=float, default=0.5,
+                   help=f"width of one picture in the sheets, 32..{MAX_CELL_WIDTH} (default: 160)")
+    p.add_argument("--fixed-point-tol", type=argtypes.float_in(0.0, 255.0), default=0.5,
                    help="fixed point: one more pass changes the image by at most this (0..255, default: 0.5)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -805,6 +869,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the study from parsed arguments; 1 when some images could not be read, else 0."""
     doc = run_study(config_from_args(args))
     out = Path(args.output)
     print(f"wrote {len(doc['files'])} files to {out}/ ({len(doc['steps'])} step rows, "
@@ -815,6 +880,10 @@ def run(args: argparse.Namespace) -> int:
               f"{'at step ' + str(step) if step else 'not reached'}; "
               f"SSIM to original {fp['final_ssim_original']:.3f}; border band after {args.repeat} "
               f"{fp['final_border_band_cum']:.2f}")
+    if doc["unreadable"]:
+        total = len(doc["unreadable"]) + len(doc["images"])
+        print(f"stylecam: {len(doc['unreadable'])} of {total} images could not be read", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -828,6 +897,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"stylecam: error: {err}", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:
+        print("stylecam: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

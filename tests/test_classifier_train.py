@@ -104,7 +104,6 @@ def test_cli_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--arch", "conv4-bogus"], "bad token 'bogus'"),
     (["--data", "/nonexistent/place"], "mnist not found in /nonexistent/place"),
-    (["--time-budget", "-1"], "--time-budget must be positive"),
 ])
 def test_cli_errors(tmp_path, capsys, argv, message):
     rc = cli.main(["classifier", "--dataset", "mnist", "--out", str(tmp_path), *argv])
@@ -193,3 +192,171 @@ def test_cifar_challenge_benchmark_runs_on_a_tiny_zip(tmp_path, monkeypatch):
     assert all(r["train_seconds"] >= r["budget_s"] and 0 <= r["test_accuracy"] <= 1 for r in result["results"])
     assert result["machine"]["threads_used"] == 1 and "cpu" in result["machine"]
     assert cv2.imread(str(tmp_path / "challenge.png")) is not None
+
+
+def _checkpoint_and_image(tmp_path):
+    out = tmp_path / "run"
+    T.run_training(tiny_dataset(), "conv4-pool-fc8", T.TrainConfig(epochs=1, batch_size=32), out, "tiny",
+                   progress=False, quiet=True, export=False)
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    return out / "checkpoint.pt", image
+
+
+@pytest.mark.parametrize("target", ["proc", "file"])
+def test_visualize_refuses_an_unwritable_out(tmp_path, capsys, target):
+    ckpt, image = _checkpoint_and_image(tmp_path)
+    (tmp_path / "regular").write_text("x")
+    out = "/proc/x" if target == "proc" else str(tmp_path / "regular")
+    assert cli.main(["visualize", "--model", str(ckpt), "--layer", "conv1", str(image), "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stylecam-train: error: cannot write to")
+
+
+def test_visualize_max_maps_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["visualize", "--model", "vgg16", "--layer", "relu1_1", "x.png", "--max-maps", "0"])
+    assert exc.value.code == 2 and "argument --max-maps" in capsys.readouterr().err
+    with pytest.raises(Exception, match="nothing to draw"):
+        V.tile_grid([], 8)
+
+
+def test_visualize_missing_image_says_not_found(tmp_path, capfd):
+    assert cli.main(["visualize", "--model", "vgg16", "--layer", "relu1_1", str(tmp_path / "nonexist.jpg"),
+                     "--out", str(tmp_path / "o")]) == 2
+    captured = capfd.readouterr()
+    assert "image not found" in captured.err and "WARN" not in captured.err + captured.out
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [["--time-budget", "-1"], ["--time-budget", "nan"], ["--lr", "nan"], ["--lr", "0"],
+                                  ["--epochs", "inf"], ["--label-smoothing", "2"], ["--label-smoothing", "1"],
+                                  ["--weight-decay", "-1"], ["--batch-size", "0"], ["--eval-every", "-1"],
+                                  ["--threads", "-2"], ["--seed", str(2 ** 70)], ["--name", "../evilc"],
+                                  ["--name", ".hidden"]])
+def test_cli_classifier_rejects_bad_values_at_parse_time(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["classifier", "--dataset", "mnist", "--out", str(tmp_path / "o"), *argv])
+    assert exc.value.code == 2 and f"argument {argv[0]}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_config_from_args_refuses_nan_for_callers_without_argparse():
+    import argparse
+    base = dict(time_budget=None, epochs=1.0, batch_size=8, lr=None, weight_decay=None, label_smoothing=0.1,
+                optimizer="sgd", augment=False, dataset="mnist", no_channels_last=False, precision="fp32",
+                eval_every=1, seed=0)
+    assert T.config_from_args(argparse.Namespace(**base)).epochs == 1.0
+    for key, value in (("lr", float("nan")), ("time_budget", float("nan")), ("label_smoothing", 2.0)):
+        with pytest.raises(T.UserError, match=f"--{key.replace('_', '-')}"):
+            T.config_from_args(argparse.Namespace(**{**base, key: value}))
+
+
+@pytest.mark.parametrize("target", ["out_proc", "out_file", "onnx_proc", "onnx_folder"])
+def test_cli_classifier_checks_outputs_before_loading_data(tmp_path, capsys, target):
+    (tmp_path / "regular").write_text("x")
+    (tmp_path / "folder").mkdir()
+    out = {"out_proc": ["--out", "/proc/x"], "out_file": ["--out", str(tmp_path / "regular")],
+           "onnx_proc": ["--out", str(tmp_path / "o"), "--onnx", "/proc/x.onnx"],
+           "onnx_folder": ["--out", str(tmp_path / "o"), "--onnx", str(tmp_path / "folder")]}[target]
+    # --data does not exist: had the outputs not been checked first, the error would be about the data
+    rc = cli.main(["classifier", "--dataset", "mnist", "--data", str(tmp_path / "nodata"), *out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "not found" not in err[0]
+    assert ("cannot write to" in err[0]) if target != "onnx_folder" else ("is a folder" in err[0])
+    assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_cli_classifier_divergence_error_starts_its_own_line(tmp_path, capsys):
+    folder = make_idx_folder(tmp_path / "mnist", n_train=32, n_test=16)
+    rc = cli.main(["classifier", "--dataset", "mnist", "--data", str(folder), "--arch", "conv4-pool-fc8",
+                   "--epochs", "1", "--batch-size", "8", "--lr", "1e30", "--label-smoothing", "0",
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "\nstylecam-train: error: training diverged" in err
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
+
+
+def test_classifier_outputs_get_the_usual_mode_and_no_temp_files(tmp_path):
+    import os
+    folder = make_idx_folder(tmp_path / "mnist", n_train=32, n_test=16)
+    out = tmp_path / "run"
+    assert cli.main(["classifier", "--dataset", "mnist", "--data", str(folder), "--arch", "conv4-pool-fc8",
+                     "--epochs", "1", "--batch-size", "16", "--out", str(out), "--name", "d.v1",
+                     "--onnx", str(tmp_path / "elsewhere" / "d.onnx")]) == 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [out / n for n in ("checkpoint.pt", "curves.png", "confusion.png", "report.json")]
+    files.append(tmp_path / "elsewhere" / "d.onnx")
+    assert all(f.stat().st_mode & 0o777 == 0o666 & ~mask for f in files)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "confusion.png", "curves.png", "report.json"]
+
+
+def _sweep(tmp_path, *argv, out=None):
+    folder = make_idx_folder(tmp_path / "mnist", n_train=32, n_test=16)
+    return cli.main(["sweep", "--dataset", "mnist", "--data", str(folder), "--archs", "conv4-pool-fc8",
+                     "--batch-sizes", "8", "--optimizers", "sgd", "--epochs", "1",
+                     "--out", str(out or tmp_path / "sweep"), *argv])
+
+
+def test_sweep_records_a_diverged_run_and_goes_on(tmp_path, capsys):
+    assert _sweep(tmp_path, "--lrs", "1e30,0.05") == 0
+    rows = json.loads((tmp_path / "sweep" / "results.json").read_text())["runs"]
+    assert [(r["lr"], r["status"]) for r in rows] == [(1e30, "diverged"), (0.05, "ok")]
+    assert rows[0]["test_accuracy"] is None and "training diverged" in rows[0]["error"]
+    assert 0 <= rows[1]["test_accuracy"] <= 1
+    table = (tmp_path / "sweep" / "results.md").read_text()
+    assert "| 1 | `conv4-pool-fc8` | sgd | 0.05 |" in table and "| diverged |" in table
+    assert cv2.imread(str(tmp_path / "sweep" / "sweep.png")) is not None
+    captured = capsys.readouterr()
+    assert "best: sgd lr=0.05" in captured.out and "1 of 2 runs diverged" in captured.err
+
+
+def test_sweep_exits_1_when_every_run_diverged(tmp_path, capsys):
+    assert _sweep(tmp_path, "--lrs", "1e30") == 1
+    rows = json.loads((tmp_path / "sweep" / "results.json").read_text())["runs"]
+    assert [r["status"] for r in rows] == ["diverged"]
+    assert "1 of 1 runs diverged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-sizes", "0"], "e.g. --batch-sizes 64,128"),
+    (["--batch-sizes", "16,x"], "e.g. --batch-sizes 64,128"),
+    (["--lrs", "0.1,nan"], "e.g. --lrs 0.1,0.03"),
+    (["--lrs", "-1"], "e.g. --lrs 0.1,0.03"),
+    (["--lrs", ","], "--lrs is empty"),
+])
+def test_sweep_list_errors_name_the_option_and_fit_it(tmp_path, capsys, argv, message):
+    assert cli.main(["sweep", "--dataset", "mnist", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and argv[0] in err[0]
+    if argv[0] == "--batch-sizes":
+        assert "0.1" not in err[0]
+
+
+@pytest.mark.parametrize("argv", [["--time-budget", "nan"], ["--time-budget", "0"], ["--epochs", "-1"],
+                                  ["--seed", "-1"], ["--threads", "x"]])
+def test_sweep_rejects_bad_numbers_at_parse_time(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--dataset", "mnist", "--out", str(tmp_path), *argv])
+    assert exc.value.code == 2 and f"argument {argv[0]}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["proc", "file"])
+def test_sweep_checks_out_before_training(tmp_path, capsys, target):
+    (tmp_path / "regular").write_text("x")
+    out = "/proc/x" if target == "proc" else tmp_path / "regular"
+    assert _sweep(tmp_path, "--lrs", "0.05", out=out) == 2
+    captured = capsys.readouterr()
+    assert "cannot write to" in captured.err and "[1/1]" not in captured.out
+
+
+@pytest.mark.parametrize("command", ["quantize", "report", "sweep", "classifier", "visualize"])
+def test_every_option_has_a_help_with_at_most_one_default(command):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    formatter = sub._get_formatter()
+    for action in sub._actions:
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help"
+        text = formatter._expand_help(action)
+        assert text.lower().count("default") <= 1, f"{command} {action.option_strings}: {text}"

@@ -229,3 +229,43 @@ def test_mirror_flag_reaches_the_run_config():
     assert cli.config_from_args(cli.build_parser().parse_args(["--mirror"])).mirror
     assert not cli.config_from_args(cli.build_parser().parse_args([])).mirror
     assert "m mirror" in cli.build_parser().format_help()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_demo_max_frames_is_checked_when_parsing(capsys, weights, tmp_path, monkeypatch, value):
+    from stylecam import demo as demo_module
+    monkeypatch.setattr(demo_module, "run", lambda args: pytest.fail("parsed"))
+    code, _, err = run_cli(capsys, "demo", "--weights-dir", weights, "-o", tmp_path / "demo", "--max-frames", value)
+    assert code == 2 and "Traceback" not in err
+    assert f"argument --max-frames: expected a whole number ≥ 1, got '{value}'" in err
+
+
+@pytest.mark.parametrize("command", [[], ["demo"]])
+def test_huge_size_is_refused_when_parsing(capsys, weights, photo, monkeypatch, command):
+    from stylecam import demo as demo_module, runner
+    monkeypatch.setattr(demo_module, "run", lambda args: pytest.fail("parsed"))  # never stylise at 100000 px
+    monkeypatch.setattr(runner, "run", lambda config: pytest.fail("parsed"))
+    argv = [*command, *([] if command else [photo]), "--weights-dir", weights, "--max-frames", "1"]
+    code, _, err = run_cli(capsys, *argv, "--size", "100000")
+    assert code == 2 and f"argument --size: expected a long side of at most {cli.MAX_SIZE} pixels, got '100000'" in err
+    assert cli.MAX_SIZE == 8192 and cli.long_side("8192") == 8192
+
+
+def test_info_help_explains_every_option(capsys):
+    code, out, _ = run_cli(capsys, "info", "--help")
+    assert code == 0
+    assert "providers to report" in out and "folder of style models" in out and "as JSON on stdout" in out
+
+
+def test_padding_with_a_style_file_warns_once_that_the_file_is_used_as_is(capsys, tmp_path, photo):
+    model = make_style_model(tmp_path / "m" / "mine.onnx", "mine", effect="invert")
+    code, _, err = run_cli(capsys, photo, "--chain", f"{model},{model}", "--padding", "zero",
+                           "-o", tmp_path / "x.png", "--device", "cpu")
+    assert code == 0, err
+    warning = f"--padding applies to styles given by name; {model} (reflect padding) is used as is"
+    assert err.count(warning) == 1
+    assert (cv2.imread(str(tmp_path / "x.png")) == 100).all()  # inverted twice: the file itself, both passes
+    zero = make_style_model(tmp_path / "m" / "mine.zero.onnx", "mine", effect="invert", padding="zero")
+    for argv in (["--padding", "zero"], []):  # its own mode, or the default: nothing to warn about
+        code, _, err = run_cli(capsys, photo, "--style", zero, *argv, "-o", tmp_path / "y.png", "--device", "cpu")
+        assert code == 0 and "--padding applies" not in err, err

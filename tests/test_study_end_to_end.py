@@ -30,6 +30,7 @@ def make_fake_vgg(path: Path) -> Path:
     graph = helper.make_graph(nodes, "fake_vgg", [x], [y], initializer=[numpy_helper.from_array(w, "w")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    model.metadata_props.add(key="stylecam.kind", value="features")  # as trainer/export_vgg.py writes
     onnx.save(model, str(path))
     return path
 
@@ -257,3 +258,132 @@ def test_variant_falls_back_to_lite_quietly_unless_asked_for(setup, tmp_path, ca
     assert [m["variant"] for m in doc["models"]] == ["lite"]
     assert study.main(argv + ["--variant", "full"]) == 0
     assert "wave has no full model; studying its lite variant" in capsys.readouterr().err
+
+
+def _one_style(setup, out, style, *extra):
+    argv = _argv(setup, out, "--no-vgg", "--repeat", "1", *extra)
+    argv[argv.index("--styles") + 1] = str(style)
+    return argv
+
+
+def test_style_file_is_used_as_is_and_other_paddings_are_skipped(setup, tmp_path, capsys):
+    """A model file is never swapped for the weights folder's model of another padding mode."""
+    model = make_style_model(tmp_path / "m" / "wave.onnx", "wave", effect="identity")  # reflect padding
+    assert study.main(_one_style(setup, tmp_path / "o", model, "--padding", "reflect,zero,prepad")) == 0
+    err = capsys.readouterr().err
+    assert f"{model} / zero skipped: {model} is a reflect-padding model; a model file is used as is" in err
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert [(m["padding"], m["path"]) for m in doc["models"]] == [("reflect", str(model)), ("prepad", str(model))]
+    assert doc["skipped"] == [{"style": str(model), "padding": "zero", "reason": f"{model} is a reflect-padding "
+                               "model; a model file is used as is"}]
+
+
+def test_zero_padded_style_file_is_studied_only_in_its_own_mode(setup, tmp_path, capsys):
+    model = make_style_model(tmp_path / "m" / "wave.zero.onnx", "wave", effect="identity", padding="zero")
+    assert study.main(_one_style(setup, tmp_path / "o", model, "--padding", "reflect")) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("stylecam: error: ") and "is a zero-padding model" in err and "--padding zero" in err
+    assert study.main(_one_style(setup, tmp_path / "z", model, "--padding", "zero")) == 0
+    doc = json.loads((tmp_path / "z" / "metrics.json").read_text())
+    assert [(m["padding"], m["path"]) for m in doc["models"]] == [("zero", str(model))]
+
+
+@pytest.mark.parametrize("kind", ["style", "classifier", "plain"])
+def test_vgg_onnx_that_is_not_a_features_model_is_refused(setup, tmp_path, capsys, kind):
+    from tests.onnx_fakes import make_plain_model
+    path = tmp_path / f"{kind}.onnx"
+    {"style": lambda: make_style_model(path, "wave", variant="lite"),
+     "classifier": lambda: make_classifier_model(path, name="cifar"),
+     "plain": lambda: make_plain_model(path)}[kind]()
+    argv = _argv(setup, tmp_path / "o", "--repeat", "1")
+    argv[argv.index("--vgg-onnx") + 1] = str(path)
+    assert study.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    expected = {"style": "is a style model (wave, lite, reflect padding)", "classifier": "is a classifier model (cifar)",
+                "plain": "is an ONNX model without stylecam.kind metadata"}[kind]
+    assert err.startswith(f"stylecam: error: {path} {expected}, not a VGG features model"), err
+    assert not (tmp_path / "o" / "metrics.csv").exists()
+
+
+def test_repeated_styles_and_paddings_are_studied_once(setup, tmp_path, capsys):
+    argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1", "--padding", "reflect,zero,reflect")
+    argv[argv.index("--styles") + 1] = "wave,muse,wave"
+    assert study.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "note: --styles lists wave more than once; each is studied once" in err
+    assert "note: --padding lists reflect more than once; each is studied once" in err
+    rows = _read_csv(tmp_path / "o" / "metrics.csv")
+    keys = [(r["image"], r["style"], r["padding"], r["step"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 2 * 2 * 2 * 2
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert doc["config"]["styles"] == ["wave", "muse"] and doc["config"]["paddings"] == ["reflect", "zero"]
+
+
+def test_unreadable_image_is_skipped_and_exits_1(setup, tmp_path, capsys):
+    bad = tmp_path / "x.jpg"
+    bad.write_text("not an image")
+    argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1")
+    argv[0:1] = [str(bad), str(setup["images"] / "img0.png")]
+    assert study.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read image {bad}, skipped" in err and "stylecam: 1 of 2 images could not be read" in err
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert doc["unreadable"] == [str(bad)] and [i["name"] for i in doc["images"]] == ["img0"]
+    assert {r["image"] for r in _read_csv(tmp_path / "o" / "metrics.csv")} == {"img0"}
+
+
+def test_help_documents_the_exit_codes(capsys):
+    from stylecam import cli
+    assert cli.main(["study", "--help"]) == 0
+    assert "1 some images could not be read" in capsys.readouterr().out
+
+
+def test_chain_pairs_with_one_style_warns(setup, tmp_path, capsys):
+    argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1", "--chain-pairs")
+    argv[argv.index("--styles") + 1] = "wave"
+    assert study.main(argv) == 0
+    assert "--chain-pairs needs at least two styles" in capsys.readouterr().err
+    assert _read_csv(tmp_path / "o" / "chains.csv") == []
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--fixed-point-tol", "300"), "argument --fixed-point-tol: expected a number within 0..255, got '300'"),
+    (("--fixed-point-tol", "nan"), "argument --fixed-point-tol: expected a number within 0..255, got 'nan'"),
+    (("--fixed-point-tol", "-1"), "argument --fixed-point-tol: expected a number within 0..255"),
+    (("--size", "100000"), "argument --size: expected a long side of at most 8192 pixels, got '100000'"),
+])
+def test_bad_values_are_refused_when_parsing(setup, tmp_path, capsys, monkeypatch, extra, message):
+    from stylecam import cli
+    monkeypatch.setattr(study, "run_study", lambda cfg: pytest.fail("parsed"))  # never build a huge study
+    assert cli.main(["study", *_argv(setup, tmp_path / "o", "--repeat", "1", *extra)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("size", 100000, "--size must be ≤ 8192"),
+    ("fixed_point_tol", 300.0, "--fixed-point-tol must be within 0..255"),
+    ("fixed_point_tol", float("nan"), "--fixed-point-tol must be within 0..255"),
+    ("cell_width", 100000, "--cell-width must be within 32..1024"),
+])
+def test_config_check_refuses_huge_or_invalid_values(field, value, message):
+    with pytest.raises(study.UserError, match=message):
+        study.StudyConfig(images=("x.png",), **{field: value}).check()
+
+
+def test_variant_with_a_style_file_says_the_file_is_used_as_is(setup, tmp_path, capsys):
+    model = make_style_model(tmp_path / "m" / "wave.lite.onnx", "wave", effect="identity", variant="lite")
+    assert study.main(_one_style(setup, tmp_path / "o", model, "--variant", "full")) == 0
+    assert f"--variant applies to styles given by name; {model} (lite) is used as is" in capsys.readouterr().err
+
+
+def test_chain_pair_without_a_run_in_the_chain_padding_is_reported(setup, tmp_path, capsys):
+    weights = make_weights_dir(tmp_path / "w", styles={"wave": {"effect": "blur"}, "muse": {"effect": "identity"}},
+                               lite=False)
+    make_style_model(weights / "padding" / "wave.full.zero.onnx", "wave", effect="blur", padding="zero")
+    argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1", "--padding", "zero,reflect", "--chain-pairs")
+    argv[argv.index("--weights-dir") + 1] = str(weights)
+    assert study.main(argv) == 0
+    assert "chain wave / muse skipped: muse has no zero run" in capsys.readouterr().err
+    assert _read_csv(tmp_path / "o" / "chains.csv") == []

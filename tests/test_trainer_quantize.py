@@ -182,3 +182,81 @@ def test_cli_quantize_goes_on_after_a_failure_and_exits_1(tmp_path, tiny_photos,
                  "--long-side", "48"])
     assert code == 1 and (tmp_path / "int8" / "blur.lite.int8.onnx").is_file()
     assert "1 of 2 models not quantized" in capsys.readouterr().err
+
+
+def _quantize_argv(src, photos, *extra):
+    return ["quantize", str(src), "--photos", str(photos), "--eval-photos", str(photos), "--long-side", "48", *extra]
+
+
+@pytest.mark.parametrize("target", ["proc", "under_a_file", "folder"])
+def test_cli_quantize_refuses_an_unwritable_output_before_any_work(tmp_path, tiny_photos, capsys, target):
+    from trainer.cli import main
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    (tmp_path / "regular").write_text("x")
+    (tmp_path / "existing").mkdir()
+    out = {"proc": "/proc/x.onnx", "under_a_file": str(tmp_path / "regular" / "x.onnx"),
+           "folder": str(tmp_path / "existing")}[target]
+    assert main(_quantize_argv(src, tiny_photos, "-o", out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("stylecam-train: error:") and "Traceback" not in err[0]
+    assert "-o" in err[0]
+    assert list((tmp_path / "existing").iterdir()) == []
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_quantize_api_refuses_a_folder_as_output_and_leaves_no_part_file(tmp_path):
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    (tmp_path / "q").mkdir()
+    with pytest.raises(UserError, match="is a folder"):
+        quantize.quantize_style(src, tmp_path / "q", images(2), images(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blur.lite.onnx", "q"]
+
+
+@pytest.mark.parametrize("argv", [["--long-side", "0"], ["--long-side", "-5"], ["--long-side", "8"],
+                                  ["--long-side", "99999"], ["--calibration-images", "0"],
+                                  ["--calibration-images", "-1"], ["--min-psnr", "nan"], ["--min-psnr", "inf"],
+                                  ["--calibration-percentile", "20"], ["--calibration-percentile", "nan"]])
+def test_cli_quantize_rejects_bad_numbers_at_parse_time(tmp_path, tiny_photos, capsys, argv):
+    from trainer.cli import main
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    with pytest.raises(SystemExit) as exc:
+        main(_quantize_argv(src, tiny_photos, *argv))
+    assert exc.value.code == 2
+    assert f"argument {argv[0]}" in capsys.readouterr().err
+
+
+def test_cli_quantize_smallest_long_side_and_a_very_wide_photo_work(tmp_path):
+    """32 px (the minimum) on a 10:1 panorama: the short side is kept at contract.MIN_SIDE, not 4."""
+    import cv2
+    from trainer.cli import main
+    photos = tmp_path / "pano"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), images(1, 20, 200)[0][0].transpose(1, 2, 0).astype(np.uint8))
+    assert quantize.photo_tensor(photos / "a.png", 32).shape == (1, 3, 16, 32)
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", str(src), "--photos", str(photos), "--eval-photos", str(photos),
+                 "--long-side", "32", "-o", str(out)]) == 0
+    assert out.is_file()
+
+
+def test_quantize_output_gets_the_usual_file_mode(tmp_path):
+    import os
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    out = tmp_path / "q.onnx"
+    quantize.quantize_style(src, out, images(2), images(1))
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_quantize_refuses_a_classifier_with_a_hint_for_quantize(tmp_path, tiny_photos, capsys):
+    from onnx_fakes import make_classifier_model
+    from trainer.cli import main
+    clf = make_classifier_model(tmp_path / "colours.onnx")
+    assert main(_quantize_argv(clf, tiny_photos, "-o", str(tmp_path / "x.onnx"))) == 2
+    err = capsys.readouterr().err
+    assert "is a classifier model, not a style" in err and "quantize takes float32 style models" in err
+    assert "--classify" not in err and "--style" not in err
+    assert not (tmp_path / "x.onnx").exists()

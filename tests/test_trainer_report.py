@@ -114,3 +114,55 @@ def test_report_losses_at_another_style_weight_and_painting_size(shipped_tiny, t
     assert double["mean"]["lite"]["content"] == pytest.approx(base["mean"]["lite"]["content"])
     small = build_report("tiny", str(tiny_painting), photos, tmp_path / "c", style_size=16, **kw)
     assert small["style_size"] == 16 and small["mean"]["lite"]["style"] != pytest.approx(base["mean"]["lite"]["style"])
+
+
+@pytest.mark.parametrize("argv", [["--size", "4"], ["--size", "0"], ["--size", "100000"], ["--limit", "0"],
+                                  ["--gatys-steps", "-1"], ["--style-weight", "nan"], ["--style-size", "2"]])
+def test_report_rejects_bad_numbers_at_parse_time(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["report", "tiny", "--style-image", "p.png", "--photos", str(tmp_path), *argv])
+    assert exc.value.code == 2 and f"argument {argv[0]}" in capsys.readouterr().err
+
+
+def test_report_at_the_smallest_size_on_a_panorama(shipped_tiny, tiny_painting, tmp_path):
+    """--size 32 on a 10:1 photo: the short side is scaled up to contract.MIN_SIDE, the lite net runs."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+    from trainer.report import load_photo
+    folder = tmp_path / "pano"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 200, 3), dtype=np.uint8)).save(folder / "a.png")
+    assert min(load_photo(folder / "a.png", 32).shape[1:]) >= 16
+    out = tmp_path / "r"
+    report = build_report("tiny", str(tiny_painting), list_photos(folder, 1), out, size=32, gatys_steps=0,
+                          weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)
+    assert report["mean"]["lite"]["total"] > 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (out / "quality.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_report_refuses_a_classifier_to_compare_before_any_work(shipped_tiny, tiny_photos, tiny_painting, tmp_path,
+                                                               capsys):
+    from onnx_fakes import make_classifier_model
+    clf = make_classifier_model(tmp_path / "mnist.onnx")
+    code = train_main(["report", "tiny", "--style-image", str(tiny_painting), "--photos", str(tiny_photos),
+                       "--weights-dir", str(shipped_tiny), "--gatys-steps", "0", "--out", str(tmp_path / "r"),
+                       "--vgg-weights", str(tmp_path / "never-read.pth"), "--compare", f"x={clf}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is a classifier model, not a style" in err[0]
+    assert "--classify" not in err[0] and "compare style models" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("target", ["proc", "file"])
+def test_report_refuses_an_unwritable_out(shipped_tiny, tiny_photos, tiny_painting, tmp_path, capsys, target):
+    (tmp_path / "regular").write_text("x")
+    out = "/proc/x" if target == "proc" else str(tmp_path / "regular")
+    code = train_main(["report", "tiny", "--style-image", str(tiny_painting), "--photos", str(tiny_photos),
+                       "--weights-dir", str(shipped_tiny), "--gatys-steps", "0", "--out", out,
+                       "--vgg-weights", str(tmp_path / "never-read.pth")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("stylecam-train: error: cannot write to")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -20,11 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from stylecam import contract
+from stylecam.argtypes import finite_float, float_in, int_at_least, positive_int
 from stylecam.errors import UserError
+from trainer.checkpoints import ensure_writable_file, make_readable
 
 #: metadata key holding the quantization settings and the measured agreement with float32
 KEY_QUANTIZATION = "stylecam.quantization"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: --long-side range: below MIN_LONG_SIDE the style networks' reflect paddings do not fit
+MIN_LONG_SIDE, MAX_LONG_SIDE = 32, 4096
+CLASSIFIER_HINT = "quantize takes float32 style models (e.g. weights/NAME.lite.onnx); classifiers are not quantized"
 
 
 def photo_paths(folder: str | Path, limit: int) -> list[Path]:
@@ -39,15 +45,17 @@ def photo_paths(folder: str | Path, limit: int) -> list[Path]:
 
 
 def photo_tensor(path: str | Path, long_side: int) -> np.ndarray:
-    """An image file -> float32 (1, 3, H, W) RGB 0..255, long side ``long_side``, H and W multiples of 4."""
+    """An image file -> float32 (1, 3, H, W) RGB 0..255, long side ``long_side``, H and W multiples of 4
+    and at least contract.MIN_SIDE (a very wide photo's short side is stretched up to it)."""
     import cv2
 
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise UserError(f"cannot read image {path}", "use .jpg or .png photos")
     scale = long_side / max(bgr.shape[:2])
-    h = max(contract.MULTIPLE_OF, int(round(bgr.shape[0] * scale / contract.MULTIPLE_OF)) * contract.MULTIPLE_OF)
-    w = max(contract.MULTIPLE_OF, int(round(bgr.shape[1] * scale / contract.MULTIPLE_OF)) * contract.MULTIPLE_OF)
+    m = contract.MULTIPLE_OF
+    h = max(contract.MIN_SIDE, int(round(bgr.shape[0] * scale / m)) * m)
+    w = max(contract.MIN_SIDE, int(round(bgr.shape[1] * scale / m)) * m)
     rgb = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)[:, :, ::-1]
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
@@ -115,12 +123,16 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from stylecam.styles import load_entry
+    from stylecam.styles import entry_from_metadata, read_onnx_metadata
 
-    entry = load_entry(model_path)                      # validates the style contract
+    metadata = read_onnx_metadata(model_path)
+    if metadata.get(contract.KEY_KIND) == "classifier":
+        raise UserError(f"{model_path} is a classifier model, not a style", CLASSIFIER_HINT)
+    entry = entry_from_metadata(model_path, metadata)   # validates the style contract
     precision = entry.metadata.get("stylecam.precision", "fp32")
     if precision != "fp32":
         raise UserError(f"{model_path} is a {precision} model", "quantize the float32 export of the style")
+    out_path = ensure_writable_file(out_path, "-o")     # before any work: not a folder, folder writable
     if not calibration or not evaluation:
         raise UserError("quantization needs calibration and evaluation photos", "pass --photos and --eval-photos")
     if method not in CALIBRATION_METHODS:
@@ -140,8 +152,6 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         def get_next(self):
             return next(self._items, None)
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quantized = Path(tmp) / "int8.onnx"
@@ -170,9 +180,15 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         del model.metadata_props[:]
         for key, value in meta.items():
             model.metadata_props.add(key=key, value=value)
-        tmp_out = out_path.with_name(out_path.name + ".part")
-        onnx.save(model, str(tmp_out))
-        tmp_out.replace(out_path)
+        fd, tmp_out = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            onnx.save(model, tmp_out)
+            make_readable(tmp_out)
+            os.replace(tmp_out, out_path)
+        finally:
+            if os.path.exists(tmp_out):
+                os.remove(tmp_out)
     return {"path": str(out_path), **measured, "calibration_images": len(calibration)}
 
 
@@ -184,23 +200,31 @@ def default_output(model_path: str | Path) -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="float32 style models to quantize")
-    p.add_argument("--photos", required=True, help="folder of photos for calibration (activation ranges)")
-    p.add_argument("--eval-photos", required=True, help="folder of held-out photos to measure PSNR against float32")
-    p.add_argument("-o", "--output", default=None,
-                   help="output file (one model only); default: int8/NAME.VARIANT.int8.onnx beside each model")
-    p.add_argument("--calibration-images", type=int, default=32, help="photos used for calibration")
-    p.add_argument("--long-side", type=int, default=640, help="long side of the calibration and evaluation images")
-    p.add_argument("--min-psnr", type=float, default=30.0, help="refuse an int8 copy below this PSNR vs float32 (dB)")
+    p.add_argument("--photos", required=True, metavar="DIR",
+                   help="folder of photos for calibration (activation ranges)")
+    p.add_argument("--eval-photos", required=True, metavar="DIR",
+                   help="folder of held-out photos to measure PSNR against float32")
+    p.add_argument("-o", "--output", default=None, metavar="FILE.onnx",
+                   help="output file (one model only; default: int8/NAME.VARIANT.int8.onnx beside each model)")
+    p.add_argument("--calibration-images", type=positive_int, default=32, metavar="N",
+                   help="at most this many photos of --photos used for calibration")
+    p.add_argument("--long-side", type=int_at_least(MIN_LONG_SIDE, MAX_LONG_SIDE), default=640, metavar="PIXELS",
+                   help=f"long side of the calibration and evaluation images ({MIN_LONG_SIDE}..{MAX_LONG_SIDE})")
+    p.add_argument("--min-psnr", type=finite_float, default=30.0, metavar="DB",
+                   help="refuse an int8 copy below this PSNR vs float32 (dB)")
     p.add_argument("--calibration-method", choices=CALIBRATION_METHODS, default="minmax",
                    help="activation ranges: the full range seen (minmax), a percentile of it (percentile, "
                         "for models whose rare extreme activations cost precision) or entropy")
-    p.add_argument("--calibration-percentile", type=float, default=99.999,
-                   help="with --calibration-method percentile: the percentile kept (lower clips more)")
+    p.add_argument("--calibration-percentile", type=float_in(50.0, 100.0, low_open=True), default=99.999,
+                   metavar="P", help="with --calibration-method percentile: the percentile kept, in (50, 100] "
+                   "(lower clips more)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.output and len(args.models) > 1:
         raise UserError("-o/--output takes one model", "leave -o out to write int8/NAME.int8.onnx beside each model")
+    if args.output:  # check before decoding photos and calibrating (minutes)
+        ensure_writable_file(args.output, "-o")
     calibration = [photo_tensor(p, args.long_side) for p in photo_paths(args.photos, args.calibration_images)]
     evaluation = [photo_tensor(p, args.long_side) for p in photo_paths(args.eval_photos, 1000)]
     failed = []

@@ -29,10 +29,11 @@ import torch
 from tqdm import tqdm
 
 from stylecam import contract, imageops
+from stylecam.argtypes import int_at_least, non_negative_int, positive_float, positive_int
 from stylecam.metrics import colour_stats, grid_pattern
 from stylecam.errors import UserError
 from stylecam.session import load_model
-from stylecam.styles import Registry
+from stylecam.styles import Registry, entry_from_metadata, read_onnx_metadata
 from trainer.checkpoints import ensure_writable_dir
 from trainer.gatys import gatys
 from trainer.losses import LossWeights, PerceptualLoss
@@ -41,6 +42,8 @@ from trainer.photos import center_crop_multiple, load_rgb
 
 GOALS = {"full": 1.5, "lite": 2.0}  # max total-loss ratio to Gatys
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: --size / --style-size range (pixels): smaller photos do not fit the style networks' reflect paddings
+MIN_SIZE, MAX_SIZE = 32, 4096
 
 
 def weights_from_metadata(metadata: dict[str, str]) -> tuple[LossWeights, int]:
@@ -93,6 +96,24 @@ def list_photos(folder: str | Path, limit: int) -> list[Path]:
     return photos
 
 
+def load_photo(path: str | Path, size: int) -> torch.Tensor:
+    """A photo as uint8 (3, H, W) RGB, long side ``size``, cropped to multiples of 4; a very wide or tall
+    photo is scaled up so its short side is at least contract.MIN_SIDE (what the style networks need)."""
+    image = load_rgb(path, long_side=size)
+    if min(image.shape[1:]) < contract.MIN_SIDE:
+        image = load_rgb(path, short_side=contract.MIN_SIDE)
+    return center_crop_multiple(image)
+
+
+def check_compare_model(label: str, path: str | Path) -> None:
+    """UserError unless ``path`` is a style model (a classifier or any other ONNX file is refused)."""
+    metadata = read_onnx_metadata(path)
+    if metadata.get(contract.KEY_KIND) == "classifier":
+        raise UserError(f"--compare {label}={path} is a classifier model, not a style",
+                        "compare style models of the same style, e.g. lite-v1=old/wave.lite.onnx")
+    entry_from_metadata(path, metadata)
+
+
 def build_report(name: str, style_image: str, photos: list[Path], out: Path, size: int = 512,
                  gatys_steps: int = 300, weights_dir: str | None = None, loss_net: torch.nn.Module | None = None,
                  vgg_weights: str | None = None, device: str = "cpu", progress: bool = True,
@@ -110,6 +131,11 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
             variants[variant] = entry
     if not variants:
         raise UserError(f"no model of style {name!r}", "train and export it first")
+    for label, path in (compare or {}).items():   # before loading VGG-16 or running anything
+        if label in ("lite", "full", "gatys", "original"):
+            raise UserError(f"--compare label {label!r} is taken", "use another label, e.g. lite-v1=old.onnx")
+        check_compare_model(label, path)
+    ensure_writable_dir(out / "gatys" if gatys_steps > 0 else out)
     weights, trained_style_size = weights_from_metadata(next(iter(variants.values())).metadata)
     if style_weight is not None:
         weights = dataclasses.replace(weights, style=float(style_weight))
@@ -122,15 +148,12 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
     loss = PerceptualLoss(loss_net, style, weights).to(dev)
     sessions = {v: load_model(str(e.path), device="cpu", clamp=(0.0, 255.0)) for v, e in variants.items()}
     for label, path in (compare or {}).items():
-        if label in ("lite", "full", "gatys"):
-            raise UserError(f"--compare label {label!r} is taken", "use another label, e.g. lite-v1=old.onnx")
         sessions[label] = load_model(str(path), device="cpu", clamp=(0.0, 255.0))
     methods = [*sessions, *(["gatys"] if gatys_steps > 0 else [])]
-    ensure_writable_dir(out / "gatys" if gatys_steps > 0 else out)
 
     rows, cells = [], []
     for i, photo in enumerate(tqdm(photos, desc=f"report {name}", unit="photo", disable=not progress)):
-        content = center_crop_multiple(load_rgb(photo, long_side=size))[None].float().to(dev)
+        content = load_photo(photo, size)[None].float().to(dev)
         images = {}
         for variant, session in sessions.items():
             images[variant] = torch.from_numpy(session.run(content.cpu().numpy())).to(dev)
@@ -163,18 +186,22 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="style name as shipped in weights/")
-    p.add_argument("--style-image", required=True, help="the painting the style was trained on")
-    p.add_argument("--photos", required=True, help="folder of held-out photos (not used in training)")
-    p.add_argument("--out", default=None, help="report folder (default: weights/reports/NAME)")
-    p.add_argument("--size", type=int, default=512, help="long side of the photos (pixels)")
-    p.add_argument("--limit", type=int, default=10, help="at most this many photos (sorted by name)")
-    p.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps of the reference (0: no Gatys)")
-    p.add_argument("--weights-dir", default=None, help="folder of style models (default: weights/)")
+    p.add_argument("--style-image", required=True, metavar="IMAGE", help="the painting the style was trained on")
+    p.add_argument("--photos", required=True, metavar="DIR", help="folder of held-out photos (not used in training)")
+    p.add_argument("--out", default=None, metavar="DIR", help="report folder (default: weights/reports/NAME)")
+    p.add_argument("--size", type=int_at_least(MIN_SIZE, MAX_SIZE), default=512, metavar="PIXELS",
+                   help=f"long side of the photos ({MIN_SIZE}..{MAX_SIZE})")
+    p.add_argument("--limit", type=positive_int, default=10, metavar="N",
+                   help="at most this many photos (sorted by name)")
+    p.add_argument("--gatys-steps", type=non_negative_int, default=300, metavar="N",
+                   help="L-BFGS steps of the reference (0: no Gatys)")
+    p.add_argument("--weights-dir", default=None, metavar="DIR", help="folder of style models (default: weights/)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device of the losses and of Gatys")
-    p.add_argument("--vgg-weights", default=None, help="local VGG-16 features state dict (else $STYLECAM_VGG16)")
-    p.add_argument("--style-weight", type=float, default=None,
+    p.add_argument("--vgg-weights", default=None, metavar="FILE",
+                   help="local VGG-16 features state dict (default: $STYLECAM_VGG16, else torchvision's download)")
+    p.add_argument("--style-weight", type=positive_float, default=None,
                    help="style weight of the losses (default: the shipped model's training setting)")
-    p.add_argument("--style-size", type=int, default=None,
+    p.add_argument("--style-size", type=int_at_least(MIN_SIZE, MAX_SIZE), default=None, metavar="PIXELS",
                    help="long side of the painting for the style loss (default: the model's training setting)")
     p.add_argument("--compare", action="append", default=[], metavar="LABEL=MODEL.onnx",
                    help="also measure this model (repeatable), e.g. lite-v1=old/wave.lite.onnx")

@@ -13,8 +13,10 @@ import copy
 import json
 import math
 import os
+import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylecam import contract
+from stylecam.argtypes import (file_stem, float_in, int_at_least, non_negative_float, non_negative_int,
+                               positive_float, positive_int)
 from stylecam.errors import UserError
+from trainer.checkpoints import ensure_writable_dir, ensure_writable_file, make_readable
 from trainer.data import DATASETS, Dataset, load_dataset
 from trainer.nets.classifier import PRESETS, Classifier, ClassifierConfig, build_classifier, format_summary
 
@@ -33,6 +38,10 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}
 DEFAULT_WEIGHT_DECAY = {"sgd": 5e-4, "adam": 0.0, "adamw": 0.05}
 #: datasets whose images may be mirrored left-right by --augment (digits may not)
 FLIP_OK = {"cifar10": True, "fashion-mnist": True, "mnist": False}
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite (the learning rate is too high for this setup)."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +207,9 @@ def train(model: Classifier, data: Dataset, cfg: TrainConfig, progress: bool = T
             loss.backward()
             opt.step()
             if not math.isfinite(loss.item()):
-                raise UserError(f"training diverged at step {step} (loss {loss.item()})",
-                                "lower --lr or use --optimizer adam")
+                bar.close()   # end the progress line, so the error starts on a line of its own
+                raise TrainingDiverged(f"training diverged at step {step} (loss {loss.item()})",
+                                       "lower --lr or use --optimizer adam")
             acc = (logits.argmax(1) == y).float().mean().item()
             run_loss = loss.item() if run_loss is None else 0.95 * run_loss + 0.05 * loss.item()
             run_acc = acc if run_acc is None else 0.95 * run_acc + 0.05 * acc
@@ -286,21 +296,32 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: str | os.PathLike, 
     plt.close(fig)
 
 
-def _save_figure(fig, path) -> None:
+@contextmanager
+def atomic_target(path: str | os.PathLike, suffix: str = ".tmp"):
+    """Yield a temporary file (mkstemp) beside ``path``; on success it gets the usual mode and replaces
+    ``path``. It is removed on any failure, so no temporary file is left behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        make_readable(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _save_figure(fig, path) -> None:
+    with atomic_target(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def save_checkpoint(path: str | os.PathLike, model: Classifier, payload: dict) -> None:
     """Atomically save weights, the network config and ``payload`` (classes, normalisation, ...)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **payload}, tmp)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **payload}, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, vgg_extractor: nn.Module | None = None) -> tuple[Classifier, dict]:
@@ -332,16 +353,23 @@ def export_onnx(model: Classifier, path: str | os.PathLike, name: str, classes: 
     Runs the ONNX checker, compares onnxruntime with PyTorch on random inputs (raises when the largest
     difference exceeds ``atol``) and writes the classifier metadata of stylecam.contract. Atomic write.
     """
+    path = Path(path)
+    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
+    cfg = model.config
+    dummy = torch.randn(2, cfg.in_channels, cfg.height, cfg.width, generator=torch.Generator().manual_seed(0))
+    with atomic_target(path) as tmp:
+        _export_checked(model, dummy, tmp, name, classes, normalisation, accuracy, training, atol)
+    return path
+
+
+def _export_checked(model: Classifier, dummy: torch.Tensor, tmp: Path, name: str, classes: list[str],
+                    normalisation: dict, accuracy: float | None, training: dict | None, atol: float) -> None:
+    """export_onnx's work on the temporary file ``tmp``: export, metadata, checker, parity with PyTorch."""
     import onnx
 
     from stylecam.session import load_model
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
     cfg = model.config
-    dummy = torch.randn(2, cfg.in_channels, cfg.height, cfg.width, generator=torch.Generator().manual_seed(0))
-    tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (dummy,), str(tmp), input_names=[contract.CLASSIFIER_INPUT],
@@ -365,52 +393,60 @@ def export_onnx(model: Classifier, path: str | os.PathLike, name: str, classes: 
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(tmp))
-    try:
-        session = load_model(str(tmp), device="cpu").session
-        with torch.no_grad():
-            expected = model(dummy).numpy()
-        got = session.run([contract.CLASSIFIER_OUTPUT], {contract.CLASSIFIER_INPUT: dummy.numpy()})[0]
-        diff = float(np.abs(got - expected).max())
-        if diff > atol:
-            raise UserError(f"ONNX export of {name} differs from PyTorch by {diff:.2e} (> {atol:.0e})",
-                            "report this; the exported file was not written")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    session = load_model(str(tmp), device="cpu").session
+    with torch.no_grad():
+        expected = model(dummy).numpy()
+    got = session.run([contract.CLASSIFIER_OUTPUT], {contract.CLASSIFIER_INPUT: dummy.numpy()})[0]
+    diff = float(np.abs(got - expected).max())
+    if diff > atol:
+        raise UserError(f"ONNX export of {name} differs from PyTorch by {diff:.2e} (> {atol:.0e})",
+                        "report this; the exported file was not written")
 
 
 # ----------------------------------------------------------------------------- CLI
 
+#: --seed: what torch.manual_seed takes without overflowing
+seed_int = int_at_least(0, 2 ** 32 - 1)
+#: --label-smoothing: 1 would make every target uniform
+smoothing = float_in(0.0, 1.0, high_open=True)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--data", default=None,
-                   help="dataset location (IDX folder, torchvision root, zip or folder with train/ and test/); "
-                        "default: the standard locations")
+    p.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset to train on")
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="dataset location (IDX folder, torchvision root, zip or folder with train/ and test/; "
+                        "default: the standard locations)")
     p.add_argument("--arch", default=None,
-                   help=f"spec string (e.g. conv32-bn-pool-conv64-bn-pool-fc128) or preset: {', '.join(PRESETS)}; "
-                        "default: mnist-small, fashion-small or cifar-fast by dataset")
+                   help=f"spec string (e.g. conv32-bn-pool-conv64-bn-pool-fc128) or preset: {', '.join(PRESETS)} "
+                        "(default: mnist-small, fashion-small or cifar-fast by dataset)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, default=5.0)
-    length.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                        help="stop after this much training wall time (evaluation not counted)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default by optimizer: "
+    length.add_argument("--epochs", type=positive_float, default=None,
+                        help="passes over the training set (default: 5, unless --time-budget is given)")
+    length.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS",
+                        help="stop after this much training wall time (evaluation not counted), instead of --epochs")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default by optimizer: "
                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="images per training step")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                   help="sgd (Nesterov momentum 0.9), adam or adamw")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help="L2 penalty (default by optimizer: "
+                   + ", ".join(f"{k} {v}" for k, v in DEFAULT_WEIGHT_DECAY.items()) + ")")
+    p.add_argument("--label-smoothing", type=smoothing, default=0.1,
+                   help="share of each target spread over the other classes, in [0, 1)")
     p.add_argument("--augment", action="store_true", help="random shifts, plus mirroring for CIFAR-10 and Fashion-MNIST")
     p.add_argument("--padding", choices=("zero", "reflect", "replicate"), default="zero", help="padding of every conv")
     add_speed_arguments(p)
-    p.add_argument("--eval-every", type=int, default=1, help="test accuracy every N epochs (0: only at the end)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--vgg-weights", default=None, help="VGG-16 features state dict for vgg16:... specs "
-                   "(default $STYLECAM_VGG16, else torchvision's download)")
-    p.add_argument("--name", default=None, help="model name in metadata and file names (default: the dataset)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--onnx", default=None, help="where to write the ONNX model (default OUT/NAME.onnx)")
+    p.add_argument("--eval-every", type=non_negative_int, default=1, metavar="N",
+                   help="test accuracy every N epochs (0: only at the end)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed of initialisation, batches and augmentation (default: 0)")
+    p.add_argument("--vgg-weights", default=None, metavar="FILE", help="VGG-16 features state dict for vgg16:... specs "
+                   "(default: $STYLECAM_VGG16, else torchvision's download)")
+    p.add_argument("--name", type=file_stem, default=None,
+                   help="model name in metadata and file names (default: the dataset)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder, created if needed")
+    p.add_argument("--onnx", default=None, metavar="FILE.onnx",
+                   help="where to write the ONNX model (default: OUT/NAME.onnx)")
 
 
 def add_speed_arguments(p: argparse.ArgumentParser) -> None:
@@ -418,7 +454,7 @@ def add_speed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16 = bfloat16 autocast for training; auto = bf16 where the CPU has AVX-512 BF16 or AMX "
                         "(the final test and the ONNX model are float32 either way)")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=non_negative_int, default=0, metavar="N",
                    help="CPU threads; 0 = the cores not busy right now (cores minus the 1-minute load average)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory format")
 
@@ -461,15 +497,22 @@ DEFAULT_ARCH = {"mnist": "mnist-small", "fashion-mnist": "fashion-small", "cifar
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Validated TrainConfig from parsed arguments (UserError for bad values)."""
-    if args.time_budget is not None and args.time_budget <= 0:
+    """Validated TrainConfig from parsed arguments (UserError for bad values; the CLI's argument types
+    already refuse them, this guards callers that build the namespace themselves)."""
+    def bad(value, ok) -> bool:
+        return value is not None and not (math.isfinite(value) and ok(value))
+    if bad(args.time_budget, lambda v: v > 0):
         raise UserError(f"--time-budget must be positive, got {args.time_budget}", "e.g. --time-budget 60")
-    if args.epochs is not None and args.epochs <= 0:
+    if bad(args.epochs, lambda v: v > 0):
         raise UserError(f"--epochs must be positive, got {args.epochs}", "e.g. --epochs 5")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}", "e.g. --batch-size 128")
-    if args.lr is not None and args.lr <= 0:
+    if bad(args.lr, lambda v: v > 0):
         raise UserError(f"--lr must be positive, got {args.lr}", "e.g. --lr 0.05")
+    if bad(args.weight_decay, lambda v: v >= 0):
+        raise UserError(f"--weight-decay must be 0 or more, got {args.weight_decay}", "e.g. --weight-decay 5e-4")
+    if bad(args.label_smoothing, lambda v: 0 <= v < 1):
+        raise UserError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}", "e.g. --label-smoothing 0.1")
     return TrainConfig(epochs=args.epochs or 5.0, time_budget=args.time_budget, lr=args.lr,
                        batch_size=args.batch_size, optimizer=args.optimizer, weight_decay=args.weight_decay,
                        label_smoothing=args.label_smoothing, augment=args.augment,
@@ -521,9 +564,8 @@ def run_training(data: Dataset, arch: str, cfg: TrainConfig, out: str | os.PathL
         onnx_file = export_onnx(model, onnx_path or out / f"{name}.onnx", name, data.classes, norm,
                                 result.test_accuracy, training)
     report["onnx"] = str(onnx_file) if onnx_file else None
-    tmp = out / "report.json.tmp"
-    tmp.write_text(json.dumps({**report, "history": result.history}, indent=1))
-    os.replace(tmp, out / "report.json")
+    with atomic_target(out / "report.json") as tmp:
+        tmp.write_text(json.dumps({**report, "history": result.history}, indent=1))
     if not quiet:
         print(f"test accuracy {result.test_accuracy:.4f} after {result.train_seconds:.1f} s of training "
               f"({result.epochs:.2f} epochs, {result.steps} steps)\nwrote {out}/checkpoint.pt, curves.png, "
@@ -537,11 +579,14 @@ def resolve_arch_is_vgg(arch: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    set_threads(args.threads)
     arch = args.arch or DEFAULT_ARCH[args.dataset]
     from trainer.nets.classifier import parse_spec
     parse_spec(arch)  # fail on a bad spec before loading any data
+    name = args.name or args.dataset
+    out = ensure_writable_dir(args.out)                                  # outputs checked before training,
+    onnx_path = ensure_writable_file(args.onnx or out / f"{name}.onnx", "--onnx")   # not after it
+    set_threads(args.threads)
     data = load_dataset(args.dataset, args.data)
-    run_training(data, arch, cfg, args.out, args.name or args.dataset, padding=args.padding,
-                 onnx_path=args.onnx, vgg_weights=args.vgg_weights)
+    run_training(data, arch, cfg, out, name, padding=args.padding, onnx_path=onnx_path,
+                 vgg_weights=args.vgg_weights)
     return 0

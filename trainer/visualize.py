@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from stylecam.argtypes import positive_int
 from stylecam.errors import UserError
+from trainer.checkpoints import ensure_writable_dir
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
@@ -36,6 +38,8 @@ def tile_grid(tiles: list[np.ndarray], tile_size: int | tuple[int, int], gap: in
     """
     th, tw = (tile_size, tile_size) if isinstance(tile_size, int) else tile_size
     n = len(tiles)
+    if n == 0:
+        raise UserError("nothing to draw: no feature maps or filters", "pass --max-maps 1 or more")
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     grid = np.full((rows * (th + gap) + gap, cols * (tw + gap) + gap, 3), 40, np.uint8)
@@ -81,6 +85,10 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
 
 
 def _read_image(path: str) -> np.ndarray:
+    if not Path(path).exists():   # cv2.imread would print a WARN line and return None
+        raise UserError(f"image not found: {path}", "check the path")
+    if Path(path).is_dir():
+        raise UserError(f"{path} is a folder, not an image", "pass a JPEG or PNG file")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise UserError(f"cannot read image {path}", "pass a JPEG or PNG file")
@@ -125,28 +133,37 @@ def vgg_maps(layer: str, image_bgr: np.ndarray, weights: str | None = None,
 
 def write_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    if not cv2.imwrite(str(tmp), image):
-        raise UserError(f"cannot write {path}", "check that the folder is writable")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        if not cv2.imwrite(str(tmp), image):
+            raise UserError(f"cannot write {path}", "check that the folder is writable")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}", "choose another --out") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="input image (JPEG/PNG)")
-    p.add_argument("--model", required=True, help="classifier checkpoint.pt, or vgg16")
+    p.add_argument("--model", required=True,
+                   help="classifier checkpoint.pt written by `stylecam-train classifier`, or vgg16")
     p.add_argument("--layer", required=True, help="layer name: conv1, res1, ... (classifier) or relu1_1 ... (vgg16)")
-    p.add_argument("--max-maps", type=int, default=64, help="at most this many feature maps in the grid")
-    p.add_argument("--vgg-weights", default=None, help="VGG-16 features state dict (default $STYLECAM_VGG16)")
-    p.add_argument("--out", default=".", help="output folder")
+    p.add_argument("--max-maps", type=positive_int, default=64, metavar="N",
+                   help="at most this many feature maps in the grid")
+    p.add_argument("--vgg-weights", default=None, metavar="FILE",
+                   help="VGG-16 features state dict (default: $STYLECAM_VGG16, else torchvision's download)")
+    p.add_argument("--out", default=".", metavar="DIR", help="output folder, created if needed")
 
 
 def run(args: argparse.Namespace) -> int:
     image = _read_image(args.image)
+    out = ensure_writable_dir(args.out)   # before loading a model
     if args.model == "vgg16":
         maps, weight = vgg_maps(args.layer, image, args.vgg_weights)
     else:
         maps, weight = classifier_maps(args.model, args.layer, image)
-    out = Path(args.out)
     write_png(out / f"{args.layer}_maps.png", feature_grid(maps, args.max_maps))
     write_png(out / "filters.png", filter_grid(weight))
     print(f"{args.layer}: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}; "
