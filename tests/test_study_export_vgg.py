@@ -63,3 +63,28 @@ def test_add_arguments_defaults():
     export_vgg.add_arguments(p)
     args = p.parse_args([])
     assert args.output.endswith("vgg16_relu2_2.onnx") and args.vgg_weights is None
+
+
+def test_output_folder_or_blocked_path_fails_before_loading_weights(tmp_path):
+    """-o naming a folder (once an IsADirectoryError traceback) or a path under a file: a UserError naming
+    -o, raised before the VGG-16 weights are looked at (the weights path here does not exist)."""
+    (tmp_path / "vgg").mkdir()
+    (tmp_path / "regular").write_text("x")
+    for target, words in ((tmp_path / "vgg", "is a folder"), (tmp_path / "regular" / "x.onnx", "regular")):
+        with pytest.raises(UserError, match=words) as exc:
+            export_vgg.export_vgg(target, tmp_path / "missing.pth")
+        assert "-o" in exc.value.hint
+    net = random_vgg_standin(["relu2_2"], width=4)
+    with pytest.raises(UserError, match="is a folder"):
+        export_vgg.export_features(net, tmp_path / "vgg")
+    assert not list((tmp_path / "vgg").iterdir()) and not list(tmp_path.glob(".*"))
+
+
+def test_help_says_each_default_once():
+    from trainer.cli import DefaultsHelpFormatter
+    p = argparse.ArgumentParser(formatter_class=DefaultsHelpFormatter)
+    export_vgg.add_arguments(p)
+    text = " ".join(p.format_help().split())
+    assert f"(default: {export_vgg.DEFAULT_PATH}, where `stylecam study` looks for it)" in text
+    assert "(default: $STYLECAM_VGG16, else torchvision's download)" in text
+    assert text.count("default") == 2

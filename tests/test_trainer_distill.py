@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,77 @@ def test_style_training_can_start_from_distilled_weights(teacher_onnx, tiny_phot
         make_trainer(StyleTrainConfig(**base, variant="lite-v1", init=student["checkpoint"]), loss_net=standin)
     with pytest.raises(UserError, match="different network"):
         make_trainer(StyleTrainConfig(**base, variant="lite", init=str(teacher_onnx)), loss_net=standin)
+
+
+# ---- QA fixes: refused values, outputs, precision, modes, hints -----------------------------------
+
+INT8_MODEL = Path(__file__).resolve().parents[1] / "weights" / "int8" / "wave.lite.int8.onnx"
+
+
+def distill_argv(teacher, photos, tmp_path, *extra):
+    return ["distill", str(teacher), "--data", str(photos), "--size", "32", "--batch-size", "2", "--iterations", "2",
+            "--holdout", "1", "--device", "cpu", "--out", str(tmp_path / "r"), "-o", str(tmp_path / "x.onnx"), *extra]
+
+
+@pytest.mark.parametrize("extra", [["--edge-weight", "nan"], ["--edge-weight", "-1"], ["--lr", "nan"], ["--lr", "0"],
+                                   ["--lr", "inf"], ["--checkpoint-every", "0"], ["--log-every", "0"],
+                                   ["--batch-size", "0"], ["--iterations", "0"], ["--size", "8"], ["--holdout", "-1"]])
+def test_distill_refuses_bad_numbers_at_parse_time(extra, tiny_photos, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main(distill_argv(tmp_path / "teacher.onnx", tiny_photos, tmp_path, *extra))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and extra[0] in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_distill_output_that_is_a_folder_fails_before_training(teacher_onnx, tiny_photos, tmp_path, capsys):
+    (tmp_path / "dist").mkdir()
+    argv = distill_argv(teacher_onnx, tiny_photos, tmp_path)
+    argv[argv.index("-o") + 1] = str(tmp_path / "dist")
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "-o" in err and "--out" not in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists() and not list((tmp_path / "dist").iterdir())
+
+
+def test_distill_from_an_int8_model_names_its_precision(tiny_photos, tmp_path, capsys):
+    if not INT8_MODEL.is_file():
+        pytest.skip("shipped int8 model not present")
+    assert train_main(distill_argv(INT8_MODEL, tiny_photos, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "int8" in err and "fp32" in err and "fp16" not in err
+
+
+def test_distill_stops_when_the_loss_becomes_non_finite(teacher_onnx, tiny_photos, tmp_path, monkeypatch):
+    from stylecam.errors import UserError
+    from trainer import distill as module
+    real = module.distill_loss
+
+    def nan_loss(student, teacher, edge_weight=1.0):
+        terms = real(student, teacher, edge_weight)
+        return {**terms, "total": terms["total"] * float("nan")}
+
+    monkeypatch.setattr(module, "distill_loss", nan_loss)
+    with pytest.raises(UserError, match="diverged"):
+        distill(tiny_distill(teacher_onnx, tiny_photos, tmp_path), progress=False)
+    assert not (tmp_path / "tiny.lite.onnx").exists()
+
+
+def test_distilled_files_are_readable_and_the_hint_names_the_file(teacher_onnx, tiny_photos, tmp_path, capsys):
+    old = os.umask(0o022)
+    try:
+        argv = distill_argv(teacher_onnx, tiny_photos, tmp_path)
+        argv[argv.index("-o") + 1] = str(tmp_path / "dist" / "wave.onnx")
+        assert train_main(argv) == 0
+    finally:
+        os.umask(old)
+    out = capsys.readouterr().out
+    assert f"try: stylecam --style {tmp_path / 'dist' / 'wave.onnx'} photo.jpg" in out
+    for path in (tmp_path / "dist" / "wave.onnx", tmp_path / "r" / "checkpoint.pt"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_distill_hint_for_a_bare_file_name_is_still_a_file():
+    from trainer.distill import try_command
+    assert try_command("mystyle") == "stylecam --style ./mystyle photo.jpg"
+    assert try_command("w.onnx") == "stylecam --style w.onnx photo.jpg"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -22,11 +23,13 @@ import torch
 from tqdm import tqdm
 
 from stylecam import contract
+from stylecam.argtypes import int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from stylecam.errors import UserError
-from trainer.checkpoints import atomic_save, ensure_writable_dir, load_checkpoint
+from trainer.checkpoints import atomic_save, ensure_writable_file, load_checkpoint
 from trainer.nets.transformer import CONFIGS, runtime_variant, transformer_from_config
 from trainer.photos import center_crop_multiple, load_photo_set, make_batch
-from trainer.train_style import pick_device, save_loss_curve, save_sample_sheet
+from trainer.train_style import (MIN_SIZE, check_finite_loss, pick_device, save_loss_curve,
+                                 save_sample_sheet, writable_dir)
 
 
 @dataclass(frozen=True)
@@ -166,8 +169,8 @@ def make_distiller(cfg: DistillConfig, resume: dict | None = None) -> Distiller:
     """Validate the config, load teacher and photos, build the student (restoring ``resume`` if given)."""
     if cfg.variant not in CONFIGS:
         raise UserError(f"unknown --config {cfg.variant!r}", f"use one of {', '.join(CONFIGS)}")
-    if cfg.size % 4 or cfg.size < 16:
-        raise UserError(f"--size {cfg.size} is not a multiple of 4 (>= 16)", "use e.g. 256")
+    if cfg.size % 4 or cfg.size < MIN_SIZE:
+        raise UserError(f"--size {cfg.size} is not a multiple of 4 (>= {MIN_SIZE})", "use e.g. 256")
     if cfg.batch_size < 1 or cfg.iterations < 1:
         raise UserError("--batch-size and --iterations must be at least 1", "use e.g. --batch-size 8 --iterations 1500")
     device = pick_device(cfg.device)
@@ -191,14 +194,16 @@ def make_distiller(cfg: DistillConfig, resume: dict | None = None) -> Distiller:
 
 def distill(cfg: DistillConfig, resume: str | None = None, export: bool = True, progress: bool = True) -> dict:
     """Run (or continue) a distillation; export the student. Returns a summary dict."""
+    if export and cfg.output:
+        ensure_writable_file(cfg.output, "-o")       # before any work: a bad -o fails now, not after training
     ckpt = load_checkpoint(resume, required=("model", "config", "step", "network", "teacher_metadata")) if resume else None
     distiller = make_distiller(cfg, ckpt)
     name = style_name(distiller.teacher_metadata)
-    run_dir = ensure_writable_dir(Path(cfg.out or f"runs/{name}-distill-{cfg.variant}"))
+    run_dir = writable_dir(Path(cfg.out or f"runs/{name}-distill-{cfg.variant}"), "--out")
     (run_dir / "samples").mkdir(exist_ok=True)
     output = default_output(cfg, distiller.teacher_metadata)
     if export:
-        ensure_writable_dir(output.parent if str(output.parent) else Path("."))
+        ensure_writable_file(output, "-o")
     ckpt_path = run_dir / "checkpoint.pt"
     bar = tqdm(total=cfg.iterations, initial=distiller.step_index, disable=not progress,
                desc=f"{name} -> {cfg.variant}", unit="step", dynamic_ncols=True)
@@ -206,6 +211,7 @@ def distill(cfg: DistillConfig, resume: str | None = None, export: bool = True, 
     try:
         while distiller.step_index < cfg.iterations:
             terms = distiller.step()
+            check_finite_loss(terms, distiller.step_index)
             speed = (distiller.step_index - first_step) * cfg.batch_size / max(time.perf_counter() - started, 1e-9)
             if distiller.step_index % cfg.log_every == 0 or distiller.step_index == cfg.iterations:
                 distiller.history.append({"step": distiller.step_index, **terms, "images_per_s": speed})
@@ -251,26 +257,52 @@ def save_loss_curve_l1(history: list[dict], path: Path, title: str) -> Path:
     return save_loss_curve(rows, path, title + " (content = pixel L1, style = edge L1)")
 
 
+def try_command(output: str | Path) -> str:
+    """The `stylecam` command line that runs the model just written to ``output``: by file, since a
+    style name could pick another model of the same name (e.g. the shipped one)."""
+    from stylecam.styles import is_path_like
+    spec = str(output)
+    if not is_path_like(spec):
+        spec = f"./{spec}"
+    return f"stylecam --style {shlex.quote(spec)} photo.jpg"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = DistillConfig(teacher="", data="")
-    p.add_argument("teacher", help="trained style model to imitate: a fp32 .onnx (e.g. weights/wave.lite.onnx) or checkpoint.pt")
-    p.add_argument("--data", required=True, help="folder of training photos (any JPEG/PNG, recursively)")
-    p.add_argument("--config", dest="variant", choices=list(CONFIGS), default=d.variant, help="student network")
-    p.add_argument("-o", "--output", default="", help="ONNX to write (default weights/NAME.VARIANT.onnx; "
-                                                     "overwrites the teacher when they are the same file)")
-    p.add_argument("--size", type=int, default=d.size, help="training crop size in pixels")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--iterations", type=int, default=d.iterations, help="optimiser steps")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (cosine decay)")
-    p.add_argument("--edge-weight", type=float, default=d.edge_weight, help="weight of the L1 loss on pixel differences")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--holdout", type=int, default=d.holdout, help="photos kept out of training (sample sheets, PSNR)")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    p.add_argument("teacher", help="trained style model to imitate: an fp32 style .onnx (e.g. weights/wave.lite.onnx, "
+                                   "not an int8 or fp16 copy) or a checkpoint.pt of `stylecam-train style`")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="folder of training photos (any JPEG/PNG, searched recursively)")
+    p.add_argument("--config", dest="variant", choices=list(CONFIGS), default=d.variant,
+                   help="network of the student")
+    p.add_argument("-o", "--output", default="", metavar="FILE",
+                   help="ONNX model to write (default: weights/NAME.lite.onnx, or weights/NAME.onnx for --config "
+                        "full, NAME being the teacher's style name; overwrites the teacher when it is the same file)")
+    p.add_argument("--size", type=int_at_least(MIN_SIZE), default=d.size, metavar="PIXELS",
+                   help=f"side of the square training crops (>= {MIN_SIZE}, a multiple of 4)")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N", help="photos per step")
+    p.add_argument("--iterations", type=positive_int, default=d.iterations, metavar="N",
+                   help="optimiser steps in all; with --resume, the total to reach")
+    p.add_argument("--lr", type=positive_float, default=d.lr,
+                   help="Adam learning rate at the start; it decays along a cosine to 5 %% of it")
+    p.add_argument("--edge-weight", type=non_negative_float, default=d.edge_weight,
+                   help="weight of the L1 loss on pixel differences (keeps brush strokes sharp; 0: pixels only)")
+    p.add_argument("--seed", type=non_negative_int, default=d.seed,
+                   help="seeds the initial weights, the batch order and the crops (default: 0)")
+    p.add_argument("--holdout", type=non_negative_int, default=d.holdout, metavar="N",
+                   help="last N photos (sorted by name) kept out of training: sample sheets and PSNR vs the teacher")
+    p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every, metavar="N",
+                   help="steps between checkpoints and sample sheets (one is also written at the end)")
+    p.add_argument("--log-every", type=positive_int, default=d.log_every, metavar="N",
+                   help="steps between entries of the loss history (report.json, loss curve)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device,
+                   help="auto: cuda when PyTorch sees a GPU, else cpu")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision,
-                   help="student autocast; bf16 is ~1.7x faster on CPUs with AVX-512 BF16; auto = bf16 on CUDA only")
-    p.add_argument("--out", default="", help="run folder (default runs/NAME-distill-VARIANT)")
+                   help="autocast of the student: bf16 is ~1.7x faster on CPUs with AVX-512 BF16; "
+                        "auto: bf16 on CUDA, fp32 on the CPU")
+    p.add_argument("--out", default="", metavar="DIR",
+                   help="run folder for checkpoint.pt, sample sheets, loss curve and report.json "
+                        "(default: runs/NAME-distill-CONFIG)")
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from the run's checkpoint.pt")
     p.add_argument("--no-export", action="store_true", help="do not export to ONNX at the end")
 
@@ -282,5 +314,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"stylecam-train: {summary['steps']} steps in {summary['seconds']} s; "
           f"PSNR vs teacher on held-out photos {summary.get('psnr_vs_teacher_db', 'n/a')} dB; run folder {summary['run_dir']}")
     if "onnx" in summary:
-        print(f"stylecam-train: exported {summary['onnx']}; try: stylecam --style {summary['name']} photo.jpg")
+        print(f"stylecam-train: exported {summary['onnx']}; "
+              f"try: {try_command(summary['onnx'])}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -22,13 +23,18 @@ import torch
 from torch import nn
 
 from stylecam import contract
+from stylecam.argtypes import int_at_least, non_negative_float
 from stylecam.errors import UserError
-from trainer.checkpoints import ensure_writable_dir, load_checkpoint
+from trainer.checkpoints import ensure_writable_file, load_checkpoint, make_readable
 from trainer.nets.transformer import TransformerConfig, runtime_variant, transformer_from_config
 
 #: max |onnxruntime - PyTorch| allowed, in 0..255 pixel units
 TOLERANCE = {"fp32": 0.05, "fp16": 4.0}
 PARITY_SHAPES = ((1, 3, 68, 92), (2, 3, 100, 132))
+#: ONNX opsets accepted: torch's exporter writes these networks up to 23; the runtime needs >= 11
+#: (its in-graph padding); every one in between was checked to export, run and pass the parity check
+OPSETS = (11, 23)
+DEFAULT_OPSET = 17
 TRAINING_KEYS = ("size", "batch_size", "iterations", "content_weight", "style_weight", "tv_weight", "style_size",
                  "content_layer", "style_layers", "lr", "seed", "style_image", "init", "stability_weight",
                  "stability_noise")
@@ -101,7 +107,10 @@ def style_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
 
 
 def onnx_parity(onnx_path: str | Path, net: nn.Module, shapes=PARITY_SHAPES, seed: int = 0) -> float:
-    """Max |onnxruntime - PyTorch| over random 0..255 inputs of the given shapes (CPU)."""
+    """Max |onnxruntime - PyTorch| over random 0..255 inputs of the given shapes (CPU).
+
+    NaN when either output holds a NaN, inf when one is infinite: never a small number then.
+    Raises UserError when the network itself (PyTorch) gives non-finite values (broken weights)."""
     from stylecam.session import load_model
     loaded = load_model(str(onnx_path), device="cpu")
     g = torch.Generator().manual_seed(seed)
@@ -110,11 +119,17 @@ def onnx_parity(onnx_path: str | Path, net: nn.Module, shapes=PARITY_SHAPES, see
         x = torch.rand(shape, generator=g) * 255.0
         with torch.no_grad():
             expected = net(x).numpy()
+        if not np.isfinite(expected).all():
+            raise UserError("the network outputs NaN or infinite values: its weights are broken",
+                            "training diverged; retrain with a lower --lr or smaller loss weights")
         got = loaded.session.run([loaded.output_name], {loaded.input_name: x.numpy()})[0]
         if got.shape != expected.shape:
             raise UserError(f"exported model returns shape {got.shape} for input {shape}, expected {expected.shape}",
                             "this is a bug in the export; please report it")
-        worst = max(worst, float(np.abs(got - expected).max()))
+        diff = float(np.abs(got.astype(np.float64) - expected).max())
+        if not math.isfinite(diff):
+            return diff                                   # max() would drop a NaN
+        worst = max(worst, diff)
     return worst
 
 
@@ -133,8 +148,12 @@ def network_from_onnx(path: str | Path, padding: str | None = None) -> tuple[tor
     if meta.get(contract.KEY_KIND) != "style" or contract.KEY_CONFIG not in meta:
         raise UserError(f"{path} is not a stylecam style model (no style metadata)",
                         "re-export from the training checkpoint instead")
-    if meta.get("stylecam.precision", "fp32") != "fp32":
-        raise UserError(f"{path} holds fp16 weights", "re-export from the fp32 model")
+    precision = meta.get("stylecam.precision", "fp32")
+    if precision != "fp32":
+        name = meta.get(contract.KEY_NAME, "NAME")
+        fp32 = f"weights/{name}{'' if meta.get(contract.KEY_VARIANT) == 'full' else '.lite'}.onnx"
+        raise UserError(f"{path} holds {precision} weights, which cannot be trained or re-exported",
+                        f"use the fp32 model it was made from, e.g. {fp32}, or the training checkpoint.pt")
     state = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
     net = network_from_checkpoint({"network": json.loads(meta[contract.KEY_CONFIG]),
                                    "model": {k: v for k, v in state.items() if "." in k}}, padding)
@@ -142,12 +161,15 @@ def network_from_onnx(path: str | Path, padding: str | None = None) -> tuple[tor
 
 
 def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | None = None, fp16: bool = False,
-                 opset: int = 17, tolerance: float | None = None) -> dict:
+                 opset: int = DEFAULT_OPSET, tolerance: float | None = None) -> dict:
     """Checkpoint (or fp32 style ONNX) -> ONNX file with metadata.
 
     Returns {path, padding, precision, max_abs_diff, tolerance}. Raises UserError when the source
-    is unusable, the output is not writable or parity fails.
+    is unusable, the output is not writable or parity fails; no temporary file is left behind.
     """
+    if not OPSETS[0] <= opset <= OPSETS[1]:
+        raise UserError(f"--opset {opset} is not supported", f"use {OPSETS[0]}..{OPSETS[1]} (default {DEFAULT_OPSET})")
+    out_path = ensure_writable_file(out_path, "-o")
     precision = "fp16" if fp16 else "fp32"
     if str(checkpoint).endswith(".onnx"):
         net, metadata = network_from_onnx(checkpoint, padding)
@@ -163,8 +185,6 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
         else:
             metadata = style_metadata(ckpt, padding, precision)
     exported: nn.Module = _Fp16(copy.deepcopy(net)) if fp16 else net
-    out_path = Path(out_path)
-    ensure_writable_dir(out_path.parent if str(out_path.parent) else Path("."))
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".onnx")
     os.close(fd)
     try:
@@ -186,6 +206,7 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
         if not diff <= limit:
             raise UserError(f"ONNX output differs from PyTorch by {diff:.3g} (> {limit}) for {out_path.name}",
                             "do not ship this file; try fp32, or report the bug")
+        make_readable(tmp)                                # mkstemp made it 0600
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):
@@ -195,14 +216,19 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="CKPT",
-                   help="checkpoint.pt written by `stylecam-train style`, or a shipped fp32 style .onnx "
+                   help="checkpoint.pt written by `stylecam-train style` or `distill`, or an fp32 style .onnx "
                         "(to re-export the same weights with another padding or in fp16)")
-    p.add_argument("-o", "--output", required=True, help="ONNX file to write, e.g. weights/NAME.onnx")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="ONNX file to write, e.g. weights/NAME.onnx")
     p.add_argument("--padding", choices=contract.PADDING_MODES, default=None,
-                   help="padding mode of every conv (default: the one it was trained with)")
-    p.add_argument("--fp16", action="store_true", help="store weights and compute in float16 (input/output stay float32)")
-    p.add_argument("--tolerance", type=float, default=None, help="max allowed |ONNX - PyTorch| in pixel units")
-    p.add_argument("--opset", type=int, default=17)
+                   help="padding mode of every convolution (default: the one it was trained with)")
+    p.add_argument("--fp16", action="store_true",
+                   help="store weights and compute in float16 (input and output stay float32); "
+                        "for GPUs, not for further training")
+    p.add_argument("--tolerance", type=non_negative_float, default=None, metavar="PIXELS",
+                   help="largest |ONNX - PyTorch| difference allowed, in 0..255 pixel units "
+                        f"(default: {TOLERANCE['fp32']} for fp32, {TOLERANCE['fp16']} for fp16)")
+    p.add_argument("--opset", type=int_at_least(*OPSETS), default=DEFAULT_OPSET,
+                   help=f"ONNX operator set version to write ({OPSETS[0]}..{OPSETS[1]})")
 
 
 def run(args: argparse.Namespace) -> int:

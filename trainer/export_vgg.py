@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from stylecam.errors import UserError
+from trainer.checkpoints import ensure_writable_file, make_readable
 from trainer.nets.vgg import ENV_WEIGHTS, load_vgg16
 
 INPUT_NAME = "image"
@@ -48,12 +49,11 @@ def export_features(extractor: nn.Module, out_path: str | Path, layer: str = LAY
     """
     import onnxruntime as ort  # the trainer checks its own exports; the runtime never imports torch
 
-    out_path = Path(out_path).expanduser()
+    out_path = ensure_writable_file(Path(out_path).expanduser(), "-o")
     try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".onnx")
     except OSError as err:
-        raise UserError(f"cannot write {out_path}: {err.strerror}", "choose another -o path") from None
+        raise UserError(f"cannot write {out_path}: {err.strerror}", "choose another -o") from None
     os.close(fd)
     net = _Relu22(extractor, layer).eval()
     try:
@@ -78,9 +78,7 @@ def export_features(extractor: nn.Module, out_path: str | Path, layer: str = LAY
         if not diff <= PARITY_TOLERANCE:
             raise UserError(f"ONNX features differ from PyTorch by {diff:.3g} (> {PARITY_TOLERANCE})",
                             "do not use this file; report the bug with your torch and onnx versions")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; give the usual permissions
+        make_readable(tmp)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):
@@ -93,14 +91,16 @@ def export_vgg(out_path: str | Path = DEFAULT_PATH, weights_path: str | Path | N
 
     Weights: ``weights_path``, else $STYLECAM_VGG16, else torchvision's download.
     """
+    ensure_writable_file(Path(out_path).expanduser(), "-o")     # before loading (or downloading) the weights
     return export_features(load_vgg16([LAYER], weights_path), out_path)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", default=str(DEFAULT_PATH),
-                   help="where to write the ONNX file (the study looks here by default)")
-    p.add_argument("--vgg-weights", default=None,
-                   help=f"local torchvision vgg16().features state dict (else ${ENV_WEIGHTS}, else download)")
+    p.add_argument("-o", "--output", default=str(DEFAULT_PATH), metavar="FILE",
+                   help=f"ONNX file to write (default: {DEFAULT_PATH}, where `stylecam study` looks for it)")
+    p.add_argument("--vgg-weights", default=None, metavar="PTH",
+                   help=f"local torchvision vgg16().features state dict (default: ${ENV_WEIGHTS}, "
+                        "else torchvision's download)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,18 +7,26 @@ with W = --style-weight-ratio in (0, 1). Images: float32 (1, 3, H, W), RGB, 0..2
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from stylecam.argtypes import float_in, int_at_least, non_negative_float, non_negative_int, positive_int
 from stylecam.errors import UserError
-from trainer.checkpoints import ensure_writable_dir
+from trainer.checkpoints import ensure_writable_file, make_readable
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.vgg import load_vgg16
 from trainer.photos import center_crop_multiple, load_rgb
+from trainer.train_style import MAX_SIZE, MIN_SIZE, check_min_side
+
+#: output suffix -> what cv2.imencode writes for it
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WebP",
+                 ".tif": "TIFF", ".tiff": "TIFF"}
 
 
 def gatys(content: torch.Tensor, style: torch.Tensor, weights: LossWeights, steps: int = 300,
@@ -26,7 +34,9 @@ def gatys(content: torch.Tensor, style: torch.Tensor, weights: LossWeights, step
           vgg_weights: str | None = None, seed: int = 0, progress: bool = True) -> tuple[torch.Tensor, list[dict]]:
     """Optimise an image. content, style: float32 (1,3,H,W) RGB 0..255.
 
-    Returns (image uint8 (3,H,W) RGB, history of {step, content, style, tv, total}).
+    Returns (image uint8 (3,H,W) RGB, history of {step, content, style, tv, total}): entry k is the
+    loss of the image after k steps (entry 0: the starting image; the last: the returned image).
+    Raises UserError when the loss becomes NaN or infinite.
     """
     if optimizer not in ("lbfgs", "adam"):
         raise UserError(f"unknown optimizer {optimizer!r}", "use lbfgs or adam")
@@ -53,12 +63,23 @@ def gatys(content: torch.Tensor, style: torch.Tensor, weights: LossWeights, step
         last.update({k: float(v.detach()) for k, v in terms.items()})
         return terms["total"]
 
+    def check(entry: dict) -> dict:
+        if not math.isfinite(entry["total"]):
+            raise UserError(f"the loss became {entry['total']} after {entry['step']} steps",
+                            "lower the loss weights, or use --optimizer adam")
+        return entry
+
+    # the closure of step k evaluates the image left by step k - 1 (each optimiser calls it once per step)
     for step in tqdm(range(1, steps + 1), desc="gatys", unit="step", disable=not progress, dynamic_ncols=True):
         opt.step(closure)
         with torch.no_grad():
             image.clamp_(0, 255)
-        history.append({"step": step, **last})
-    return image.detach()[0].round().to(torch.uint8).cpu(), history
+        history.append(check({"step": step - 1, **last}))
+    result = image.detach().round()
+    with torch.no_grad():
+        final = loss.terms(result, content, content_features)
+    history.append(check({"step": steps, **{k: float(v) for k, v in final.items()}}))
+    return result[0].to(torch.uint8).cpu(), history
 
 
 def ratio_weights(ratio: float, base: LossWeights) -> LossWeights:
@@ -68,41 +89,81 @@ def ratio_weights(ratio: float, base: LossWeights) -> LossWeights:
     return replace(base, content=base.content * (1.0 - ratio), style=base.style * ratio)
 
 
+def output_path(text: str) -> Path:
+    """--out checked before any work: a writable file name whose suffix says the image format."""
+    out = Path(text)
+    if not out.is_dir() and out.suffix.lower() not in IMAGE_FORMATS:    # a folder gets its own message below
+        raise UserError(f"--out {text}: cannot tell the image format from "
+                        f"{repr(out.suffix) if out.suffix else 'a name without a suffix'}",
+                        f"end the file name with one of {', '.join(IMAGE_FORMATS)}")
+    return ensure_writable_file(out, "--out")
+
+
+def write_image(path: Path, image: torch.Tensor) -> None:
+    """uint8 (3,H,W) RGB -> ``path`` encoded by its suffix, via a temporary file (none left on failure)."""
+    import cv2
+    ok, data = cv2.imencode(path.suffix.lower(), image.permute(1, 2, 0).flip(-1).contiguous().numpy())
+    if not ok:
+        raise UserError(f"cannot encode an image as {path.suffix} for {path}", "use .png or .jpg")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.tobytes())
+        make_readable(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = LossWeights()
-    p.add_argument("--content", required=True, help="the photo to stylise")
-    p.add_argument("--style", required=True, help="the painting")
-    p.add_argument("--out", required=True, help="output PNG")
-    p.add_argument("--style-weight-ratio", type=float, default=0.5, help="W: style weighted by W, content by 1-W")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--size", type=int, default=512, help="long side of the photo (pixels)")
-    p.add_argument("--style-size", type=int, default=None, help="long side of the painting (default: --size)")
-    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    p.add_argument("--init", choices=["content", "noise"], default="content")
-    p.add_argument("--content-weight", type=float, default=d.content)
-    p.add_argument("--style-weight", type=float, default=d.style)
-    p.add_argument("--tv-weight", type=float, default=d.tv)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--vgg-weights", default=None, help="local VGG-16 features state dict (else $STYLECAM_VGG16, else download)")
+    size = int_at_least(MIN_SIZE, MAX_SIZE)
+    p.add_argument("--content", required=True, metavar="PHOTO", help="the photo to stylise")
+    p.add_argument("--style", required=True, metavar="PAINTING", help="the painting whose style is copied")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help=f"image to write; the suffix picks the format ({', '.join(IMAGE_FORMATS)})")
+    p.add_argument("--style-weight-ratio", type=float_in(0.0, 1.0, low_open=True, high_open=True), default=0.5,
+                   metavar="W", help="balance between 0 and 1 (excluded): style weighted by W, content by 1 - W")
+    p.add_argument("--steps", type=positive_int, default=300, metavar="N", help="optimiser steps")
+    p.add_argument("--size", type=size, default=512, metavar="PIXELS",
+                   help=f"long side the photo is resized to ({MIN_SIZE}..{MAX_SIZE}; memory and time grow "
+                        "with its square)")
+    p.add_argument("--style-size", type=size, default=None, metavar="PIXELS",
+                   help=f"long side the painting is resized to ({MIN_SIZE}..{MAX_SIZE}; default: --size)")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs",
+                   help="L-BFGS converges in fewer steps; Adam is steadier")
+    p.add_argument("--init", choices=["content", "noise"], default="content",
+                   help="start from the photo or from random noise")
+    p.add_argument("--content-weight", type=non_negative_float, default=d.content,
+                   help="weight of the content term (VGG relu2_2 vs the photo), before the ratio")
+    p.add_argument("--style-weight", type=non_negative_float, default=d.style,
+                   help="weight of the style term (Gram matrices vs the painting), before the ratio")
+    p.add_argument("--tv-weight", type=non_negative_float, default=d.tv,
+                   help="weight of total variation: more gives a smoother image")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seeds the noise of --init noise (default: 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: cuda when PyTorch sees a GPU, else cpu")
+    p.add_argument("--vgg-weights", default=None, metavar="PTH",
+                   help="local VGG-16 features state dict (default: $STYLECAM_VGG16, else torchvision's download)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
     from trainer.train_style import pick_device
+    out = output_path(args.out)
     device = pick_device(args.device)
-    out = Path(args.out)
-    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
-    content = center_crop_multiple(load_rgb(args.content, long_side=args.size))[None].float().to(device)
-    style = load_rgb(args.style, long_side=args.style_size or args.size)[None].float().to(device)
+    content = center_crop_multiple(load_rgb(args.content, long_side=args.size))
+    check_min_side(content, f"--size {args.size}", f"the photo {Path(args.content).name}")
+    style_size = args.style_size or args.size
+    style = load_rgb(args.style, long_side=style_size)
+    check_min_side(style, f"--style-size {style_size}", f"the painting {Path(args.style).name}")
     weights = ratio_weights(args.style_weight_ratio, LossWeights(content=args.content_weight, style=args.style_weight,
                                                                  tv=args.tv_weight))
-    image, history = gatys(content, style, weights, steps=args.steps, optimizer=args.optimizer, init=args.init,
+    image, history = gatys(content[None].float().to(device), style[None].float().to(device), weights,
+                           steps=args.steps, optimizer=args.optimizer, init=args.init,
                            vgg_weights=args.vgg_weights, seed=args.seed)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp)
-    os.replace(tmp, out)
+    write_image(out, image)
     first, final = history[0], history[-1]
     print(f"stylecam-train: wrote {out}; loss {first['total']:.4g} -> {final['total']:.4g} "
-          f"(content {final['content']:.4g}, style {final['style']:.4g}) in {len(history)} steps")
+          f"(content {final['content']:.4g}, style {final['style']:.4g}) in {args.steps} step{'' if args.steps == 1 else 's'}")
     return 0

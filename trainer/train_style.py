@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
+import shlex
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -20,14 +23,20 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from stylecam.argtypes import file_stem, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from stylecam.contract import PADDING_MODES
 from stylecam.errors import UserError
-from trainer.checkpoints import atomic_save, ensure_writable_dir, load_checkpoint
+from trainer.checkpoints import atomic_save, ensure_writable_dir, load_checkpoint, make_readable
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.transformer import CONFIGS, TransformerConfig, TransformerNet, transformer_from_config
 from trainer.nets.vgg import load_vgg16
 from trainer.paintings import painting_info
 from trainer.photos import center_crop_multiple, load_photo_set, load_rgb, make_batch
+
+#: smallest image side (pixels) the VGG-16 losses work on: relu4_3 comes after three 2x poolings
+MIN_SIZE = 16
+#: largest training crop / painting side accepted on the command line
+MAX_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,48 @@ def pick_device(name: str) -> torch.device:
 
 def load_style_image(cfg: StyleTrainConfig) -> torch.Tensor:
     """The painting as float32 (1, 3, H, W), RGB, 0..255, long side = cfg.style_size."""
-    return load_rgb(cfg.style_image, long_side=cfg.style_size)[None].float()
+    image = load_rgb(cfg.style_image, long_side=cfg.style_size)
+    check_min_side(image, f"--style-size {cfg.style_size}", f"the painting {Path(cfg.style_image).name}")
+    return image[None].float()
+
+
+def check_min_side(image: torch.Tensor, flag: str, what: str) -> None:
+    """UserError when ``image`` (..., H, W) has a side below MIN_SIZE (too small for VGG-16's poolings)."""
+    h, w = image.shape[-2:]
+    if min(h, w) < MIN_SIZE:
+        raise UserError(f"{flag} makes {what} {w}x{h} pixels; VGG-16 needs at least {MIN_SIZE} on each side",
+                        f"use a larger {flag.split()[0]}")
+
+
+def check_finite_loss(terms: dict[str, float], step: int) -> None:
+    """UserError when the loss of ``step`` is NaN or infinite (training diverged: no use going on)."""
+    total = terms["total"]
+    if not math.isfinite(total):
+        raise UserError(f"the loss became {total} at step {step}: training diverged",
+                        "lower --lr or the loss weights; checkpoints written before this step are unaffected")
+
+
+def writable_dir(folder: str | Path, flag: str) -> Path:
+    """ensure_writable_dir, with a hint naming the option that chose ``folder``."""
+    try:
+        return ensure_writable_dir(folder)
+    except UserError as err:
+        raise UserError(err.message, f"choose another {flag} folder, or fix its permissions") from None
+
+
+def runtime_finds(folder: str | Path) -> bool:
+    """Whether `stylecam` looks up style names in ``folder`` without --weights-dir."""
+    from stylecam.styles import default_weights_dir
+    try:
+        return Path(folder).resolve() == default_weights_dir().resolve()
+    except OSError:
+        return False
+
+
+def try_command(weights_dir: str | Path, name: str) -> str:
+    """The `stylecam` command line that runs the style ``name`` just exported to ``weights_dir``."""
+    where = "" if runtime_finds(weights_dir) else f"--weights-dir {shlex.quote(str(weights_dir))} "
+    return f"stylecam {where}--style {name} photo.jpg"
 
 
 @dataclass
@@ -175,8 +225,8 @@ def make_trainer(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None,
         raise UserError(f"unknown --config {cfg.variant!r}", f"use one of {', '.join(CONFIGS)}")
     if cfg.padding not in PADDING_MODES:
         raise UserError(f"unknown padding {cfg.padding!r}", f"use one of {', '.join(PADDING_MODES)}")
-    if cfg.size % 4:
-        raise UserError(f"--size {cfg.size} is not a multiple of 4", "use e.g. 256")
+    if cfg.size % 4 or cfg.size < MIN_SIZE:
+        raise UserError(f"--size {cfg.size} is not a multiple of 4 (>= {MIN_SIZE})", "use e.g. 256")
     if cfg.batch_size % world:
         raise UserError(f"--batch-size {cfg.batch_size} does not split over {world} processes",
                         "use a batch size divisible by the number of processes")
@@ -188,6 +238,8 @@ def make_trainer(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None,
               f"(first: {photos.skipped[0]})")
     torch.manual_seed(cfg.seed)
     model = transformer_from_config(cfg.network_config()).to(device)
+    if cfg.init and resume is None:
+        load_initial_weights(model, cfg.init)          # before VGG-16: a wrong --init fails at once
     if loss_net is None:
         layers = sorted({cfg.content_layer, *cfg.style_layers})
         loss_net = load_vgg16(layers, cfg.vgg_weights)
@@ -195,8 +247,6 @@ def make_trainer(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None,
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         loss = loss.to(memory_format=torch.channels_last)
-    if cfg.init and resume is None:
-        load_initial_weights(model, cfg.init)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     trainer = Trainer(cfg, model, loss, optimizer, photos.train, photos.holdout, device, rank=rank, world=world)
     if resume is not None:
@@ -254,10 +304,21 @@ def save_sample_sheet(net: TransformerNet, holdout: list[torch.Tensor], device: 
     width = max(r.shape[2] for r in rows)
     rows = [torch.nn.functional.pad(r, (0, width - r.shape[2])) for r in rows]
     sheet = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(sheet).save(tmp)
-    os.replace(tmp, path)
+    _save_png(path, lambda tmp: Image.fromarray(sheet).save(tmp, format="PNG"))
     return path
+
+
+def _save_png(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename; no temporary left on failure."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
+    os.close(fd)
+    try:
+        write(tmp)
+        make_readable(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def save_loss_curve(history: list[dict], path: Path, title: str) -> Path:
@@ -276,10 +337,10 @@ def save_loss_curve(history: list[dict], path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        _save_png(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -301,10 +362,13 @@ def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, 
     """Train (or continue) a style network. Returns a summary dict (paths, final losses, images/s)."""
     rank, world = _distributed()
     if rank == 0:
-        run_dir = ensure_writable_dir(cfg.run_dir())
+        run_dir = writable_dir(cfg.run_dir(), "--out")
         (run_dir / "samples").mkdir(exist_ok=True)
         if export:
-            ensure_writable_dir(Path(cfg.weights_dir))
+            writable_dir(Path(cfg.weights_dir), "--weights-dir")
+            if cfg.onnx_path().is_dir():
+                raise UserError(f"{cfg.onnx_path()} is a folder, in the way of the model to export",
+                                "move it away, or choose another --name or --weights-dir")
     else:
         run_dir = cfg.run_dir()
     ckpt = load_checkpoint(resume) if resume else None
@@ -319,6 +383,7 @@ def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, 
     try:
         while trainer.step_index < cfg.iterations:
             terms = trainer.step()
+            check_finite_loss(terms, trainer.step_index)
             done = trainer.step_index - first_step
             speed = done * cfg.batch_size / max(time.perf_counter() - started, 1e-9)
             if trainer.step_index % cfg.log_every == 0 or trainer.step_index == cfg.iterations:
@@ -362,41 +427,76 @@ def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = StyleTrainConfig(name="", style_image="", data="")
-    p.add_argument("--style-image", required=True, help="the painting (JPEG/PNG)")
-    p.add_argument("--data", required=True, help="folder of training photos (any JPEG/PNG, recursively)")
-    p.add_argument("--name", required=True, help="style name used by `stylecam --style NAME`")
-    p.add_argument("--config", dest="variant", choices=list(CONFIGS), default=d.variant,
-                   help="network size: full (best quality) or lite (live on a CPU)")
-    p.add_argument("--size", type=int, default=d.size, help="training crop size in pixels")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--iterations", type=int, default=None, help=f"optimiser steps (default {d.iterations})")
-    p.add_argument("--content-weight", type=float, default=d.content_weight)
-    p.add_argument("--style-weight", type=float, default=d.style_weight)
-    p.add_argument("--tv-weight", type=float, default=d.tv_weight)
-    p.add_argument("--stability-weight", type=float, default=d.stability_weight,
-                   help="penalise output change under camera-like noise (less flicker on video; try 1)")
-    p.add_argument("--stability-noise", type=float, default=d.stability_noise,
-                   help="std of that noise in grey levels")
-    p.add_argument("--style-size", type=int, default=d.style_size, help="long side of the painting for the style targets")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--padding", choices=PADDING_MODES, default=d.padding)
-    p.add_argument("--holdout", type=int, default=d.holdout, help="photos kept out of training for the sample sheets")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision,
-                   help="bf16 autocast halves the time on GPUs and on CPUs with AVX-512 BF16; auto = bf16 on CUDA only")
-    p.add_argument("--out", default="", help="run folder (default runs/NAME or runs/NAME-lite)")
-    p.add_argument("--weights-dir", default=d.weights_dir, help="where the ONNX model is exported")
-    p.add_argument("--vgg-weights", default=None, help="local VGG-16 features state dict (else $STYLECAM_VGG16, else download)")
-    p.add_argument("--resume", default=None, metavar="CKPT", help="continue a run from its checkpoint.pt")
-    p.add_argument("--init", default="", metavar="MODEL",
-                   help="start from these weights (checkpoint.pt or style .onnx of the same --config), "
-                        "e.g. a network made by `stylecam-train distill`, and fine-tune it")
-    p.add_argument("--no-export", action="store_true", help="do not export to ONNX at the end")
-    for key in ("painting", "artist", "year", "source", "licence"):
-        p.add_argument(f"--{key}", default="", help=f"metadata: {key} of the painting")
+    size = int_at_least(MIN_SIZE, MAX_SIZE)
+    what = p.add_argument_group("what to train")
+    what.add_argument("--style-image", required=True, metavar="IMAGE", help="the painting (JPEG/PNG)")
+    what.add_argument("--data", required=True, metavar="DIR",
+                      help="folder of training photos (any JPEG/PNG, searched recursively)")
+    what.add_argument("--name", required=True, type=file_stem,
+                      help="style name: the model is written to WEIGHTS_DIR/NAME.onnx (NAME.lite.onnx for lite "
+                           "networks) and run with `stylecam --style NAME`; letters, digits, '_', '-', '.'")
+    what.add_argument("--config", dest="variant", choices=list(CONFIGS), default=d.variant,
+                      help="network: full (best quality) or a lite one (fast enough for live video on a CPU)")
+    what.add_argument("--init", default="", metavar="MODEL",
+                      help="start from these weights (checkpoint.pt or fp32 style .onnx of the same --config), "
+                           "e.g. a network made by `stylecam-train distill`, and fine-tune them "
+                           "(default: random weights)")
+    loss = p.add_argument_group("loss (weights are >= 0)")
+    loss.add_argument("--content-weight", type=non_negative_float, default=d.content_weight,
+                      help="weight of the content term (VGG relu2_2 of output vs photo): more keeps the photo's shapes")
+    loss.add_argument("--style-weight", type=non_negative_float, default=d.style_weight,
+                      help="weight of the style term (Gram matrices vs the painting): more paints harder")
+    loss.add_argument("--tv-weight", type=non_negative_float, default=d.tv_weight,
+                      help="weight of total variation: more gives smoother, less noisy output")
+    loss.add_argument("--stability-weight", type=non_negative_float, default=d.stability_weight,
+                      help="penalise output change under camera-like noise: less flicker on video, try 1 "
+                           "(default: 0, off)")
+    loss.add_argument("--stability-noise", type=non_negative_float, default=d.stability_noise, metavar="STD",
+                      help="standard deviation of that noise, in grey levels (0..255)")
+    loss.add_argument("--style-size", type=size, default=d.style_size, metavar="PIXELS",
+                      help=f"long side the painting is resized to for the style targets ({MIN_SIZE}..{MAX_SIZE}); "
+                           "larger paints larger brush strokes")
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--size", type=size, default=d.size, metavar="PIXELS",
+                     help=f"side of the square training crops ({MIN_SIZE}..{MAX_SIZE}, a multiple of 4)")
+    opt.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N",
+                     help="photos per step (over all processes under torchrun)")
+    opt.add_argument("--iterations", type=positive_int, default=None, metavar="N",
+                     help=f"optimiser steps in all; with --resume, the total to reach (default: {d.iterations})")
+    opt.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate")
+    opt.add_argument("--seed", type=non_negative_int, default=d.seed,
+                     help="seeds the initial weights, the batch order and the crops (default: 0)")
+    opt.add_argument("--padding", choices=PADDING_MODES, default=d.padding,
+                     help="padding mode of every convolution (reflect avoids dark borders)")
+    opt.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device,
+                     help="auto: cuda when PyTorch sees a GPU, else cpu")
+    opt.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision,
+                     help="bf16 autocast halves the time on GPUs and on CPUs with AVX-512 BF16; "
+                          "auto: bf16 on CUDA, fp32 on the CPU")
+    opt.add_argument("--vgg-weights", default=None, metavar="PTH",
+                     help="local VGG-16 features state dict (default: $STYLECAM_VGG16, else torchvision's download)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default="", metavar="DIR",
+                     help="run folder for checkpoint.pt, sample sheets, loss curve and report.json "
+                          "(default: runs/NAME, or runs/NAME-CONFIG for lite networks)")
+    out.add_argument("--weights-dir", default=d.weights_dir, metavar="DIR", help="folder the ONNX model is exported to")
+    out.add_argument("--holdout", type=non_negative_int, default=d.holdout, metavar="N",
+                     help="last N photos (sorted by name) kept out of training and shown in the sample sheets")
+    out.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every, metavar="N",
+                     help="steps between checkpoints and sample sheets (one is also written at the end)")
+    out.add_argument("--log-every", type=positive_int, default=d.log_every, metavar="N",
+                     help="steps between entries of the loss history (report.json, loss curve)")
+    out.add_argument("--resume", default=None, metavar="CKPT",
+                     help="continue a run from its checkpoint.pt (same --config; give the same options)")
+    out.add_argument("--no-export", action="store_true", help="do not export to ONNX at the end")
+    meta = p.add_argument_group("painting metadata stored in the model",
+                                "default: from the catalogue of shipped styles when NAME is one of them, "
+                                "else 'unknown'")
+    for key, text in (("painting", "title of the painting"), ("artist", "who painted it"),
+                      ("year", "when it was painted"),
+                      ("source", "where the painting image came from (default: the --style-image file name)"),
+                      ("licence", "copyright or licence note of the painting")):
+        meta.add_argument(f"--{key}", default="", metavar="TEXT", help=text)
 
 
 def config_from_args(args: argparse.Namespace) -> StyleTrainConfig:
@@ -416,5 +516,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"stylecam-train: {summary['steps']} steps at {summary['images_per_s']:.1f} images/s; run folder {summary['run_dir']}")
     if "onnx" in summary:
         print(f"stylecam-train: exported {summary['onnx']} (max abs diff vs PyTorch "
-              f"{summary['export']['max_abs_diff']:.3g}); try: stylecam --style {cfg.name} photo.jpg")
+              f"{summary['export']['max_abs_diff']:.3g}); try: {try_command(cfg.weights_dir, cfg.name)}")
     return 0
