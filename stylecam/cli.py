@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -99,7 +100,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True) ->
                         help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no progress bars)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,7 +157,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
                      mirror=args.mirror, stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
-                     workers=args.workers, classify=args.classify, max_frames=args.max_frames, progress=args.progress)
+                     workers=args.workers, classify=args.classify, max_frames=args.max_frames,
+                     progress=args.progress and not args.quiet)
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -229,7 +231,13 @@ def study(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="stylecam study",
                                      description="what repeated and chained filtering does: sheets, metrics, plots")
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(argv)) or 0)
+    with contextlib.suppress(argparse.ArgumentError):  # unless the study has its own -q
+        parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no progress bar)")
+    args = parser.parse_args(argv)
+    _setup_logging(args.quiet)
+    if args.quiet:
+        args.no_progress = True
+    return int(module.run(args) or 0)
 
 
 def demo(argv: list[str]) -> int:
@@ -241,13 +249,14 @@ def demo(argv: list[str]) -> int:
     add_engine_arguments(parser)
     args = parser.parse_args(argv)
     _setup_logging(args.quiet)
+    args.progress = args.progress and not args.quiet
     return demo_module.run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `stylecam`; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    _setup_logging(quiet="-q" in argv or "--quiet" in argv)
+    _setup_logging(quiet=False)  # until the command's own flags are parsed
     # FFmpeg's own lines ("moov atom not found") only repeat the one-line errors stylecam prints;
     # set OPENCV_FFMPEG_LOGLEVEL (e.g. 24 = warnings) to see them
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -255,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             return {"info": info, "demo": demo, "study": study}[argv[0]](argv[1:])
         args = build_parser().parse_args(argv)
+        _setup_logging(args.quiet)
         if args.list_styles:
             return list_styles(args.weights_dir, args.json)
         config = config_from_args(args)

@@ -8,6 +8,7 @@ crops back, so the size never drifts.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -16,7 +17,8 @@ import numpy as np
 
 from stylecam import contract, imageops
 from stylecam.errors import UserError
-from stylecam.session import GPU_PROVIDERS, LoadedModel, load_model, probe_providers, run_chain
+from stylecam.session import (GPU_PROVIDERS, LoadedModel, check_device, check_threads, load_model, probe_providers,
+                              run_chain)
 from stylecam.styles import Registry, StyleEntry, is_path_like, load_entry, network_name
 
 log = logging.getLogger("stylecam")
@@ -50,13 +52,45 @@ def _check_strength(strength) -> float:
 
 def checked_frames(frames, single: bool) -> np.ndarray:
     """``np.asarray(frames)`` when it is uint8 BGR (H, W, 3) (single) or (N, H, W, 3), none of
-    N, H, W zero; ValueError otherwise."""
+    N, H, W zero; ValueError otherwise (also for a batch of frames of different sizes)."""
+    if not single and isinstance(frames, (list, tuple)):
+        _check_same_size(frames)
     frames = np.asarray(frames)
     shape = "(H, W, 3)" if single else "(N, H, W, 3)"
     if frames.ndim != len(shape.split(",")) or frames.shape[-1] != 3 or frames.dtype != np.uint8 \
             or 0 in frames.shape:
         raise ValueError(f"expected uint8 BGR {shape} with no empty axis, got {frames.dtype} {frames.shape}")
     return frames
+
+
+def _check_same_size(frames) -> None:
+    """ValueError naming two sizes when a sequence of (H, W, C) frames mixes sizes."""
+    shapes = [np.shape(f) for f in frames]
+    for i, shape in enumerate(shapes[1:], start=1):
+        if shape != shapes[0]:
+            raise ValueError(f"all frames of a batch must have the same size: frame 0 is {_size(shapes[0])}, "
+                             f"frame {i} is {_size(shape)}; stylise them one by one or resize them first")
+
+
+def _size(shape: tuple) -> str:
+    """(H, W, ...) -> "WxH" (or the raw shape when it is not an image's)."""
+    return f"{shape[1]}x{shape[0]}" if len(shape) >= 2 else str(shape)
+
+
+def _check_styles(styles) -> list[str]:
+    """Style names or model paths as stripped strings; TypeError for anything else."""
+    if isinstance(styles, str):
+        styles = [s for s in styles.split(",") if s.strip()]
+    elif isinstance(styles, os.PathLike):
+        styles = [styles]
+    try:
+        styles = list(styles)
+    except TypeError:
+        raise TypeError(f"styles must be names or paths (str / os.PathLike), or a list of them; got {styles!r}") from None
+    bad = [s for s in styles if not isinstance(s, (str, os.PathLike))]
+    if bad:
+        raise TypeError(f"styles must be names or paths (str / os.PathLike), got {bad[0]!r}")
+    return [os.fspath(s).strip() for s in styles]
 
 
 class Stylizer:
@@ -76,17 +110,17 @@ class Stylizer:
                  preserve_color: bool = False, weights_dir: str | None = None, size: int | None = None,
                  padding: str = "reflect", fp16: bool = False, threads: int | None = None,
                  int8: bool = False, registry: Registry | None = None, pad_in_graph: bool | None = None):
-        if isinstance(styles, str):
-            styles = [s for s in styles.split(",") if s.strip()]
-        styles = [s.strip() for s in styles]
+        styles = _check_styles(styles)
         if not styles or not all(styles):
             raise UserError("no style given", "name at least one style, e.g. --style wave or --chain wave,muse")
-        if variant not in (None, "full", "lite"):
+        if variant is not None and not (isinstance(variant, str) and variant in ("full", "lite")):
             raise UserError(f"unknown variant {variant!r}", "use --full or --lite")
-        if padding not in contract.PADDING_MODES:
+        if not isinstance(padding, str) or padding not in contract.PADDING_MODES:
             raise UserError(f"unknown padding mode {padding!r}", f"use one of {', '.join(contract.PADDING_MODES)}")
         if isinstance(prepad, bool) or not isinstance(prepad, (int, np.integer)) or prepad < 0:
             raise UserError(f"--prepad must be a whole number ≥ 0, got {prepad!r}", "e.g. --prepad 16")
+        if weights_dir is not None and not isinstance(weights_dir, (str, os.PathLike)):
+            raise TypeError(f"weights_dir must be a folder path (str / os.PathLike) or None, got {weights_dir!r}")
         if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8):
             raise UserError(f"--size must be a whole number ≥ 8, got {size!r}", "e.g. --size 512")
         self.repeat = _check_repeat(repeat)
@@ -94,9 +128,9 @@ class Stylizer:
         self.preserve_color = bool(preserve_color)
         self.prepad = int(prepad)
         self.size = int(size) if size is not None else None
-        self.device = device
-        self.fp16 = fp16
-        self.threads = threads
+        self.device = check_device(device)
+        self.fp16 = bool(fp16)
+        self.threads = check_threads(threads)
         self.padding = padding
         self.variant = variant
         self.providers_probe = probe_providers(device)
@@ -114,6 +148,7 @@ class Stylizer:
         self._models: dict[str, LoadedModel] = {}
         self._variant_warned: set[str] = set()
         self._padding_warned: set[str] = set()
+        self._int8_warned: set[str] = set()
         self.times = StageTimes()
         self.set_styles(styles)
 
@@ -139,11 +174,20 @@ class Stylizer:
                 self._padding_warned.add(spec)
                 log.warning("WARNING: --padding applies to styles given by name; %s (%s padding) is used as is",
                             spec, entry.padding)
+            self._warn_int8_file(spec, entry)
             entries.append(entry)
         self.entries: list[StyleEntry] = entries
         self.specs: tuple[str, ...] = tuple(styles)  # as given: names or paths
         for entry in entries:
             self._model(entry)
+
+    def _warn_int8_file(self, spec: str, entry: StyleEntry) -> None:
+        """Once per file: --int8 does not change a float model given by path (names get their int8 copy)."""
+        by_name = self.registry is not None and not is_path_like(spec) and spec in self.registry.names()
+        if self.int8 and entry.precision != "int8" and not by_name and spec not in self._int8_warned:
+            self._int8_warned.add(spec)
+            log.warning("WARNING: --int8 applies to styles given by name; %s (%s) is used as is",
+                        spec, entry.precision)
 
     def set_repeat(self, repeat: int) -> None:
         self.repeat = _check_repeat(repeat)
@@ -167,14 +211,17 @@ class Stylizer:
         return self._model(self.entries[0]).providers
 
     def describe(self) -> dict:
-        """JSON-friendly summary: chain, repeat, passes, variants, providers, settings."""
+        """JSON-friendly summary: chain, repeat, passes, variants, providers, settings.
+
+        "int8" is true when some model of the chain really runs int8 (each model lists its precision).
+        """
         return {"chain": self.chain, "repeat": self.repeat, "passes": len(self.passes),
                 "models": [{"name": e.name, "variant": e.variant, "padding": e.padding, "precision": e.precision,
                             "network": network_name(e.metadata.get(contract.KEY_CONFIG)), "path": str(e.path)}
                            for e in self.entries],
                 "providers": self.providers, "strength": self.strength, "preserve_color": self.preserve_color,
                 "prepad": self.prepad, "size": self.size, "fp16": self.fp16,
-                "int8": self.int8}
+                "int8": any(e.precision == "int8" for e in self.entries)}
 
     def _model(self, entry: StyleEntry, padded: bool | None = None) -> LoadedModel:
         """The session of ``entry``; padded (default: self.pad_in_graph): reflect padding and crop

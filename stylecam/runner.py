@@ -26,7 +26,8 @@ from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.sinks import VideoWriter, Window, hud_lines, write_image
 from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem,
-                              VideoFileSource, expand_sources, prefetch, read_alpha, read_image)
+                              VideoFileSource, expand_sources, image_format, prefetch, read_image,
+                              read_image_alpha)
 from stylecam.styles import find_classifier
 
 log = logging.getLogger("stylecam")
@@ -93,20 +94,27 @@ def output_for(item: SourceItem, output: str | None, many: bool) -> Path:
 
     No -o: NAME_stylised.EXT next to the input. -o a folder (existing, ending in a separator,
     without an extension, or several inputs): the input's path relative to its folder, mirrored
-    under it. -o a file: that file. Videos in containers that cannot be written go to .mp4.
+    under it. -o a file: that file (check_outputs refuses what cannot be written). Names made from
+    the input's get a writable extension: videos in other containers (.flv, .wmv, ...) go to .mp4,
+    images with an unknown extension to their content's (.jpg for a JPEG, else .png).
     """
     if output is None:
-        out = default_output(item.location)
-    else:
-        out = Path(output)
-        as_folder = out.is_dir() or output.endswith(("/", "\\")) or not out.suffix
-        if many and not as_folder and out.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
-            raise UserError(f"several inputs cannot all be written to one file ({output})",
-                            f"give -o a folder, e.g. -o {out.with_suffix('')}/")
-        if many or as_folder:
-            out = out / item.relative
-    if item.kind == "video" and out.suffix.lower() not in WRITABLE_VIDEO_EXTS | IMAGE_EXTS:
-        out = out.with_suffix(".mp4")  # an input container that cannot be written (.flv, .wmv, ...)
+        return _writable_name(item, default_output(item.location))
+    out = Path(output)
+    as_folder = out.is_dir() or output.endswith(("/", "\\")) or not out.suffix
+    if many and not as_folder and out.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+        raise UserError(f"several inputs cannot all be written to one file ({output})",
+                        f"give -o a folder, e.g. -o {out.with_suffix('')}/")
+    return _writable_name(item, out / item.relative) if many or as_folder else out
+
+
+def _writable_name(item: SourceItem, out: Path) -> Path:
+    """``out`` with an extension stylecam can write for the item's kind (see output_for)."""
+    ext = out.suffix.lower()
+    if item.kind == "video" and ext not in WRITABLE_VIDEO_EXTS | IMAGE_EXTS:
+        return out.with_suffix(".mp4")
+    if item.kind == "image" and ext not in IMAGE_EXTS:
+        return out.with_suffix(image_format(item.location) or ".png")
     return out
 
 
@@ -129,6 +137,9 @@ def check_outputs(pairs: Sequence[tuple[SourceItem, Path]]) -> None:
         if item.kind == "video" and out.suffix.lower() in IMAGE_EXTS:
             raise UserError(f"cannot write video {item.location} to an image file {out}",
                             f"give -o a folder or a video name ({', '.join(sorted(WRITABLE_VIDEO_EXTS))})")
+        if item.kind == "video" and out.suffix.lower() not in WRITABLE_VIDEO_EXTS:
+            raise UserError(f"cannot write video {item.location} as {out.suffix or 'a file without extension'} "
+                            f"({out})", f"give -o a video name ({', '.join(sorted(WRITABLE_VIDEO_EXTS))}) or a folder")
 
 
 # ----- files ---------------------------------------------------------------------------------
@@ -287,18 +298,33 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     writer.close()
     if interrupted:
         raise Interrupted(summary)
-    return summary
+    return summary | _check_complete(path, done, source.frame_count, max_frames, out)
+
+
+def _check_complete(path: str, done: int, announced: int | None, max_frames: int | None, out: Path) -> dict:
+    """{"frames_missing": n} with a warning when clearly fewer frames were decoded than the file
+    announces (more than 2 frames and 2 %: OpenCV's count is an estimate for some containers)."""
+    expected = announced if announced is None or max_frames is None else min(announced, max_frames)
+    missing = (expected or 0) - done
+    if missing <= 2 or missing <= 0.02 * expected:
+        return {"frames_missing": 0}
+    log.warning("stylecam: warning: %s: decoded only %d of the %d frames the file announces "
+                "(truncated or damaged?); %s holds those %d frames", path, done, expected, out, done)
+    return {"frames_missing": missing}
 
 
 def process_image(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
                   show_original: bool = False) -> dict:
-    """Stylise one image file into ``out``; returns a summary dict. Raises SourceError."""
-    frame = read_image(path)
+    """Stylise one image file into ``out``; returns a summary dict. Raises SourceError.
+
+    The input's transparency (oriented like its colour) is kept where ``out`` can hold it.
+    """
+    frame, alpha = read_image_alpha(path) if out.suffix.lower() in ALPHA_EXTS else (read_image(path), None)
     t0 = time.perf_counter()
     result = stylizer(frame)
     ms = (time.perf_counter() - t0) * 1e3
     shown = compose(frame, result, overlay, show_original)
-    alpha = read_alpha(path) if out.suffix.lower() in ALPHA_EXTS and shown.shape == frame.shape else None
+    alpha = alpha if shown.shape == frame.shape else None
     write_image(out, shown if alpha is None else np.dstack([shown, alpha]))  # transparency kept
     return {"input": str(path), "output": str(out), "kind": "image", "frames": 1, "stylise_ms": round(ms, 2)}
 
@@ -525,8 +551,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             if window is not None:
                 lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
                                   stylizer.times.inference, state.strength,
-                                  extra=[x for x in ("int8" if getattr(stylizer, "int8", False) else "", "REC" if state.recording else "",
-                                                     "PAUSED" if state.paused else "") if x])
+                                  extra=hud_flags(stylizer, state))
                 state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
                 if "snapshot" in state.events:
                     snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir), shown)))
@@ -547,6 +572,12 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
 
 
 # ----- one invocation ------------------------------------------------------------------------
+
+def hud_flags(stylizer, state: LiveState) -> list[str]:
+    """The live HUD's flags: "int8" when a model of the chain really runs int8, "REC", "PAUSED"."""
+    int8 = any(getattr(e, "precision", "") == "int8" for e in getattr(stylizer, "entries", ()))
+    return [flag for flag, on in (("int8", int8), ("REC", state.recording), ("PAUSED", state.paused)) if on]
+
 
 def plan_workers(workers: int | None, threads: int | None, on_gpu: bool, cores: int) -> tuple[int, int | None]:
     """(frames stylised at once, onnxruntime threads per model) for video files.
@@ -573,9 +604,10 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         camera_retry_s: float = 3.0) -> tuple[int, dict]:
     """Run one invocation; returns (exit code, summary). Raises UserError for bad input.
 
-    Exit code 0: all done; 1: some files could not be read; 130: interrupted (files finalised).
+    Exit code 0: all done; 1: some files could not be read, or videos were read only in part;
+    130: interrupted (files finalised).
     """
-    items, notes = expand_sources(config.sources or ("0",))
+    items, notes = expand_sources(config.sources or ("0",), output=config.output)
     for note in notes:
         log.info("stylecam: %s", note)
     cameras = [i for i in items if i.kind == "camera"]
@@ -620,7 +652,11 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         else:
             log.warning("stylecam: interrupted before any frame was written")
         return 130, summary
-    summary.update({"done": done, "failed": failed})
+    incomplete = [d["input"] for d in done if d.get("frames_missing")]
+    summary.update({"done": done, "failed": failed, "incomplete": incomplete})
     if failed:
         log.error("stylecam: %d of %d files could not be read", len(failed), len(files))
-    return (1 if failed else 0), summary
+    if incomplete:
+        log.error("stylecam: %d of %d videos were read only in part (see the warnings above)",
+                  len(incomplete), len(files))
+    return (1 if failed or incomplete else 0), summary

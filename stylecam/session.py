@@ -67,6 +67,23 @@ def read_metadata(path: str) -> dict[str, str]:
     return dict(load_model(path, device="cpu").metadata)
 
 
+def check_threads(threads) -> int | None:
+    """None, or ``threads`` as an int when it is a whole number >= 1; UserError otherwise."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise UserError(f"threads must be a whole number ≥ 1 (or None for onnxruntime's default), got {threads!r}",
+                        "e.g. --threads 4")
+    return int(threads)
+
+
+def check_device(device) -> str:
+    """``device`` when it is one of DEVICE_PROVIDERS' keys; UserError otherwise."""
+    if not isinstance(device, str) or device not in DEVICE_PROVIDERS:
+        raise UserError(f"unknown device {device!r}", f"use one of {', '.join(DEVICE_PROVIDERS)}")
+    return device
+
+
 def load_model(path: str, device: str = "auto", threads: int | None = None, *,
                clamp: tuple[float, float] | None = None, fp16: bool = False,
                pad: tuple[int, int] | None = None) -> LoadedModel:
@@ -83,8 +100,8 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
     output back, so the session takes any size >= in_graph_padding_fits and a chain of such
     sessions never leaves the device. LoadedModel.pad records it (None when not added).
     """
-    if device not in DEVICE_PROVIDERS:
-        raise UserError(f"unknown device {device!r}", f"use one of {', '.join(DEVICE_PROVIDERS)}")
+    check_device(device)
+    threads = check_threads(threads)
     if not os.path.isfile(path):
         raise UserError(f"model file not found: {path}", "check the path, or run `stylecam --list-styles`")
     wanted = probe_providers(device)  # only providers that really load here, best first
@@ -360,8 +377,7 @@ def probe_providers(device: str = "auto") -> list[str]:
     Builds a one-node model in memory, quietly, so a CUDA build on a machine without a GPU
     (or without CUDA libraries) reports just the CPU instead of printing load errors.
     """
-    if device not in DEVICE_PROVIDERS:
-        raise UserError(f"unknown device {device!r}", f"use one of {', '.join(DEVICE_PROVIDERS)}")
+    check_device(device)
     if device not in _PROBES:
         offered = set(available_providers())
         wanted = [p for p in DEVICE_PROVIDERS[device] if p in offered] or ["CPUExecutionProvider"]

@@ -36,19 +36,41 @@ def ffmpeg_exe() -> str | None:
         return shutil.which("ffmpeg")
 
 
-def probe_streams(path: str | Path) -> list[str]:
-    """Stream kinds of a media file, e.g. ["video", "audio"], parsed from ``ffmpeg -i`` (no ffprobe)."""
+def probe_text(path: str | Path) -> str:
+    """What ``ffmpeg -i path`` prints about the file's streams ("" without ffmpeg)."""
     exe = ffmpeg_exe()
     if exe is None:
-        return []
+        return ""
     proc = subprocess.run([exe, "-hide_banner", "-i", str(path)], capture_output=True, text=True,
                           errors="replace", timeout=30)
-    return [m.group(1).lower() for m in re.finditer(r"Stream #\d+:\d+.*?: (Video|Audio|Subtitle|Data):",
-                                                    proc.stderr)]
+    return proc.stderr
+
+
+def stream_kinds(text: str) -> list[str]:
+    """Stream kinds in ``ffmpeg -i`` output, e.g. ["video", "audio"]."""
+    return [m.group(1).lower() for m in re.finditer(r"Stream #\d+:\d+.*?: (Video|Audio|Subtitle|Data):", text)]
+
+
+def probe_streams(path: str | Path) -> list[str]:
+    """Stream kinds of a media file, e.g. ["video", "audio"], parsed from ``ffmpeg -i`` (no ffprobe)."""
+    return stream_kinds(probe_text(path))
 
 
 def has_audio(path: str | Path) -> bool:
     return "audio" in probe_streams(path)
+
+
+def parse_sample_aspect(text: str) -> tuple[int, int] | None:
+    """Sample (pixel) aspect ratio of the first video stream in ``ffmpeg -i`` output, e.g. (32, 27)
+    for "[SAR 32:27 DAR 16:9]"; None when square (1:1), unknown (0:1) or not given."""
+    for line in text.splitlines():
+        if re.search(r"Stream #\d+:\d+.*?: Video:", line):
+            m = re.search(r"\bSAR (\d+):(\d+)", line)
+            if not m:
+                return None
+            num, den = int(m.group(1)), int(m.group(2))
+            return None if num == 0 or den == 0 or num == den else (num, den)
+    return None
 
 
 def temp_path(final: str | Path) -> Path:
@@ -106,17 +128,48 @@ def _umask() -> int:
     return mask
 
 
+#: image formats by what their pixels can hold (the rest, e.g. .png .webp .tif, take BGR and BGRA)
+_GREY_ONLY_EXTS = {".pgm"}
+_NO_ALPHA_EXTS = {".jpg", ".jpeg", ".bmp", ".ppm"}
+_COLOUR_ONLY_EXTS = {".ppm"}
+
+
+def encodable(frame: np.ndarray, ext: str) -> np.ndarray:
+    """uint8 BGR (H, W, 3), BGRA (H, W, 4) or grey (H, W) -> the channels ``ext`` can hold:
+    grey (H, W) for .pgm, BGR (H, W, 3) for .ppm and for BGRA to formats without alpha, else unchanged."""
+    grey = frame.ndim == 2 or frame.shape[2] == 1
+    if ext in _GREY_ONLY_EXTS:
+        return frame.reshape(frame.shape[:2]) if grey else \
+            cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+    if grey and ext in _COLOUR_ONLY_EXTS:
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if not grey and ext in _NO_ALPHA_EXTS and frame.shape[2] == 4:
+        return np.ascontiguousarray(frame[..., :3])
+    return frame
+
+
 def write_image(path: str | Path, frame: np.ndarray) -> Path:
-    """Encode a uint8 BGR (H, W, 3) or BGRA (H, W, 4) frame by the extension of ``path``; write it atomically."""
+    """Encode a uint8 BGR (H, W, 3) or BGRA (H, W, 4) frame by the extension of ``path``; write it atomically.
+
+    .pgm gets grey, formats without alpha (.jpg .bmp .ppm) get BGR; OpenCV's own log stays silent.
+    """
     ext = Path(path).suffix.lower() or ".png"
-    ok, buf = cv2.imencode(ext, frame)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        ok, buf = cv2.imencode(ext, encodable(frame, ext))
+    except cv2.error:
+        ok = False
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if not ok:
         raise UserError(f"cannot encode an image as {ext} for {path}", "use .png or .jpg")
     return atomic_write_bytes(path, buf.tobytes())
 
 
 _VIDEO_CODECS = {
-    ".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "32"],
+    # 4:2:0 (VP9 profile 0): browsers do not all play the 4:4:4 RGB that bgr24 input would give
+    ".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "32", "-pix_fmt", "yuv420p"],
     # one palette for the whole clip (ffmpeg holds the frames until the end: meant for short clips)
     ".gif": ["-filter_complex", "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=3",
              "-loop", "0"],
@@ -124,6 +177,30 @@ _VIDEO_CODECS = {
 _DEFAULT_CODEC = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
 #: containers without an audio track
 _SILENT_EXTS = {".gif"}
+#: audio encoders per container, best first (WebM holds only Opus or Vorbis); others get AAC
+_AUDIO_CODECS = {".webm": (["-c:a", "libopus", "-b:a", "128k"], ["-c:a", "libvorbis", "-q:a", "5"])}
+_DEFAULT_AUDIO = (["-c:a", "aac", "-b:a", "160k"],)
+
+
+def audio_codec_args(ext: str, encoders: set[str]) -> list[str] | None:
+    """ffmpeg audio codec arguments for a container ``ext`` given the ``encoders`` ffmpeg has;
+    None when none of the container's codecs is available."""
+    for args in _AUDIO_CODECS.get(ext, _DEFAULT_AUDIO):
+        if args[1] in encoders:
+            return list(args)
+    return None
+
+
+_ENCODERS: dict[str, set[str]] = {}
+
+
+def ffmpeg_encoders(exe: str) -> set[str]:
+    """Names of the encoders of the ffmpeg binary ``exe`` (``ffmpeg -encoders``), cached."""
+    if exe not in _ENCODERS:
+        proc = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True,
+                              errors="replace", timeout=30)
+        _ENCODERS[exe] = {m.group(1) for m in re.finditer(r"^ [VAS][\w.]{5} (\S+)", proc.stdout, re.M)}
+    return _ENCODERS[exe]
 #: codecs that take any frame size (the others get odd sizes padded to even ones)
 _ANY_SIZE_EXTS = {".gif"}
 
@@ -140,18 +217,23 @@ class VideoWriter:
     """Encode uint8 BGR frames of one size to ``path``; copy the audio of ``audio_from`` if it has some.
 
     With ffmpeg (imageio-ffmpeg or PATH): H.264 (VP9 for .webm, an animated GIF for .gif), audio
-    re-encoded to AAC and cut to the video's length. Without ffmpeg: OpenCV's mp4v writer, video
-    only, with a warning (no GIF). Odd sizes get their last row/column repeated once (H.264 and
-    VP9 need even sizes); a GIF keeps the exact size.
+    re-encoded (AAC; Opus or Vorbis in .webm) and cut to the video's length. Without ffmpeg:
+    OpenCV's mp4v writer, video only, with a warning (no GIF). Odd sizes get their last row/column
+    repeated once (H.264 and VP9 need even sizes); a GIF keeps the exact size.
+    sample_aspect_ratio: (num, den) of non-square pixels, e.g. (32, 27) for 16:9 DVD video; None
+    takes the one of ``audio_from`` (the source clip), so anamorphic video keeps its display shape.
+    A failing encoder leaves no partial file behind.
     """
 
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: str | Path | None = None):
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: str | Path | None = None,
+                 sample_aspect_ratio: tuple[int, int] | None = None):
         self.path = Path(path)
         self.tmp = temp_path(self.path)
         self.width, self.height = size
         self.fps = float(fps)
         self.frames = 0
         self.audio = False
+        self.sample_aspect_ratio = sample_aspect_ratio
         self._proc: subprocess.Popen | None = None
         self._cv: cv2.VideoWriter | None = None
         ext = self.path.suffix.lower()
@@ -162,22 +244,44 @@ class VideoWriter:
             raise UserError(f"writing an animated GIF ({self.path}) needs ffmpeg",
                             "pip install imageio-ffmpeg, or give -o an .mp4 name")
         if exe is None:
-            log.warning("WARNING: no ffmpeg found (pip install imageio-ffmpeg); writing video only, without audio")
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-            encoded = (self.width + self.width % 2, self.height + self.height % 2)
-            self._cv = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, encoded)
-            if not self._cv.isOpened():
-                raise UserError(f"cannot write video {self.path}", "use an .mp4 or .avi output name")
+            self._open_opencv()
             return
-        self.audio = bool(audio_from) and ext not in _SILENT_EXTS and has_audio(audio_from)
-        width, height = (self.width + self.width % 2, self.height + self.height % 2) if self.even else size
+        self._open_ffmpeg(exe, ext, audio_from)
+
+    def _open_opencv(self) -> None:
+        """The fallback without ffmpeg: OpenCV's writer, video only."""
+        log.warning("WARNING: no ffmpeg found (pip install imageio-ffmpeg); writing video only, without audio")
+        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+        encoded = (self.width + self.width % 2, self.height + self.height % 2)
+        self._cv = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, encoded)
+        if not self._cv.isOpened():
+            raise UserError(f"cannot write video {self.path}", "use an .mp4 or .avi output name")
+
+    def _audio_args(self, exe: str, ext: str, source: str | Path) -> list[str]:
+        """ffmpeg arguments mapping the audio of ``source`` in a codec ``ext`` can hold ([] = no audio)."""
+        codec = audio_codec_args(ext, ffmpeg_encoders(exe))
+        if codec is None:
+            log.warning("WARNING: this ffmpeg has no audio encoder for %s; writing %s without audio", ext, self.path)
+            return []
+        self.audio = True
+        return ["-i", str(source), "-map", "0:v:0", "-map", "1:a:0", *codec, "-shortest"]
+
+    def _open_ffmpeg(self, exe: str, ext: str, audio_from: str | Path | None) -> None:
+        """Start ffmpeg reading raw BGR frames from a pipe."""
+        info = probe_text(audio_from) if audio_from else ""
+        if self.sample_aspect_ratio is None:
+            self.sample_aspect_ratio = parse_sample_aspect(info)
+        width, height = (self.width + self.width % 2, self.height + self.height % 2) if self.even \
+            else (self.width, self.height)
         cmd = [exe, "-hide_banner", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
                "-r", f"{self.fps:.6g}", "-i", "-"]
-        if self.audio:
-            cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "160k",
-                    "-shortest"]
+        if ext not in _SILENT_EXTS and "audio" in stream_kinds(info):
+            cmd += self._audio_args(exe, ext, audio_from)
         cmd += _VIDEO_CODECS.get(ext, _DEFAULT_CODEC)
+        sar = self.sample_aspect_ratio
+        if sar and sar[0] != sar[1] and ext != ".gif":  # a GIF has no pixel aspect
+            cmd += ["-vf", f"setsar={sar[0]}/{sar[1]}"]
         if ext in (".mp4", ".mov", ".m4v"):
             cmd += ["-movflags", "+faststart"]
         cmd.append(str(self.tmp))
@@ -187,7 +291,10 @@ class VideoWriter:
                                       stderr=self._log, start_new_session=True)
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one uint8 BGR frame; frames of another size are resized to the writer's size."""
+        """Append one uint8 BGR frame; frames of another size are resized to the writer's size.
+
+        Raises UserError (and removes the partial file) when the encoder has stopped.
+        """
         if frame.shape[:2] != (self.height, self.width):
             frame = imageops.resize_to(frame, self.height, self.width)
         if self.even:
@@ -196,11 +303,30 @@ class VideoWriter:
             self._cv.write(frame)
         else:
             try:
+                if self._proc is None:  # stopped by an earlier failure
+                    raise BrokenPipeError
                 self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
             except (BrokenPipeError, OSError):
-                raise UserError(f"the video encoder stopped while writing {self.path}: {self._error()}",
+                message = self._stop()
+                raise UserError(f"the video encoder stopped while writing {self.path}: {message}",
                                 "check free disk space and the output name") from None
         self.frames += 1
+
+    def _stop(self) -> str:
+        """End a failed ffmpeg, remove the partial file; returns ffmpeg's last error line."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.tmp.unlink(missing_ok=True)
+        return self._error()
 
     def _error(self) -> str:
         self._log.seek(0)
@@ -210,7 +336,7 @@ class VideoWriter:
     def close(self) -> Path:
         """Finalise the file and rename it to ``path``; returns ``path``.
 
-        A writer with no frames removes its temporary file and raises UserError.
+        A writer with no frames, or whose encoder fails, removes its temporary file and raises UserError.
         """
         if self._cv is not None:
             self._cv.release()
@@ -230,7 +356,11 @@ class VideoWriter:
         if self.frames == 0:
             self.tmp.unlink(missing_ok=True)
             raise UserError(f"no frames were written to {self.path}", "the input delivered no frame")
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            self.tmp.unlink(missing_ok=True)
+            raise unwritable(self.path, err) from None
         return self.path
 
     def abort(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import queue
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -50,11 +51,53 @@ def kind_of(path: str | Path) -> str | None:
     return "video" if ext in VIDEO_EXTS else "image" if ext in IMAGE_EXTS else None
 
 
-def expand_sources(specs: Iterable[str]) -> tuple[list[SourceItem], list[str]]:
+_IMAGE_MAGIC = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"BM", ".bmp"),
+                (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"))
+
+
+def _head(path: str | Path, size: int = 16) -> bytes:
+    """The first ``size`` bytes of a file (b"" when it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return b""
+
+
+def image_format(path: str | Path) -> str | None:
+    """Extension that fits the content of an image file by its signature (".jpg", ".png", ...), or None."""
+    return _format_of(_head(path))
+
+
+def _format_of(head: bytes) -> str | None:
+    """Image extension from the first 16 bytes of a file, or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    return next((ext for magic, ext in _IMAGE_MAGIC if head.startswith(magic)), None)
+
+
+def sniff_kind(path: str | Path) -> str | None:
+    """ "image" when OpenCV has a decoder for the file's signature (a GIF stays a video), else None."""
+    if _head(path, 4).startswith(b"GIF8"):
+        return None
+    try:
+        return "image" if cv2.haveImageReader(str(path)) else None
+    except cv2.error:
+        return None
+
+
+def file_kind(path: str | Path) -> str | None:
+    """ "video" or "image" by extension; an unknown extension is sniffed for image content."""
+    return kind_of(path) or sniff_kind(path)
+
+
+def expand_sources(specs: Iterable[str], output: str | None = None) -> tuple[list[SourceItem], list[str]]:
     """Camera indices, files, folders and globs -> (items, notes about skipped files).
 
-    Folders are searched recursively for images and videos; other files are skipped with a
-    note. A missing path or a glob that matches nothing raises UserError.
+    An existing path is taken as it is, even with glob characters in its name. Folders are
+    searched recursively for images and videos, leaving out stylecam's own earlier outputs and
+    anything under ``output`` (the -o path); other files are skipped with a note. A missing
+    path, or a folder or glob without images or videos, raises UserError.
     """
     items: list[SourceItem] = []
     notes: list[str] = []
@@ -62,37 +105,77 @@ def expand_sources(specs: Iterable[str]) -> tuple[list[SourceItem], list[str]]:
         if spec.isdigit():
             items.append(SourceItem("camera", spec))
         elif os.path.isdir(spec):
-            found = 0
-            for path in sorted(Path(spec).rglob("*")):
-                if path.is_dir() or any(part.startswith(".") for part in path.relative_to(spec).parts):
-                    continue
-                kind = kind_of(path)
-                if kind is None:
-                    notes.append(f"skipped {path}: not an image or video")
-                    continue
-                items.append(SourceItem(kind, str(path), root=spec))
-                found += 1
-            if not found:
-                raise UserError(f"no images or videos in folder {spec}",
-                                f"supported: {', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))}")
-        elif any(ch in spec for ch in "*?["):
-            matches = sorted(glob.glob(spec, recursive=True))
-            files = [m for m in matches if os.path.isfile(m)]
-            if not files:
-                raise UserError(f"no files match {spec!r}", "check the pattern (quote it so the shell leaves it alone)")
-            base = _glob_base(spec)
-            for path in files:
-                kind = kind_of(path)
-                if kind is None:
-                    notes.append(f"skipped {path}: not an image or video")
-                    continue
-                items.append(SourceItem(kind, path, root=base))
+            items += _expand_folder(spec, output, notes)
         elif os.path.isfile(spec):
-            items.append(SourceItem(kind_of(spec) or "video", spec))  # unknown extension: let the decoder try
+            items.append(SourceItem(file_kind(spec) or "video", spec))  # neither: let the video decoder try
+        elif any(ch in spec for ch in "*?["):
+            items += _expand_glob(spec, notes)
         else:
             raise UserError(f"no such file, folder or camera: {spec}",
                             "give a camera index (0, 1, ...), a video, an image, a folder or a glob")
     return items, notes
+
+
+def _media_items(paths: Iterable[Path | str], root: str | None, notes: list[str]) -> list[SourceItem]:
+    """SourceItems of the images and videos among ``paths``; a note for every other file."""
+    items = []
+    for path in paths:
+        kind = file_kind(path)
+        if kind is None:
+            notes.append(f"skipped {path}: not an image or video")
+        else:
+            items.append(SourceItem(kind, str(path), root=root))
+    return items
+
+
+def _expand_folder(folder: str, output: str | None, notes: list[str]) -> list[SourceItem]:
+    """The images and videos under ``folder`` (recursive; hidden files and earlier outputs left out)."""
+    out = Path(output).resolve() if output else None
+    out = out if out is not None and Path(folder).resolve() in out.parents else None  # -o inside the folder
+    files, skipped = [], 0
+    for path in sorted(Path(folder).rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts) or path.is_dir():
+            continue
+        if _is_output(path, Path(folder), out):
+            skipped += 1
+        else:
+            files.append(path)
+    if skipped:
+        notes.append(f"skipped {skipped} file(s) in {folder} that are stylecam outputs (*_stylised.*, *_steps)"
+                     f"{' or lie under -o ' + str(output) if out else ''}; name them to process them anyway")
+    items = _media_items(files, folder, notes)
+    if not items:
+        raise UserError(f"no images or videos in folder {folder}",
+                        f"supported: {', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))}")
+    return items
+
+
+def _expand_glob(pattern: str, notes: list[str]) -> list[SourceItem]:
+    """The images and videos a glob matches; UserError when it matches none."""
+    files = [m for m in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(m)]
+    if not files:
+        raise UserError(f"no files match {pattern!r}", "check the pattern (quote it so the shell leaves it alone)")
+    items = _media_items(files, _glob_base(pattern), notes)
+    if not items:
+        raise UserError(f"no images or videos among the {len(files)} file(s) matching {pattern!r}",
+                        f"supported: {', '.join(sorted(IMAGE_EXTS | VIDEO_EXTS))}")
+    return items
+
+
+def _is_output(path: Path, folder: Path, out: Path | None) -> bool:
+    """Whether ``path`` (a file under ``folder``) is under -o ``out`` or was written by stylecam:
+    NAME_stylised.EXT, a --save-steps sheet NAME_steps.png or anything in a NAME_steps/ folder."""
+    resolved = path.resolve()
+    if out is not None and (resolved == out or out in resolved.parents):
+        return True
+    if path.stem.endswith(("_stylised", "_stylised_steps")) or _is_steps(path.with_name(path.stem)):
+        return True
+    return any(_is_steps(folder / parent) for parent in path.relative_to(folder).parents if parent != Path("."))
+
+
+def _is_steps(path: Path) -> bool:
+    """Whether ``path`` is a folder that save_steps wrote (NAME_steps/00_original.png, ...)."""
+    return path.name.endswith("_steps") and (path / "00_original.png").is_file()
 
 
 def _glob_base(pattern: str) -> str | None:
@@ -110,10 +193,11 @@ def _glob_base(pattern: str) -> str | None:
 
 def read_image(path: str | Path) -> np.ndarray:
     """uint8 BGR (H, W, 3) from an image file (alpha dropped, grey expanded). Raises SourceError."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as err:
-        raise SourceError(f"cannot read {path}: {err.strerror}") from None
+    return _decode_colour(_read_bytes(path), path)
+
+
+def _decode_colour(data: np.ndarray, path: str | Path) -> np.ndarray:
+    """Encoded bytes uint8 (N,) -> uint8 BGR (H, W, 3), EXIF orientation applied. Raises SourceError."""
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise SourceError(f"cannot decode {path}: not a readable image")
@@ -123,23 +207,109 @@ def read_image(path: str | Path) -> np.ndarray:
 ALPHA_EXTS = {".png", ".webp", ".tif", ".tiff"}   # image formats that can carry transparency
 
 
-def read_alpha(path: str | Path) -> np.ndarray | None:
-    """The transparency of an image file as uint8 (H, W) 0..255, or None when it has none.
+def read_image_alpha(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(uint8 BGR (H, W, 3), uint8 alpha (H, W) 0..255 or None) from one image file.
 
-    Only formats in ALPHA_EXTS are decoded (a second time, unchanged); 16-bit alpha is scaled to 8 bits.
+    The colour is read like read_image (EXIF orientation applied); the alpha of a PNG, WebP or
+    TIFF (by content, not name) is turned the same way. Raises SourceError.
     """
-    if Path(path).suffix.lower() not in ALPHA_EXTS:
-        return None
+    data = _read_bytes(path)
+    image = _decode_colour(data, path)
+    if _format_of(data[:16].tobytes()) not in ALPHA_EXTS:
+        return image, None
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.ndim != 3 or raw.shape[2] != 4:
+        return image, None
+    if raw.dtype == np.uint16:
+        raw = (raw // 257).astype(np.uint8)
+    code = _orientation_of(raw[..., :3], image, exif_orientation(data.tobytes()))
+    return image, (None if code is None else orient(raw[..., 3], code).astype(np.uint8))
+
+
+def read_alpha(path: str | Path) -> np.ndarray | None:
+    """The transparency of an image file as uint8 (H, W) 0..255, oriented like read_image; None when
+    it has none or the file cannot be read. 16-bit alpha is scaled to 8 bits."""
     try:
-        image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except (OSError, cv2.error):
+        return read_image_alpha(path)[1]
+    except (SourceError, cv2.error):
         return None
-    if image is None or image.ndim != 3 or image.shape[2] != 4:
-        return None
-    alpha = image[..., 3]
-    if alpha.dtype == np.uint16:
-        return (alpha // 257).astype(np.uint8)
-    return alpha.astype(np.uint8) if alpha.dtype != np.uint8 else alpha
+
+
+def _read_bytes(path: str | Path) -> np.ndarray:
+    """The bytes of a file as uint8 (N,); SourceError when it cannot be read."""
+    try:
+        return np.fromfile(str(path), dtype=np.uint8)
+    except OSError as err:
+        raise SourceError(f"cannot read {path}: {err.strerror}") from None
+
+
+def orient(image: np.ndarray, code: int) -> np.ndarray:
+    """(H, W, ...) stored pixels -> as displayed for EXIF orientation ``code`` 1..8 (a contiguous copy)."""
+    turned = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+              5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+              7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.swapaxes(a, 0, 1)[::-1]}
+    return np.ascontiguousarray(turned.get(code, lambda a: a)(image))
+
+
+def _orientation_of(stored: np.ndarray, shown: np.ndarray, hint: int) -> int | None:
+    """The orientation code (1..8) that turns uint8 BGR ``stored`` into ``shown`` as OpenCV decoded it.
+
+    ``hint`` (the file's EXIF orientation) is tried first and wins ties (a plain-coloured picture);
+    None when no orientation gives the shape of ``shown``.
+    """
+    best: tuple[float, int] | None = None
+    for code in dict.fromkeys([hint, 1, 2, 3, 4, 5, 6, 7, 8]):
+        candidate = orient(stored, code)
+        if candidate.shape != shown.shape:
+            continue
+        err = cv2.norm(candidate, shown, cv2.NORM_L1)
+        if best is None or err < best[0]:
+            best = (err, code)
+        if err == 0:
+            break
+    return None if best is None else best[1]
+
+
+def exif_orientation(data: bytes) -> int:
+    """EXIF orientation 1..8 of an encoded PNG (eXIf chunk), WebP (EXIF chunk) or TIFF; 1 when absent."""
+    block = _exif_block(data)
+    if block.startswith(b"Exif\x00\x00"):
+        block = block[6:]
+    order = {b"II": "little", b"MM": "big"}.get(block[:2])
+    if order is None or len(block) < 8:
+        return 1
+    u = lambda at, n: int.from_bytes(block[at:at + n], order)  # noqa: E731
+    ifd = u(4, 4)
+    for at in range(ifd + 2, min(ifd + 2 + 12 * u(ifd, 2), len(block) - 11), 12):
+        if u(at, 2) == 0x0112:
+            value = u(at + 8, 2)
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _exif_block(data: bytes) -> bytes:
+    """The EXIF (TIFF-structured) bytes of a PNG, WebP or TIFF file; b"" when there are none."""
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return data
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return _chunk(data, 8, b"eXIf", png=True)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _chunk(data, 12, b"EXIF", png=False)
+    return b""
+
+
+def _chunk(data: bytes, at: int, wanted: bytes, png: bool) -> bytes:
+    """The payload of the first ``wanted`` chunk from offset ``at``: PNG chunks (size BE, tag, data, CRC)
+    or RIFF chunks (tag, size LE, data padded to even); b"" when absent."""
+    while at + 8 <= len(data):
+        tag = data[at + 4:at + 8] if png else data[at:at + 4]
+        size = int.from_bytes(data[at:at + 4], "big") if png else int.from_bytes(data[at + 4:at + 8], "little")
+        if tag == wanted:
+            return data[at + 8:at + 8 + size]
+        if tag == b"IEND":
+            return b""
+        at += 12 + size if png else 8 + size + (size & 1)
+    return b""
 
 
 class VideoFileSource:
@@ -152,11 +322,11 @@ class VideoFileSource:
         self.path = str(path)
         self._cap = cv2.VideoCapture(self.path)
         if not self._cap.isOpened():
-            raise SourceError(f"cannot open video {self.path}")
+            raise SourceError(_no_video_stream(self.path) or f"cannot open video {self.path}")
         ok, first = self._cap.read()
         if not ok or first is None:
             self._cap.release()
-            raise SourceError(f"cannot decode video {self.path}: no readable frame")
+            raise SourceError(_no_video_stream(self.path) or f"cannot decode video {self.path}: no readable frame")
         self._first: np.ndarray | None = first
         self.height, self.width = first.shape[:2]
         fps = self._cap.get(cv2.CAP_PROP_FPS)
@@ -177,6 +347,19 @@ class VideoFileSource:
 
     def close(self) -> None:
         self._cap.release()
+
+
+def _no_video_stream(path: str) -> str | None:
+    """ "PATH has no video stream (only audio)" when ffmpeg finds streams but no video, else None."""
+    from stylecam.sinks import probe_streams
+
+    try:
+        streams = probe_streams(path)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not streams or "video" in streams:
+        return None
+    return f"{path} has no video stream (only {', '.join(dict.fromkeys(streams))})"
 
 
 def prefetch(iterable: Iterable, maxsize: int = 8) -> Iterator:

@@ -269,3 +269,84 @@ def test_padding_with_a_style_file_warns_once_that_the_file_is_used_as_is(capsys
     for argv in (["--padding", "zero"], []):  # its own mode, or the default: nothing to warn about
         code, _, err = run_cli(capsys, photo, "--style", zero, *argv, "-o", tmp_path / "y.png", "--device", "cpu")
         assert code == 0 and "--padding applies" not in err, err
+
+
+def _clip(path):
+    """A 10-frame 64x48 H.264 clip."""
+    import subprocess
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc=size=64x48:rate=10:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize("flags", [["-q"], ["--quiet"], ["-qo"]])
+def test_quiet_means_no_progress_bars_also_in_combined_flags(flags):
+    args = cli.build_parser().parse_args(["clip.mp4", *flags, *(["x.mp4"] if flags == ["-qo"] else [])])
+    assert args.quiet and cli.config_from_args(args).progress is False
+    assert cli.config_from_args(cli.build_parser().parse_args(["clip.mp4"])).progress is True
+
+
+@pytest.mark.skipif(ffmpeg_exe() is None, reason="no ffmpeg")
+def test_quiet_video_run_prints_nothing_on_stderr(capsys, weights, tmp_path):
+    clip = _clip(tmp_path / "clip.mp4")
+    code, _, err = run_cli(capsys, clip, "-qo", tmp_path / "out.mp4", "--weights-dir", weights, "--device", "cpu",
+                           "--style", str(weights / "wave.onnx"), "--int8")
+    assert code == 0 and err == "", err
+    code, _, err = run_cli(capsys, clip, "-o", tmp_path / "out2.mp4", "--weights-dir", weights, "--device", "cpu")
+    assert code == 0 and "frame/s" in err  # without -q: a progress bar
+
+
+@pytest.mark.skipif(ffmpeg_exe() is None, reason="no ffmpeg")
+def test_demo_quiet_prints_nothing_on_stderr(capsys, weights, tmp_path):
+    code, _, err = run_cli(capsys, "demo", "-q", "--weights-dir", weights, "-o", tmp_path / "demo",
+                           "--max-frames", "2", "--device", "cpu")
+    assert code == 0 and err == "", err
+
+
+def test_study_accepts_quiet_and_turns_off_its_progress_bar(monkeypatch):
+    import types
+    seen = {}
+    module = types.ModuleType("stylecam.study")
+
+    def add_arguments(p):
+        p.add_argument("images", nargs="+")
+        p.add_argument("--no-progress", action="store_true")
+    module.add_arguments = add_arguments
+    module.run = lambda args: seen.update(no_progress=args.no_progress) or 0
+    monkeypatch.setitem(sys.modules, "stylecam.study", module)
+    assert cli.main(["study", "a.jpg", "-q"]) == 0 and seen == {"no_progress": True}
+    assert cli.main(["study", "a.jpg"]) == 0 and seen == {"no_progress": False}
+
+
+def test_int8_with_a_style_file_warns_and_the_json_tells_the_real_precision(capsys, tmp_path, photo):
+    model = make_style_model(tmp_path / "m" / "mine.onnx", "mine")
+    code, out, err = run_cli(capsys, photo, "--style", model, "--int8", "--json", "-o", tmp_path / "x.png",
+                             "--device", "cpu")
+    assert code == 0, err
+    assert err.count(f"--int8 applies to styles given by name; {model} (fp32) is used as is") == 1
+    summary = json.loads(out)["stylecam"]
+    assert summary["int8"] is False and summary["models"][0]["precision"] == "fp32"
+
+
+def test_pgm_input_gets_a_grey_pgm_output_without_opencv_errors(capfd, weights, tmp_path):
+    cv2.imwrite(str(tmp_path / "g.pgm"), np.full((8, 12), 80, np.uint8))
+    code = cli.main([str(tmp_path / "g.pgm"), "--weights-dir", str(weights), "--device", "cpu"])
+    err = capfd.readouterr().err
+    assert code == 0 and "ERROR" not in err and "cannot encode" not in err, err
+    written = cv2.imread(str(tmp_path / "g_stylised.pgm"), cv2.IMREAD_UNCHANGED)
+    assert written.shape == (8, 12) and (written == 90).all()  # wave = +10
+
+
+@pytest.mark.skipif(ffmpeg_exe() is None, reason="no ffmpeg")
+def test_video_with_audio_to_webm(capsys, weights, tmp_path):
+    import subprocess
+    clip = tmp_path / "a.mp4"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc=size=64x48:rate=10:duration=1", "-f", "lavfi", "-i", "sine=duration=1",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)], check=True)
+    code, _, err = run_cli(capsys, clip, "-o", tmp_path / "x.webm", "--weights-dir", weights, "--device", "cpu",
+                           "--no-progress")
+    assert code == 0, err
+    from stylecam.sinks import probe_text
+    assert "Audio: opus" in probe_text(tmp_path / "x.webm") and not list(tmp_path.glob(".*partial*"))

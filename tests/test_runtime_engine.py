@@ -576,3 +576,50 @@ def test_plan_workers(workers, threads, on_gpu, cores, expected):
 def test_network_name_from_config_metadata(config, expected):
     from stylecam.styles import network_name
     assert network_name(config) == expected
+
+
+# ----- Python API errors and --int8 with files -----------------------------------------------
+
+def test_batch_of_frames_of_different_sizes_is_a_clear_error(weights):
+    s = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    img = grey(100, 12, 16)
+    with pytest.raises(ValueError, match=r"all frames of a batch must have the same size: "
+                                         r"frame 0 is 16x12, frame 1 is 8x6"):
+        s.stylize_batch([img, img[:6, :8]])
+    assert s.stylize_batch([img, img]).shape == (2, 12, 16, 3)
+
+
+def test_constructor_arguments_of_the_wrong_type_are_clear_errors(weights):
+    with pytest.raises(TypeError, match=r"styles must be names or paths \(str / os.PathLike\), got 1"):
+        Stylizer(styles=[1], weights_dir=weights, device="cpu")
+    with pytest.raises(TypeError, match="styles must be names or paths"):
+        Stylizer(styles=5, weights_dir=weights, device="cpu")
+    with pytest.raises(TypeError, match="weights_dir must be a folder path"):
+        Stylizer(styles=["wave"], weights_dir=1, device="cpu")
+    for bad in ("x", 0, 1.5, True):
+        with pytest.raises(UserError, match="threads must be a whole number ≥ 1"):
+            Stylizer(styles=["wave"], threads=bad, weights_dir=weights, device="cpu")
+    with pytest.raises(UserError, match="unknown device"):
+        Stylizer(styles=["wave"], device=["cpu"], weights_dir=weights)
+    with pytest.raises(UserError, match="unknown variant"):
+        Stylizer(styles=["wave"], variant=["lite"], weights_dir=weights, device="cpu")
+    with pytest.raises(UserError, match="unknown padding mode"):
+        Stylizer(styles=["wave"], padding=["zero"], weights_dir=weights, device="cpu")
+    with pytest.raises(UserError, match="threads must be"):
+        load_model(str(weights / "wave.onnx"), device="cpu", threads="2")
+    s = Stylizer(styles=[weights / "wave.onnx"], threads=2, device="cpu")  # a Path is a path
+    assert s.threads == 2 and s.chain == ["wave"]
+
+
+def test_int8_with_a_style_file_warns_once_and_the_summary_tells_the_real_precision(tmp_path, caplog):
+    model = make_style_model(tmp_path / "mine.onnx", "mine")
+    with caplog.at_level("WARNING", logger="stylecam"):
+        s = Stylizer([str(model), str(model)], int8=True, device="cpu")
+    assert caplog.text.count(f"--int8 applies to styles given by name; {model} (fp32) is used as is") == 1
+    summary = s.describe()
+    assert summary["int8"] is False and [m["precision"] for m in summary["models"]] == ["fp32", "fp32"]
+    quantised = make_style_model(tmp_path / "mine.int8.onnx", "mine", metadata={"stylecam.precision": "int8"})
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stylecam"):
+        s = Stylizer([str(quantised)], int8=True, device="cpu")
+    assert "--int8 applies" not in caplog.text and s.describe()["int8"] is True

@@ -91,8 +91,10 @@ def test_interrupted_write_leaves_a_playable_file(tmp_path, weights, monkeypatch
     assert code == 130
     done = summary["done"][-1]["frames"]
     assert summary["done"][-1]["interrupted"]
-    # one worker: exactly the 7 frames before the interrupted call; two: the 8th call may be a later frame
-    assert done == 7 if workers == 1 else 6 <= done <= 8
+    # one worker: exactly the 7 frames before the interrupted call. Two: the calls of two neighbouring
+    # frames can start in either order, so the 8th call is frame 7, 8 or 9, and the frame still in
+    # flight on the other worker may be lost with it: 5 to 8 frames are written, in order.
+    assert done == 7 if workers == 1 else 5 <= done <= 8
     assert out.is_file() and count_frames(out) == done
     assert not list(out.parent.glob(".*partial*"))
 
@@ -623,3 +625,168 @@ def test_video_with_stabilise_keeps_every_frame_and_reports_it(tmp_path, weights
     summary = runner.process_video(str(clip), out, Stylizer(["wave"], weights_dir=weights, device="cpu"),
                                    progress=False, workers=2, stabilise=0.6)
     assert summary["frames"] == 9 and summary["stabilise"] == 0.6 and count_frames(out) == 9
+
+
+# ----- QA fixes: orientation, names, reruns, truncated / audio-only media -----------------------
+
+def save_rgba_with_orientation(path: Path, rgba: np.ndarray, orientation: int) -> Path:
+    """Write uint8 RGBA (H, W, 4) with Pillow (PNG or lossless WebP by extension) and an EXIF orientation."""
+    image_module = pytest.importorskip("PIL.Image")
+    image = image_module.fromarray(rgba, "RGBA")
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif, **({"lossless": True} if path.suffix == ".webp" else {}))
+    return path
+
+
+def ramp_rgba(height: int, width: int) -> np.ndarray:
+    """uint8 RGBA (H, W, 4) whose red channel equals its alpha: a ramp that no flip or turn leaves unchanged."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    ramp = ((ys * 7 + xs * 3) % 200 + 20).astype(np.uint8)
+    return np.dstack([ramp, np.full_like(ramp, 60), np.full_like(ramp, 90), ramp])
+
+
+@pytest.mark.parametrize("ext", [".png", ".webp"])
+def test_exif_rotated_transparent_image_keeps_alpha_with_its_picture(tmp_path, weights, ext):
+    from stylecam.sources import exif_orientation, read_alpha, read_image
+    source = save_rgba_with_orientation(tmp_path / f"al_exif{ext}", ramp_rgba(150, 200), 6)
+    assert exif_orientation(source.read_bytes()) == 6
+    out = tmp_path / f"o{ext}"
+    code, _ = runner.run(RunConfig(engine=engine(weights, size=64), sources=(str(source),), output=str(out),
+                                   progress=False))
+    written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert code == 0 and written.shape[2] == 4 and written.shape[:2] == read_image(source).shape[:2]
+    for orientation in range(1, 9):  # square too: the alpha turns exactly like the colour OpenCV decodes
+        square = save_rgba_with_orientation(tmp_path / f"sq{orientation}{ext}", ramp_rgba(40, 40), orientation)
+        np.testing.assert_array_equal(read_alpha(square), read_image(square)[..., 2])
+
+
+def test_alpha_of_a_plain_coloured_picture_follows_the_exif_orientation(tmp_path):
+    from stylecam.sources import orient, read_alpha, read_image
+    rgba = ramp_rgba(30, 40)
+    rgba[..., :3] = 80  # the colour cannot tell which of the quarter turns and flips was applied; EXIF does
+    source = save_rgba_with_orientation(tmp_path / "plain.png", rgba, 6)
+    turned = read_image(source).shape[:2] == (40, 30)  # OpenCV applies PNG orientation (recent versions)
+    np.testing.assert_array_equal(read_alpha(source), orient(rgba[..., 3], 6) if turned else rgba[..., 3])
+
+
+def test_an_existing_path_with_glob_characters_is_taken_as_it_is(tmp_path):
+    folder = tmp_path / "br"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "shot[1].png"), np.zeros((4, 4, 3), np.uint8))
+    items, _ = expand_sources([str(folder / "shot[1].png")])
+    assert [i.location for i in items] == [str(folder / "shot[1].png")]
+    cv2.imwrite(str(folder / "shot1.png"), np.zeros((4, 4, 3), np.uint8))  # what the pattern would match
+    items, _ = expand_sources([str(folder / "shot[1].png")])
+    assert [i.location for i in items] == [str(folder / "shot[1].png")]
+    assert [i.location for i in expand_sources([str(folder / "shot[0-9].png")])[0]] == [str(folder / "shot1.png")]
+
+
+def test_running_again_on_a_folder_skips_stylecam_outputs(tmp_path, weights, caplog):
+    caplog.set_level("INFO", logger="stylecam")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "marker.png"), np.full((6, 6, 3), 50, np.uint8))
+    cv2.imwrite(str(folder / "run_steps.png"), np.full((6, 6, 3), 50, np.uint8))  # the user's own file
+    config = RunConfig(engine=engine(weights), sources=(str(folder),), save_steps=True, progress=False)
+    for _ in range(2):
+        code, summary = runner.run(config)
+        assert code == 0
+        assert sorted(Path(d["input"]).name for d in summary["done"]) == ["marker.png", "run_steps.png"]
+    assert not list(folder.rglob("*_stylised_stylised*")) and not list(folder.rglob("*_steps_steps*"))
+    assert "skipped 8 file(s) in" in caplog.text  # 2 results, 2 sheets, 2 x 2 steps
+    caplog.clear()
+    inside = RunConfig(engine=engine(weights), sources=(str(folder),), output=str(folder / "out"), progress=False)
+    for _ in range(2):
+        code, summary = runner.run(inside)
+        assert code == 0 and len(summary["done"]) == 2
+    assert sorted(p.name for p in (folder / "out").iterdir()) == ["marker.png", "run_steps.png"]
+    assert "skipped 10 file(s) in" in caplog.text and "under -o" in caplog.text
+
+
+@needs_ffmpeg
+def test_truncated_video_warns_keeps_the_frames_and_exits_1(tmp_path, weights, caplog):
+    whole = tmp_path / "whole.mp4"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc=size=64x48:rate=10:duration=5", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    "-movflags", "+faststart", str(whole)], check=True)
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(cut),), progress=False))
+    frames = summary["done"][0]["frames"]
+    assert code == 1 and summary["incomplete"] == [str(cut)] and 0 < frames < 47
+    assert count_frames(tmp_path / "cut_stylised.mp4") == frames
+    assert f"decoded only {frames} of the 50 frames" in caplog.text
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(whole),), output=str(tmp_path / "f.mp4"),
+                                         max_frames=10, progress=False))
+    assert code == 0 and summary["incomplete"] == [] and summary["done"][0]["frames"] == 10
+
+
+def test_a_small_frame_count_shortfall_is_not_reported():
+    check = runner._check_complete
+    assert check("a", 98, 100, None, Path("o"))["frames_missing"] == 0        # 2 frames: an estimate
+    assert check("a", 985, 1000, None, Path("o"))["frames_missing"] == 0      # 1.5 %
+    assert check("a", 97, 100, None, Path("o"))["frames_missing"] == 3
+    assert check("a", 10, 100, 10, Path("o"))["frames_missing"] == 0          # --max-frames
+    assert check("a", 10, None, None, Path("o"))["frames_missing"] == 0       # nothing announced
+
+
+def test_images_with_unknown_extensions_are_images(tmp_path, weights):
+    jpeg = cv2.imencode(".jpg", np.full((8, 10, 3), 100, np.uint8))[1].tobytes()
+    (tmp_path / "pic.jfif").write_bytes(jpeg)
+    (tmp_path / "photo").write_bytes(jpeg)
+    (tmp_path / "logo.img").write_bytes(cv2.imencode(".png", np.full((8, 10, 3), 100, np.uint8))[1].tobytes())
+    sources = tuple(str(tmp_path / n) for n in ("pic.jfif", "photo", "logo.img"))
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=sources, progress=False))
+    assert code == 0 and [d["kind"] for d in summary["done"]] == ["image"] * 3
+    assert [Path(d["output"]).name for d in summary["done"]] == ["pic_stylised.jpg", "photo_stylised.jpg",
+                                                                 "logo_stylised.png"]
+    assert cv2.imread(str(tmp_path / "logo_stylised.png")).shape == (8, 10, 3)
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(tmp_path),),
+                                         output=str(tmp_path / "out"), progress=False))
+    assert code == 0 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["logo.png", "photo.jpg", "pic.jpg"]
+
+
+def test_a_glob_matching_no_images_or_videos_is_a_user_error(tmp_path):
+    (tmp_path / "n1.txt").write_text("x")
+    with pytest.raises(UserError, match="no images or videos among the 1 file") as err:
+        expand_sources([str(tmp_path / "n*.txt")])
+    assert err.value.exit_code == 2
+
+
+def test_video_output_names_must_be_writable_containers():
+    from stylecam.sources import SourceItem
+    video = SourceItem("video", "b.mp4")
+    for name in ("x.txt", "x.flv"):
+        with pytest.raises(UserError, match=rf"cannot write video b.mp4 as \{name[1:]}.*\.mkv"):
+            runner.check_outputs([(video, runner.output_for(video, name, False))])
+    flv = SourceItem("video", "in/a.flv", root="in")
+    assert runner.output_for(flv, "outdir", False) == Path("outdir/a.mp4")  # made-up names still go to .mp4
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("name", ["tune.m4a", "tune.mp4"])
+def test_audio_only_file_says_it_has_no_video_stream(tmp_path, name):
+    path = tmp_path / name
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=duration=0.5",
+                    "-c:a", "aac", str(path)], check=True)
+    with pytest.raises(SourceError, match="has no video stream \\(only audio\\)"):
+        VideoFileSource(path)
+
+
+def test_output_folder_equal_to_the_input_folder_is_still_refused_as_an_overwrite(tmp_path, weights):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(UserError, match="overwrite its input"):
+        runner.run(RunConfig(engine=engine(weights), sources=(str(tmp_path),), output=str(tmp_path), progress=False))
+
+
+def test_hud_flags_say_int8_only_when_a_model_really_runs_int8():
+    state = runner.LiveState(styles=("wave",), chain=("wave",))
+    fp32 = types.SimpleNamespace(entries=[types.SimpleNamespace(precision="fp32")], int8=True)
+    int8 = types.SimpleNamespace(entries=[types.SimpleNamespace(precision="fp32"), types.SimpleNamespace(precision="int8")])
+    assert runner.hud_flags(fp32, state) == []
+    assert runner.hud_flags(int8, state) == ["int8"]
+    import dataclasses
+    busy = dataclasses.replace(state, recording=True, paused=True)
+    assert runner.hud_flags(int8, busy) == ["int8", "REC", "PAUSED"]

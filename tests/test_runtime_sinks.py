@@ -1,0 +1,133 @@
+"""Sinks: every listed image format, WebM audio, encoder failures, anamorphic video."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stylecam import sinks
+from stylecam.errors import UserError
+
+FFMPEG = sinks.ffmpeg_exe()
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
+IMAGE_OUTPUTS = (".bmp", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
+
+
+def make_clip(path: Path, frames: int = 6, audio: bool = True, sar: str | None = None) -> Path:
+    """A short H.264 clip (64x48 testsrc, 10 fps), optionally with a sine AAC track and a SAR like "32/27"."""
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+           "-i", f"testsrc=size=64x48:rate=10:duration={frames / 10}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={frames / 10}", "-c:a", "aac"]
+    if sar:
+        cmd += ["-vf", f"setsar={sar}"]
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-frames:v", str(frames), str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def write_frames(writer: sinks.VideoWriter, count: int = 6) -> Path:
+    for i in range(count):
+        writer.write(np.full((writer.height, writer.width, 3), 30 * i, np.uint8))
+    return writer.close()
+
+
+# ----- images ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ext", IMAGE_OUTPUTS)
+@pytest.mark.parametrize("channels", [3, 4])
+def test_every_listed_image_format_is_written_without_opencv_errors(tmp_path, capfd, ext, channels):
+    frame = np.full((6, 10, channels), 100, np.uint8)
+    frame[..., 2 % channels] = 200
+    path = sinks.write_image(tmp_path / f"x{ext}", frame)
+    written = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert written is not None and written.shape[:2] == (6, 10)
+    if ext == ".pgm":  # grey only: the luminance of BGR (100, 100, 200)
+        assert written.ndim == 2 and abs(int(written[0, 0]) - 130) <= 1
+    elif ext in (".jpg", ".jpeg", ".bmp", ".ppm"):  # no alpha
+        assert written.shape == (6, 10, 3)
+    assert "ERROR" not in capfd.readouterr().err
+
+
+def test_encodable_gives_each_format_the_channels_it_holds():
+    bgra = np.zeros((4, 6, 4), np.uint8)
+    assert sinks.encodable(bgra, ".pgm").shape == (4, 6)
+    assert sinks.encodable(bgra, ".jpg").shape == (4, 6, 3)
+    assert sinks.encodable(bgra, ".png") is bgra
+    assert sinks.encodable(np.zeros((4, 6), np.uint8), ".ppm").shape == (4, 6, 3)
+
+
+# ----- video -------------------------------------------------------------------------------
+
+def test_audio_codec_for_webm_is_opus_then_vorbis_else_none():
+    assert sinks.audio_codec_args(".webm", {"aac", "libopus", "libvorbis"})[:2] == ["-c:a", "libopus"]
+    assert sinks.audio_codec_args(".webm", {"aac", "libvorbis"})[:2] == ["-c:a", "libvorbis"]
+    assert sinks.audio_codec_args(".webm", {"aac"}) is None
+    assert sinks.audio_codec_args(".mp4", {"aac", "libopus"})[:2] == ["-c:a", "aac"]
+
+
+@needs_ffmpeg
+def test_webm_keeps_the_audio_as_opus_in_4_2_0(tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4")
+    out = write_frames(sinks.VideoWriter(tmp_path / "x.webm", 10, (64, 48), audio_from=clip))
+    info = sinks.probe_text(out)
+    assert sinks.stream_kinds(info) == ["video", "audio"]
+    assert "Audio: opus" in info and "yuv420p" in info
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+@needs_ffmpeg
+def test_webm_without_an_audio_encoder_warns_and_writes_video_only(tmp_path, monkeypatch, caplog):
+    clip = make_clip(tmp_path / "clip.mp4")
+    monkeypatch.setattr(sinks, "ffmpeg_encoders", lambda exe: {"aac", "libvpx-vp9"})
+    with caplog.at_level(logging.WARNING, logger="stylecam"):
+        writer = sinks.VideoWriter(tmp_path / "x.webm", 10, (64, 48), audio_from=clip)
+    out = write_frames(writer)
+    assert not writer.audio and sinks.probe_streams(out) == ["video"]
+    assert "no audio encoder for .webm" in caplog.text
+
+
+@needs_ffmpeg
+def test_encoder_that_stops_while_writing_leaves_no_partial_file(tmp_path):
+    writer = sinks.VideoWriter(tmp_path / "x.mp4", 10, (64, 48))
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer._proc.stdin.flush()
+    for _ in range(100):  # until ffmpeg has created its partial output
+        if writer.tmp.exists():
+            break
+        time.sleep(0.05)
+    assert writer.tmp.exists()
+    writer._proc.kill()
+    writer._proc.wait()
+    with pytest.raises(UserError, match="the video encoder stopped while writing"):
+        for _ in range(50):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+    assert not list(tmp_path.glob(".*partial*")) and not (tmp_path / "x.mp4").exists()
+    writer.abort()  # what the caller does next: nothing left to remove, no error
+
+
+def test_parse_sample_aspect_from_ffmpeg_output():
+    text = ("  Stream #0:0[0x1](und): Video: h264 (High), yuv420p(progressive), 720x480 [SAR 32:27 DAR 16:9], "
+            "30 fps\n  Stream #0:1[0x2](und): Audio: aac (LC), 48000 Hz, stereo")
+    assert sinks.parse_sample_aspect(text) == (32, 27)
+    assert sinks.parse_sample_aspect(text.replace("32:27", "1:1")) is None
+    assert sinks.parse_sample_aspect("  Stream #0:0: Video: mjpeg, 640x480, SAR 0:1 DAR 0:1") is None
+    assert sinks.parse_sample_aspect("  Stream #0:0: Video: h264, 640x480, 25 fps") is None
+    assert sinks.parse_sample_aspect("") is None
+
+
+@needs_ffmpeg
+def test_anamorphic_source_keeps_its_sample_aspect_ratio(tmp_path):
+    clip = make_clip(tmp_path / "dvd.mp4", audio=False, sar="32/27")
+    writer = sinks.VideoWriter(tmp_path / "out.mp4", 10, (64, 48), audio_from=clip)
+    assert writer.sample_aspect_ratio == (32, 27)
+    out = write_frames(writer)
+    assert sinks.parse_sample_aspect(sinks.probe_text(out)) == (32, 27)
+    square = write_frames(sinks.VideoWriter(tmp_path / "sq.mp4", 10, (64, 48), audio_from=clip,
+                                            sample_aspect_ratio=(1, 1)))
+    assert sinks.parse_sample_aspect(sinks.probe_text(square)) is None
