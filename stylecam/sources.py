@@ -155,6 +155,12 @@ def _expand_glob(pattern: str, notes: list[str]) -> list[SourceItem]:
     files = [m for m in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(m)]
     if not files:
         raise UserError(f"no files match {pattern!r}", "check the pattern (quote it so the shell leaves it alone)")
+    if "_stylised" not in pattern and "_steps" not in pattern:  # earlier outputs, unless asked for by name
+        own = [f for f in files if _is_output(Path(f), Path(f).parent, None) or _is_steps(Path(f).parent)]
+        if own:
+            files = [f for f in files if f not in own]
+            notes.append(f"skipped {len(own)} file(s) matching {pattern!r} that are stylecam outputs "
+                         "(*_stylised.*, *_steps); name them to process them anyway")
     items = _media_items(files, _glob_base(pattern), notes)
     if not items:
         raise UserError(f"no images or videos among the {len(files)} file(s) matching {pattern!r}",

@@ -790,3 +790,18 @@ def test_hud_flags_say_int8_only_when_a_model_really_runs_int8():
     import dataclasses
     busy = dataclasses.replace(state, recording=True, paused=True)
     assert runner.hud_flags(int8, busy) == ["int8", "REC", "PAUSED"]
+
+
+def test_a_glob_run_twice_skips_its_own_outputs(tmp_path, weights):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    cv2.imwrite(str(shots / "a.png"), np.full((12, 12, 3), 100, np.uint8))
+    config = RunConfig(engine=engine(weights), sources=(str(shots / "*.png"),), progress=False)
+    for _ in range(2):
+        code, summary = runner.run(config)
+        assert code == 0 and [d["input"] for d in summary["done"]] == [str(shots / "a.png")]
+    assert sorted(p.name for p in shots.iterdir()) == ["a.png", "a_stylised.png"]
+    # asked for by name, an output is processed like any image
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(shots / "*_stylised.png"),),
+                                         progress=False))
+    assert code == 0 and (shots / "a_stylised_stylised.png").is_file()
