@@ -449,8 +449,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     loss.add_argument("--tv-weight", type=non_negative_float, default=d.tv_weight,
                       help="weight of total variation: more gives smoother, less noisy output")
     loss.add_argument("--stability-weight", type=non_negative_float, default=d.stability_weight,
-                      help="penalise output change under camera-like noise: less flicker on video, try 1 "
-                           "(default: 0, off)")
+                      help="penalise output change under camera-like noise: less flicker on video; the shipped "
+                           "mosaic and feathers were fine-tuned 300 steps at 0.05 (default: 0, off)")
     loss.add_argument("--stability-noise", type=non_negative_float, default=d.stability_noise, metavar="STD",
                       help="standard deviation of that noise, in grey levels (0..255)")
     loss.add_argument("--style-size", type=size, default=d.style_size, metavar="PIXELS",
