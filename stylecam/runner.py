@@ -24,7 +24,7 @@ from stylecam.config import RunConfig
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
-from stylecam.sinks import VideoWriter, Window, hud_lines, write_image
+from stylecam.sinks import VideoWriter, Window, hud_lines, probe_frame_times, vfr_timing, write_image
 from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem,
                               VideoFileSource, expand_sources, image_format, prefetch, read_image,
                               read_image_alpha)
@@ -259,8 +259,10 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     frames_iter: Iterable[np.ndarray] = source
     if max_frames is not None:
         frames_iter = (f for f, _ in zip(source, range(max_frames)))
-    encoder = _EncodeThread(lambda first: VideoWriter(out, source.fps, (first.shape[1], first.shape[0]),
-                                                      audio_from=path))
+    timing = vfr_timing(probe_frame_times(path) or [], source.fps)   # None: constant frame rate
+    out_fps, copies = timing if timing else (source.fps, None)
+    encoder = _EncodeThread(lambda first: VideoWriter(out, out_fps, (first.shape[1], first.shape[0]),
+                                                      audio_from=path, copies=copies))
     done = 0
     inference_s = 0.0
     bar = _progress(total, Path(path).name, progress, position=position)
@@ -290,7 +292,8 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
                "fps": round(done / elapsed, 2) if elapsed > 0 else None,
                "stylise_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
                "encode_ms_per_frame": round(1e3 * encoder.encode_s / done, 2) if done else None,
-               "audio": bool(writer and writer.audio), "stabilise": stabilise, "interrupted": interrupted}
+               "audio": bool(writer and writer.audio), "stabilise": stabilise, "interrupted": interrupted,
+               "variable_frame_rate": timing is not None, "output_fps": round(out_fps, 3)}
     if writer is None:
         if interrupted:
             raise Interrupted(summary | {"output": None})

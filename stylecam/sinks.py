@@ -73,6 +73,67 @@ def parse_sample_aspect(text: str) -> tuple[int, int] | None:
     return None
 
 
+def parse_framecrc(text: str) -> list[float] | None:
+    """Presentation times in seconds, sorted and counted from the first frame, of stream 0's packets in
+    the output of ffmpeg's framecrc muxer ("#tb 0: 1/12800", then "0, dts, pts, duration, size, crc");
+    None when there is no time base or no packet."""
+    base, stamps = None, []
+    for line in text.splitlines():
+        m = re.match(r"#tb 0: (\d+)/(\d+)", line)
+        if m:
+            base = int(m.group(1)) / int(m.group(2))
+        elif line.startswith("0,"):
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2].strip().lstrip("-").isdigit():
+                stamps.append(int(fields[2]))
+    if base is None or not stamps:
+        return None
+    stamps.sort()
+    return [(t - stamps[0]) * base for t in stamps]
+
+
+def probe_frame_times(path: str | Path) -> list[float] | None:
+    """Presentation times (s) of the video frames of ``path``, read from its packets without decoding
+    (ffmpeg -c copy -f framecrc); None without ffmpeg or when they cannot be read."""
+    exe = ffmpeg_exe()
+    if exe is None:
+        return None
+    try:
+        proc = subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
+                               "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
+                              errors="replace", timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_framecrc(proc.stdout)
+
+
+#: highest frame rate a variable-frame-rate clip is written at (frames closer together than that share a tick)
+MAX_VFR_FPS = 60.0
+
+
+def vfr_timing(times: Sequence[float], fps: float, max_fps: float = MAX_VFR_FPS) -> tuple[float, list[int]] | None:
+    """How to write a clip whose frames start at ``times`` (s, sorted) at a constant rate.
+
+    None when the clip is constant-rate (every gap within 10 % of the median): write each frame once
+    at ``fps``. Otherwise (output fps, copies of each frame): the rate is that of the shortest gaps
+    (5th percentile, at least ``fps``, at most ``max_fps``) and frame i is repeated so that it starts
+    within half a frame of times[i]; no frame is dropped (one that comes too early starts a tick later).
+    """
+    stamps = np.asarray(times, dtype=np.float64)
+    gaps = np.diff(stamps)
+    if len(stamps) < 3 or not np.all(np.isfinite(gaps)) or np.all(np.abs(gaps - np.median(gaps)) <= 0.1 * np.median(gaps)):
+        return None
+    positive = gaps[gaps > 0]
+    if positive.size == 0:
+        return None
+    rate = float(min(max_fps, max(fps, 1.0 / np.percentile(positive, 5))))
+    index = np.arange(len(stamps))
+    ticks = np.round((stamps - stamps[0]) * rate).astype(np.int64)
+    ticks = np.maximum.accumulate(ticks - index) + index          # strictly increasing: never two in a tick
+    copies = np.diff(np.append(ticks, ticks[-1] + 1))
+    return rate, copies.astype(int).tolist()
+
+
 def temp_path(final: str | Path) -> Path:
     """Hidden temporary name next to ``final`` with the same extension (containers go by it)."""
     final = Path(final)
@@ -222,16 +283,20 @@ class VideoWriter:
     repeated once (H.264 and VP9 need even sizes); a GIF keeps the exact size.
     sample_aspect_ratio: (num, den) of non-square pixels, e.g. (32, 27) for 16:9 DVD video; None
     takes the one of ``audio_from`` (the source clip), so anamorphic video keeps its display shape.
+    copies: how many times to write each frame given to ``write`` (vfr_timing), so that a
+    variable-frame-rate clip keeps its timing at a constant ``fps``; frames past the list: once.
     A failing encoder leaves no partial file behind.
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: str | Path | None = None,
-                 sample_aspect_ratio: tuple[int, int] | None = None):
+                 sample_aspect_ratio: tuple[int, int] | None = None, copies: Sequence[int] | None = None):
         self.path = Path(path)
         self.tmp = temp_path(self.path)
         self.width, self.height = size
         self.fps = float(fps)
-        self.frames = 0
+        self.frames = 0                      # frames encoded (with the copies)
+        self.given = 0                       # frames given to write()
+        self.copies = list(copies) if copies else []
         self.audio = False
         self.sample_aspect_ratio = sample_aspect_ratio
         self._proc: subprocess.Popen | None = None
@@ -299,18 +364,23 @@ class VideoWriter:
             frame = imageops.resize_to(frame, self.height, self.width)
         if self.even:
             frame = pad_to_even(frame)
+        times = self.copies[self.given] if self.given < len(self.copies) else 1
+        self.given += 1
         if self._cv is not None:
-            self._cv.write(frame)
+            for _ in range(times):
+                self._cv.write(frame)
         else:
+            data = np.ascontiguousarray(frame).tobytes()
             try:
                 if self._proc is None:  # stopped by an earlier failure
                     raise BrokenPipeError
-                self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+                for _ in range(times):
+                    self._proc.stdin.write(data)
             except (BrokenPipeError, OSError):
                 message = self._stop()
                 raise UserError(f"the video encoder stopped while writing {self.path}: {message}",
                                 "check free disk space and the output name") from None
-        self.frames += 1
+        self.frames += times
 
     def _stop(self) -> str:
         """End a failed ffmpeg, remove the partial file; returns ffmpeg's last error line."""

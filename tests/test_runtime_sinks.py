@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import sinks
+from stylecam import runner, sinks
+from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
+from tests.onnx_fakes import make_weights_dir
 
 FFMPEG = sinks.ffmpeg_exe()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
@@ -131,3 +133,63 @@ def test_anamorphic_source_keeps_its_sample_aspect_ratio(tmp_path):
     square = write_frames(sinks.VideoWriter(tmp_path / "sq.mp4", 10, (64, 48), audio_from=clip,
                                             sample_aspect_ratio=(1, 1)))
     assert sinks.parse_sample_aspect(sinks.probe_text(square)) is None
+
+
+# ----- variable frame rate ----------------------------------------------------------------
+
+def test_parse_framecrc_sorts_presentation_times_and_counts_from_the_first():
+    text = "#software: Lavf\n#tb 0: 1/10240\n#media_type 0: video\n" \
+           "0,      -2048,       1024,     1024,     1387, 0x90864d0b\n" \
+           "0,      -1024,       5120,     1024,      765, 0x8907773d, F=0x0\n" \
+           "0,          0,       3072,     1024,      745, 0x268372af, F=0x0\n"
+    assert sinks.parse_framecrc(text) == [0.0, 0.2, 0.4]
+    assert sinks.parse_framecrc("#tb 0: 1/100\n") is None
+    assert sinks.parse_framecrc("") is None
+
+
+def test_vfr_timing_leaves_constant_rate_clips_alone():
+    assert sinks.vfr_timing([i / 25 for i in range(50)], 25.0) is None
+    jitter = [0.0, 0.034, 0.066, 0.101, 0.133, 0.167]  # a phone's 30 fps, within 10 %
+    assert sinks.vfr_timing(jitter, 30.0) is None
+    assert sinks.vfr_timing([0.0, 0.5], 2.0) is None
+
+
+def test_vfr_timing_repeats_frames_to_keep_their_start_times():
+    rate, copies = sinks.vfr_timing([0.0, 0.1, 0.2, 0.4, 0.6, 1.0], 5.0)
+    assert rate == pytest.approx(10.0)
+    assert copies == [1, 1, 2, 2, 4, 1]
+    starts = np.cumsum([0] + copies[:-1]) / rate
+    np.testing.assert_allclose(starts, [0.0, 0.1, 0.2, 0.4, 0.6, 1.0])
+
+
+def test_vfr_timing_never_drops_a_frame_that_comes_too_early():
+    rate, copies = sinks.vfr_timing([0.0, 0.01, 0.5, 1.0], 2.0, max_fps=10.0)
+    assert rate == 10.0
+    assert copies == [1, 4, 5, 1] and all(c >= 1 for c in copies)
+
+
+@needs_ffmpeg
+def test_variable_frame_rate_clip_keeps_its_timing(tmp_path):
+    weights = make_weights_dir(tmp_path / "weights")
+    clip = tmp_path / "vfr.mp4"  # frames at 0.0-0.4 s, a 0.5 s pause, then 0.9-1.3 s
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc=size=64x48:rate=10:duration=1", "-vf", "setpts='(N*0.1+gte(N,5)*0.4)/TB'",
+                    "-fps_mode", "passthrough", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    assert [round(t, 3) for t in sinks.probe_frame_times(clip)] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.9, 1.0, 1.1, 1.2, 1.3]
+    out = tmp_path / "out.mp4"
+    code, summary = runner.run(RunConfig(engine=EngineConfig(styles=("wave",), weights_dir=str(weights), device="cpu"),
+                                         sources=(str(clip),), output=str(out), progress=False))
+    done = summary["done"][0]
+    assert code == 0 and done["frames"] == 10 and done["variable_frame_rate"] and done["output_fps"] == 10.0
+    # written at 10 fps with the 5th frame held through the pause: 14 frames, the 6th first shown at 0.9 s
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame.astype(int))
+    assert len(frames) == 14
+    changes = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:])]
+    held, moving = changes[4:8], changes[:4] + changes[8:]
+    assert max(held) < 0.5 * min(moving)          # ticks 4-8 repeat the 5th frame; tick 9 is the 6th
