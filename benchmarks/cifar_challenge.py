@@ -15,16 +15,69 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from stylecam.argtypes import non_negative_int, positive_float, positive_int
+from stylecam.errors import UserError
 from trainer.data import load_dataset
-from trainer.nets.classifier import build_classifier
-from trainer.train_classifier import TrainConfig, run_training, set_threads, train, use_bf16
+from trainer.nets.classifier import build_classifier, parse_spec
+from trainer.train_classifier import OPTIMIZERS, TrainConfig, run_training, set_threads, train, use_bf16
 
+PROG = "cifar_challenge.py"
 GOALS = {60: 0.60, 600: 0.80}
+
+
+def budget_list(text: str) -> list[float]:
+    """--budgets: comma-separated training seconds, each a positive finite number."""
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip() or not all(parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated training seconds, e.g. 60,300,600, got {text!r}")
+    budgets = []
+    for part in parts:
+        try:
+            budgets.append(positive_float(part))
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"every budget must be a positive number of seconds, e.g. 60,300,600; got {part!r}") from None
+    return budgets
+
+
+def writable_file(text: str, flag: str, suffixes: tuple[str, ...], example: str) -> Path:
+    """An output file name: one of ``suffixes``, not a folder, in a folder that exists (or can be made) and
+    can be written. Checked before any training."""
+    out = Path(text)
+    if out.is_dir() or text.endswith(("/", os.sep)):
+        raise UserError(f"{flag} {text} is a folder", f"give a file name, e.g. {flag} {out / example}")
+    if out.suffix.lower() not in suffixes:
+        raise UserError(f"{flag} must name a {' or '.join(suffixes)} file, got {text}", f"e.g. {flag} /tmp/{example}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write {flag} {text}: {err.strerror or err} ({out.parent})",
+                        "choose a writable folder") from None
+    return out
+
+
+def read_results(path: str | os.PathLike) -> dict:
+    """The JSON a previous run wrote to --out (for --plot-only); UserError when missing or not such a file."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"--plot-only: no results file {path}", "run the challenge first, or point --out at its JSON") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"--plot-only: cannot read {path}: {err}", "point --out at the JSON the challenge wrote") from None
+    if not isinstance(result, dict) or not isinstance(result.get("results"), list) \
+            or not all(isinstance(r, dict) and {"budget_s", "test_accuracy"} <= set(r) for r in result["results"]) \
+            or not isinstance(result.get("settings"), dict) or not isinstance(result.get("machine"), dict):
+        raise UserError(f"--plot-only: {path} is not a cifar_challenge results file",
+                        "point --out at the JSON the challenge wrote")
+    return result
 
 
 def cpu_name() -> str:
@@ -64,28 +117,40 @@ def plot(result: dict, path: str | os.PathLike) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--budgets", default="60,300,600", help="comma-separated training seconds")
-    p.add_argument("--arch", default="cifar-resnet")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", default="sgd")
-    p.add_argument("--lr", type=float, default=None)
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--budgets", type=budget_list, default="60,300,600",
+                   help="comma-separated training seconds (positive numbers)")
+    p.add_argument("--arch", default="cifar-resnet", help="classifier preset or spec (as stylecam-train classifier)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: the optimizer's)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    p.add_argument("--threads", type=int, default=0, help="0: the idle cores (cores minus load average)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="0: the idle cores (cores minus load average)")
     p.add_argument("--data", default=None)
     p.add_argument("--runs", default="runs/cifar_challenge", help="folder for each run's outputs")
     p.add_argument("--out", default="benchmarks/results/cifar_challenge.json")
     p.add_argument("--plot", default=None, help="also draw accuracy against budget into this PNG")
     p.add_argument("--plot-only", action="store_true", help="redraw --plot from the JSON in --out, no training")
     args = p.parse_args(argv)
-    if args.plot_only:
-        if not args.plot:
-            p.error("--plot-only needs --plot PATH")
-        plot(json.loads(Path(args.out).read_text()), args.plot)
-        return 0
+    if args.plot_only and not args.plot:
+        p.error("--plot-only needs --plot PATH")
+    try:
+        return run(args)
+    except UserError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
 
-    budgets = [float(b) for b in args.budgets.split(",")]
+
+def run(args) -> int:
+    plot_path = writable_file(args.plot, "--plot", (".png",), "cifar_challenge.png") if args.plot else None
+    if args.plot_only:
+        plot(read_results(args.out), plot_path)
+        print(f"wrote {plot_path}")
+        return 0
+    path = writable_file(args.out, "--out", (".json",), "cifar_challenge.json")
+    parse_spec(args.arch)   # UserError naming the bad token, before the dataset is loaded
+    budgets = args.budgets
     t0 = time.perf_counter()
     data = load_dataset("cifar10", args.data)
     load_seconds = time.perf_counter() - t0
@@ -130,13 +195,14 @@ def main(argv: list[str] | None = None) -> int:
                      "clock": "training loop wall time; data loading and final evaluation excluded"},
         "results": results, "goals": goals,
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
-    if args.plot:
-        plot(out, args.plot)
+    try:
+        tmp.write_text(json.dumps(out, indent=1))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if plot_path:
+        plot(out, plot_path)
     for r in results:
         print(f"{r['budget_s']:>6g} s: test accuracy {r['test_accuracy']:.2%} ({r['epochs']:.2f} epochs, "
               f"{r['images_per_second']:.0f} img/s)")

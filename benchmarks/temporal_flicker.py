@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,14 +31,63 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stylecam import imageops, metrics  # noqa: E402
+from stylecam.argtypes import float_in, fraction, int_at_least  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
+from stylecam.errors import UserError  # noqa: E402
 from stylecam.pipeline import Stylizer  # noqa: E402
 from stylecam.styles import Registry  # noqa: E402
 
+PROG = "temporal_flicker.py"
+
+
+def amounts_list(text: str) -> list[float]:
+    """--stabilise: comma-separated amounts in 0..1 ("" = none)."""
+    parts = text.split(",") if text.strip() else []
+    if any(not part.strip() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated amounts within 0..1, e.g. 0.5,0.8, got {text!r}")
+    return [fraction(part.strip()) for part in parts]
+
+
+def weight_set(text: str) -> tuple[str, str]:
+    """--set LABEL=DIR."""
+    label, sep, folder = text.partition("=")
+    if not sep or not label or not folder:
+        raise argparse.ArgumentTypeError(f"expected LABEL=DIR, e.g. shipped=weights, got {text!r}")
+    return label, folder
+
+
+def check_output(text: str) -> Path:
+    """-o: a .json file in a folder that exists (or can be made) and can be written; checked before any work."""
+    out = Path(text)
+    if out.is_dir() or text.endswith(("/", os.sep)):
+        raise UserError(f"-o {text} is a folder", f"give a .json file name, e.g. -o {out / 'temporal_flicker.json'}")
+    if out.suffix.lower() != ".json":
+        raise UserError(f"-o must name a .json file, got {text}", "e.g. -o /tmp/temporal_flicker.json")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write -o {text}: {err.strerror or err} ({out.parent})",
+                        "choose a writable folder") from None
+    return out
+
+
+def finite(value: float) -> float | None:
+    """JSON has no NaN: None where a measure is undefined (no still pixel in any frame pair)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
 
 def read_frames(path: str | os.PathLike, count: int) -> list[np.ndarray]:
-    """The first ``count`` frames of a video: uint8 BGR (H, W, 3) each."""
+    """The first ``count`` frames of a video: uint8 BGR (H, W, 3) each. UserError when the file
+    cannot be opened or gives fewer than 2 frames."""
+    if not Path(path).is_file():
+        raise UserError(f"cannot open {path}: no such file", "give --input a video file")
     capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise UserError(f"cannot open {path} as a video", "give --input a video file OpenCV can read, e.g. an .mp4")
     frames = []
     while len(frames) < count:
         ok, frame = capture.read()
@@ -45,7 +96,8 @@ def read_frames(path: str | os.PathLike, count: int) -> list[np.ndarray]:
         frames.append(frame)
     capture.release()
     if len(frames) < 2:
-        raise SystemExit(f"temporal_flicker: {path} gave {len(frames)} frame(s); need at least 2")
+        raise UserError(f"cannot read {path} as a video: it gave {len(frames)} frame(s), at least 2 are needed",
+                        "give --input a video of at least 2 frames")
     return frames
 
 
@@ -67,42 +119,72 @@ def measure_style(style: str, weights: Path, frames: list[np.ndarray], threshold
     started = time.perf_counter()
     outputs = [stylizer(frame) for frame in frames]
     series = flicker_series(frames, outputs, threshold)
-    held = {str(a): float(np.nanmean(flicker_series(frames, stabilised(frames, outputs, a), threshold)))
+    held = {str(a): finite(np.nanmean(flicker_series(frames, stabilised(frames, outputs, a), threshold)))
             for a in amounts}
     path = Path(stylizer.describe()["models"][0]["path"]).resolve()
     return {"style": style, "model": str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path),
-            "flicker": float(np.nanmean(series)), "flicker_max": float(np.nanmax(series)),
+            "flicker": finite(np.nanmean(series)), "flicker_max": finite(np.nanmax(series)),
             "flicker_stabilised": held,
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--set", action="append", default=[], metavar="LABEL=DIR",
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--set", action="append", type=weight_set, default=[], metavar="LABEL=DIR",
                    help="a folder of style models to measure (repeatable; default: shipped=weights)")
     p.add_argument("--styles", default="", help="comma-separated style names (default: every style found)")
     p.add_argument("--input", default=str(DEFAULT_CLIP), help="video (default: the bundled clip)")
-    p.add_argument("--frames", type=int, default=60, help="frames read from the start of the video")
-    p.add_argument("--threshold", type=float, default=2.0, help="grey levels under which an input pixel stood still")
-    p.add_argument("--stabilise", default="", metavar="A,B",
+    p.add_argument("--frames", type=int_at_least(2), default=60, help="frames read from the start of the video (≥ 2)")
+    p.add_argument("--threshold", type=float_in(0.0, 255.0), default=2.0,
+                   help="grey levels (0..255) under which an input pixel stood still")
+    p.add_argument("--stabilise", type=amounts_list, default="", metavar="A,B",
                    help="also measure the outputs after --stabilise A (comma-separated amounts in 0..1)")
     p.add_argument("-o", "--output", default="benchmarks/results/temporal_flicker_cpu.json")
-    args = p.parse_args(argv)
+    return p
 
-    amounts = [float(a) for a in args.stabilise.split(",") if a]
-    sets = [s.split("=", 1) for s in (args.set or [f"shipped={REPO / 'weights'}"])]
-    if any(len(s) != 2 for s in sets):
-        p.error("--set expects LABEL=DIR")
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    amounts = args.stabilise
+    out = check_output(args.output)
+    sets = args.set or [("shipped", str(REPO / "weights"))]
+    if len({label for label, _ in sets}) < len(sets):
+        raise UserError("two --set options share a label", "give each --set its own LABEL")
+    wanted = [s.strip() for s in args.styles.split(",") if s.strip()]
+    plan = []  # (label, folder, style names), every folder and name checked before any frame is stylised
+    for label, folder in sets:
+        if not Path(folder).is_dir():
+            raise UserError(f"--set {label}={folder}: no such folder", "give --set LABEL=DIR a folder of style models")
+        registry = Registry(folder)
+        found = registry.names()
+        if not found:
+            raise UserError(f"--set {label}={folder}: no style models in {folder}",
+                            "give a folder that holds stylecam style models, *.onnx")
+        for name in wanted:
+            if name not in found:
+                err = registry.unknown(name)
+                raise UserError(f"--set {label}={folder}: {err.message}", err.hint)
+        plan.append((label, folder, wanted or found))
     frames = read_frames(args.input, args.frames)
     static = [metrics.static_mask(frames[i - 1], frames[i], args.threshold).mean() for i in range(1, len(frames))]
+    if not any(static):
+        raise UserError(f"no pixel of {args.input} stood still between frames (within --threshold {args.threshold:g})",
+                        "raise --threshold, or use a video with a still background")
     input_floor = flicker_series(frames, frames, args.threshold)
     result = {"benchmark": "temporal_flicker", "input": Path(args.input).name, "frames": len(frames),
               "size": list(frames[0].shape[:2]), "threshold": args.threshold,
-              "static_fraction": float(np.mean(static)), "input_flicker": float(np.mean(input_floor)),
+              "static_fraction": float(np.mean(static)), "input_flicker": finite(np.nanmean(input_floor)),
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "sets": {}}
-    for label, folder in sets:
+    for label, folder, names in plan:
         weights = Path(folder)
-        names = [s for s in args.styles.split(",") if s] or Registry(weights).names()
         rows = []
         for name in names:
             row = measure_style(name, weights, frames, args.threshold, amounts)
@@ -111,9 +193,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:10s} {name:16s} flicker {row['flicker']:6.2f} grey levels (max {row['flicker_max']:.2f}{held})")
         result["sets"][label] = {"weights_dir": str(folder), "styles": rows}
     print(f"input itself: {result['input_flicker']:.2f} grey levels over {result['static_fraction']:.0%} still pixels")
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"wrote {out}")
     return 0
 

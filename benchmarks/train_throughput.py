@@ -16,18 +16,69 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from stylecam.argtypes import int_at_least, non_negative_int, positive_int
+from stylecam.errors import UserError
 from trainer.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
-from trainer.nets.transformer import build_transformer
+from trainer.nets.transformer import CONFIGS, build_transformer
 from trainer.nets.vgg import load_vgg16
 
+PROG = "train_throughput.py"
 LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
+MIN_SIZE, MAX_SIZE = 16, 4096   # VGG-16's poolings need 16 pixels; the transformer needs a multiple of 4
+
+
+def photo_size(text: str) -> int:
+    """--size: a multiple of 4 within MIN_SIZE..MAX_SIZE (the transformer halves twice and doubles back)."""
+    value = int_at_least(MIN_SIZE, MAX_SIZE)(text)
+    if value % 4:
+        raise argparse.ArgumentTypeError(f"expected a multiple of 4 (the transformer halves the image twice), "
+                                         f"got {text!r}; e.g. {value - value % 4 or 16}")
+    return value
+
+
+def variant_list(text: str) -> list[str]:
+    """--variants: comma-separated transformer configurations (keys of trainer.nets.transformer.CONFIGS)."""
+    names = [v.strip() for v in text.split(",")]
+    bad = [v for v in names if v not in CONFIGS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {', '.join(map(repr, bad))}; use {', '.join(CONFIGS)}")
+    return names
+
+
+def pick_device(name: str) -> torch.device:
+    """auto -> cuda when available, else cpu; cuda without a GPU is a UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU", "use --device cpu or auto")
+    return torch.device(name)
+
+
+def check_output(text: str) -> Path:
+    """--out: a .json file in a folder that exists (or can be made) and can be written; checked before any work."""
+    out = Path(text)
+    if out.is_dir() or text.endswith(("/", os.sep)):
+        raise UserError(f"--out {text} is a folder", f"give a .json file name, e.g. --out {out / 'train_throughput.json'}")
+    if out.suffix.lower() != ".json":
+        raise UserError(f"--out must name a .json file, got {text}", "e.g. --out /tmp/train_throughput.json")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write --out {text}: {err.strerror or err} ({out.parent})",
+                        "choose a writable folder") from None
+    return out
 
 
 def reference_step(model, vgg, optimizer, batch, style, weights: LossWeights) -> float:
@@ -102,27 +153,42 @@ def bench_variant(variant: str, args, vgg, device) -> dict:
             "speedup": ours["images_per_s"] / reference["images_per_s"]}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variants", default="full,lite")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--style-size", type=int, default=384)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--device", default="auto")
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    p.add_argument("--variants", type=variant_list, default="full,lite",
+                   help=f"comma list of transformer configurations ({', '.join(CONFIGS)})")
+    p.add_argument("--size", type=photo_size, default=256,
+                   help=f"side of the square training photos: a multiple of 4 within {MIN_SIZE}..{MAX_SIZE}")
+    p.add_argument("--style-size", type=int_at_least(MIN_SIZE, MAX_SIZE), default=384,
+                   help=f"side of the square painting ({MIN_SIZE}..{MAX_SIZE})")
+    p.add_argument("--batch-size", type=positive_int, default=4)
+    p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps first")
+    p.add_argument("--steps", type=positive_int, default=5, help="timed steps")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--vgg-weights", default=None)
     p.add_argument("--out", default="benchmarks/results/train_throughput.json")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    out = check_output(args.out)
+    device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
     vgg = load_vgg16(LAYERS, args.vgg_weights).to(device)
-    results = [bench_variant(v, args, vgg, device) for v in args.variants.split(",")]
+    results = [bench_variant(v, args, vgg, device) for v in args.variants]
     report = {
         "benchmark": "train_throughput", "device": torch.cuda.get_device_name(0) if device.type == "cuda"
         else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
@@ -130,9 +196,12 @@ def main(argv=None) -> int:
         "warmup_steps": args.warmup, "precision": args.precision, "channels_last": args.channels_last,
         "results": results,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        tmp.write_text(json.dumps(report, indent=2))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     for r in results:
         print(f"{r['variant']:5s} stylecam {r['stylecam']['images_per_s']:7.2f} img/s   reference "
               f"{r['reference']['images_per_s']:7.2f} img/s   x{r['speedup']:.2f}")

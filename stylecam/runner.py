@@ -498,24 +498,75 @@ class FPSMeter:
         return self.fps
 
 
-def timestamped(prefix: str, ext: str, folder: Path = Path(".")) -> Path:
-    return folder / f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}{ext}"
+def timestamped(prefix: str, ext: str, folder: Path = Path("."), taken: set[str] | None = None) -> Path:
+    """folder/PREFIX_YYYYmmdd_HHMMSS.EXT, made unique against ``taken`` and existing files (see unique_path)."""
+    return unique_path(folder / f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}{ext}", taken if taken is not None else set())
+
+
+def unique_path(path: Path, taken: set[str]) -> Path:
+    """``path``, else NAME_2.EXT, NAME_3.EXT, ...: the first that neither exists nor is in ``taken``
+    (names already given out in this run, e.g. a recording still being written); it is added to ``taken``."""
+    candidate, n = Path(path), 1
+    while str(candidate) in taken or candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    taken.add(str(candidate))
+    return candidate
+
+
+class RealTimePacer:
+    """How many times to write each processed frame so that a recording at ``fps`` plays in real time.
+
+    The live loop stylises fewer frames a second than the camera's nominal ``fps`` (the writer's
+    rate): each frame is held for the output ticks (1/fps s on ``clock``, a monotonic clock in
+    seconds) elapsed since the previous written frame, at least 1, the fraction carried over.
+    ``restart()`` (a new recording, or a pause) starts afresh, so time not recorded is left out.
+    """
+
+    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic):
+        self.fps, self.clock = float(fps), clock
+        self._last: float | None = None
+        self._carry = 0.0
+
+    def restart(self) -> None:
+        self._last, self._carry = None, 0.0
+
+    def copies(self) -> int:
+        """Copies of the frame written now (1 for the first frame after a restart)."""
+        now = self.clock()
+        if self._last is None:
+            self._last = now
+            return 1
+        ticks = max(0.0, now - self._last) * self.fps + self._carry
+        n = max(1, int(ticks + 1e-6))
+        self._carry = max(0.0, ticks - n)   # frames coming faster than fps are never owed back
+        self._last = now
+        return n
 
 
 def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window: Window | None,
              record_to: Path | None, overlay: LabelOverlay | None = None, max_frames: int | None = None,
-             snapshot_dir: Path = Path("."), stabilise: float = 0.0) -> dict:
+             snapshot_dir: Path = Path("."), stabilise: float = 0.0,
+             clock: Callable[[], float] = time.monotonic) -> dict:
     """The camera loop. Returns a summary; the recording (if any) is always finalised.
 
     stabilise > 0 holds the previous output where the scene stood still (imageops.Stabiliser);
     it starts afresh whenever the style, repeat, strength or mirroring changes.
 
     Without a window it records every frame to ``record_to`` until the camera stops, ``max_frames``
-    or Ctrl-C. With a window, keys drive ``state`` (see handle_key).
+    or Ctrl-C. With a window, keys drive ``state`` (see handle_key); later recordings (r) go next
+    to ``record_to`` with its extension (.mp4 without one), snapshots (s) to ``snapshot_dir``, under
+    timestamped names made unique. Recordings play in real time at the camera's nominal fps: each
+    stylised frame is held for the wall-clock time (on ``clock``) it covers (RealTimePacer); paused
+    time is not recorded.
     """
     writer: VideoWriter | None = None
     recordings: list[str] = []
     snapshots: list[str] = []
+    taken: set[str] = set()
+    pacer = RealTimePacer(camera.fps, clock)
+    later_ext = record_to.suffix.lower() if record_to is not None and record_to.suffix else ".mp4"
+    later_dir = record_to.parent if record_to is not None else Path(".")
     meter = FPSMeter()
     frames = 0
     shown: np.ndarray | None = None
@@ -526,7 +577,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     settings = None
     try:
         while not state.quit:
-            frame = camera.read(timeout=max(camera.retry_seconds, 0.5) + 1.0)
+            frame = camera.read()   # waits for a slow camera; None once it has ended (see CameraSource)
             if frame is None:
                 reason = camera.failure or "the camera stopped"
                 log.warning("stylecam: %s; stopping", reason)
@@ -544,20 +595,27 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             meter.tick()
             if state.recording and not state.paused:
                 if writer is None:
-                    target = record_to if record_to is not None and not recordings else \
-                        timestamped("stylecam", ".mp4", record_to.parent if record_to else Path("."))
+                    if record_to is not None and not recordings:
+                        target = record_to
+                        taken.add(str(target))
+                    else:
+                        target = timestamped("stylecam", later_ext, later_dir, taken)
                     writer = VideoWriter(target, camera.fps, (shown.shape[1], shown.shape[0]))
-                writer.write(shown)
-            elif not state.recording and writer is not None:
-                recordings.append(str(writer.close()))
-                writer = None
+                    pacer.restart()
+                writer.write(shown, repeat=pacer.copies())
+            else:
+                pacer.restart()   # paused or not recording: that time is not in the recording
+                if not state.recording and writer is not None:
+                    recordings.append(str(writer.close()))
+                    writer = None
             if window is not None:
                 lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
                                   stylizer.times.inference, state.strength,
                                   extra=hud_flags(stylizer, state))
                 state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
                 if "snapshot" in state.events:
-                    snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir), shown)))
+                    snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir, taken),
+                                                     shown)))
             if max_frames is not None and frames >= max_frames:
                 reason = "max frames"
                 break
@@ -604,11 +662,12 @@ def build_stylizer(config: RunConfig, threads: int | None = None) -> Stylizer:
 
 
 def run(config: RunConfig, camera_opener: Callable | None = None,
-        camera_retry_s: float = 3.0) -> tuple[int, dict]:
+        camera_retry_s: float = 3.0, camera_first_frame_s: float = 10.0) -> tuple[int, dict]:
     """Run one invocation; returns (exit code, summary). Raises UserError for bad input.
 
-    Exit code 0: all done; 1: some files could not be read, or videos were read only in part;
-    130: interrupted (files finalised).
+    camera_retry_s, camera_first_frame_s: see CameraSource (retry_seconds, first_frame_seconds).
+    Exit code 0: all done; 1: some files could not be read, videos were read only in part, or
+    the camera delivered no frame; 130: interrupted (files finalised).
     """
     items, notes = expand_sources(config.sources or ("0",), output=config.output)
     for note in notes:
@@ -633,7 +692,7 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     if cameras:
         import cv2
         camera = CameraSource(int(cameras[0].location), opener=camera_opener or cv2.VideoCapture,
-                              retry_seconds=camera_retry_s)
+                              retry_seconds=camera_retry_s, first_frame_seconds=camera_first_frame_s)
         window = Window() if config.window else None
         registry_names = stylizer.registry.names() if stylizer.registry else []
         state = initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength,
@@ -642,7 +701,13 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         result = run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames,
                           stabilise=config.stabilise)
         summary.update(result)
-        return (130 if result["interrupted"] else 0), summary
+        if result["interrupted"]:
+            return 130, summary
+        if result["frames"] == 0:
+            log.error("stylecam: camera %s delivered no frame%s", result["camera"],
+                      "; nothing recorded" if record_to is not None else "")
+            return 1, summary
+        return 0, summary
     summary["stylecam"].update({"workers": workers, "threads": threads})
     try:
         done, failed = process_files(files, config, stylizer, overlay, workers)

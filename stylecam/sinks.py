@@ -274,6 +274,20 @@ def pad_to_even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, dh), (0, dw), (0, 0)), mode="edge")
 
 
+def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 (H, W, C) -> (height, width, C): scaled to fit inside with its aspect ratio kept,
+    centred, the rest black (a portrait frame in a landscape video gets black bars, not squashed)."""
+    h, w = frame.shape[:2]
+    if (h, w) == (height, width):
+        return frame
+    scale = min(height / h, width / w)
+    fit_h, fit_w = min(height, max(1, round(h * scale))), min(width, max(1, round(w * scale)))
+    out = np.zeros((height, width, *frame.shape[2:]), frame.dtype)
+    top, left = (height - fit_h) // 2, (width - fit_w) // 2
+    out[top:top + fit_h, left:left + fit_w] = imageops.resize_to(frame, fit_h, fit_w)
+    return out
+
+
 class VideoWriter:
     """Encode uint8 BGR frames of one size to ``path``; copy the audio of ``audio_from`` if it has some.
 
@@ -355,16 +369,20 @@ class VideoWriter:
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=self._log, start_new_session=True)
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one uint8 BGR frame; frames of another size are resized to the writer's size.
+    def write(self, frame: np.ndarray, repeat: int = 1) -> None:
+        """Append one uint8 BGR (H, W, 3) frame, ``repeat`` times (held on screen that many frame
+        times; multiplies the frame's ``copies``). Frames of another size are letterboxed into the
+        writer's size (see letterbox).
 
         Raises UserError (and removes the partial file) when the encoder has stopped.
         """
+        if repeat < 1:
+            raise ValueError(f"repeat must be at least 1, got {repeat}")
         if frame.shape[:2] != (self.height, self.width):
-            frame = imageops.resize_to(frame, self.height, self.width)
+            frame = letterbox(frame, self.height, self.width)
         if self.even:
             frame = pad_to_even(frame)
-        times = self.copies[self.given] if self.given < len(self.copies) else 1
+        times = (self.copies[self.given] if self.given < len(self.copies) else 1) * int(repeat)
         self.given += 1
         if self._cv is not None:
             for _ in range(times):

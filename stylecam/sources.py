@@ -441,18 +441,50 @@ def list_cameras(max_index: int = 5, opener: Callable = cv2.VideoCapture) -> lis
     return found
 
 
+def camera_bgr(frame: np.ndarray) -> np.ndarray:
+    """A camera frame -> uint8 BGR (H, W, 3).
+
+    Grey (H, W) or (H, W, 1) is expanded, BGRA (H, W, 4) loses its alpha, 16-bit is scaled to 8 bits;
+    anything else that is not an image raises ValueError.
+    """
+    frame = np.asarray(frame)
+    if frame.dtype == np.uint16:
+        frame = (frame // 257).astype(np.uint8)
+    if frame.dtype != np.uint8 or frame.ndim not in (2, 3) or 0 in frame.shape \
+            or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"a frame of {frame.dtype} {frame.shape} is not an image")
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(np.ascontiguousarray(frame.reshape(frame.shape[:2])), cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGRA2BGR)
+    return frame
+
+
 class CameraSource:
     """A camera read by a background thread that keeps only the newest frame (lowest latency).
 
-    ``read()`` returns the next frame not seen yet: uint8 BGR (H, W, 3), or None once the camera
-    has stopped delivering for ``retry_seconds``. ``opener(index)`` must return an object
-    like cv2.VideoCapture (isOpened, read, get, release); tests pass fakes.
+    ``read()`` returns the next frame not seen yet: uint8 BGR (H, W, 3) (grey and BGRA frames
+    are converted, see camera_bgr), or None once the camera has ended. ``opener(index)`` must
+    return an object like cv2.VideoCapture (isOpened, read, get, release); tests pass fakes.
+
+    When the camera counts as ended (``failure`` then says why, with a driver's own error message
+    when its read() raised):
+      - before its first frame: when it has reported failure (read() returning False or no frame,
+        or raising) and ``first_frame_seconds`` (at least ``retry_seconds``) have passed since opening:
+        webcams can take a few seconds to start;
+      - after that: when its reads have failed, with no frame in between, for ``retry_seconds``
+        (counted from the start of the first failed read).
+    A read that is merely slow (it blocks, then delivers) is a live camera, however slow. Only a
+    driver that answers nothing at all for ``stall_seconds`` makes ``read()`` give up (returns None,
+    ``failure`` set).
     """
 
     def __init__(self, index: int, opener: Callable = cv2.VideoCapture, retry_seconds: float = 3.0,
-                 probe: int = 5):
+                 probe: int = 5, first_frame_seconds: float = 10.0, stall_seconds: float = 30.0):
         self.index = index
         self.retry_seconds = retry_seconds
+        self.first_frame_seconds = max(first_frame_seconds, retry_seconds)
+        self.stall_seconds = max(stall_seconds, self.first_frame_seconds)
         self._cap = _quiet_capture(opener, index)
         if self._cap is None or not self._cap.isOpened():
             others = [i for i in list_cameras(probe, opener) if i != index]
@@ -475,26 +507,44 @@ class CameraSource:
         self._thread = threading.Thread(target=self._reader, name=f"stylecam-camera{index}", daemon=True)
         self._thread.start()
 
+    def _read_one(self) -> tuple[np.ndarray | None, str | None]:
+        """(uint8 BGR frame, None) or (None, the driver's error message or None for a plain failure)."""
+        try:
+            ok, frame = self._cap.read()
+        except Exception as err:  # a driver error counts as a failed read; its message is kept
+            return None, f"camera {self.index}: {err or type(err).__name__}"
+        if not ok or frame is None:
+            return None, None
+        try:
+            return camera_bgr(frame), None
+        except ValueError as err:
+            return None, f"camera {self.index}: {err}"
+
     def _reader(self) -> None:
-        failing_since = None
+        opened = time.monotonic()
+        failing_since = None       # start of the first failed read since the last frame
+        error = None               # the last driver error message of the current failure streak
         while not self._stop.is_set():
-            try:
-                ok, frame = self._cap.read()
-            except Exception as err:  # a driver error counts as a failed read
-                ok, frame = False, None
-                self.failure = f"camera {self.index}: {err}"
-            if ok and frame is not None:
-                failing_since = None
+            started = time.monotonic()
+            frame, message = self._read_one()
+            if frame is not None:
+                failing_since, error = None, None
                 with self._new:
                     if self._seq > self._seen:
                         self.dropped += 1
                     self._frame, self._seq = frame, self._seq + 1
                     self._new.notify_all()
                 continue
+            error = message or error
             now = time.monotonic()
-            failing_since = failing_since or now
-            if now - failing_since >= self.retry_seconds:
-                self.failure = f"camera {self.index} delivered no frame for {self.retry_seconds:g} s"
+            failing_since = started if failing_since is None else failing_since
+            if self._seq == 0:
+                if now - opened >= self.first_frame_seconds:
+                    self.failure = error or \
+                        f"camera {self.index} delivered no frame in {self.first_frame_seconds:g} s after opening"
+                    break
+            elif now - failing_since >= self.retry_seconds:
+                self.failure = error or f"camera {self.index} delivered no frame for {self.retry_seconds:g} s"
                 break
             time.sleep(0.02)
         with self._new:
@@ -502,9 +552,14 @@ class CameraSource:
             self._new.notify_all()
 
     def read(self, timeout: float | None = None) -> np.ndarray | None:
-        """The newest unseen frame; None when the camera has ended (or on timeout)."""
+        """The newest unseen uint8 BGR (H, W, 3) frame; None when the camera has ended, or when none
+        came within ``timeout`` seconds (default ``stall_seconds``: then ``failure`` says so too)."""
         with self._new:
-            ok = self._new.wait_for(lambda: self._seq > self._seen or self._ended, timeout=timeout)
+            wait = self.stall_seconds if timeout is None else timeout
+            ok = self._new.wait_for(lambda: self._seq > self._seen or self._ended, timeout=wait)
+            if not ok and timeout is None:
+                self.failure = self.failure or \
+                    f"camera {self.index} delivered no frame for {wait:g} s (its driver does not answer)"
             if not ok or self._seq <= self._seen:
                 return None
             self._seen = self._seq

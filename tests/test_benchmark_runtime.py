@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import tempfile
 
+import pytest
+
 from benchmark_scripts import load_benchmark
 
 
@@ -39,3 +41,101 @@ def test_benchmark_clip_without_ffmpeg(tmp_path, monkeypatch):
     clip = load_benchmark("runtime_fps").make_clip(96, 64, 9, tmp_path)
     frames = list(VideoFileSource(clip))
     assert len(frames) == 9 and frames[0].shape == (64, 96, 3)
+
+
+def _tiny_run(out, *extra) -> list[str]:
+    return ["--sizes", "64x48", "--configs", "single", "--frames", "1", "--warmup", "0", "--e2e-frames", "3",
+            "--workers", "1", "--no-peer", "-o", str(out), *extra]
+
+
+def test_end_to_end_fps_includes_the_encoder_flush_and_uses_warmup(tmp_path, monkeypatch):
+    """The timed span covers process_video's writer.close() (which its own clock leaves out);
+    the warm-up run takes --warmup frames (at least two per worker; none for 0)."""
+    import time
+    bench = load_benchmark("runtime_fps")
+    calls = []
+
+    def fake_process_video(path, out, stylizer, batch=1, progress=True, workers=1, max_frames=None):
+        calls.append(max_frames)
+        t0 = time.perf_counter()
+        time.sleep(0.01)                      # the loop, as process_video times it
+        loop = time.perf_counter() - t0
+        time.sleep(0.2)                       # writer.close(): the encoder flush, after its clock stopped
+        return {"frames": 10, "seconds": round(loop, 3), "fps": round(10 / loop, 2)}
+
+    monkeypatch.setattr(bench, "process_video", fake_process_video)
+    row = bench.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=1, warmup=3)
+    assert calls == [3, None]
+    assert row["seconds"] >= 0.2 and row["fps"] <= 10 / 0.2 and row["loop_seconds"] < 0.2
+    calls.clear()
+    bench.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=2, warmup=1)
+    assert calls == [4, None]
+    calls.clear()
+    bench.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=1, warmup=0)
+    assert calls == [None]
+
+
+def test_runtime_json_marks_flush_timing_and_passes_warmup(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    bench = load_benchmark("runtime_fps")
+    real, warmups = bench.process_video, []
+
+    def recording(*args, max_frames=None, **kwargs):
+        warmups.append(max_frames)
+        return real(*args, max_frames=max_frames, **kwargs)
+
+    monkeypatch.setattr(bench, "process_video", recording)
+    out = tmp_path / "fps.json"
+    assert bench.main(_tiny_run(out, "--models", "fake", "--variants", "lite", "--warmup", "3")) == 0
+    result = json.loads(out.read_text())
+    assert result["e2e_includes_flush"] is True and result["e2e_warmup_frames"] == 3
+    assert warmups == [3, None]
+    e2e = result["runs"][0]["end_to_end"]
+    assert e2e["seconds"] >= e2e["loop_seconds"]
+    assert e2e["fps"] == pytest.approx(e2e["frames"] / e2e["seconds"], rel=0.02)
+
+
+def test_missing_variant_or_int8_copy_is_skipped_not_mislabelled(tmp_path, monkeypatch, capsys):
+    from onnx_fakes import make_weights_dir
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    weights = make_weights_dir(tmp_path / "w", lite=False)          # full models only, no int8 copies
+    bench = load_benchmark("runtime_fps")
+    out = tmp_path / "fps.json"
+    rc = bench.main(_tiny_run(out, "--models", "shipped", "--weights-dir", str(weights),
+                              "--variants", "lite,full", "--precisions", "fp32,int8"))
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert [(r["variant"], r["precision"]) for r in result["runs"]] == [("full", "fp32")]
+    assert {(k["variant"], k["precision"]) for k in result["skipped"]} == {("lite", "fp32"), ("lite", "int8"),
+                                                                            ("full", "int8")}
+    assert "skipped lite fp32: no lite model of wave" in out.with_suffix(".md").read_text()
+    assert "skipping lite fp32" in capsys.readouterr().err
+    # nothing left to measure: an error, no file
+    rc = bench.main(_tiny_run(tmp_path / "none.json", "--models", "shipped", "--weights-dir", str(weights),
+                              "--variants", "lite"))
+    assert rc == 2 and not (tmp_path / "none.json").exists()
+    assert "nothing was measured: no lite model of wave" in capsys.readouterr().err
+
+
+def test_clip_cache_rebuilds_empty_or_unreadable_clips(tmp_path):
+    from stylecam.sources import VideoFileSource
+    bench = load_benchmark("runtime_fps")
+    for junk in (b"", b"not a video"):
+        cached = tmp_path / "clip_64x48_5.mp4"
+        cached.write_bytes(junk)
+        clip = bench.make_clip(64, 48, 5, tmp_path)
+        assert clip == cached and len(list(VideoFileSource(clip))) == 5
+    stamp = cached.stat().st_mtime_ns
+    assert bench.make_clip(64, 48, 5, tmp_path) == cached and cached.stat().st_mtime_ns == stamp   # reused
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_64x48_5.mp4"]                   # no temp files
+
+
+def test_failed_clip_encoder_leaves_no_clip_behind(tmp_path, monkeypatch):
+    import shutil
+
+    from stylecam.errors import UserError
+    bench = load_benchmark("runtime_fps")
+    monkeypatch.setattr(bench, "ffmpeg_exe", lambda: shutil.which("false"))   # an "ffmpeg" that fails
+    with pytest.raises(UserError, match="could not make the 64x48 benchmark clip"):
+        bench.make_clip(64, 48, 5, tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -1,8 +1,10 @@
 """Sources, sinks and loops: video with audio, interrupted writes, folders, cameras (fakes), keys."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -11,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import runner, sinks
+from stylecam import runner, sinks, sources
 from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
@@ -335,7 +337,7 @@ def test_headless_camera_records_until_the_camera_stops(tmp_path, weights):
     assert code == 0 and summary["recordings"] == [str(out)]
     assert "no frame" in summary["stopped"]
     n = count_frames(out)
-    assert n == summary["frames"] and 1 <= n <= frames_sent
+    assert 1 <= summary["frames"] <= frames_sent and n >= summary["frames"]  # frames held in real time
 
 
 def test_camera_with_no_window_needs_output(weights):
@@ -358,7 +360,7 @@ def test_live_interrupt_finalises_the_recording(tmp_path, weights, monkeypatch):
 
     monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
     state = runner.initial_state(["wave"], ["muse", "wave"])
-    summary = runner.run_live(camera, stylizer, state, None, tmp_path / "rec.mp4")
+    summary = runner.run_live(camera, stylizer, state, None, tmp_path / "rec.mp4", clock=lambda: 0.0)
     assert summary["interrupted"] and summary["frames"] == 4
     assert count_frames(tmp_path / "rec.mp4") == 4
 
@@ -385,7 +387,7 @@ def test_live_loop_with_keys_snapshot_and_recording(tmp_path, weights, monkeypat
     state = runner.initial_state(["wave"], ["muse", "wave"])
     keys = [ord("n"), ord("s"), ord("r"), -1, -1, ord("r"), ord("o"), ord("q")]
     window = FakeWindow(keys)
-    summary = runner.run_live(camera, stylizer, state, window, None, snapshot_dir=tmp_path)
+    summary = runner.run_live(camera, stylizer, state, window, None, snapshot_dir=tmp_path, clock=lambda: 0.0)
     assert window.closed and len(window.shown) == len(keys)
     assert summary["stopped"] == "quit" and len(summary["snapshots"]) == 1
     assert len(summary["recordings"]) == 1 and count_frames(Path(summary["recordings"][0])) == 3
@@ -413,6 +415,235 @@ def test_live_mirror_flips_the_camera_frames_and_m_toggles_it(weights):
         window = FakeWindow(keys)
         runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"], mirror=mirror), window, None)
         assert [rising(shown) for shown in window.shown] == expect
+
+
+# ----- live: slow cameras, odd frames, real-time recordings, names --------------------------
+
+class WarmingUpCapture(FakeCapture):
+    """A webcam that reports failure for its first ``warmup`` seconds, then delivers."""
+
+    def __init__(self, warmup: float, **kw):
+        super().__init__(**kw)
+        self.ready_at = time.monotonic() + warmup
+
+    def read(self):
+        if time.monotonic() < self.ready_at:
+            time.sleep(self.delay)
+            return False, None
+        return super().read()
+
+
+def test_a_camera_that_takes_time_to_start_is_waited_for():
+    camera = CameraSource(0, opener=lambda i: WarmingUpCapture(0.3, frames=3), retry_seconds=0.05)
+    frames = []
+    while (frame := camera.read(timeout=2.0)) is not None:
+        frames.append(frame)
+    camera.close()
+    assert frames and frames[-1][0, 0, 0] == 30          # failing at first is not the end
+    assert "no frame for 0.05 s" in camera.failure        # failing after frames is, after retry_seconds
+
+
+def test_a_camera_that_never_delivers_gives_up_after_the_first_frame_wait():
+    t0 = time.monotonic()
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=0), retry_seconds=0.05, first_frame_seconds=0.3)
+    assert camera.read() is None and camera.ended
+    camera.close()
+    assert 0.3 <= time.monotonic() - t0 < 2.0
+    assert camera.failure == "camera 0 delivered no frame in 0.3 s after opening"
+
+
+class VirtualSlowCamera:
+    """A CameraSource stand-in whose frames take ``seconds`` each to arrive, in virtual time: read(timeout)
+    gives the frame only when it may wait that long (None = as long as it takes)."""
+
+    def __init__(self, seconds: float, frames: int, retry_seconds: float = 3.0):
+        self.seconds, self.left, self.retry_seconds = seconds, frames, retry_seconds
+        self.index, self.fps, self.dropped, self.failure, self.timeouts = 0, 10.0, 0, None, []
+
+    def read(self, timeout=None):
+        self.timeouts.append(timeout)
+        if self.left == 0 or (timeout is not None and timeout < self.seconds):
+            self.failure = self.failure or "gave up"
+            return None
+        self.left -= 1
+        return np.full((24, 32, 3), 50, np.uint8)
+
+    def close(self):
+        pass
+
+
+def test_live_loop_waits_for_frames_that_come_slowly(weights):
+    # /tmp/qa4 slow_default: a frame every 4.5 s with the default 3 s retry counted as a stopped camera
+    camera = VirtualSlowCamera(4.5, frames=3)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    summary = runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"]), None, None)
+    assert summary["frames"] == 3 and camera.left == 0
+
+
+class BlockedCapture(FakeCapture):
+    """A driver whose read() never answers (until ``release`` is set)."""
+
+    def __init__(self):
+        super().__init__()
+        self.release_event = threading.Event()
+
+    def read(self):
+        self.release_event.wait()
+        return False, None
+
+
+def test_a_driver_that_does_not_answer_gives_up_after_stall_seconds():
+    cap = BlockedCapture()
+    camera = CameraSource(0, opener=lambda i: cap, retry_seconds=0.05, first_frame_seconds=0.1, stall_seconds=0.3)
+    unblock = threading.Timer(3.0, cap.release_event.set)   # a test never hangs, even when this one fails
+    unblock.start()
+    t0 = time.monotonic()
+    try:
+        assert camera.read() is None
+        assert 0.25 <= time.monotonic() - t0 < 1.5
+        assert camera.failure == "camera 0 delivered no frame for 0.3 s (its driver does not answer)"
+    finally:
+        cap.release_event.set()
+        unblock.cancel()
+        camera.close()
+
+
+class ShapedCapture(FakeCapture):
+    """Frames made by ``make(n)`` (grey, BGRA, ...) instead of BGR."""
+
+    def __init__(self, make, **kw):
+        super().__init__(**kw)
+        self.make = make
+
+    def read(self):
+        ok, frame = super().read()
+        return (ok, self.make(frame)) if ok else (ok, frame)
+
+
+@pytest.mark.parametrize("make, expect", [
+    (lambda f: f[..., 0].copy(), (10, 10, 10)),                                          # grey (H, W)
+    (lambda f: f[..., :1].copy(), (10, 10, 10)),                                         # grey (H, W, 1)
+    (lambda f: np.dstack([f[..., :1], f[..., :1] + 1, f[..., :1] + 2, f[..., :1] * 0]), (10, 11, 12)),  # BGRA
+    (lambda f: f.astype(np.uint16) * 257, (10, 10, 10)),                                 # 16-bit BGR
+])
+def test_camera_frames_are_always_uint8_bgr(make, expect):
+    camera = CameraSource(0, opener=lambda i: ShapedCapture(make, frames=1), retry_seconds=0.05)
+    frame = camera.read(timeout=2.0)
+    camera.close()
+    assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8 and tuple(frame[0, 0]) == expect
+
+
+def test_camera_bgr_refuses_what_is_not_an_image():
+    with pytest.raises(ValueError, match="not an image"):
+        sources.camera_bgr(np.zeros((1000,), np.uint8))          # an undecoded buffer
+    with pytest.raises(ValueError, match="not an image"):
+        sources.camera_bgr(np.zeros((4, 4, 2), np.uint8))
+
+
+class ExplodingCapture(FakeCapture):
+    def read(self):
+        if self.left <= 0:
+            raise RuntimeError("driver exploded")
+        return super().read()
+
+
+@needs_ffmpeg
+def test_live_run_with_a_grey_camera_records_and_a_driver_error_is_the_stop_reason(tmp_path, weights):
+    out = tmp_path / "grey.mp4"
+    config = RunConfig(engine=engine(weights), sources=("0",), output=str(out), window=False, progress=False)
+
+    class GreyExploding(ExplodingCapture):
+        def read(self):
+            ok, frame = super().read()
+            return ok, (frame[..., 0].copy() if ok else frame)
+
+    code, summary = runner.run(config, camera_opener=lambda i: GreyExploding(frames=3), camera_retry_s=0.05)
+    assert code == 0 and summary["frames"] >= 1 and summary["recordings"] == [str(out)]
+    assert summary["stopped"] == "camera 0: driver exploded"
+
+
+def test_a_camera_that_delivers_nothing_with_o_exits_1_and_records_nothing(tmp_path, weights, caplog):
+    out = tmp_path / "none.mp4"
+    config = RunConfig(engine=engine(weights), sources=("0",), output=str(out), window=False, progress=False)
+    code, summary = runner.run(config, camera_opener=lambda i: FakeCapture(frames=0), camera_retry_s=0.05,
+                               camera_first_frame_s=0.2)
+    assert code == 1 and summary["frames"] == 0 and summary["recordings"] == []
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+    assert "camera 0 delivered no frame; nothing recorded" in caplog.text
+
+
+def test_real_time_pacer_holds_frames_for_the_time_they_cover():
+    now = [0.0]
+    pacer = runner.RealTimePacer(30.0, clock=lambda: now[0])
+    held = []
+    for t in (0.0, 0.1, 0.2, 0.25, 0.26, 0.5):
+        now[0] = t
+        held.append(pacer.copies())
+    # 0.1 s = 3 ticks; 0.05 s = 1.5 ticks: 1 now, the half carried; 0.01 s: still 1; then 7.2 ticks
+    assert held == [1, 3, 3, 1, 1, 7]
+    pacer.restart()
+    now[0] = 10.0
+    assert pacer.copies() == 1
+
+
+class ClockWindow(FakeWindow):
+    """A FakeWindow on which every shown frame takes ``step`` seconds of a virtual clock."""
+
+    def __init__(self, keys, step: float):
+        super().__init__(keys)
+        self.now, self.step = 0.0, step
+
+    def show(self, frame, wait_ms=1):
+        self.now += self.step
+        return super().show(frame, wait_ms)
+
+
+@needs_ffmpeg
+def test_recording_plays_in_real_time_without_the_paused_time(tmp_path, weights):
+    # the camera says 10 fps, but a frame is stylised every 0.3 s: each is held 3 frames
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    state = dataclasses.replace(runner.initial_state(["wave"], ["wave"]), recording=True)
+    window = ClockWindow([-1, -1, ord(" "), -1, -1, ord(" "), -1, ord("q")], step=0.3)
+    summary = runner.run_live(camera, stylizer, state, window, tmp_path / "rec.mp4", clock=lambda: window.now)
+    assert summary["recordings"] == [str(tmp_path / "rec.mp4")]
+    # written at 0.0, 0.3, 0.6 (1 + 3 + 3), paused from 0.9 to 1.5, then 1.8, 2.1 (1 + 3)
+    assert count_frames(tmp_path / "rec.mp4") == 11
+
+
+def test_unique_path_adds_a_counter_for_names_that_exist_or_were_given(tmp_path):
+    (tmp_path / "a.gif").write_bytes(b"")
+    taken: set[str] = set()
+    assert runner.unique_path(tmp_path / "a.gif", taken) == tmp_path / "a_2.gif"
+    assert runner.unique_path(tmp_path / "a.gif", taken) == tmp_path / "a_3.gif"     # a_2 is being written
+    assert runner.unique_path(tmp_path / "b.png", taken) == tmp_path / "b.png"
+    assert taken == {str(tmp_path / n) for n in ("a_2.gif", "a_3.gif", "b.png")}
+
+
+@needs_ffmpeg
+def test_recordings_and_snapshots_within_one_second_get_their_own_names(tmp_path, weights, monkeypatch):
+    monkeypatch.setattr(runner.time, "strftime", lambda fmt, *a: "20260101_120000")   # all in one second
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    r, s = ord("r"), ord("s")
+    window = FakeWindow([r, -1, r, r, -1, r, r, -1, r, s, s, ord("q")])
+    summary = runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"]), window,
+                              tmp_path / "keys.gif", snapshot_dir=tmp_path, clock=lambda: 0.0)
+    recordings, snapshots = summary["recordings"], summary["snapshots"]
+    assert recordings == [str(tmp_path / n) for n in ("keys.gif", "stylecam_20260101_120000.gif",
+                                                     "stylecam_20260101_120000_2.gif")]   # -o's extension kept
+    assert snapshots == [str(tmp_path / n) for n in ("stylecam_snapshot_20260101_120000.png",
+                                                    "stylecam_snapshot_20260101_120000_2.png")]
+    assert all(count_frames(Path(p)) == 2 for p in recordings) and all(Path(p).is_file() for p in snapshots)
+
+
+@pytest.mark.parametrize("module, arg, expect", [("stylecam", "--version", "stylecam "),
+                                                 ("trainer", "--help", "usage: stylecam-train")])
+def test_python_dash_m_runs_the_commands(module, arg, expect):
+    proc = subprocess.run([sys.executable, "-m", module, arg], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(expect)
 
 
 # ----- keys (pure) -------------------------------------------------------------------------

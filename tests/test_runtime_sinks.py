@@ -193,3 +193,52 @@ def test_variable_frame_rate_clip_keeps_its_timing(tmp_path):
     changes = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:])]
     held, moving = changes[4:8], changes[:4] + changes[8:]
     assert max(held) < 0.5 * min(moving)          # ticks 4-8 repeat the 5th frame; tick 9 is the 6th
+
+
+# ----- held frames, letterboxing (live recordings) -----------------------------------------
+
+def decode_all(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    return frames
+
+
+@needs_ffmpeg
+def test_write_repeat_holds_a_frame_and_keeps_the_copies_of_file_videos(tmp_path):
+    writer = sinks.VideoWriter(tmp_path / "held.mp4", 10, (64, 48), copies=[2])
+    writer.write(np.full((48, 64, 3), 40, np.uint8), repeat=3)    # copies 2 x repeat 3
+    writer.write(np.full((48, 64, 3), 120, np.uint8))             # past the copies: once
+    writer.write(np.full((48, 64, 3), 200, np.uint8), repeat=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        writer.write(np.zeros((48, 64, 3), np.uint8), repeat=0)
+    assert writer.frames == 9 and writer.given == 3
+    levels = [int(round(f.mean())) for f in decode_all(writer.close())]
+    assert len(levels) == 9
+    assert [abs(v - w) <= 4 for v, w in zip(levels, [40] * 6 + [120] + [200] * 2)] == [True] * 9
+
+
+def test_letterbox_fits_inside_keeps_the_aspect_and_pads_black():
+    portrait = np.full((96, 48, 3), 255, np.uint8)
+    boxed = sinks.letterbox(portrait, 48, 64)
+    assert boxed.shape == (48, 64, 3) and boxed.dtype == np.uint8
+    assert (boxed[:, 20:44] == 255).all()                    # 96x48 scaled by 0.5: 48x24, centred
+    assert (boxed[:, :20] == 0).all() and (boxed[:, 44:] == 0).all()
+    wide = sinks.letterbox(np.full((10, 64, 1), 7, np.uint8), 48, 64)   # any channel count; bars top and bottom
+    assert wide.shape == (48, 64, 1) and (wide[19:29] == 7).all() and (wide[:19] == 0).all() and (wide[29:] == 0).all()
+    same_shape = np.full((96, 128, 3), 9, np.uint8)            # the same aspect: a plain resize, no bars
+    assert (sinks.letterbox(same_shape, 48, 64) == 9).all()
+    frame = np.zeros((48, 64, 3), np.uint8)
+    assert sinks.letterbox(frame, 48, 64) is frame
+
+
+@needs_ffmpeg
+def test_video_writer_letterboxes_a_frame_of_another_shape_instead_of_squashing_it(tmp_path):
+    writer = sinks.VideoWriter(tmp_path / "turned.mp4", 10, (64, 48))
+    writer.write(np.full((48, 64, 3), 255, np.uint8))
+    writer.write(np.full((96, 48, 3), 255, np.uint8))          # the camera turned to portrait
+    second = decode_all(writer.close())[1].astype(int)
+    assert second[:, 24:40].mean() > 240                        # the picture, in the middle
+    assert second[:, :16].mean() < 15 and second[:, 48:].mean() < 15   # black bars left and right
