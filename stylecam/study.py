@@ -207,6 +207,7 @@ class StyleRun:
     path: str
     prepad: int
     apply: PassFn = field(repr=False)
+    reference: PassFn | None = field(default=None, repr=False)   # the same model without prepad (None: apply)
 
 
 def style_variant(spec: str, cfg: StudyConfig, registry) -> str:
@@ -243,8 +244,12 @@ def make_style_run(spec: str, mode: str, variant: str, cfg: StudyConfig, registr
     prepad = cfg.prepad if mode == "prepad" else 0
     stylizer = Stylizer(styles=[str(entry.path)], repeat=1, device=cfg.device, variant=entry.variant,
                         prepad=prepad, padding=entry.padding, registry=registry)
+    plain = None
+    if prepad:  # the reference canvas of every mode is made with the model alone, without the prepad
+        plain = Stylizer(styles=[str(entry.path)], repeat=1, device=cfg.device, variant=entry.variant,
+                         prepad=0, padding=entry.padding, registry=registry).run_float
     return StyleRun(style=entry.name, padding=mode, variant=entry.variant, path=str(entry.path),
-                    prepad=prepad, apply=stylizer.run_float)
+                    prepad=prepad, apply=stylizer.run_float, reference=plain)
 
 
 def resolve_vgg_path(path: str | None, allow_build: bool = True) -> Path:
@@ -336,10 +341,13 @@ def reference_pass(apply: PassFn, x: np.ndarray, margin: int) -> np.ndarray:
 
 def measure_sequence(apply: PassFn, x0: np.ndarray, repeat: int, margin: int = metrics.DEFAULT_MARGIN,
                      band: int = metrics.DEFAULT_BAND, features: Callable | None = None,
-                     classifier=None) -> tuple[list[dict], list[np.ndarray], dict[str, np.ndarray]]:
+                     classifier=None, reference: PassFn | None = None,
+                     ) -> tuple[list[dict], list[np.ndarray], dict[str, np.ndarray]]:
     """Pass ``x0`` through ``apply`` ``repeat`` times and measure every step.
 
     apply: float32 RGB (1, 3, H, W) 0..255 -> same (one pass, clamped). x0: the original, same layout.
+    reference: the pass that builds the reference canvas (default ``apply``); the prepad mode gives
+    the model without its prepad, so every mode is measured against the same reference.
     features: optional VGG features function on the same layout. classifier: optional, with
     top_k(uint8 BGR frame, k).
     Returns (rows, frames, maps): rows[n] = metrics of step n (0 = original); frames[n] = uint8 BGR
@@ -352,8 +360,8 @@ def measure_sequence(apply: PassFn, x0: np.ndarray, repeat: int, margin: int = m
     for n in range(1, repeat + 1):
         prev = states[-1]
         y = np.ascontiguousarray(apply(prev), dtype=np.float32)
-        ref = reference_pass(apply, prev, margin)
-        cum_ref = reference_pass(apply, cum_refs[-1], margin)
+        ref = reference_pass(reference or apply, prev, margin)
+        cum_ref = reference_pass(reference or apply, cum_refs[-1], margin)
         states.append(y)
         cum_refs.append(cum_ref)
         per_pass = metrics.border_artifact(_hwc(y), _hwc(ref), band=band)
@@ -736,7 +744,7 @@ def run_study(cfg: StudyConfig) -> dict:
                 run = runs[(spec, mode)]
                 bar.set_postfix_str(f"{run.style}/{mode}/{name}")
                 seq_rows, frames, maps = measure_sequence(run.apply, x0, cfg.repeat, cfg.margin, cfg.band,
-                                                          features, classifier)
+                                                          features, classifier, reference=run.reference)
                 for r in seq_rows:
                     rows.append({"image": name, "style": run.style, "padding": mode, "variant": run.variant, **r})
                 sheet_frames[mode], sheet_maps[mode] = frames, maps

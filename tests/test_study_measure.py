@@ -132,3 +132,24 @@ def test_heatmap_and_sheets_shapes():
     frames = [np.full((20, 40, 3), v, np.uint8) for v in (0, 100, 200)]
     sheet = study.sequence_sheet({"reflect": frames, "zero": frames}, cell_width=40)
     assert sheet.shape[1] == 3 * 40 + 4 * 4 and sheet.shape[0] == 2 * 20 + 3 * 4
+
+
+def test_prepad_is_measured_against_the_plain_models_reference():
+    """prepad P = M builds exactly the reference canvas, so its border difference is 0 (doc's claim)."""
+    margin, radius = 4, 6   # a filter that reaches further than the margin
+
+    def wide_blur(x):  # (2r+1)^2 box blur with zero padding on (1, 3, H, W)
+        h, w = x.shape[-2:]
+        p = np.pad(x, ((0, 0), (0, 0), (radius, radius), (radius, radius)))
+        size = 2 * radius + 1
+        return sum(p[..., i:i + h, j:j + w] for i in range(size) for j in range(size)) / size ** 2
+
+    def prepadded(x):  # the blur run on a frame reflect-padded by P = M, cropped back
+        return study.reference_pass(wide_blur, x, margin)
+
+    x = _image()
+    rows, _, _ = study.measure_sequence(prepadded, x, repeat=2, margin=margin, band=4, reference=wide_blur)
+    assert rows[1]["border_band"] == 0.0 and rows[2]["border_band_cum"] == 0.0
+    # against its own pass (a reference canvas padded by M + P) the same run shows a border
+    rows, _, _ = study.measure_sequence(prepadded, x, repeat=2, margin=margin, band=4)
+    assert rows[1]["border_band"] > 0.1
