@@ -86,8 +86,8 @@ OVERVIEW = ("border_band_cum", "fixed_point_distance", "ssim_original", "vgg_ori
             "hist_original", "saturation")
 CHAIN_COMPARISONS = (  # (label, first, second) over the frames A, B, AB (= A then B), BA
     ("A->B vs B", "AB", "B"), ("B->A vs A", "BA", "A"), ("A->B vs B->A", "AB", "BA"),
-    ("A vs B", "A", "B"), ("A->B vs A", "AB", "A"), ("B->A vs B", "BA", "B"),
-)
+    ("A vs B", "A", "B"), ("B vs A", "B", "A"), ("A->B vs A", "AB", "A"), ("B->A vs B", "BA", "B"),
+)  # "A vs B" is the baseline of "A->B vs B", "B vs A" that of "B->A vs A" (the VGG distance is relative to the second)
 
 
 @dataclass(frozen=True)

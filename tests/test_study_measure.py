@@ -153,3 +153,18 @@ def test_prepad_is_measured_against_the_plain_models_reference():
     # against its own pass (a reference canvas padded by M + P) the same run shows a border
     rows, _, _ = study.measure_sequence(prepadded, x, repeat=2, margin=margin, band=4)
     assert rows[1]["border_band"] > 0.1
+
+
+def test_chain_baselines_give_each_order_its_own_vgg_reference():
+    """The VGG distance is relative to the second image: "B vs A" is the baseline of "B->A vs A"."""
+    def features(x):  # stand-in features: the image itself
+        return x
+
+    x = _image()
+    rows, _ = study.measure_chain(shift10, half, x, features=features)
+    by = {r["comparison"]: r for r in rows}
+    a, b = np.clip(x + 10, 0, 255), x * 0.5
+    assert by["A vs B"]["vgg"] == pytest.approx(np.linalg.norm(a - b) / np.linalg.norm(b), rel=1e-5)
+    assert by["B vs A"]["vgg"] == pytest.approx(np.linalg.norm(b - a) / np.linalg.norm(a), rel=1e-5)
+    assert by["B vs A"]["vgg"] != pytest.approx(by["A vs B"]["vgg"])
+    assert by["B vs A"]["mad"] == pytest.approx(by["A vs B"]["mad"])
