@@ -159,6 +159,7 @@ def test_real_vgg_builds_only_needed_layers(vgg_weights_path):
 def test_lite_fr_has_only_its_last_conv_at_full_resolution():
     """lite-fr: lite, but the last x2 step goes to 8 channels and one 3x3 conv runs at full resolution."""
     net = build_transformer("lite-fr").eval()
+    net.head_in_phases = False  # the network as defined (it computes that conv in phase space)
     full_res = []
     hooks = [m.register_forward_hook(lambda m, i, o: full_res.append(m) if o.shape[-2:] == (64, 96) and
                                      not isinstance(m, ResizeConv) else None)
@@ -172,3 +173,51 @@ def test_lite_fr_has_only_its_last_conv_at_full_resolution():
     macs = count_macs(net, 480, 640)
     assert count_macs(build_transformer("lite"), 480, 640) < macs < count_macs(build_transformer("lite-v1"), 480, 640)
     assert LITE_FR.channels[0] == 8 and LITE_FR.full_res_head and not LITE.full_res_head
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zero", "replicate"])
+def test_resize_conv_window_form_equals_its_phase_form(padding):
+    """The 2x2 window conv (forward) gives what the 3x3 phase kernels + PixelShuffle give."""
+    torch.manual_seed(1)
+    layer = ResizeConv(5, 4, padding=padding)
+    x = torch.randn(2, 5, 7, 9)
+    with torch.no_grad():
+        got, expected = layer(x), torch.nn.functional.pixel_shuffle(layer.phases(x), 2)
+    assert got.shape == (2, 4, 14, 18)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert layer.window_kernels().shape == (16, 5, 2, 2)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zero"])
+def test_phase_window_kernels_give_the_full_resolution_conv(padding):
+    from trainer.nets.blocks import phase_window_kernels, window_conv
+    torch.manual_seed(2)
+    phases = torch.randn(2, 4 * 3, 5, 6)                      # (N, 4*C, H, W) of a (N, C, 2H, 2W) image
+    weight, bias = torch.randn(4, 3, 3, 3), torch.randn(4)
+    image = torch.nn.functional.pixel_shuffle(phases, 2)
+    mode = "reflect" if padding == "reflect" else "constant"
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(image, (1, 1, 1, 1), mode=mode), weight, bias)
+    pad_mode = "replicate" if padding == "reflect" else "constant"
+    got = window_conv(torch.nn.functional.pad(phases, (1, 1, 1, 1), mode=pad_mode),
+                      phase_window_kernels(weight), bias.repeat_interleave(4))
+    assert got.shape == (2, 4, 10, 12)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("padding,in_phases", [("reflect", True), ("zero", True), ("replicate", False)])
+def test_lite_fr_head_in_phase_space_equals_the_network_as_defined(padding, in_phases):
+    torch.manual_seed(3)
+    net = build_transformer("lite-fr", padding=padding).eval()
+    for m in net.modules():   # non-trivial norms, so the phase-space statistics are tested
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    assert net.head_in_phases is in_phases
+    x = torch.rand(2, 3, 36, 52) * 255
+    with torch.no_grad():
+        fast = net(x)
+        net.head_in_phases = False
+        defined = net(x)
+    assert fast.shape == (2, 3, 36, 52)
+    torch.testing.assert_close(fast, defined, atol=1e-3, rtol=1e-5)   # 0..255 scale
+    assert defined.std() > 1.0  # not a flat image

@@ -74,14 +74,58 @@ class UpsampleConv(nn.Sequential):
 _PHASE_TAPS = torch.tensor([[[1., 0., 0.], [0., 1., 1.], [0., 0., 0.]],
                             [[0., 0., 0.], [1., 1., 0.], [0., 0., 1.]]])
 
+#: The same taps as 2x2 windows. Window r over the input padded by 1 (its rows r-1 and r) holds
+#: everything that upsampled rows 2r-1 and 2r read: ``_WINDOW_TAPS[s, j, k]`` is 1 when upsampled row
+#: 2r-1+s reads window row j through full-resolution kernel tap k (-1, 0, +1).
+_WINDOW_TAPS = torch.tensor([[[1., 1., 0.], [0., 0., 1.]],
+                             [[1., 0., 0.], [0., 1., 1.]]])
+
+
+def window_conv(padded: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """2x2 window convolution + PixelShuffle, cropped by one pixel on every side.
+
+    padded: (N, Cin, H+2, W+2), the input padded by 1; kernels: (4*Cout, Cin, 2, 2), channel
+    o*4 + 2s + t holds output rows 2r-1+s, columns 2c-1+t of window (r, c); bias: (4*Cout,).
+    Returns (N, Cout, 2H, 2W). The x2 upsampling layers compute this way: a 3x3 kernel over the
+    input would do 9/4 times the multiplications, most of them by the zero taps of each phase.
+    """
+    shuffled = nn.functional.pixel_shuffle(nn.functional.conv2d(padded, kernels, bias), 2)
+    return shuffled[:, :, 1:-1, 1:-1]
+
+
+#: For a 3x3 conv at full resolution over a phase tensor (the x2 pixels of row r stored as phases 0
+#: and 1 of half-resolution row r): ``_PHASE_WINDOW_TAPS[s, j, p, k]`` is 1 when full-resolution row
+#: 2r-1+s reads phase p of window row j (half-resolution rows r-1, r) through kernel tap k.
+_PHASE_WINDOW_TAPS = torch.zeros(2, 2, 2, 3)
+for _s in range(2):
+    for _k in range(3):
+        _row = 2 + _s + _k - 2          # the full-resolution row read, counted from 2(r-1)
+        _PHASE_WINDOW_TAPS[_s, _row // 2, _row % 2, _k] = 1.0
+
+
+def phase_window_kernels(weight: torch.Tensor) -> torch.Tensor:
+    """Full-resolution 3x3 kernel (Cout, Cin, 3, 3) -> (4*Cout, 4*Cin, 2, 2) for window_conv.
+
+    The input is the phase tensor (N, 4*Cin, H, W) of a (N, Cin, 2H, 2W) image, channel c*4 + 2p + q
+    holding its pixels (2y+p, 2x+q), padded by one pixel. window_conv then gives the 3x3 conv of
+    the full-resolution image without building it.
+    """
+    taps = _PHASE_WINDOW_TAPS.to(weight.dtype).reshape(2, 4, 3)              # (s, (j, p), k)
+    rows = torch.matmul(taps[:, None, None], weight[None])                     # (s, Cout, Cin, (j, p), 3)
+    both = torch.matmul(rows[:, None], taps.transpose(1, 2)[None, :, None, None])  # (s, t, Cout, Cin, (j,p), (i,q))
+    cout, cin = weight.shape[:2]
+    both = both.reshape(2, 2, cout, cin, 2, 2, 2, 2)                           # (s, t, o, c, j, p, i, q)
+    return both.permute(2, 0, 1, 3, 5, 7, 4, 6).reshape(4 * cout, 4 * cin, 2, 2)
+
 
 class ResizeConv(nn.Module):
     """Nearest-upsample x2 then a 3x3 conv, computed at the input resolution. (N,Cin,H,W) -> (N,Cout,2H,2W).
 
-    One 3x3 conv to 4*Cout channels whose four phase kernels are sums of the taps of a single
-    full-resolution kernel ``weight`` (Cout,Cin,3,3), then PixelShuffle. The phases share their
-    weights, so unlike a free PixelShuffle conv it cannot stamp a 2-pixel pattern, and it never
-    builds the upsampled tensor. With zero padding it equals Upsample + ZeroPad + Conv exactly.
+    Each window of 2x2 input pixels gives a 2x2 block of output pixels through kernels that are
+    sums of the taps of a single full-resolution kernel ``weight`` (Cout,Cin,3,3) (window_conv).
+    The four phases share their weights, so unlike a free PixelShuffle conv it cannot stamp a
+    2-pixel pattern, and it never builds the upsampled tensor. With zero padding it equals
+    Upsample + ZeroPad + Conv exactly; other paddings pad the input, not the upsampled tensor.
     """
 
     def __init__(self, cin: int, cout: int, padding: str = "reflect"):
@@ -92,8 +136,8 @@ class ResizeConv(nn.Module):
         self.weight = nn.Parameter(full_res.weight.detach().clone())
         self.bias = nn.Parameter(full_res.bias.detach().clone())
         self.pad = PADDING_LAYERS[padding](1)
-        self.shuffle = nn.PixelShuffle(2)
         self.register_buffer("phase_taps", _PHASE_TAPS.clone(), persistent=False)
+        self.register_buffer("window_taps", _WINDOW_TAPS.clone(), persistent=False)
 
     def phase_kernels(self) -> torch.Tensor:
         """(4*Cout, Cin, 3, 3): channel o*4 + 2*a + b is output channel o at row phase a, column phase b."""
@@ -103,6 +147,17 @@ class ResizeConv(nn.Module):
         cout, cin = self.weight.shape[:2]
         return both.permute(2, 0, 1, 3, 4, 5).reshape(4 * cout, cin, 3, 3)
 
+    def window_kernels(self) -> torch.Tensor:
+        """(4*Cout, Cin, 2, 2) for window_conv, from the full-resolution kernel."""
+        taps = self.window_taps.to(self.weight.dtype)
+        rows = torch.matmul(taps[:, None, None], self.weight[None])            # (2, Cout, Cin, 2, 3)
+        both = torch.matmul(rows[:, None], taps.transpose(1, 2)[None, :, None, None])  # (2, 2, Cout, Cin, 2, 2)
+        cout, cin = self.weight.shape[:2]
+        return both.permute(2, 0, 1, 3, 4, 5).reshape(4 * cout, cin, 2, 2)
+
+    def phases(self, x: torch.Tensor) -> torch.Tensor:
+        """The result before its pixel shuffle: (N, 4*Cout, H, W), channel o*4 + 2a + b as in phase_kernels."""
+        return nn.functional.conv2d(self.pad(x), self.phase_kernels(), self.bias.repeat_interleave(4))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias.repeat_interleave(4)
-        return self.shuffle(nn.functional.conv2d(self.pad(x), self.phase_kernels(), bias))
+        return window_conv(self.pad(x), self.window_kernels(), self.bias.repeat_interleave(4))

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from trainer.nets.blocks import ConvLayer, ResidualBlock, ResizeConv, UpsampleConv
+from trainer.nets.blocks import ConvLayer, ResidualBlock, ResizeConv, UpsampleConv, phase_window_kernels, window_conv
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,33 @@ class HalfResTransformerNet(nn.Module):
             self.up = nn.Sequential(ConvLayer(c3, 4 * c2, 1), nn.PixelShuffle(2))
             self.head = nn.Sequential(ConvLayer(c2, 12, k, padding=pad, norm="none", relu=False),
                                       nn.PixelShuffle(2))
+        #: compute the LITE_FR head in phase space (same values, faster); its padding must map onto the phases
+        self.head_in_phases = (config.tied_upsampling and config.full_res_head and k == 3
+                               and pad in ("reflect", "zero"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = self.stem(x / 255.0)
-        return self.head(half + self.up(self.residuals(self.down(half)))) * 255.0
+        features = half + self.up(self.residuals(self.down(half)))
+        if self.head_in_phases:
+            return self.full_res_head_in_phases(features) * 255.0
+        return self.head(features) * 255.0
+
+    def full_res_head_in_phases(self, features: torch.Tensor) -> torch.Tensor:
+        """The LITE_FR head (N,c2,H/2,W/2) -> (N,3,H,W), same values, never at full resolution.
+
+        Its x2 step stops at the phase tensor (N,4*c1,H/2,W/2); instance norm (stats over each
+        channel's four phases) and ReLU run there, and the full-resolution 3x3 conv runs as a 2x2
+        window conv over it. A full-resolution reflect pad of 1 reads, at every border, the pixel
+        that edge-padding the phase tensor repeats; zero padding stays zero padding.
+        """
+        resize, norm, _, last = self.head
+        phases = resize.phases(features)
+        n, c4, h, w = phases.shape
+        phases = torch.relu(norm(phases.reshape(n, c4 // 4, 4 * h, w)).reshape(n, c4, h, w))
+        mode = "replicate" if self.config.padding == "reflect" else "constant"
+        padded = nn.functional.pad(phases, (1, 1, 1, 1), mode=mode)
+        conv = last[-1]
+        return window_conv(padded, phase_window_kernels(conv.weight), conv.bias.repeat_interleave(4))
 
 
 def transformer_from_config(config: TransformerConfig) -> nn.Module:
@@ -128,7 +151,11 @@ def build_transformer(variant: str = "full", padding: str = "reflect") -> nn.Mod
 
 
 def count_macs(model: nn.Module, height: int, width: int) -> int:
-    """Multiply-accumulates of the convolutions for one (1,3,H,W) input (norms, ReLU, adds ignored)."""
+    """Multiply-accumulates of the convolutions for one (1,3,H,W) input (norms, ReLU, adds ignored).
+
+    Counts the network as defined (a ResizeConv as the 3x3 conv at the upsampled resolution, the
+    LITE_FR head at full resolution); the 2x2 window forms compute the same with fewer.
+    """
     total = 0
 
     def hook(module: nn.Module, _inputs, output):
@@ -140,10 +167,15 @@ def count_macs(model: nn.Module, height: int, width: int) -> int:
         total += output.numel() * (module.in_channels // module.groups) * kh * kw
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, ResizeConv))]
+    in_phases = [m for m in model.modules() if getattr(m, "head_in_phases", False)]
+    for m in in_phases:         # the network as defined: its full-resolution conv runs as a module
+        m.head_in_phases = False
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, height, width))
     finally:
         for h in handles:
             h.remove()
+        for m in in_phases:
+            m.head_in_phases = True
     return total
