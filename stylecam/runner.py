@@ -259,10 +259,11 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     frames_iter: Iterable[np.ndarray] = source
     if max_frames is not None:
         frames_iter = (f for f, _ in zip(source, range(max_frames)))
-    timing = vfr_timing(probe_frame_times(path) or [], source.fps)   # None: constant frame rate
+    frame_times = probe_frame_times(path) or []
+    timing = vfr_timing(frame_times, source.fps)   # None: constant frame rate
     out_fps, copies = timing if timing else (source.fps, None)
-    encoder = _EncodeThread(lambda first: VideoWriter(out, out_fps, (first.shape[1], first.shape[0]),
-                                                      audio_from=path, copies=copies))
+    encoder = _EncodeThread(lambda first: VideoWriter(out, out_fps, (first.shape[1], first.shape[0]), audio_from=path,
+                                                      copies=copies, video_start=frame_times[0] if frame_times else 0.0))
     done = 0
     inference_s = 0.0
     bar = _progress(total, Path(path).name, progress, position=position)

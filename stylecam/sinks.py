@@ -74,9 +74,10 @@ def parse_sample_aspect(text: str) -> tuple[int, int] | None:
 
 
 def parse_framecrc(text: str) -> list[float] | None:
-    """Presentation times in seconds, sorted and counted from the first frame, of stream 0's packets in
-    the output of ffmpeg's framecrc muxer ("#tb 0: 1/12800", then "0, dts, pts, duration, size, crc");
-    None when there is no time base or no packet."""
+    """Presentation times in seconds, sorted, of stream 0's packets in the output of ffmpeg's framecrc
+    muxer ("#tb 0: 1/12800", then "0, dts, pts, duration, size, crc"); None when there is no time
+    base or no packet. ffmpeg counts them from the start of the file (its earliest stream), so the
+    first is how long after the sound the picture starts."""
     base, stamps = None, []
     for line in text.splitlines():
         m = re.match(r"#tb 0: (\d+)/(\d+)", line)
@@ -89,12 +90,13 @@ def parse_framecrc(text: str) -> list[float] | None:
     if base is None or not stamps:
         return None
     stamps.sort()
-    return [(t - stamps[0]) * base for t in stamps]
+    return [t * base for t in stamps]
 
 
 def probe_frame_times(path: str | Path) -> list[float] | None:
-    """Presentation times (s) of the video frames of ``path``, read from its packets without decoding
-    (ffmpeg -c copy -f framecrc); None without ffmpeg or when they cannot be read."""
+    """Presentation times (s, from the start of the file) of the video frames of ``path``, read from
+    its packets without decoding (ffmpeg -c copy -f framecrc); None without ffmpeg or when they
+    cannot be read."""
     exe = ffmpeg_exe()
     if exe is None:
         return None
@@ -262,6 +264,23 @@ def ffmpeg_encoders(exe: str) -> set[str]:
                               errors="replace", timeout=30)
         _ENCODERS[exe] = {m.group(1) for m in re.finditer(r"^ [VAS][\w.]{5} (\S+)", proc.stdout, re.M)}
     return _ENCODERS[exe]
+
+
+_OPTIONS: dict[str, str] = {}
+
+
+def ffmpeg_has_option(exe: str, option: str) -> bool:
+    """True when the ffmpeg binary ``exe`` lists ``-option`` in ``ffmpeg -h long`` (cached per binary)."""
+    if exe not in _OPTIONS:
+        try:
+            proc = subprocess.run([exe, "-hide_banner", "-h", "long"], capture_output=True, text=True,
+                                  errors="replace", timeout=30)
+            _OPTIONS[exe] = proc.stdout
+        except (OSError, subprocess.TimeoutExpired):
+            _OPTIONS[exe] = ""
+    return re.search(rf"^-{re.escape(option)}\b", _OPTIONS[exe], re.M) is not None
+
+
 #: codecs that take any frame size (the others get odd sizes padded to even ones)
 _ANY_SIZE_EXTS = {".gif"}
 
@@ -292,18 +311,22 @@ class VideoWriter:
     """Encode uint8 BGR frames of one size to ``path``; copy the audio of ``audio_from`` if it has some.
 
     With ffmpeg (imageio-ffmpeg or PATH): H.264 (VP9 for .webm, an animated GIF for .gif), audio
-    re-encoded (AAC; Opus or Vorbis in .webm) and cut to the video's length. Without ffmpeg:
-    OpenCV's mp4v writer, video only, with a warning (no GIF). Odd sizes get their last row/column
+    re-encoded (AAC; Opus or Vorbis in .webm), cut to the video's length or padded with silence to
+    it. Without ffmpeg: OpenCV's mp4v writer, video only, with a warning (no GIF). Odd sizes get their last row/column
     repeated once (H.264 and VP9 need even sizes); a GIF keeps the exact size.
     sample_aspect_ratio: (num, den) of non-square pixels, e.g. (32, 27) for 16:9 DVD video; None
     takes the one of ``audio_from`` (the source clip), so anamorphic video keeps its display shape.
     copies: how many times to write each frame given to ``write`` (vfr_timing), so that a
     variable-frame-rate clip keeps its timing at a constant ``fps``; frames past the list: once.
+    video_start: seconds after the start of ``audio_from`` at which its picture starts (the first
+    of probe_frame_times); the first frame written starts the output, so that much of the sound is
+    left out to keep it in sync.
     A failing encoder leaves no partial file behind.
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: str | Path | None = None,
-                 sample_aspect_ratio: tuple[int, int] | None = None, copies: Sequence[int] | None = None):
+                 sample_aspect_ratio: tuple[int, int] | None = None, copies: Sequence[int] | None = None,
+                 video_start: float = 0.0):
         self.path = Path(path)
         self.tmp = temp_path(self.path)
         self.width, self.height = size
@@ -313,6 +336,7 @@ class VideoWriter:
         self.copies = list(copies) if copies else []
         self.audio = False
         self.sample_aspect_ratio = sample_aspect_ratio
+        self.video_start = video_start if np.isfinite(video_start) and video_start > 0.0 else 0.0
         self._proc: subprocess.Popen | None = None
         self._cv: cv2.VideoWriter | None = None
         ext = self.path.suffix.lower()
@@ -343,7 +367,13 @@ class VideoWriter:
             log.warning("WARNING: this ffmpeg has no audio encoder for %s; writing %s without audio", ext, self.path)
             return []
         self.audio = True
-        return ["-i", str(source), "-map", "0:v:0", "-map", "1:a:0", *codec, "-shortest"]
+        skip = ["-ss", f"{self.video_start:.6f}"] if self.video_start >= 0.0005 else []  # a sound that starts earlier
+        # the sound padded with silence and cut where the picture ends: a shorter sound must not cut the
+        # picture (-shortest alone stops reading frames there); buffering 0.1 s ends it within a frame or two
+        until_picture_ends = ["-af", "apad", "-shortest"]
+        if ffmpeg_has_option(exe, "shortest_buf_duration"):
+            until_picture_ends += ["-shortest_buf_duration", "0.1"]
+        return [*skip, "-i", str(source), "-map", "0:v:0", "-map", "1:a:0", *codec, *until_picture_ends]
 
     def _open_ffmpeg(self, exe: str, ext: str, audio_from: str | Path | None) -> None:
         """Start ffmpeg reading raw BGR frames from a pipe."""

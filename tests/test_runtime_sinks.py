@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -137,12 +138,12 @@ def test_anamorphic_source_keeps_its_sample_aspect_ratio(tmp_path):
 
 # ----- variable frame rate ----------------------------------------------------------------
 
-def test_parse_framecrc_sorts_presentation_times_and_counts_from_the_first():
+def test_parse_framecrc_sorts_presentation_times_from_the_start_of_the_file():
     text = "#software: Lavf\n#tb 0: 1/10240\n#media_type 0: video\n" \
            "0,      -2048,       1024,     1024,     1387, 0x90864d0b\n" \
            "0,      -1024,       5120,     1024,      765, 0x8907773d, F=0x0\n" \
            "0,          0,       3072,     1024,      745, 0x268372af, F=0x0\n"
-    assert sinks.parse_framecrc(text) == [0.0, 0.2, 0.4]
+    assert sinks.parse_framecrc(text) == pytest.approx([0.1, 0.3, 0.5], abs=1e-12)
     assert sinks.parse_framecrc("#tb 0: 1/100\n") is None
     assert sinks.parse_framecrc("") is None
 
@@ -193,6 +194,52 @@ def test_variable_frame_rate_clip_keeps_its_timing(tmp_path):
     changes = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:])]
     held, moving = changes[4:8], changes[:4] + changes[8:]
     assert max(held) < 0.5 * min(moving)          # ticks 4-8 repeat the 5th frame; tick 9 is the 6th
+
+
+@needs_ffmpeg
+def test_a_picture_that_starts_after_its_sound_stays_in_sync(tmp_path):
+    """The picture starts 0.5 s after the sound; at 1.0 s of the sound the picture turns white and a
+    tone starts. The output starts with the first frame, so 0.5 s of sound must be left out."""
+    weights = make_weights_dir(tmp_path / "weights")
+    clip = tmp_path / "late_picture.mp4"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+                    "-itsoffset", "0.5", "-f", "lavfi", "-i",
+                    "nullsrc=s=64x48:r=25:d=1.5,geq=lum='if(gte(T,0.5),235,16)':cb=128:cr=128",
+                    "-f", "lavfi", "-i", "aevalsrc='if(gte(t,1.0),0.8*sin(2*PI*440*t),0)':d=2:s=16000",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)], check=True)
+    assert sinks.probe_frame_times(clip)[0] == pytest.approx(0.5, abs=0.03)
+    out = tmp_path / "out.mp4"
+    code, summary = runner.run(RunConfig(engine=EngineConfig(styles=("wave",), weights_dir=str(weights), device="cpu"),
+                                         sources=(str(clip),), output=str(out), progress=False))
+    assert code == 0 and summary["done"][0]["audio"]
+    means = [float(f.mean()) for f in decode_all(out)]
+    jump = int(np.argmax(np.diff(means))) + 1            # first white frame
+    assert 10 <= jump <= 15 and means[jump] > means[0] + 50
+    pcm = subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(out), "-map", "0:a:0",
+                          "-f", "s16le", "-ac", "1", "-ar", "16000", "-"], capture_output=True, check=True).stdout
+    sound = np.abs(np.frombuffer(pcm, np.int16).astype(float))
+    tone_starts = int(np.argmax(sound > 0.3 * 32768)) / 16000
+    assert tone_starts == pytest.approx(jump / 25, abs=0.06)   # was 1.0 s against the picture's 0.5 s
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("picture_delay,sound_s", [(0.0, 0.3), (0.0, 1.9), (0.5, 0.3), (0.0, 3.0)])
+def test_every_frame_is_kept_whatever_the_length_of_the_sound(tmp_path, picture_delay, sound_s):
+    """A sound that ends before the picture (or before it starts) used to stop the encoder early."""
+    weights = make_weights_dir(tmp_path / "weights")
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-itsoffset", str(picture_delay),
+                    "-f", "lavfi", "-i", "testsrc=s=64x48:r=25:d=2", "-f", "lavfi", "-i", f"sine=d={sound_s}",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)], check=True)
+    out = tmp_path / "out.mp4"
+    code, summary = runner.run(RunConfig(engine=EngineConfig(styles=("wave",), weights_dir=str(weights), device="cpu"),
+                                         sources=(str(clip),), output=str(out), progress=False))
+    assert code == 0 and summary["done"][0]["frames"] == 50
+    assert len(decode_all(out)) == 50
+    info = sinks.probe_text(out)
+    assert "Audio" in info
+    h, m, sec = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info).groups()
+    assert float(sec) == pytest.approx(2.0, abs=0.1)       # the picture's length, sound cut or padded to it
 
 
 # ----- held frames, letterboxing (live recordings) -----------------------------------------
