@@ -192,16 +192,16 @@ def test_resize_conv_window_form_equals_its_phase_form(padding):
 def test_phase_window_kernels_give_the_full_resolution_conv(padding):
     from trainer.nets.blocks import phase_window_kernels, window_conv
     torch.manual_seed(2)
-    phases = torch.randn(2, 4 * 3, 5, 6)                      # (N, 4*C, H, W) of a (N, C, 2H, 2W) image
-    weight, bias = torch.randn(4, 3, 3, 3), torch.randn(4)
+    phases = torch.randn(2, 4 * 3, 5, 6, dtype=torch.float64)   # (N, 4*C, H, W) of a (N, C, 2H, 2W) image
+    weight, bias = torch.randn(4, 3, 3, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
     image = torch.nn.functional.pixel_shuffle(phases, 2)
     mode = "reflect" if padding == "reflect" else "constant"
     expected = torch.nn.functional.conv2d(torch.nn.functional.pad(image, (1, 1, 1, 1), mode=mode), weight, bias)
     pad_mode = "replicate" if padding == "reflect" else "constant"
     got = window_conv(torch.nn.functional.pad(phases, (1, 1, 1, 1), mode=pad_mode),
                       phase_window_kernels(weight), bias.repeat_interleave(4))
-    assert got.shape == (2, 4, 10, 12)
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert got.shape == (2, 4, 10, 12) and got.dtype == torch.float64   # the taps follow the kernel's dtype
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-12)
 
 
 @pytest.mark.parametrize("padding,in_phases", [("reflect", True), ("zero", True), ("replicate", False)])
