@@ -221,3 +221,9 @@ def test_lite_fr_head_in_phase_space_equals_the_network_as_defined(padding, in_p
     assert fast.shape == (2, 3, 36, 52)
     torch.testing.assert_close(fast, defined, atol=1e-3, rtol=1e-5)   # 0..255 scale
     assert defined.std() > 1.0  # not a flat image
+
+
+def test_pixel_shuffle_2_is_pixel_shuffle():
+    from trainer.nets.blocks import pixel_shuffle_2
+    x = torch.randn(3, 8, 5, 7)
+    assert torch.equal(pixel_shuffle_2(x), torch.nn.functional.pixel_shuffle(x, 2))

@@ -89,8 +89,19 @@ def window_conv(padded: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor)
     Returns (N, Cout, 2H, 2W). The x2 upsampling layers compute this way: a 3x3 kernel over the
     input would do 9/4 times the multiplications, most of them by the zero taps of each phase.
     """
-    shuffled = nn.functional.pixel_shuffle(nn.functional.conv2d(padded, kernels, bias), 2)
-    return shuffled[:, :, 1:-1, 1:-1]
+    return pixel_shuffle_2(nn.functional.conv2d(padded, kernels, bias))[:, :, 1:-1, 1:-1]
+
+
+def pixel_shuffle_2(x: torch.Tensor) -> torch.Tensor:
+    """PixelShuffle(2): (N, 4*C, H, W), channel c*4 + 2s + t -> (N, C, 2H, 2W), pixel (2y+s, 2x+t).
+
+    Written as two transposes that each move one axis (t to the last place, then s past the
+    rows), which onnxruntime's CPU provider runs about twice as fast as its DepthToSpace.
+    """
+    n, c4, h, w = x.shape
+    columns = x.reshape(n, c4 // 4, 2, 2, h, w).permute(0, 1, 2, 4, 5, 3)     # (N, C, s, H, W, t)
+    rows = columns.reshape(-1, 2, h, 2 * w).permute(0, 2, 1, 3)                # (N*C, H, s, 2W)
+    return rows.reshape(n, c4 // 4, 2 * h, 2 * w)
 
 
 #: For a 3x3 conv at full resolution over a phase tensor (the x2 pixels of row r stored as phases 0
