@@ -133,13 +133,14 @@ def test_every_shipped_lite_style_has_a_checked_int8_copy(path):
     assert entry.path == int8_path
 
 
-def test_fp16_copy_of_a_shipped_style_keeps_float32_io_and_its_values():
+@pytest.mark.parametrize("name", ["wave", "mosaic"])   # the lite and lite-fr graphs
+def test_fp16_copy_of_a_shipped_style_keeps_float32_io_and_its_values(name):
     """What --fp16 loads on a GPU (float16 weights and activations, float32 in and out), run on the CPU."""
     import onnx
     import onnxruntime as ort
 
     from stylecam.session import transformed_model_bytes
-    path = str(WEIGHTS / "wave.lite.onnx")
+    path = str(WEIGHTS / f"{name}.lite.onnx")
     half = onnx.load_from_string(transformed_model_bytes(path, clamp=(0.0, 255.0), fp16=True, pad=(4, 0)))
     float_types = {init.data_type for init in half.graph.initializer
                    if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
