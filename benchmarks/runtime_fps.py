@@ -50,6 +50,7 @@ PROG = "runtime_fps.py"
 CONFIGS = {"single": (("wave",), 1), "chain_x3": (("wave", "muse"), 3)}
 VARIANTS = ("lite", "full")
 PRECISIONS = ("fp32", "int8", "fp16")
+CONTAINERS = ("mp4", "webm", "mkv", "mov")
 MIN_SIDE = 16        # smallest frame side benchmarked
 MIN_INFER = 8        # smallest inference long side (as Stylizer / stylecam --size)
 
@@ -221,8 +222,8 @@ def make_clip(width: int, height: int, frames: int, folder: Path) -> Path:
     return out
 
 
-def stage_times(stylizer: Stylizer, clip: Path, warmup: int, frames: int, tmp: Path) -> dict:
-    """Each stage alone, ms per frame (mean over ``frames`` after ``warmup``)."""
+def stage_times(stylizer: Stylizer, clip: Path, warmup: int, frames: int, tmp: Path, container: str = "mp4") -> dict:
+    """Each stage alone, ms per frame (mean over ``frames`` after ``warmup``); encoded to a .``container`` file."""
     t0 = time.perf_counter()
     decoded = list(VideoFileSource(clip))
     decode_ms = (time.perf_counter() - t0) * 1e3 / len(decoded)
@@ -234,7 +235,7 @@ def stage_times(stylizer: Stylizer, clip: Path, warmup: int, frames: int, tmp: P
         outputs.append(stylizer(f))
         pre, inf, post = pre + stylizer.times.pre, inf + stylizer.times.inference, post + stylizer.times.post
     n = len(outputs)
-    writer = VideoWriter(tmp / "stage_encode.mp4", 25, (outputs[0].shape[1], outputs[0].shape[0]))
+    writer = VideoWriter(tmp / f"stage_encode.{container}", 25, (outputs[0].shape[1], outputs[0].shape[0]))
     t0 = time.perf_counter()
     for f in outputs:
         writer.write(f)
@@ -244,8 +245,10 @@ def stage_times(stylizer: Stylizer, clip: Path, warmup: int, frames: int, tmp: P
     return {k: round(v, 2) for k, v in stages.items()}
 
 
-def end_to_end(stylizer: Stylizer, clip: Path, tmp: Path, batch: int = 1, workers: int = 1, warmup: int = 5) -> dict:
-    """The real pipelined loop (decode and encode threads, ``workers`` frames at once), FPS over the whole clip.
+def end_to_end(stylizer: Stylizer, clip: Path, tmp: Path, batch: int = 1, workers: int = 1, warmup: int = 5,
+               container: str = "mp4") -> dict:
+    """The real pipelined loop (decode and encode threads, ``workers`` frames at once), FPS over the whole clip,
+    written to a .``container`` file.
 
     A short warm-up run of ``warmup`` frames first (at least two per worker; none when ``warmup`` is 0),
     so every worker's first call (memory planning) is not timed. The timed span is the whole
@@ -253,10 +256,10 @@ def end_to_end(stylizer: Stylizer, clip: Path, tmp: Path, batch: int = 1, worker
     close (process_video's own "seconds" stop before the close; they are kept as "loop_seconds").
     """
     if warmup > 0:
-        process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False, workers=workers,
+        process_video(str(clip), tmp / f"e2e.{container}", stylizer, batch=batch, progress=False, workers=workers,
                       max_frames=max(warmup, 2 * workers))
     t0 = time.perf_counter()
-    summary = process_video(str(clip), tmp / "e2e.mp4", stylizer, batch=batch, progress=False, workers=workers)
+    summary = process_video(str(clip), tmp / f"e2e.{container}", stylizer, batch=batch, progress=False, workers=workers)
     seconds = time.perf_counter() - t0
     return {"fps": round(summary["frames"] / seconds, 2), "frames": summary["frames"], "seconds": round(seconds, 3),
             "loop_seconds": summary["seconds"]}
@@ -358,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of frame-parallel runs for the end-to-end loop: numbers or auto "
                         "(stylecam's default: one single-threaded run per CPU core up to 4, 1 on a GPU)")
     p.add_argument("--e2e-frames", type=positive_int, default=150, help="frames of the end-to-end clip")
+    p.add_argument("--container", choices=CONTAINERS, default="mp4",
+                   help="output container of the encode stage and the end-to-end runs (mp4: H.264, webm: VP9)")
     p.add_argument("--no-peer", dest="peer", action="store_false")
     p.add_argument("-o", "--output", default=str(REPO / "benchmarks" / "results" / "runtime_fps.json"),
                    help="JSON file (.json); the Markdown table is written beside it (.md)")
@@ -412,6 +417,7 @@ def run(args) -> int:
                "machine": {"platform": platform.platform(), "processor": platform.processor(),
                            "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
                "frames": args.frames, "warmup": args.warmup, "batch": ",".join(map(str, args.batch)),
+               "container": args.container,
                "e2e_includes_flush": True, "e2e_warmup_frames": args.warmup,
                "notes": ["end_to_end.fps = frames / seconds of the whole process_video call, encoder flush and "
                          "close included (results without e2e_includes_flush stopped the clock before the close)"],
@@ -452,7 +458,7 @@ def run(args) -> int:
                     if why:
                         skip(size, variant, precision, f"{why} in {weights}")
                         continue
-                    stages = stage_times(stylizer, clip, args.warmup, args.frames, cache)
+                    stages = stage_times(stylizer, clip, args.warmup, args.frames, cache, args.container)
                     for asked in args.workers:
                         workers, threads = plan_workers(asked, args.threads, on_gpu, os.cpu_count() or 1)
                         if threads != args.threads:
@@ -464,7 +470,7 @@ def run(args) -> int:
                                    "passes": len(stylizer.passes), "providers": stylizer.providers, "stages_ms": stages,
                                    "workers": workers, "threads_per_run": threads, "batch": batch,
                                    "end_to_end": end_to_end(stylizer, e2e_clip, cache, batch=batch, workers=workers,
-                                                            warmup=args.warmup)}
+                                                            warmup=args.warmup, container=args.container)}
                             results["runs"].append(row)
                             print(f"{size} @{infer} {variant:4s} {precision} {config:8s} workers {workers} batch {batch} "
                                   f"e2e {row['end_to_end']['fps']:7.2f} FPS  stages {row['stages_ms']}", file=sys.stderr)

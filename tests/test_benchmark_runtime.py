@@ -139,3 +139,21 @@ def test_failed_clip_encoder_leaves_no_clip_behind(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="could not make the 64x48 benchmark clip"):
         bench.make_clip(64, 48, 5, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_container_option_writes_that_container(tmp_path, monkeypatch):
+    """--container webm: the encode stage and the end-to-end runs write .webm files (VP9)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    bench = load_benchmark("runtime_fps")
+    real, outputs = bench.process_video, []
+
+    def recording(clip, out, *args, **kwargs):
+        outputs.append(str(out))
+        return real(clip, out, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "process_video", recording)
+    out = tmp_path / "fps.json"
+    assert bench.main(_tiny_run(out, "--models", "fake", "--variants", "lite", "--container", "webm")) == 0
+    result = json.loads(out.read_text())
+    assert result["container"] == "webm" and result["runs"]
+    assert outputs and all(path.endswith("e2e.webm") for path in outputs)
