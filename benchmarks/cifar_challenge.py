@@ -15,13 +15,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from stylecam.argtypes import non_negative_int, positive_float, positive_int
+from stylecam.argtypes import non_negative_int, output_file, positive_float, positive_int
 from stylecam.errors import UserError
 from trainer.data import load_dataset
 from trainer.nets.classifier import build_classifier, parse_spec
@@ -44,24 +43,6 @@ def budget_list(text: str) -> list[float]:
             raise argparse.ArgumentTypeError(
                 f"every budget must be a positive number of seconds, e.g. 60,300,600; got {part!r}") from None
     return budgets
-
-
-def writable_file(text: str, flag: str, suffixes: tuple[str, ...], example: str) -> Path:
-    """An output file name: one of ``suffixes``, not a folder, in a folder that exists (or can be made) and
-    can be written. Checked before any training."""
-    out = Path(text)
-    if out.is_dir() or text.endswith(("/", os.sep)):
-        raise UserError(f"{flag} {text} is a folder", f"give a file name, e.g. {flag} {out / example}")
-    if out.suffix.lower() not in suffixes:
-        raise UserError(f"{flag} must name a {' or '.join(suffixes)} file, got {text}", f"e.g. {flag} /tmp/{example}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        raise UserError(f"cannot write {flag} {text}: {err.strerror or err} ({out.parent})",
-                        "choose a writable folder") from None
-    return out
 
 
 def read_results(path: str | os.PathLike) -> dict:
@@ -143,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> int:
-    plot_path = writable_file(args.plot, "--plot", (".png",), "cifar_challenge.png") if args.plot else None
+    plot_path = output_file(args.plot, "--plot", (".png",), "cifar_challenge.png") if args.plot else None
     if args.plot_only:
         plot(read_results(args.out), plot_path)
         print(f"wrote {plot_path}")
         return 0
-    path = writable_file(args.out, "--out", (".json",), "cifar_challenge.json")
+    path = output_file(args.out, "--out", (".json",), "cifar_challenge.json")
     parse_spec(args.arch)   # UserError naming the bad token, before the dataset is loaded
     budgets = args.budgets
     t0 = time.perf_counter()

@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from stylecam.argtypes import int_at_least  # noqa: E402
+from stylecam.argtypes import int_at_least, output_file  # noqa: E402
 from stylecam.errors import UserError  # noqa: E402
 from stylecam.session import load_model  # noqa: E402
 
@@ -127,17 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_output(text: str) -> Path:
-    """-o: a .json file in a writable folder; checked before any work."""
-    out = Path(text)
-    if out.suffix.lower() != ".json" or out.is_dir():
-        raise UserError(f"-o must name a .json file, got {text}", "e.g. -o /tmp/model_ab.json")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        raise UserError(f"cannot write -o {text}: {err.strerror or err} ({out.parent})", "choose a writable folder") from None
-    return out
+    """-o: a .json file, checked before any work (UserError otherwise)."""
+    return output_file(text, "-o", (".json",), "model_ab.json")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stylecam import contract  # noqa: E402
-from stylecam.argtypes import int_at_least, non_negative_int, positive_int  # noqa: E402
+from stylecam.argtypes import int_at_least, non_negative_int, output_file, positive_int  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
 from stylecam.errors import UserError  # noqa: E402
 from stylecam.pipeline import Stylizer  # noqa: E402
@@ -111,21 +111,8 @@ def workers_value(text: str) -> int | None:
 
 
 def check_output(text: str) -> Path:
-    """-o: a .json file in a folder that exists (or can be made) and can be written; checked before any work."""
-    out = Path(text)
-    if out.is_dir() or text.endswith(("/", os.sep)):
-        raise UserError(f"-o {text} is a folder", f"give a .json file name, e.g. -o {out / 'runtime_fps.json'}")
-    if out.suffix.lower() != ".json":
-        raise UserError(f"-o must name a .json file, got {text}",
-                        "e.g. -o /tmp/runtime_fps.json; the Markdown table goes beside it as .md")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        raise UserError(f"cannot write -o {text}: {err.strerror or err} ({out.parent})",
-                        "choose a writable folder") from None
-    return out
+    """-o: a .json file, checked before any work (UserError otherwise)."""
+    return output_file(text, "-o", (".json",), "runtime_fps.json", hint="; the Markdown table goes beside it as .md")
 
 
 def export_proxies(folder: Path) -> Path:
@@ -307,6 +294,7 @@ def markdown_table(results: dict) -> str:
     """README table: one row per run plus the peer rows."""
     gpu = f" ({results['machine']['gpu']})" if results["machine"].get("gpu") else ""
     lines = [f"models: {results['models']}, device: {results['device']}{gpu}, "
+             f"output container: {results.get('container', 'mp4')}, "
              f"load average at start {results['machine']['load_avg_start'][0]:.2f}",
              "", "| size | inference at | variant | config | passes | decode | pre | inference | post | encode "
              "| provider | workers x threads | batch | end-to-end FPS |",

@@ -20,7 +20,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stylecam import imageops, metrics  # noqa: E402
-from stylecam.argtypes import float_in, fraction, int_at_least  # noqa: E402
+from stylecam.argtypes import float_in, fraction, int_at_least, output_file  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
 from stylecam.errors import UserError  # noqa: E402
 from stylecam.pipeline import Stylizer  # noqa: E402
@@ -57,20 +56,8 @@ def weight_set(text: str) -> tuple[str, str]:
 
 
 def check_output(text: str) -> Path:
-    """-o: a .json file in a folder that exists (or can be made) and can be written; checked before any work."""
-    out = Path(text)
-    if out.is_dir() or text.endswith(("/", os.sep)):
-        raise UserError(f"-o {text} is a folder", f"give a .json file name, e.g. -o {out / 'temporal_flicker.json'}")
-    if out.suffix.lower() != ".json":
-        raise UserError(f"-o must name a .json file, got {text}", "e.g. -o /tmp/temporal_flicker.json")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        raise UserError(f"cannot write -o {text}: {err.strerror or err} ({out.parent})",
-                        "choose a writable folder") from None
-    return out
+    """-o: a .json file, checked before any work (UserError otherwise)."""
+    return output_file(text, "-o", (".json",), "temporal_flicker.json")
 
 
 def finite(value: float) -> float | None:

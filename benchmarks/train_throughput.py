@@ -19,14 +19,13 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from stylecam.argtypes import int_at_least, non_negative_int, positive_int
+from stylecam.argtypes import int_at_least, non_negative_int, output_file, positive_int
 from stylecam.errors import UserError
 from trainer.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
 from trainer.nets.transformer import CONFIGS, build_transformer
@@ -65,20 +64,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def check_output(text: str) -> Path:
-    """--out: a .json file in a folder that exists (or can be made) and can be written; checked before any work."""
-    out = Path(text)
-    if out.is_dir() or text.endswith(("/", os.sep)):
-        raise UserError(f"--out {text} is a folder", f"give a .json file name, e.g. --out {out / 'train_throughput.json'}")
-    if out.suffix.lower() != ".json":
-        raise UserError(f"--out must name a .json file, got {text}", "e.g. --out /tmp/train_throughput.json")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
-            pass
-    except OSError as err:
-        raise UserError(f"cannot write --out {text}: {err.strerror or err} ({out.parent})",
-                        "choose a writable folder") from None
-    return out
+    """--out: a .json file, checked before any work (UserError otherwise)."""
+    return output_file(text, "--out", (".json",), "train_throughput.json")
 
 
 def reference_step(model, vgg, optimizer, batch, style, weights: LossWeights) -> float:

@@ -1,10 +1,16 @@
 """argparse types shared by `stylecam` and `stylecam-train`: each parses one value or raises
-argparse.ArgumentTypeError with a message naming what was expected (argparse then exits 2)."""
+argparse.ArgumentTypeError with a message naming what was expected (argparse then exits 2).
+output_file checks an output path before any work and raises UserError (the scripts' one-line error)."""
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import tempfile
+from pathlib import Path
+
+from stylecam.errors import UserError
 
 
 def int_at_least(minimum: int, maximum: int | None = None):
@@ -61,3 +67,23 @@ def file_stem(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"expected a plain name (letters, digits, '_', '-', '.'; no '/', no leading '.'), got {text!r}")
     return text
+
+
+def output_file(text: str, flag: str, suffixes: tuple[str, ...], example: str, hint: str = "") -> Path:
+    """An output file name given to ``flag``: one of ``suffixes`` (e.g. (".json",)), not a folder, in a
+    folder that exists (or can be made) and can be written. ``example``: a file name for the hints;
+    ``hint``: added to the hint for a wrong suffix. UserError otherwise; call it before any work."""
+    out = Path(text)
+    if out.is_dir() or text.endswith(("/", os.sep)):
+        raise UserError(f"{flag} {text} is a folder", f"give a file name, e.g. {flag} {out / example}")
+    if out.suffix.lower() not in suffixes:
+        raise UserError(f"{flag} must name a {' or '.join(suffixes)} file, got {text}",
+                        f"e.g. {flag} /tmp/{example}{hint}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write {flag} {text}: {err.strerror or err} ({out.parent})",
+                        "choose a writable folder") from None
+    return out

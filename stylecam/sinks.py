@@ -60,6 +60,12 @@ def has_audio(path: str | Path) -> bool:
     return "audio" in probe_streams(path)
 
 
+def parse_duration(text: str) -> float | None:
+    """Seconds of "Duration: HH:MM:SS.ss" in ``ffmpeg -i`` output; None when not given (N/A)."""
+    m = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
+
+
 def parse_sample_aspect(text: str) -> tuple[int, int] | None:
     """Sample (pixel) aspect ratio of the first video stream in ``ffmpeg -i`` output, e.g. (32, 27)
     for "[SAR 32:27 DAR 16:9]"; None when square (1:1), unknown (0:1) or not given."""
@@ -76,8 +82,9 @@ def parse_sample_aspect(text: str) -> tuple[int, int] | None:
 def parse_framecrc(text: str) -> list[float] | None:
     """Presentation times in seconds, sorted, of stream 0's packets in the output of ffmpeg's framecrc
     muxer ("#tb 0: 1/12800", then "0, dts, pts, duration, size, crc"); None when there is no time
-    base or no packet. ffmpeg counts them from the start of the file (its earliest stream), so the
-    first is how long after the sound the picture starts."""
+    base or no packet. ffmpeg counts them from the file's start time (its earliest stream), so the
+    first is how long after the file's start the picture starts. Packets before that start (negative
+    times: those an edit list cuts away, which are not decoded) are left out."""
     base, stamps = None, []
     for line in text.splitlines():
         m = re.match(r"#tb 0: (\d+)/(\d+)", line)
@@ -87,9 +94,9 @@ def parse_framecrc(text: str) -> list[float] | None:
             fields = line.split(",")
             if len(fields) > 2 and fields[2].strip().lstrip("-").isdigit():
                 stamps.append(int(fields[2]))
+    stamps = sorted(t for t in stamps if t >= 0)
     if base is None or not stamps:
         return None
-    stamps.sort()
     return [t * base for t in stamps]
 
 
@@ -268,21 +275,6 @@ def ffmpeg_encoders(exe: str) -> set[str]:
     return _ENCODERS[exe]
 
 
-_OPTIONS: dict[str, str] = {}
-
-
-def ffmpeg_has_option(exe: str, option: str) -> bool:
-    """True when the ffmpeg binary ``exe`` lists ``-option`` in ``ffmpeg -h long`` (cached per binary)."""
-    if exe not in _OPTIONS:
-        try:
-            proc = subprocess.run([exe, "-hide_banner", "-h", "long"], capture_output=True, text=True,
-                                  errors="replace", timeout=30)
-            _OPTIONS[exe] = proc.stdout
-        except (OSError, subprocess.TimeoutExpired):
-            _OPTIONS[exe] = ""
-    return re.search(rf"^-{re.escape(option)}\b", _OPTIONS[exe], re.M) is not None
-
-
 #: codecs that take any frame size (the others get odd sizes padded to even ones)
 _ANY_SIZE_EXTS = {".gif"}
 
@@ -371,11 +363,8 @@ class VideoWriter:
         self.audio = True
         skip = ["-ss", f"{self.video_start:.6f}"] if self.video_start >= 0.0005 else []  # a sound that starts earlier
         # the sound padded with silence and cut where the picture ends: a shorter sound must not cut the
-        # picture (-shortest alone stops reading frames there); buffering 0.1 s ends it within a frame or two
-        until_picture_ends = ["-af", "apad", "-shortest"]
-        if ffmpeg_has_option(exe, "shortest_buf_duration"):
-            until_picture_ends += ["-shortest_buf_duration", "0.1"]
-        return [*skip, "-i", str(source), "-map", "0:v:0", "-map", "1:a:0", *codec, *until_picture_ends]
+        # picture (-shortest alone stops reading frames there); a short output is cut exactly on close
+        return [*skip, "-i", str(source), "-map", "0:v:0", "-map", "1:a:0", *codec, "-af", "apad", "-shortest"]
 
     def _open_ffmpeg(self, exe: str, ext: str, audio_from: str | Path | None) -> None:
         """Start ffmpeg reading raw BGR frames from a pipe."""
@@ -397,6 +386,7 @@ class VideoWriter:
             cmd += ["-movflags", "+faststart"]
         cmd.append(str(self.tmp))
         self._log = tempfile.TemporaryFile()
+        self._exe = exe
         # own session: a Ctrl-C in the terminal reaches stylecam only, which then finalises the file
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=self._log, start_new_session=True)
@@ -476,12 +466,32 @@ class VideoWriter:
         if self.frames == 0:
             self.tmp.unlink(missing_ok=True)
             raise UserError(f"no frames were written to {self.path}", "the input delivered no frame")
+        if self.audio:
+            self._cut_sound_to_picture()
         try:
             os.replace(self.tmp, self.path)
         except OSError as err:
             self.tmp.unlink(missing_ok=True)
             raise unwritable(self.path, err) from None
         return self.path
+
+    def _cut_sound_to_picture(self) -> None:
+        """-shortest can let the sound run up to about a second past the last frame of a short output
+        (a few frames, or a run stopped early): cut the file to frames / fps without re-encoding when
+        it is more than a frame longer. The file is kept as it is if the cut fails."""
+        picture = self.frames / self.fps
+        duration = parse_duration(probe_text(self.tmp))
+        if duration is None or duration <= picture + 1.0 / self.fps:
+            return
+        cut = self.tmp.with_name(f".cut{self.tmp.name}")
+        faststart = ["-movflags", "+faststart"] if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else []
+        proc = subprocess.run([self._exe, "-hide_banner", "-loglevel", "error", "-y", "-i", str(self.tmp),
+                               "-map", "0", "-c", "copy", "-t", f"{picture:.6f}", *faststart, str(cut)],
+                              capture_output=True, timeout=600)
+        if proc.returncode == 0 and cut.is_file() and cut.stat().st_size > 0:
+            os.replace(cut, self.tmp)
+        else:
+            cut.unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Stop without keeping anything."""

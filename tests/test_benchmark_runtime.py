@@ -157,3 +157,4 @@ def test_container_option_writes_that_container(tmp_path, monkeypatch):
     result = json.loads(out.read_text())
     assert result["container"] == "webm" and result["runs"]
     assert outputs and all(path.endswith("e2e.webm") for path in outputs)
+    assert "output container: webm" in out.with_suffix(".md").read_text().splitlines()[0]

@@ -144,6 +144,8 @@ def test_parse_framecrc_sorts_presentation_times_from_the_start_of_the_file():
            "0,      -1024,       5120,     1024,      765, 0x8907773d, F=0x0\n" \
            "0,          0,       3072,     1024,      745, 0x268372af, F=0x0\n"
     assert sinks.parse_framecrc(text) == pytest.approx([0.1, 0.3, 0.5], abs=1e-12)
+    cut = "#tb 0: 1/100\n0, -40, -20, 10, 9, 0x1\n0, -30, -10, 10, 9, 0x2\n0, -20, 0, 10, 9, 0x3\n0, -10, 10, 10, 9, 0x4\n"
+    assert sinks.parse_framecrc(cut) == pytest.approx([0.0, 0.1])   # packets an edit list cuts away: not decoded
     assert sinks.parse_framecrc("#tb 0: 1/100\n") is None
     assert sinks.parse_framecrc("") is None
 
@@ -240,6 +242,41 @@ def test_every_frame_is_kept_whatever_the_length_of_the_sound(tmp_path, picture_
     assert "Audio" in info
     h, m, sec = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info).groups()
     assert float(sec) == pytest.approx(2.0, abs=0.1)       # the picture's length, sound cut or padded to it
+
+
+@needs_ffmpeg
+def test_frame_times_of_an_edit_list_cut_clip_are_the_frames_that_decode(tmp_path):
+    whole = tmp_path / "whole.mp4"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=64x48:r=25:d=3",
+                    "-c:v", "libx264", "-g", "50", "-pix_fmt", "yuv420p", str(whole)], check=True)
+    cut = tmp_path / "cut.mp4"   # starts between key frames: the packets before the cut stay, with negative times
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-ss", "0.5", "-i", str(whole), "-c", "copy",
+                    str(cut)], check=True)
+    times = sinks.probe_frame_times(cut)
+    assert times[0] >= 0.0 and len(times) == len(decode_all(cut))
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("ext,frames", [(".mp4", 3), (".mp4", 7), (".webm", 5)])
+def test_a_short_output_gets_the_sound_of_its_frames_only(tmp_path, ext, frames):
+    """-shortest lets the sound of a short output (a few frames, an early Ctrl-C) run up to a second on."""
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=64x48:r=25:d=2",
+                    "-f", "lavfi", "-i", "sine=d=2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    str(clip)], check=True)
+    writer = sinks.VideoWriter(tmp_path / f"out{ext}", 25, (64, 48), audio_from=clip)
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    out = writer.close()
+    assert writer.audio and "Audio" in sinks.probe_text(out)
+    assert sinks.parse_duration(sinks.probe_text(out)) <= frames / 25 + 1 / 25 + 0.03
+    assert len(decode_all(out)) == frames
+    assert not list(tmp_path.glob(".*"))                 # no temporary file left
+
+
+def test_parse_duration():
+    assert sinks.parse_duration("  Duration: 01:02:03.50, start: 0.000000, bitrate: 1 kb/s") == pytest.approx(3723.5)
+    assert sinks.parse_duration("  Duration: N/A, bitrate: N/A") is None
 
 
 # ----- held frames, letterboxing (live recordings) -----------------------------------------

@@ -227,3 +227,27 @@ def test_pixel_shuffle_2_is_pixel_shuffle():
     from trainer.nets.blocks import pixel_shuffle_2
     x = torch.randn(3, 8, 5, 7)
     assert torch.equal(pixel_shuffle_2(x), torch.nn.functional.pixel_shuffle(x, 2))
+
+
+def test_lite_fr_phase_space_head_gives_the_same_gradients():
+    torch.manual_seed(4)
+    net = build_transformer("lite-fr").double()
+    x = torch.rand(1, 3, 20, 28, dtype=torch.float64) * 255
+    grads = []
+    for in_phases in (True, False):
+        net.zero_grad()
+        net.head_in_phases = in_phases
+        (net(x) ** 2).mean().backward()
+        grads.append({name: p.grad.clone() for name, p in net.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grad, grads[1][name], atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("variant", ["lite", "lite-fr"])
+def test_tap_tables_are_buffers_that_follow_the_network_not_saved(variant):
+    """.to() moves the tap tables with the weights (no host-to-device copy per forward pass)."""
+    net = build_transformer(variant).to(torch.float64)
+    taps = dict(net.named_buffers())
+    assert taps and all(t.dtype == torch.float64 for t in taps.values())
+    assert not any(name in net.state_dict() for name in taps)
+    assert net(torch.rand(1, 3, 16, 16, dtype=torch.float64)).dtype == torch.float64

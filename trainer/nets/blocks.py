@@ -86,6 +86,7 @@ def window_conv(padded: torch.Tensor, kernels: torch.Tensor, bias: torch.Tensor)
 
     padded: (N, Cin, H+2, W+2), the input padded by 1; kernels: (4*Cout, Cin, 2, 2), channel
     o*4 + 2s + t holds output rows 2r-1+s, columns 2c-1+t of window (r, c); bias: (4*Cout,).
+    Same dtype as ``padded`` (kernels and bias must match it, as for any conv2d).
     Returns (N, Cout, 2H, 2W). The x2 upsampling layers compute this way: a 3x3 kernel over the
     input would do 9/4 times the multiplications, most of them by the zero taps of each phase.
     """
@@ -105,20 +106,21 @@ def pixel_shuffle_2(x: torch.Tensor) -> torch.Tensor:
 
 
 #: For a 3x3 conv at full resolution over a phase tensor (the x2 pixels of row r stored as phases 0
-#: and 1 of half-resolution row r): ``_PHASE_WINDOW_TAPS[s, j, p, k]`` is 1 when full-resolution row
+#: and 1 of half-resolution row r): ``PHASE_WINDOW_TAPS[s, j, p, k]`` is 1 when full-resolution row
 #: 2r-1+s reads phase p of window row j (half-resolution rows r-1, r) through kernel tap k, that is
 #: row 2r-2 + s + k = 2(r-1+j) + p.
-_PHASE_WINDOW_TAPS = torch.zeros(2, 2, 2, 3)
+PHASE_WINDOW_TAPS = torch.zeros(2, 2, 2, 3)
 for _s in range(2):
     for _k in range(3):
-        _PHASE_WINDOW_TAPS[_s, (_s + _k) // 2, (_s + _k) % 2, _k] = 1.0
+        PHASE_WINDOW_TAPS[_s, (_s + _k) // 2, (_s + _k) % 2, _k] = 1.0
 
 
 def _tap_sums(taps: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Kernels made of sums of the taps of a 3x3 kernel, rows and columns alike.
 
-    taps: (S, R, 3), 1 where output phase s reads through kernel tap k at offset r of its window;
-    weight: (Cout, Cin, 3, 3). Returns (S, S, Cout, Cin, R, R), entry [s, t, o, c, r, q] =
+    taps: (S, R, 3), 1 where output phase s reads through kernel tap k at offset r of its window
+    (modules keep it as a buffer, so it is already on the weight's device); weight: (Cout, Cin, 3, 3).
+    Returns (S, S, Cout, Cin, R, R), entry [s, t, o, c, r, q] =
     sum over k, l of taps[s, r, k] * taps[t, q, l] * weight[o, c, k, l].
     """
     taps = taps.to(device=weight.device, dtype=weight.dtype)
@@ -126,15 +128,16 @@ def _tap_sums(taps: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.matmul(rows[:, None], taps.transpose(1, 2)[None, :, None, None])
 
 
-def phase_window_kernels(weight: torch.Tensor) -> torch.Tensor:
+def phase_window_kernels(weight: torch.Tensor, taps: torch.Tensor = PHASE_WINDOW_TAPS) -> torch.Tensor:
     """Full-resolution 3x3 kernel (Cout, Cin, 3, 3) -> (4*Cout, 4*Cin, 2, 2) for window_conv.
 
     The input is the phase tensor (N, 4*Cin, H, W) of a (N, Cin, 2H, 2W) image, channel c*4 + 2p + q
     holding its pixels (2y+p, 2x+q), padded by one pixel. window_conv then gives the 3x3 conv of
-    the full-resolution image without building it.
+    the full-resolution image without building it. taps: PHASE_WINDOW_TAPS, e.g. a module's
+    buffer copy of it on the weight's device.
     """
     cout, cin = weight.shape[:2]
-    sums = _tap_sums(_PHASE_WINDOW_TAPS.reshape(2, 4, 3), weight)   # (s, t, o, c, (j, p), (i, q))
+    sums = _tap_sums(taps.reshape(2, 4, 3), weight)                  # (s, t, o, c, (j, p), (i, q))
     sums = sums.reshape(2, 2, cout, cin, 2, 2, 2, 2)                 # (s, t, o, c, j, p, i, q)
     return sums.permute(2, 0, 1, 3, 5, 7, 4, 6).reshape(4 * cout, 4 * cin, 2, 2)
 
@@ -157,16 +160,19 @@ class ResizeConv(nn.Module):
         self.weight = nn.Parameter(full_res.weight.detach().clone())
         self.bias = nn.Parameter(full_res.bias.detach().clone())
         self.pad = PADDING_LAYERS[padding](1)
+        # not saved in checkpoints; buffers so that .to(device) moves them with the weights
+        self.register_buffer("phase_taps", _PHASE_TAPS.clone(), persistent=False)
+        self.register_buffer("window_taps", _WINDOW_TAPS.clone(), persistent=False)
 
     def phase_kernels(self) -> torch.Tensor:
         """(4*Cout, Cin, 3, 3): channel o*4 + 2*a + b is output channel o at row phase a, column phase b."""
         cout, cin = self.weight.shape[:2]
-        return _tap_sums(_PHASE_TAPS, self.weight).permute(2, 0, 1, 3, 4, 5).reshape(4 * cout, cin, 3, 3)
+        return _tap_sums(self.phase_taps, self.weight).permute(2, 0, 1, 3, 4, 5).reshape(4 * cout, cin, 3, 3)
 
     def window_kernels(self) -> torch.Tensor:
         """(4*Cout, Cin, 2, 2) for window_conv, from the full-resolution kernel."""
         cout, cin = self.weight.shape[:2]
-        return _tap_sums(_WINDOW_TAPS, self.weight).permute(2, 0, 1, 3, 4, 5).reshape(4 * cout, cin, 2, 2)
+        return _tap_sums(self.window_taps, self.weight).permute(2, 0, 1, 3, 4, 5).reshape(4 * cout, cin, 2, 2)
 
     def phases(self, x: torch.Tensor) -> torch.Tensor:
         """The result before its pixel shuffle: (N, 4*Cout, H, W), channel o*4 + 2a + b as in phase_kernels."""

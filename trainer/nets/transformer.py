@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from trainer.nets.blocks import ConvLayer, ResidualBlock, ResizeConv, UpsampleConv, phase_window_kernels, window_conv
+from trainer.nets.blocks import (PHASE_WINDOW_TAPS, ConvLayer, ResidualBlock, ResizeConv, UpsampleConv,
+                                 phase_window_kernels, window_conv)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class TransformerNet(nn.Module):
         return self.decoder(self.residuals(self.encoder(x / 255.0))) * 255.0
 
 
+#: padding modes of the LITE_FR head's full-resolution conv -> the padding of its phase tensor that
+#: reads the same pixels (a full-resolution reflect pad of 1 reads the pixel next to the border,
+#: which is the other phase of the same half-resolution pixel: edge padding of the phases)
+PHASE_SPACE_PADDING = {"reflect": "replicate", "zero": "constant"}
+
+
 class HalfResTransformerNet(nn.Module):
     """LITE: stride-2 first conv, residual blocks at 1/4, sub-pixel decoder, a skip at 1/2.
 
@@ -113,7 +120,9 @@ class HalfResTransformerNet(nn.Module):
                                       nn.PixelShuffle(2))
         #: compute the LITE_FR head in phase space (same values, faster); its padding must map onto the phases
         self.head_in_phases = (config.tied_upsampling and config.full_res_head and k == 3
-                               and pad in ("reflect", "zero"))
+                               and pad in PHASE_SPACE_PADDING)
+        if self.head_in_phases:  # not saved in checkpoints; moves with .to(device)
+            self.register_buffer("phase_window_taps", PHASE_WINDOW_TAPS.clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = self.stem(x / 255.0)
@@ -123,21 +132,21 @@ class HalfResTransformerNet(nn.Module):
         return self.head(features) * 255.0
 
     def full_res_head_in_phases(self, features: torch.Tensor) -> torch.Tensor:
-        """The LITE_FR head (N,c2,H/2,W/2) -> (N,3,H,W), same values, never at full resolution.
+        """The LITE_FR head (N,c2,H/2,W/2) -> (N,3,H,W) in the network's 0..1 scale (forward multiplies
+        by 255), same values as ``self.head``, never at full resolution.
 
         Its x2 step stops at the phase tensor (N,4*c1,H/2,W/2); instance norm (stats over each
         channel's four phases) and ReLU run there, and the full-resolution 3x3 conv runs as a 2x2
-        window conv over it. A full-resolution reflect pad of 1 reads, at every border, the pixel
-        that edge-padding the phase tensor repeats; zero padding stays zero padding.
+        window conv over it, its padding mapped by PHASE_SPACE_PADDING.
         """
         resize, norm, _, last = self.head
         phases = resize.phases(features)
         n, c4, h, w = phases.shape
         phases = torch.relu(norm(phases.reshape(n, c4 // 4, 4 * h, w)).reshape(n, c4, h, w))
-        mode = "replicate" if self.config.padding == "reflect" else "constant"
-        padded = nn.functional.pad(phases, (1, 1, 1, 1), mode=mode)
+        padded = nn.functional.pad(phases, (1, 1, 1, 1), mode=PHASE_SPACE_PADDING[self.config.padding])
         conv = last[-1]
-        return window_conv(padded, phase_window_kernels(conv.weight), conv.bias.repeat_interleave(4))
+        return window_conv(padded, phase_window_kernels(conv.weight, self.phase_window_taps),
+                           conv.bias.repeat_interleave(4))
 
 
 def transformer_from_config(config: TransformerConfig) -> nn.Module:
