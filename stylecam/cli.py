@@ -138,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=_count_or_auto, default=None, metavar="N|auto",
                         help="frames per inference call for videos (auto: 4 on a GPU, 1 on the CPU)")
     parser.add_argument("--workers", type=_count_or_auto, default=None, metavar="N|auto",
-                        help="videos: frames stylised at once (auto: one per CPU core up to 4, each single-threaded; "
-                             "1 on a GPU)")
+                        help="frames stylised at once, the CPU cores split between them (auto on the CPU: one "
+                             "per core, up to 4 for videos and 2 for the camera; 1 on a GPU); --workers 1 gives "
+                             "the camera its lowest latency")
     parser.add_argument("--classify", default=None, metavar="MODEL",
                         help="show a classifier's top-3 labels for the original and the stylised frame "
                              "(a .onnx file or a shipped name: cifar10, cifar10-fast, mnist, fashion-mnist)")

@@ -37,7 +37,7 @@ class RunConfig:
     save_steps: bool = False           # write every step of chain x repeat and a contact sheet
     json: bool = False                 # print a machine-readable summary on stdout
     batch: int | None = None           # frames per inference call for video files; None = 4 on a GPU, 1 on the CPU
-    workers: int | None = None         # video files: frames stylised at once; None = one per CPU core (up to 4) on the CPU, 1 on a GPU
+    workers: int | None = None         # frames stylised at once; None = one per CPU core (up to 4 for files, 2 for the camera) on the CPU, 1 on a GPU
     classify: str | None = None        # classifier ONNX: top-3 labels, original vs stylised
     max_frames: int | None = None      # stop after this many frames per source (None = all)
     progress: bool = True              # tqdm progress bars on stderr

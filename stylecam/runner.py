@@ -1,34 +1,32 @@
-"""The frame loops: files (every frame, decode / inference / encode overlapped) and cameras (live).
+"""The frame loops over files (every frame; decode, inference and encode overlapped) and one
+invocation of the command (``run``: files here, the camera in stylecam.live).
 
 Frames are uint8 BGR (H, W, 3) everywhere here; the Stylizer does the float work.
 """
 from __future__ import annotations
 
 import collections
-import dataclasses
-import importlib
 import logging
 import os
 import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from stylecam import imageops
+from stylecam import imageops, live
 from stylecam.config import RunConfig
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
-from stylecam.sinks import VideoWriter, Window, hud_lines, probe_frame_times, vfr_timing, write_image
+from stylecam.overlay import LabelOverlay, compose
+from stylecam.sinks import VideoWriter, Window, probe_frame_times, vfr_timing, write_image
 from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem,
                               VideoFileSource, expand_sources, image_format, prefetch, read_image,
                               read_image_alpha)
-from stylecam.styles import find_classifier
 
 log = logging.getLogger("stylecam")
 
@@ -39,43 +37,6 @@ class Interrupted(Exception):
     def __init__(self, summary: dict):
         super().__init__("interrupted")
         self.summary = summary
-
-
-# ----- classifier overlay --------------------------------------------------------------------
-
-class LabelOverlay:
-    """Top-3 labels of a classifier for the original and the stylised frame, side by side.
-
-    Uses ``stylecam.classify`` (load_classifier, Classifier.top_k, overlay_labels).
-    """
-
-    def __init__(self, model: str, device: str = "auto", k: int = 3, weights_dir: str | None = None):
-        """model: a classifier .onnx file, or the name of one shipped in <weights>/classifiers/."""
-        try:
-            classify = importlib.import_module("stylecam.classify")
-        except ModuleNotFoundError as err:
-            if err.name != "stylecam.classify":
-                raise
-            raise UserError("--classify is not available: this installation has no stylecam.classify module",
-                            "install the complete stylecam package") from None
-        self._classify = classify
-        self.classifier = classify.load_classifier(str(find_classifier(model, weights_dir)), device=device)
-        self.k = k
-
-    def compose(self, original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
-        """uint8 BGR original and stylised (H, W, 3) -> uint8 BGR (H, 2W, 3) with labels drawn."""
-        left = self._classify.overlay_labels(original, self.classifier.top_k(original, k=self.k), "original")
-        right = self._classify.overlay_labels(stylised, self.classifier.top_k(stylised, k=self.k), "stylised")
-        return imageops.side_by_side(left, right)
-
-
-def compose(original: np.ndarray, stylised: np.ndarray, overlay: LabelOverlay | None, show_original: bool) -> np.ndarray:
-    """What is shown and recorded: the stylised frame, or original | stylised (with labels)."""
-    if overlay is not None:
-        return overlay.compose(original, stylised)
-    if show_original:
-        return imageops.side_by_side(original, stylised)
-    return stylised
 
 
 # ----- output names --------------------------------------------------------------------------
@@ -393,263 +354,19 @@ def process_files(items: Sequence[SourceItem], config: RunConfig, stylizer: Styl
     return done, failed
 
 
-# ----- live ----------------------------------------------------------------------------------
-
-STRENGTH_STEP = 0.1
-MAX_REPEAT = 20
-
-
-@dataclass(frozen=True)
-class LiveState:
-    """What the live view shows; changed only by ``handle_key`` (pure)."""
-    styles: tuple[str, ...]                 # every style the keys cycle through
-    chain: tuple[str, ...]                  # the chain given on the command line
-    style_index: int = 0                    # current single style (when the chain is off)
-    chain_on: bool = True                   # apply the chain instead of the single style
-    repeat: int = 1
-    strength: float = 1.0
-    show_original: bool = False             # original | stylised side by side
-    paused: bool = False
-    mirror: bool = False                    # flip the camera frame left-right (selfie view)
-    recording: bool = False
-    quit: bool = False
-    events: tuple[str, ...] = field(default=())  # one-shot requests for the loop: "snapshot"
-
-    def active(self) -> tuple[str, ...]:
-        """The styles applied now, in order."""
-        if self.chain_on or not self.styles:
-            return self.chain
-        return (self.styles[self.style_index],)
-
-
-def initial_state(chain: Sequence[str], styles: Sequence[str], repeat: int = 1, strength: float = 1.0,
-                  mirror: bool = False) -> LiveState:
-    """Start with the chain; single-style keys cycle through ``styles`` (the chain's first if absent)."""
-    names = tuple(styles) or tuple(chain)
-    index = names.index(chain[0]) if chain and chain[0] in names else 0
-    return LiveState(styles=names, chain=tuple(chain), style_index=index, chain_on=len(chain) > 1 or not names,
-                     repeat=repeat, strength=strength, mirror=mirror)
-
-
-def handle_key(state: LiveState, key: int) -> LiveState:
-    """New state after a key press (``key`` as returned by cv2.waitKey; -1 = none).
-
-    n/p next/previous style, 1-9 pick a style, c chain on/off, +/- repeat, [ ] strength,
-    o original side by side, m mirror on/off, s snapshot, r recording on/off, space pause, q/Esc quit.
-    """
-    state = dataclasses.replace(state, events=())
-    if key is None or key < 0:
-        return state
-    key &= 0xFF
-    ch = chr(key)
-    n = len(state.styles)
-    if ch in "qQ" or key == 27:
-        return dataclasses.replace(state, quit=True)
-    if ch in "np" and n:
-        step = 1 if ch == "n" else -1
-        return dataclasses.replace(state, style_index=(state.style_index + step) % n, chain_on=False)
-    if ch.isdigit() and ch != "0":
-        index = int(ch) - 1
-        return dataclasses.replace(state, style_index=index, chain_on=False) if index < n else state
-    if ch == "c":
-        return dataclasses.replace(state, chain_on=not state.chain_on)
-    if ch in "+=":
-        return dataclasses.replace(state, repeat=min(MAX_REPEAT, state.repeat + 1))
-    if ch in "-_":
-        return dataclasses.replace(state, repeat=max(1, state.repeat - 1))
-    if ch == "]":
-        return dataclasses.replace(state, strength=round(min(1.0, state.strength + STRENGTH_STEP), 2))
-    if ch == "[":
-        return dataclasses.replace(state, strength=round(max(0.0, state.strength - STRENGTH_STEP), 2))
-    if ch == "o":
-        return dataclasses.replace(state, show_original=not state.show_original)
-    if ch == "m":
-        return dataclasses.replace(state, mirror=not state.mirror)
-    if ch == "s":
-        return dataclasses.replace(state, events=("snapshot",))
-    if ch == "r":
-        return dataclasses.replace(state, recording=not state.recording)
-    if ch == " ":
-        return dataclasses.replace(state, paused=not state.paused)
-    return state
-
-
-def apply_state(stylizer: Stylizer, state: LiveState) -> None:
-    """Bring the stylizer in line with the live state (styles load on first use, then are cached)."""
-    if stylizer.specs != state.active():
-        stylizer.set_styles(list(state.active()))
-    if stylizer.repeat != state.repeat:
-        stylizer.set_repeat(state.repeat)
-    if stylizer.strength != state.strength:
-        stylizer.set_strength(state.strength)
-
-
-class FPSMeter:
-    """Exponential moving average of frames per second."""
-
-    def __init__(self, alpha: float = 0.1):
-        self.alpha, self.fps, self._last = alpha, 0.0, None
-
-    def tick(self, now: float | None = None) -> float:
-        now = time.perf_counter() if now is None else now
-        if self._last is not None and now > self._last:
-            inst = 1.0 / (now - self._last)
-            self.fps = inst if self.fps == 0 else (1 - self.alpha) * self.fps + self.alpha * inst
-        self._last = now
-        return self.fps
-
-
-def timestamped(prefix: str, ext: str, folder: Path = Path("."), taken: set[str] | None = None) -> Path:
-    """folder/PREFIX_YYYYmmdd_HHMMSS.EXT, made unique against ``taken`` and existing files (see unique_path)."""
-    return unique_path(folder / f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}{ext}", taken if taken is not None else set())
-
-
-def unique_path(path: Path, taken: set[str]) -> Path:
-    """``path``, else NAME_2.EXT, NAME_3.EXT, ...: the first that neither exists nor is in ``taken``
-    (names already given out in this run, e.g. a recording still being written); it is added to ``taken``."""
-    candidate, n = Path(path), 1
-    while str(candidate) in taken or candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
-    taken.add(str(candidate))
-    return candidate
-
-
-class RealTimePacer:
-    """How many times to write each processed frame so that a recording at ``fps`` plays in real time.
-
-    The live loop stylises fewer frames a second than the camera's nominal ``fps`` (the writer's
-    rate): each frame is held for the output ticks (1/fps s on ``clock``, a monotonic clock in
-    seconds) elapsed since the previous written frame, at least 1, the fraction carried over.
-    ``restart()`` (a new recording, or a pause) starts afresh, so time not recorded is left out.
-    """
-
-    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic):
-        self.fps, self.clock = float(fps), clock
-        self._last: float | None = None
-        self._carry = 0.0
-
-    def restart(self) -> None:
-        self._last, self._carry = None, 0.0
-
-    def copies(self) -> int:
-        """Copies of the frame written now (1 for the first frame after a restart)."""
-        now = self.clock()
-        if self._last is None:
-            self._last = now
-            return 1
-        ticks = max(0.0, now - self._last) * self.fps + self._carry
-        n = max(1, int(ticks + 1e-6))
-        self._carry = max(0.0, ticks - n)   # frames coming faster than fps are never owed back
-        self._last = now
-        return n
-
-
-def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window: Window | None,
-             record_to: Path | None, overlay: LabelOverlay | None = None, max_frames: int | None = None,
-             snapshot_dir: Path = Path("."), stabilise: float = 0.0,
-             clock: Callable[[], float] = time.monotonic) -> dict:
-    """The camera loop. Returns a summary; the recording (if any) is always finalised.
-
-    stabilise > 0 holds the previous output where the scene stood still (imageops.Stabiliser);
-    it starts afresh whenever the style, repeat, strength or mirroring changes.
-
-    Without a window it records every frame to ``record_to`` until the camera stops, ``max_frames``
-    or Ctrl-C. With a window, keys drive ``state`` (see handle_key); later recordings (r) go next
-    to ``record_to`` with its extension (.mp4 without one), snapshots (s) to ``snapshot_dir``, under
-    timestamped names made unique. Recordings play in real time at the camera's nominal fps: each
-    stylised frame is held for the wall-clock time (on ``clock``) it covers (RealTimePacer); paused
-    time is not recorded.
-    """
-    writer: VideoWriter | None = None
-    recordings: list[str] = []
-    snapshots: list[str] = []
-    taken: set[str] = set()
-    pacer = RealTimePacer(camera.fps, clock)
-    later_ext = record_to.suffix.lower() if record_to is not None and record_to.suffix else ".mp4"
-    later_dir = record_to.parent if record_to is not None else Path(".")
-    meter = FPSMeter()
-    frames = 0
-    shown: np.ndarray | None = None
-    state = dataclasses.replace(state, recording=state.recording or (window is None and record_to is not None))
-    reason = "quit"
-    interrupted = False
-    stabiliser = imageops.Stabiliser(stabilise)
-    settings = None
-    try:
-        while not state.quit:
-            frame = camera.read()   # waits for a slow camera; None once it has ended (see CameraSource)
-            if frame is None:
-                reason = camera.failure or "the camera stopped"
-                log.warning("stylecam: %s; stopping", reason)
-                break
-            apply_state(stylizer, state)
-            if state.mirror:
-                frame = np.ascontiguousarray(frame[:, ::-1])
-            if not state.paused or shown is None:
-                if (state.active(), state.repeat, state.strength, state.mirror) != settings:
-                    settings = (state.active(), state.repeat, state.strength, state.mirror)
-                    stabiliser.reset()
-                result = stabiliser(frame, stylizer(frame))
-                shown = compose(frame, result, overlay, state.show_original)
-                frames += 1
-            meter.tick()
-            if state.recording and not state.paused:
-                if writer is None:
-                    if record_to is not None and not recordings:
-                        target = record_to
-                        taken.add(str(target))
-                    else:
-                        target = timestamped("stylecam", later_ext, later_dir, taken)
-                    writer = VideoWriter(target, camera.fps, (shown.shape[1], shown.shape[0]))
-                    pacer.restart()
-                writer.write(shown, repeat=pacer.copies())
-            else:
-                pacer.restart()   # paused or not recording: that time is not in the recording
-                if not state.recording and writer is not None:
-                    recordings.append(str(writer.close()))
-                    writer = None
-            if window is not None:
-                lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
-                                  stylizer.times.inference, state.strength,
-                                  extra=hud_flags(stylizer, state))
-                state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
-                if "snapshot" in state.events:
-                    snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir, taken),
-                                                     shown)))
-            if max_frames is not None and frames >= max_frames:
-                reason = "max frames"
-                break
-    except KeyboardInterrupt:
-        interrupted, reason = True, "interrupted"
-    finally:
-        camera.close()
-        if window is not None:
-            window.close()
-        if writer is not None:
-            recordings.append(str(writer.close()))
-    return {"kind": "camera", "camera": camera.index, "frames": frames, "stopped": reason,
-            "recordings": recordings, "snapshots": snapshots, "interrupted": interrupted,
-            "dropped_frames": camera.dropped}
-
-
 # ----- one invocation ------------------------------------------------------------------------
 
-def hud_flags(stylizer, state: LiveState) -> list[str]:
-    """The live HUD's flags: "int8" when a model of the chain really runs int8, "REC", "PAUSED"."""
-    int8 = any(getattr(e, "precision", "") == "int8" for e in getattr(stylizer, "entries", ()))
-    return [flag for flag, on in (("int8", int8), ("REC", state.recording), ("PAUSED", state.paused)) if on]
+def plan_workers(workers: int | None, threads: int | None, on_gpu: bool, cores: int,
+                 most: int = 4) -> tuple[int, int | None]:
+    """(frames stylised at once, onnxruntime threads per model) for video files (most=4) or the
+    live camera (most=2: each frame in flight adds to the latency).
 
-
-def plan_workers(workers: int | None, threads: int | None, on_gpu: bool, cores: int) -> tuple[int, int | None]:
-    """(frames stylised at once, onnxruntime threads per model) for video files.
-
-    Asked-for values are kept. Auto on the CPU: one single-threaded run per core, up to 4 runs
-    (several independent runs keep the cores busier than one run split over threads: 30 -> 39
-    FPS at 640x480 on 2 cores); the threads split the cores between the runs. On a GPU: 1 run.
+    Asked-for values are kept. Auto on the CPU: one run per core, up to ``most`` runs (several
+    independent runs keep the cores busier than one run split over threads: 30 -> 39 FPS at
+    640x480 on 2 cores); the threads split the cores between the runs. On a GPU: 1 run.
     """
     if workers is None:
-        workers = 1 if on_gpu or cores < 2 else min(cores, 4)
+        workers = 1 if on_gpu or cores < 2 else min(cores, most)
     if threads is None and workers > 1 and not on_gpu:
         threads = max(1, cores // workers)
     return workers, threads
@@ -682,25 +399,24 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     if cameras and config.output and Path(config.output).suffix.lower() not in WRITABLE_VIDEO_EXTS:
         raise UserError(f"a camera is recorded as a video, not to {config.output}",
                         f"give -o a video name ({', '.join(sorted(WRITABLE_VIDEO_EXTS))}), e.g. -o live.mp4")
-    workers, threads = 1, config.engine.threads
-    if files:
-        on_gpu = any(p in GPU_PROVIDERS for p in probe_providers(config.engine.device))
-        workers, threads = plan_workers(config.workers, config.engine.threads, on_gpu, os.cpu_count() or 1)
+    on_gpu = any(p in GPU_PROVIDERS for p in probe_providers(config.engine.device))
+    workers, threads = plan_workers(config.workers, config.engine.threads, on_gpu, os.cpu_count() or 1,
+                                    most=2 if cameras else 4)
     stylizer = build_stylizer(config, threads)
     overlay = LabelOverlay(config.classify, device=config.engine.device,
                                                   weights_dir=config.engine.weights_dir) if config.classify else None
-    summary: dict = {"stylecam": stylizer.describe()}
+    summary: dict = {"stylecam": {**stylizer.describe(), "workers": workers, "threads": threads}}
     if cameras:
         import cv2
         camera = CameraSource(int(cameras[0].location), opener=camera_opener or cv2.VideoCapture,
                               retry_seconds=camera_retry_s, first_frame_seconds=camera_first_frame_s)
         window = Window() if config.window else None
         registry_names = stylizer.registry.names() if stylizer.registry else []
-        state = initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength,
+        state = live.initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength,
                               mirror=config.mirror)
         record_to = Path(config.output) if config.output else None
-        result = run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames,
-                          stabilise=config.stabilise)
+        result = live.run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames,
+                               stabilise=config.stabilise, workers=workers)
         summary.update(result)
         if result["interrupted"]:
             return 130, summary
@@ -709,7 +425,6 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
                       "; nothing recorded" if record_to is not None else "")
             return 1, summary
         return 0, summary
-    summary["stylecam"].update({"workers": workers, "threads": threads})
     try:
         done, failed = process_files(files, config, stylizer, overlay, workers)
     except Interrupted as stop:

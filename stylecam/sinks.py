@@ -508,10 +508,12 @@ class VideoWriter:
 # ----- window ------------------------------------------------------------------------------
 
 def hud_lines(chain: Sequence[str], repeat: int, fps: float, providers: Sequence[str], inference_ms: float,
-              strength: float = 1.0, extra: Sequence[str] = ()) -> list[str]:
-    """Text of the live HUD: chain x repeat, FPS, provider, inference time, strength."""
+              strength: float = 1.0, extra: Sequence[str] = (), latency_ms: float | None = None) -> list[str]:
+    """Text of the live HUD: chain x repeat, FPS, inference time per frame, provider, latency (camera
+    to screen, when given), strength, then ``extra``."""
     provider = (providers[0] if providers else "?").replace("ExecutionProvider", "")
-    lines = [f"{' > '.join(chain)}  x{repeat}", f"{fps:5.1f} FPS  {inference_ms:6.1f} ms  {provider}"]
+    latency = f"  latency {latency_ms:.0f} ms" if latency_ms is not None else ""
+    lines = [f"{' > '.join(chain)}  x{repeat}", f"{fps:5.1f} FPS  {inference_ms:6.1f} ms  {provider}{latency}"]
     if strength < 1.0:
         lines.append(f"strength {strength:.1f}")
     return lines + list(extra)

@@ -464,7 +464,8 @@ class CameraSource:
     """A camera read by a background thread that keeps only the newest frame (lowest latency).
 
     ``read()`` returns the next frame not seen yet: uint8 BGR (H, W, 3) (grey and BGRA frames
-    are converted, see camera_bgr), or None once the camera has ended. ``opener(index)`` must
+    are converted, see camera_bgr), or None once the camera has ended; ``captured_at`` is then
+    the time.monotonic() at which the driver delivered it. ``opener(index)`` must
     return an object like cv2.VideoCapture (isOpened, read, get, release); tests pass fakes.
 
     When the camera counts as ended (``failure`` then says why, with a driver's own error message
@@ -498,12 +499,15 @@ class CameraSource:
         self._lock = threading.Lock()
         self._new = threading.Condition(self._lock)
         self._frame: np.ndarray | None = None
+        self._frame_time = 0.0
+        self.captured_at = 0.0     # time.monotonic() of the frame read() returned last
         self._seq = 0
         self._seen = 0
         self._ended = False
         self._stop = threading.Event()
         self.dropped = 0           # frames replaced before anyone read them
         self.failure: str | None = None
+        self.on_frame: Callable[[], None] | None = None   # called (reader thread) on each new frame and at the end
         self._thread = threading.Thread(target=self._reader, name=f"stylecam-camera{index}", daemon=True)
         self._thread.start()
 
@@ -528,12 +532,15 @@ class CameraSource:
             started = time.monotonic()
             frame, message = self._read_one()
             if frame is not None:
+                delivered = time.monotonic()
                 failing_since, error = None, None
                 with self._new:
                     if self._seq > self._seen:
                         self.dropped += 1
-                    self._frame, self._seq = frame, self._seq + 1
+                    self._frame, self._frame_time, self._seq = frame, delivered, self._seq + 1
                     self._new.notify_all()
+                if self.on_frame is not None:
+                    self.on_frame()
                 continue
             error = message or error
             now = time.monotonic()
@@ -550,6 +557,8 @@ class CameraSource:
         with self._new:
             self._ended = True
             self._new.notify_all()
+        if self.on_frame is not None:
+            self.on_frame()
 
     def read(self, timeout: float | None = None) -> np.ndarray | None:
         """The newest unseen uint8 BGR (H, W, 3) frame; None when the camera has ended, or when none
@@ -563,6 +572,7 @@ class CameraSource:
             if not ok or self._seq <= self._seen:
                 return None
             self._seen = self._seq
+            self.captured_at = self._frame_time
             return self._frame
 
     @property

@@ -563,6 +563,18 @@ def test_plan_workers(workers, threads, on_gpu, cores, expected):
     assert plan_workers(workers, threads, on_gpu, cores) == expected
 
 
+@pytest.mark.parametrize("workers,threads,on_gpu,cores,expected", [
+    (None, None, False, 2, (2, 1)),     # the camera on 2 cores: two single-threaded runs
+    (None, None, False, 8, (2, 4)),     # at most 2 frames in flight, the cores split between them
+    (None, None, False, 1, (1, None)),
+    (None, None, True, 8, (1, None)),   # GPU: one run
+    (1, None, False, 8, (1, None)),     # --workers 1: the lowest latency
+])
+def test_plan_workers_for_the_camera(workers, threads, on_gpu, cores, expected):
+    from stylecam.runner import plan_workers
+    assert plan_workers(workers, threads, on_gpu, cores, most=2) == expected
+
+
 @pytest.mark.parametrize("config,expected", [
     ('{"channels": [0, 16, 32], "half_res_ends": true, "tied_upsampling": true}', "lite"),
     ('{"channels": [0, 16, 32], "half_res_ends": true}', "lite-shuffle"),

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import runner, sinks, sources
+from stylecam import live, runner, sinks, sources
+from stylecam import overlay as overlay_module
 from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
@@ -359,8 +360,8 @@ def test_live_interrupt_finalises_the_recording(tmp_path, weights, monkeypatch):
         return original(self, frames)
 
     monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
-    state = runner.initial_state(["wave"], ["muse", "wave"])
-    summary = runner.run_live(camera, stylizer, state, None, tmp_path / "rec.mp4", clock=lambda: 0.0)
+    state = live.initial_state(["wave"], ["muse", "wave"])
+    summary = live.run_live(camera, stylizer, state, None, tmp_path / "rec.mp4", clock=lambda: 0.0)
     assert summary["interrupted"] and summary["frames"] == 4
     assert count_frames(tmp_path / "rec.mp4") == 4
 
@@ -384,15 +385,452 @@ def test_live_loop_with_keys_snapshot_and_recording(tmp_path, weights, monkeypat
     monkeypatch.chdir(tmp_path)
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
     stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
-    state = runner.initial_state(["wave"], ["muse", "wave"])
+    state = live.initial_state(["wave"], ["muse", "wave"])
     keys = [ord("n"), ord("s"), ord("r"), -1, -1, ord("r"), ord("o"), ord("q")]
     window = FakeWindow(keys)
-    summary = runner.run_live(camera, stylizer, state, window, None, snapshot_dir=tmp_path, clock=lambda: 0.0)
+    summary = live.run_live(camera, stylizer, state, window, None, snapshot_dir=tmp_path, clock=lambda: 0.0)
     assert window.closed and len(window.shown) == len(keys)
     assert summary["stopped"] == "quit" and len(summary["snapshots"]) == 1
     assert len(summary["recordings"]) == 1 and count_frames(Path(summary["recordings"][0])) == 3
     assert stylizer.chain == ["muse"]  # 'n': from wave (2nd of muse, wave) to muse
     assert window.shown[-1].shape[1] == 2 * 32  # 'o' = original side by side
+
+
+def test_camera_frames_carry_their_capture_time():
+    t0 = time.monotonic()
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=4, delay=0.01), retry_seconds=0.1)
+    times = []
+    while camera.read(timeout=2.0) is not None:
+        times.append(camera.captured_at)
+        assert camera.captured_at <= time.monotonic()
+    camera.close()
+    assert times and t0 < times[0] and times == sorted(times) and len(set(times)) == len(times)
+
+
+class CountingCapture(FakeCapture):
+    """Frame n (from 1) carries n: blue 10 (n mod 20), green 10 (n div 20)."""
+
+    def read(self):
+        ok, frame = super().read()
+        if ok:
+            frame[..., 0], frame[..., 1] = 10 * (self.n % 20), 10 * (self.n // 20)
+        return ok, frame
+
+
+def _frame_index(pixel) -> tuple[int, str]:
+    """A BGR pixel of CountingCapture's frame n after wave (+10) or muse (+3): (n, style)."""
+    shift = 10 if int(pixel[0]) % 10 == 0 else 3
+    blue, green = (int(v) - shift for v in pixel[:2])
+    return 20 * green // 10 + blue // 10, "wave" if shift == 10 else "muse"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupted_write_leaves_a_playable_file(tmp_path, weights, monkeypatch, workers):
+    clip = make_clip(tmp_path / "clip.mp4", frames=20)
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def flaky(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+    out = tmp_path / "out" / "styled.mp4"
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(clip),), output=str(out),
+                                         progress=False, workers=workers))
+    assert code == 130
+    done = summary["done"][-1]["frames"]
+    assert summary["done"][-1]["interrupted"]
+    # one worker: exactly the 7 frames before the interrupted call. Two: the calls of two neighbouring
+    # frames can start in either order, so the 8th call is frame 7, 8 or 9, and the frame still in
+    # flight on the other worker may be lost with it: 5 to 8 frames are written, in order.
+    assert done == 7 if workers == 1 else 5 <= done <= 8
+    assert out.is_file() and count_frames(out) == done
+    assert not list(out.parent.glob(".*partial*"))
+
+
+@needs_ffmpeg
+def test_error_mid_video_removes_the_partial_file(tmp_path, weights, monkeypatch):
+    clip = make_clip(tmp_path / "clip.mp4", frames=10, audio=False)
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def broken(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("inference failed")
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", broken)
+    out = tmp_path / "o" / "x.mp4"
+    with pytest.raises(RuntimeError, match="inference failed"):
+        runner.process_video(str(clip), out, Stylizer(["wave"], weights_dir=weights, device="cpu"), progress=False)
+    assert not out.exists() and not list(out.parent.glob(".*partial*"))
+
+
+def test_video_writer_without_ffmpeg_warns_and_writes_video_only(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("STYLECAM_NO_FFMPEG", "1")
+    writer = sinks.VideoWriter(tmp_path / "v.mp4", 10, (32, 24), audio_from=None)
+    for i in range(5):
+        writer.write(np.full((24, 32, 3), 40 * i, np.uint8))
+    assert writer.close() == tmp_path / "v.mp4"
+    assert count_frames(tmp_path / "v.mp4") == 5
+    assert "no ffmpeg found" in caplog.text
+
+
+def gradient_frame(height: int, width: int) -> np.ndarray:
+    """uint8 BGR (H, W, 3): blue rises left to right, green top to bottom, red constant 200."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.dstack([xs * 255 // (width - 1), ys * 255 // (height - 1),
+                      np.full_like(xs, 200)]).astype(np.uint8)
+
+
+def test_pad_to_even_repeats_the_last_row_and_column():
+    frame = gradient_frame(5, 7)
+    padded = sinks.pad_to_even(frame)
+    assert padded.shape == (6, 8, 3)
+    np.testing.assert_array_equal(padded[:5, :7], frame)
+    np.testing.assert_array_equal(padded[5, :7], frame[4])
+    np.testing.assert_array_equal(padded[:5, 7], frame[:, 6])
+    assert sinks.pad_to_even(padded) is padded
+
+
+@needs_ffmpeg
+def test_odd_sized_video_gets_its_edge_repeated_not_a_black_line(tmp_path):
+    frame = gradient_frame(25, 33)
+    writer = sinks.VideoWriter(tmp_path / "odd.mp4", 10, (33, 25))
+    for _ in range(3):
+        writer.write(frame)
+    writer.close()
+    got = next(iter(VideoFileSource(tmp_path / "odd.mp4"))).astype(int)
+    assert got.shape == (26, 34, 3)
+    assert np.abs(got[:25, :33] - frame).mean() < 4
+    # the added column and row repeat the frame's last ones (within codec error), not black
+    assert np.abs(got[:25, 33] - frame[:, 32]).mean() < 6
+    assert np.abs(got[25, :33] - frame[24]).mean() < 6
+
+
+@needs_ffmpeg
+def test_video_to_animated_gif_keeps_size_and_every_frame(tmp_path, weights):
+    clip = tmp_path / "odd.mkv"  # FFV1 stores odd sizes exactly
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc=size=45x31:rate=10:duration=0.8", "-f", "lavfi", "-i", "sine=duration=0.8",
+                    "-c:v", "ffv1", "-c:a", "pcm_s16le", str(clip)], check=True)
+    out = tmp_path / "loop.gif"
+    code, summary = runner.run(RunConfig(engine=engine(weights, "wave"), sources=(str(clip),), output=str(out),
+                                         progress=False))
+    assert code == 0 and summary["done"][0]["output"] == str(out) and not summary["done"][0]["audio"]
+    assert count_frames(out) == 8 and sinks.probe_streams(out) == ["video"]
+    src = next(iter(VideoFileSource(clip))).astype(int)
+    got = next(iter(VideoFileSource(out))).astype(int)
+    assert got.shape == src.shape == (31, 45, 3)
+    assert np.abs(got - np.clip(src + 10, 0, 255)).mean() < 6  # the fake wave adds 10; palette error
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_gif_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECAM_NO_FFMPEG", "1")
+    with pytest.raises(UserError, match="animated GIF.*needs ffmpeg.*imageio-ffmpeg"):
+        sinks.VideoWriter(tmp_path / "a.gif", 10, (32, 24))
+
+
+def test_outputs_that_cannot_be_created_are_user_errors(tmp_path, weights):
+    blocker = tmp_path / "a_file"
+    blocker.write_bytes(b"x")
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(UserError, match="cannot write .*a file is in the way"):
+        sinks.write_image(blocker / "x.png", frame)
+    with pytest.raises(UserError, match="cannot write .*a file is in the way"):
+        sinks.VideoWriter(blocker / "x.mp4", 10, (8, 8))
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), np.full((16, 16, 3), 100, np.uint8))
+    with pytest.raises(UserError, match="choose an -o in a folder you can write to"):
+        runner.run(RunConfig(engine=engine(weights), sources=(str(image),), output=str(blocker / "sub" / "o.png"),
+                             progress=False))
+
+
+def test_video_writer_with_no_frames_is_an_error(tmp_path):
+    writer = sinks.VideoWriter(tmp_path / "empty.mp4", 10, (32, 24))
+    with pytest.raises(UserError, match="no frames"):
+        writer.close()
+    assert not list(tmp_path.iterdir())
+
+
+@needs_ffmpeg
+def test_folder_of_mixed_files_skips_unreadable_and_exits_1(tmp_path, weights):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.png"), np.full((10, 14, 3), 100, np.uint8))
+    cv2.imwrite(str(folder / "sub" / "b.jpg"), np.full((9, 9, 3), 100, np.uint8))
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    (folder / "notes.txt").write_text("ignored")
+    make_clip(folder / "sub" / "clip.mp4", frames=5, audio=False)
+    out = tmp_path / "out"
+    code, summary = runner.run(RunConfig(engine=engine(weights, "wave", "muse"), sources=(str(folder),),
+                                         output=str(out), progress=False))
+    assert code == 1
+    assert sorted(Path(f["input"]).name for f in summary["failed"]) == ["broken.mp4", "broken.png"]
+    assert (cv2.imread(str(out / "a.png")) == 55).all()          # (100 + 10) * 0.5, mirrored names
+    assert cv2.imread(str(out / "sub" / "b.jpg")).shape == (9, 9, 3)
+    assert count_frames(out / "sub" / "clip.mp4") == 5
+
+
+def test_image_default_output_and_save_steps(tmp_path, weights):
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.full((7, 9, 3), 100, np.uint8))
+    code, summary = runner.run(RunConfig(engine=engine(weights, "wave", "muse", repeat=2), sources=(str(image),),
+                                         save_steps=True, progress=False))
+    assert code == 0
+    out = cv2.imread(str(tmp_path / "photo_stylised.png"))
+    assert out.shape == (7, 9, 3) and (out == 32).all()
+    steps = sorted(p.name for p in (tmp_path / "photo_stylised_steps").iterdir())
+    assert steps == ["00_original.png", "01_wave.png", "02_muse.png", "03_wave.png", "04_muse.png"]
+    assert cv2.imread(str(tmp_path / "photo_stylised_steps.png")) is not None
+    assert len(summary["done"][0]["steps"]) == 5
+
+
+def test_expand_sources_and_bad_inputs(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "b.txt").write_text("x")
+    items, notes = expand_sources([str(tmp_path), "0", str(tmp_path / "*.png")])
+    assert [i.kind for i in items] == ["image", "camera", "image"]
+    assert any("b.txt" in n for n in notes)
+    with pytest.raises(UserError, match="no such file"):
+        expand_sources([str(tmp_path / "missing.mp4")])
+    with pytest.raises(UserError, match="no files match"):
+        expand_sources([str(tmp_path / "*.mov")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images or videos"):
+        expand_sources([str(tmp_path / "empty")])
+    with pytest.raises(SourceError):
+        VideoFileSource(tmp_path / "b.txt")
+
+
+def test_output_would_overwrite_input(tmp_path, weights):
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(UserError, match="overwrite its input"):
+        runner.run(RunConfig(engine=engine(weights), sources=(str(image),), output=str(image), progress=False))
+
+
+def test_prefetch_keeps_order_and_raises_producer_errors():
+    assert list(prefetch(iter(range(50)), maxsize=3)) == list(range(50))
+
+    def bad():
+        yield 1
+        raise RuntimeError("decode failed")
+
+    with pytest.raises(RuntimeError, match="decode failed"):
+        list(prefetch(bad()))
+
+
+# ----- cameras -----------------------------------------------------------------------------
+
+class FakeCapture:
+    """cv2.VideoCapture look-alike: ``frames`` frames of rising grey, then read() fails forever."""
+
+    def __init__(self, frames: int = 5, opened: bool = True, size=(24, 32), delay: float = 0.004):
+        self.left, self.opened, self.size, self.n, self.delay = frames, opened, size, 0, delay
+
+    def isOpened(self):
+        return self.opened
+
+    def read(self):
+        time.sleep(self.delay)  # a camera delivers at its own pace
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        self.n += 1
+        return True, np.full((*self.size, 3), (10 * self.n) % 256, np.uint8)
+
+    def get(self, prop):
+        return 10.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self):
+        self.opened = False
+
+
+def test_camera_yields_frames_then_stops_after_retrying():
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=3), retry_seconds=0.2)
+    frames = []
+    while (frame := camera.read(timeout=2.0)) is not None:
+        frames.append(frame)
+    camera.close()
+    assert 1 <= len(frames) <= 3  # newest-frame policy: some may be replaced before being read
+    assert frames[-1][0, 0, 0] == 30  # the last frame delivered is never lost
+    assert "no frame for 0.2 s" in camera.failure
+
+
+def test_camera_that_cannot_open_names_indices():
+    def opener(i):
+        return FakeCapture(opened=i in (2, 3))
+
+    with pytest.raises(UserError) as err:
+        CameraSource(0, opener=opener)
+    assert "cannot open camera 0 (tried index 0)" in str(err.value)
+    assert "cameras that open here: 2, 3" in str(err.value)
+    with pytest.raises(UserError, match="no camera opened at indices 0..4"):
+        CameraSource(1, opener=lambda i: FakeCapture(opened=False))
+
+
+@needs_ffmpeg
+def test_headless_camera_records_until_the_camera_stops(tmp_path, weights):
+    out = tmp_path / "live.mp4"
+    config = RunConfig(engine=engine(weights), sources=("0",), output=str(out), window=False, progress=False)
+    frames_sent = 6
+
+    code, summary = runner.run(config, camera_opener=lambda i: FakeCapture(frames=frames_sent, delay=0.01),
+                               camera_retry_s=0.2)
+    assert code == 0 and summary["recordings"] == [str(out)]
+    assert "no frame" in summary["stopped"]
+    n = count_frames(out)
+    assert 1 <= summary["frames"] <= frames_sent and n >= summary["frames"]  # frames held in real time
+
+
+def test_camera_with_no_window_needs_output(weights):
+    with pytest.raises(UserError, match="needs -o"):
+        runner.run(RunConfig(engine=engine(weights), sources=("0",), window=False))
+
+
+@needs_ffmpeg
+def test_live_interrupt_finalises_the_recording(tmp_path, weights, monkeypatch):
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.2)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def flaky(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+    state = live.initial_state(["wave"], ["muse", "wave"])
+    summary = live.run_live(camera, stylizer, state, None, tmp_path / "rec.mp4", clock=lambda: 0.0)
+    assert summary["interrupted"] and summary["frames"] == 4
+    assert count_frames(tmp_path / "rec.mp4") == 4
+
+
+class FakeWindow:
+    """Plays back a list of keys, one per frame, and keeps what was shown."""
+
+    def __init__(self, keys):
+        self.keys, self.shown, self.closed = list(keys), [], False
+
+    def show(self, frame, wait_ms=1):
+        self.shown.append(frame)
+        return self.keys.pop(0) if self.keys else -1
+
+    def close(self):
+        self.closed = True
+
+
+@needs_ffmpeg
+def test_live_loop_with_keys_snapshot_and_recording(tmp_path, weights, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    state = live.initial_state(["wave"], ["muse", "wave"])
+    keys = [ord("n"), ord("s"), ord("r"), -1, -1, ord("r"), ord("o"), ord("q")]
+    window = FakeWindow(keys)
+    summary = live.run_live(camera, stylizer, state, window, None, snapshot_dir=tmp_path, clock=lambda: 0.0)
+    assert window.closed and len(window.shown) == len(keys)
+    assert summary["stopped"] == "quit" and len(summary["snapshots"]) == 1
+    assert len(summary["recordings"]) == 1 and count_frames(Path(summary["recordings"][0])) == 3
+    assert stylizer.chain == ["muse"]  # 'n': from wave (2nd of muse, wave) to muse
+    assert window.shown[-1].shape[1] == 2 * 32  # 'o' = original side by side
+
+
+def test_camera_frames_carry_their_capture_time():
+    t0 = time.monotonic()
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=4, delay=0.01), retry_seconds=0.1)
+    times = []
+    while camera.read(timeout=2.0) is not None:
+        times.append(camera.captured_at)
+        assert camera.captured_at <= time.monotonic()
+    camera.close()
+    assert times and t0 < times[0] and times == sorted(times) and len(set(times)) == len(times)
+
+
+def _grey_to_index(value: int) -> tuple[int, str]:
+    """A pixel of frame n of FakeCapture (grey 10 n) after wave (+10) or muse (+3): (n, style)."""
+    return (value - 10) // 10 if value % 10 == 0 else (value - 3) // 10, "wave" if value % 10 == 0 else "muse"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_live_frames_in_flight_are_shown_in_order_with_the_style_they_were_read_under(tmp_path, workers,
+                                                                                      monkeypatch):
+    weights = make_weights_dir(tmp_path / "w", {"wave": {"effect": "shift", "amount": 10.0},
+                                                "muse": {"effect": "shift", "amount": 3.0}})
+    original, chains = Stylizer.stylize_batch, []
+
+    def slow(self, frames):   # a chain changed under a running frame would show up as two chains
+        before = self.specs
+        time.sleep(0.05)
+        out = original(self, frames)
+        chains.append((before, self.specs))
+        return out
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", slow)
+    camera = CameraSource(0, opener=lambda i: CountingCapture(frames=2000, delay=0.005, size=(48, 64)))
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
+    window = FakeWindow([-1, ord("n"), -1, -1, -1, -1, ord("q")])
+    summary = live.run_live(camera, stylizer, live.initial_state(["wave"], ["muse", "wave"]), window, None,
+                            workers=workers)
+    shown = [_frame_index(f[-1, -1]) for f in window.shown]
+    assert len(shown) == 7 and summary["frames"] == 7 and summary["workers"] == workers
+    indices = [n for n, _ in shown]
+    assert indices == sorted(set(indices))              # camera order, no frame twice
+    # 'n' came with the 2nd frame shown; the frames already in flight (workers - 1) keep wave
+    assert [style for _, style in shown] == ["wave"] * (2 + workers - 1) + ["muse"] * (5 - workers + 1)
+    assert all(before == after for before, after in chains) and len(chains) >= 7
+    assert summary["fps"] > 0 and 0 < summary["latency_ms"]["median"] <= summary["latency_ms"]["p90"] < 5000
+
+
+@needs_ffmpeg
+def test_live_with_two_workers_records_exactly_max_frames(tmp_path, weights):
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu", threads=1)
+    summary = live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"]), None, tmp_path / "rec.mp4",
+                            max_frames=6, workers=2, clock=lambda: 0.0)
+    assert summary["stopped"] == "max frames" and summary["frames"] == 6 and summary["workers"] == 2
+    assert count_frames(tmp_path / "rec.mp4") == 6
+
+
+@needs_ffmpeg
+def test_live_interrupt_with_frames_in_flight_finalises_the_recording(tmp_path, weights, monkeypatch):
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.2)
+    stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu", threads=1)
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def flaky(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+    summary = live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"]), None, tmp_path / "rec.mp4",
+                            clock=lambda: 0.0, workers=2)
+    assert summary["interrupted"] and summary["frames"] in (4, 5)   # the 5th call may be the 6th frame's
+    assert count_frames(tmp_path / "rec.mp4") == summary["frames"]
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("asked, expected", [(None, (2, 1)), (1, (1, None))])
+def test_the_camera_runs_two_frames_at_once_on_two_cores(tmp_path, weights, monkeypatch, asked, expected):
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    config = RunConfig(engine=engine(weights), sources=("0",), output=str(tmp_path / "live.mp4"), window=False,
+                       progress=False, workers=asked, max_frames=4)
+    code, summary = runner.run(config, camera_opener=lambda i: FakeCapture(frames=100, delay=0.01))
+    assert code == 0 and summary["frames"] == 4 and summary["stopped"] == "max frames"
+    assert (summary["workers"], summary["stylecam"]["threads"]) == expected == \
+        (summary["stylecam"]["workers"], summary["stylecam"]["threads"])
 
 
 class GradientCapture(FakeCapture):
@@ -413,7 +851,7 @@ def test_live_mirror_flips_the_camera_frames_and_m_toggles_it(weights):
                                  (True, [ord("m"), -1, ord("q")], [False, True, True])]:
         camera = CameraSource(0, opener=lambda i: GradientCapture(frames=100, size=(64, 96)), retry_seconds=0.5)
         window = FakeWindow(keys)
-        runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"], mirror=mirror), window, None)
+        live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"], mirror=mirror), window, None)
         assert [rising(shown) for shown in window.shown] == expect
 
 
@@ -476,7 +914,7 @@ def test_live_loop_waits_for_frames_that_come_slowly(weights):
     # /tmp/qa4 slow_default: a frame every 4.5 s with the default 3 s retry counted as a stopped camera
     camera = VirtualSlowCamera(4.5, frames=3)
     stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
-    summary = runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"]), None, None)
+    summary = live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"]), None, None)
     assert summary["frames"] == 3 and camera.left == 0
 
 
@@ -574,7 +1012,7 @@ def test_a_camera_that_delivers_nothing_with_o_exits_1_and_records_nothing(tmp_p
 
 def test_real_time_pacer_holds_frames_for_the_time_they_cover():
     now = [0.0]
-    pacer = runner.RealTimePacer(30.0, clock=lambda: now[0])
+    pacer = live.RealTimePacer(30.0, clock=lambda: now[0])
     held = []
     for t in (0.0, 0.1, 0.2, 0.25, 0.26, 0.5):
         now[0] = t
@@ -603,9 +1041,9 @@ def test_recording_plays_in_real_time_without_the_paused_time(tmp_path, weights)
     # the camera says 10 fps, but a frame is stylised every 0.3 s: each is held 3 frames
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
     stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
-    state = dataclasses.replace(runner.initial_state(["wave"], ["wave"]), recording=True)
+    state = dataclasses.replace(live.initial_state(["wave"], ["wave"]), recording=True)
     window = ClockWindow([-1, -1, ord(" "), -1, -1, ord(" "), -1, ord("q")], step=0.3)
-    summary = runner.run_live(camera, stylizer, state, window, tmp_path / "rec.mp4", clock=lambda: window.now)
+    summary = live.run_live(camera, stylizer, state, window, tmp_path / "rec.mp4", clock=lambda: window.now)
     assert summary["recordings"] == [str(tmp_path / "rec.mp4")]
     # written at 0.0, 0.3, 0.6 (1 + 3 + 3), paused from 0.9 to 1.5, then 1.8, 2.1 (1 + 3)
     assert count_frames(tmp_path / "rec.mp4") == 11
@@ -614,20 +1052,20 @@ def test_recording_plays_in_real_time_without_the_paused_time(tmp_path, weights)
 def test_unique_path_adds_a_counter_for_names_that_exist_or_were_given(tmp_path):
     (tmp_path / "a.gif").write_bytes(b"")
     taken: set[str] = set()
-    assert runner.unique_path(tmp_path / "a.gif", taken) == tmp_path / "a_2.gif"
-    assert runner.unique_path(tmp_path / "a.gif", taken) == tmp_path / "a_3.gif"     # a_2 is being written
-    assert runner.unique_path(tmp_path / "b.png", taken) == tmp_path / "b.png"
+    assert live.unique_path(tmp_path / "a.gif", taken) == tmp_path / "a_2.gif"
+    assert live.unique_path(tmp_path / "a.gif", taken) == tmp_path / "a_3.gif"     # a_2 is being written
+    assert live.unique_path(tmp_path / "b.png", taken) == tmp_path / "b.png"
     assert taken == {str(tmp_path / n) for n in ("a_2.gif", "a_3.gif", "b.png")}
 
 
 @needs_ffmpeg
 def test_recordings_and_snapshots_within_one_second_get_their_own_names(tmp_path, weights, monkeypatch):
-    monkeypatch.setattr(runner.time, "strftime", lambda fmt, *a: "20260101_120000")   # all in one second
+    monkeypatch.setattr(live.time, "strftime", lambda fmt, *a: "20260101_120000")   # all in one second
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
     stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
     r, s = ord("r"), ord("s")
     window = FakeWindow([r, -1, r, r, -1, r, r, -1, r, s, s, ord("q")])
-    summary = runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"]), window,
+    summary = live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"]), window,
                               tmp_path / "keys.gif", snapshot_dir=tmp_path, clock=lambda: 0.0)
     recordings, snapshots = summary["recordings"], summary["snapshots"]
     assert recordings == [str(tmp_path / n) for n in ("keys.gif", "stylecam_20260101_120000.gif",
@@ -649,35 +1087,35 @@ def test_python_dash_m_runs_the_commands(module, arg, expect):
 # ----- keys (pure) -------------------------------------------------------------------------
 
 def test_handle_key_state_machine():
-    s = runner.initial_state(["wave", "muse"], ["candy", "muse", "wave"], repeat=1)
+    s = live.initial_state(["wave", "muse"], ["candy", "muse", "wave"], repeat=1)
     assert s.chain_on and s.active() == ("wave", "muse")
-    s = runner.handle_key(s, ord("c"))
+    s = live.handle_key(s, ord("c"))
     assert not s.chain_on and s.active() == ("wave",)
-    s = runner.handle_key(s, ord("n"))
+    s = live.handle_key(s, ord("n"))
     assert s.active() == ("candy",)  # wraps around
-    s = runner.handle_key(s, ord("p"))
+    s = live.handle_key(s, ord("p"))
     assert s.active() == ("wave",)
-    s = runner.handle_key(s, ord("2"))
+    s = live.handle_key(s, ord("2"))
     assert s.active() == ("muse",)
-    assert runner.handle_key(s, ord("9")) == s  # no 9th style: unchanged
-    s = runner.handle_key(runner.handle_key(s, ord("+")), ord("="))
+    assert live.handle_key(s, ord("9")) == s  # no 9th style: unchanged
+    s = live.handle_key(live.handle_key(s, ord("+")), ord("="))
     assert s.repeat == 3
     for _ in range(5):
-        s = runner.handle_key(s, ord("-"))
+        s = live.handle_key(s, ord("-"))
     assert s.repeat == 1
-    s = runner.handle_key(runner.handle_key(s, ord("[")), ord("["))
+    s = live.handle_key(live.handle_key(s, ord("[")), ord("["))
     assert s.strength == 0.8
     for _ in range(5):
-        s = runner.handle_key(s, ord("]"))
+        s = live.handle_key(s, ord("]"))
     assert s.strength == 1.0
-    assert runner.handle_key(s, ord("o")).show_original
-    assert runner.handle_key(s, ord("m")).mirror and not runner.handle_key(runner.handle_key(s, ord("m")), ord("m")).mirror
-    assert runner.handle_key(s, ord(" ")).paused
-    assert runner.handle_key(s, ord("r")).recording
-    snap = runner.handle_key(s, ord("s"))
-    assert snap.events == ("snapshot",) and runner.handle_key(snap, -1).events == ()
-    assert runner.handle_key(s, ord("q")).quit and runner.handle_key(s, 27).quit
-    assert runner.handle_key(s, -1) == s
+    assert live.handle_key(s, ord("o")).show_original
+    assert live.handle_key(s, ord("m")).mirror and not live.handle_key(live.handle_key(s, ord("m")), ord("m")).mirror
+    assert live.handle_key(s, ord(" ")).paused
+    assert live.handle_key(s, ord("r")).recording
+    snap = live.handle_key(s, ord("s"))
+    assert snap.events == ("snapshot",) and live.handle_key(snap, -1).events == ()
+    assert live.handle_key(s, ord("q")).quit and live.handle_key(s, 27).quit
+    assert live.handle_key(s, -1) == s
 
 
 def test_window_without_display_is_a_clear_error(monkeypatch):
@@ -719,7 +1157,9 @@ def test_output_formats_are_checked_before_any_work():
 def test_hud_lines():
     lines = sinks.hud_lines(["wave", "muse"], 3, 29.5, ["CUDAExecutionProvider"], 12.34, strength=0.5)
     assert lines[0] == "wave > muse  x3" and "29.5 FPS" in lines[1] and "CUDA" in lines[1]
-    assert lines[2] == "strength 0.5"
+    assert lines[2] == "strength 0.5" and "latency" not in lines[1]
+    lines = sinks.hud_lines(["wave"], 1, 30.0, ["CPUExecutionProvider"], 30.0, latency_ms=57.6, extra=["int8"])
+    assert lines[1].endswith("CPU  latency 58 ms") and lines[2:] == ["int8"]
 
 
 # ----- classifier overlay ------------------------------------------------------------------
@@ -746,7 +1186,7 @@ def test_classify_overlay_side_by_side_with_stub(tmp_path, weights, monkeypatch)
     module = stub_classify_module()
     monkeypatch.setitem(sys.modules, "stylecam.classify", module)
     model = make_classifier_model(tmp_path / "clf.onnx")
-    overlay = runner.LabelOverlay(str(model))
+    overlay = overlay_module.LabelOverlay(str(model))
     original = np.zeros((20, 30, 3), np.uint8)
     original[..., 2] = 200
     stylised = np.zeros((20, 30, 3), np.uint8)
@@ -763,10 +1203,10 @@ def test_classify_overlay_side_by_side_with_stub(tmp_path, weights, monkeypatch)
 def test_classify_missing_module_or_file(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "stylecam.classify", None)  # import fails
     with pytest.raises(UserError, match="--classify is not available"):
-        runner.LabelOverlay(str(tmp_path / "x.onnx"))
+        overlay_module.LabelOverlay(str(tmp_path / "x.onnx"))
     monkeypatch.setitem(sys.modules, "stylecam.classify", stub_classify_module())
     with pytest.raises(UserError, match="classifier model not found"):
-        runner.LabelOverlay(str(tmp_path / "x.onnx"))
+        overlay_module.LabelOverlay(str(tmp_path / "x.onnx"))
 
 
 def test_classify_by_shipped_name(tmp_path, weights, monkeypatch):
@@ -775,18 +1215,18 @@ def test_classify_by_shipped_name(tmp_path, weights, monkeypatch):
     module.load_classifier = lambda path, device="auto": loaded.append(path) or object()
     monkeypatch.setitem(sys.modules, "stylecam.classify", module)
     model = make_classifier_model(weights / "classifiers" / "colours.onnx")
-    runner.LabelOverlay("colours", weights_dir=str(weights))
+    overlay_module.LabelOverlay("colours", weights_dir=str(weights))
     assert loaded == [str(model)]
     with pytest.raises(UserError, match="classifier model not found: colour .*shipped name: colours"):
-        runner.LabelOverlay("colour", weights_dir=str(weights))
+        overlay_module.LabelOverlay("colour", weights_dir=str(weights))
     with pytest.raises(UserError, match="not found: colours.onnx"):  # a path is never looked up by name
-        runner.LabelOverlay("colours.onnx", weights_dir=str(weights))
+        overlay_module.LabelOverlay("colours.onnx", weights_dir=str(weights))
 
 
 def test_classify_with_the_real_module_when_present(tmp_path):
     classify = pytest.importorskip("stylecam.classify")
     model = make_classifier_model(tmp_path / "clf.onnx")
-    overlay = runner.LabelOverlay(str(model), device="cpu")
+    overlay = overlay_module.LabelOverlay(str(model), device="cpu")
     red = np.zeros((32, 32, 3), np.uint8)
     red[..., 2] = 255
     labels = overlay.classifier.top_k(red, k=3)
@@ -840,7 +1280,7 @@ def test_live_stabilise_cuts_the_flicker_of_a_still_scene(weights):
         camera = CameraSource(0, opener=lambda i: NoisyStillCapture(frames=100, size=(64, 96)), retry_seconds=0.5)
         window = FakeWindow([-1] * 11 + [ord("q")])
         stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
-        runner.run_live(camera, stylizer, runner.initial_state(["wave"], ["wave"]), window, None, stabilise=stabilise)
+        live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"]), window, None, stabilise=stabilise)
         below_hud = [f[-16:].astype(np.float32) for f in window.shown[4:]]
         return float(np.mean([np.abs(b - a).mean() for a, b in zip(below_hud, below_hud[1:])]))
 
@@ -1013,14 +1453,14 @@ def test_output_folder_equal_to_the_input_folder_is_still_refused_as_an_overwrit
 
 
 def test_hud_flags_say_int8_only_when_a_model_really_runs_int8():
-    state = runner.LiveState(styles=("wave",), chain=("wave",))
+    state = live.LiveState(styles=("wave",), chain=("wave",))
     fp32 = types.SimpleNamespace(entries=[types.SimpleNamespace(precision="fp32")], int8=True)
     int8 = types.SimpleNamespace(entries=[types.SimpleNamespace(precision="fp32"), types.SimpleNamespace(precision="int8")])
-    assert runner.hud_flags(fp32, state) == []
-    assert runner.hud_flags(int8, state) == ["int8"]
+    assert live.hud_flags(fp32, state) == []
+    assert live.hud_flags(int8, state) == ["int8"]
     import dataclasses
     busy = dataclasses.replace(state, recording=True, paused=True)
-    assert runner.hud_flags(int8, busy) == ["int8", "REC", "PAUSED"]
+    assert live.hud_flags(int8, busy) == ["int8", "REC", "PAUSED"]
 
 
 def test_a_glob_run_twice_skips_its_own_outputs(tmp_path, weights):

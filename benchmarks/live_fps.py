@@ -1,0 +1,220 @@
+"""Live camera speed: frames shown per second and the delay from capture to display, JSON out.
+
+A simulated camera delivers the bundled clip, scaled to each size, at a fixed rate (--camera-fps,
+like a webcam: frames that arrive while the loop is busy replace each other, as with a real one)
+to stylecam's real camera loop (stylecam.live.run_live). --modes show: a window stand-in that
+draws the HUD and displays nothing (`stylecam` with a window, less the screen); record: no
+window, every frame recorded to an .mp4 (`stylecam 0 --no-window -o live.mp4`).
+
+For each size, style, precision, inference size, worker setting and mode: a warm-up run
+(--warmup frames), then a timed run of --frames frames. "fps" is frames shown per second between
+the first and the last shown, "latency_ms" the median and 90th percentile of capture to display.
+
+    python benchmarks/live_fps.py --styles wave,mosaic --precisions fp32,int8 --workers 1,auto \\
+        -o benchmarks/results/live_fps_cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from runtime_fps import comma_list, choice, fake_models, frame_size, infer_size, workers_value  # noqa: E402
+
+from stylecam.argtypes import int_at_least, output_file, positive_int  # noqa: E402
+from stylecam.demo import DEFAULT_CLIP  # noqa: E402
+from stylecam.errors import UserError  # noqa: E402
+from stylecam.live import initial_state, run_live  # noqa: E402
+from stylecam.pipeline import Stylizer  # noqa: E402
+from stylecam.runner import plan_workers  # noqa: E402
+from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS  # noqa: E402
+from stylecam.sources import CameraSource, SourceError, VideoFileSource  # noqa: E402
+
+PROG = "live_fps.py"
+MODES = ("show", "record")
+PRECISIONS = ("fp32", "int8")
+
+
+class PacedCapture:
+    """cv2.VideoCapture stand-in: ``frames`` (uint8 BGR (H, W, 3)) in a loop, one every 1/fps s.
+
+    A read that comes late restarts the schedule from now (no burst of frames to catch up).
+    """
+
+    def __init__(self, frames: list[np.ndarray], fps: float):
+        self.frames, self.fps, self.n, self._next = frames, float(fps), 0, None
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        now = time.monotonic()
+        if self._next is None or self._next < now:
+            self._next = now
+        time.sleep(max(0.0, self._next - now))
+        self._next += 1.0 / self.fps
+        frame = self.frames[self.n % len(self.frames)]
+        self.n += 1
+        return True, frame
+
+    def get(self, prop: int) -> float:
+        return self.fps if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self) -> None:
+        pass
+
+
+class NullWindow:
+    """A window that shows nothing: run_live still draws its HUD on every frame. No key is pressed."""
+
+    def __init__(self):
+        self.frames = 0
+
+    def show(self, frame: np.ndarray, wait_ms: int = 1) -> int:
+        self.frames += 1
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+def camera_frames(width: int, height: int) -> list[np.ndarray]:
+    """The bundled clip's frames as uint8 BGR (height, width, 3)."""
+    return [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in VideoFileSource(DEFAULT_CLIP)]
+
+
+def live_run(stylizer: Stylizer, style: str, frames: list[np.ndarray], camera_fps: float, mode: str,
+             workers: int, count: int, tmp: Path) -> dict:
+    """One run_live of ``count`` frames on a PacedCapture; its summary."""
+    camera = CameraSource(0, opener=lambda index: PacedCapture(frames, camera_fps))
+    window = NullWindow() if mode == "show" else None
+    record = tmp / "live.mp4" if mode == "record" else None
+    return run_live(camera, stylizer, initial_state([style], [style]), window, record, max_frames=count,
+                    workers=workers)
+
+
+def measure(stylizer: Stylizer, style: str, frames: list[np.ndarray], camera_fps: float, mode: str,
+            workers: int, count: int, warmup: int, tmp: Path) -> dict:
+    """A warm-up run (at least two frames per worker), then the timed run: fps, latency, drops."""
+    live_run(stylizer, style, frames, camera_fps, mode, workers, max(warmup, 2 * workers), tmp)
+    summary = live_run(stylizer, style, frames, camera_fps, mode, workers, count, tmp)
+    return {"fps": summary["fps"], "latency_ms": summary["latency_ms"], "frames": summary["frames"],
+            "camera_frames_dropped": summary["dropped_frames"],
+            "inference_ms_last": round(stylizer.times.inference, 2)}
+
+
+def markdown_table(results: dict) -> str:
+    lines = [f"models: {results['models']}, device: {results['device']}, camera: {results['camera_fps']} FPS, "
+             f"load average at start {results['machine']['load_avg_start'][0]:.2f}", "",
+             "| size | inference at | style (network) | precision | mode | workers x threads | FPS shown "
+             "| latency median / p90 ms | camera frames dropped |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results["runs"]:
+        lat = r["latency_ms"] or {"median": "-", "p90": "-"}
+        lines.append(f"| {r['size']} | {r['inference_size']} | {r['style']} | {r['precision']} | {r['mode']} "
+                     f"| {r['workers']} x {r['threads_per_run'] or 'default'} | {r['fps']} "
+                     f"| {lat['median']} / {lat['p90']} | {r['camera_frames_dropped']} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", choices=("shipped", "fake"), default="shipped",
+                   help="shipped: the styles of the weights folder; fake: the tiny test models (loop overhead only)")
+    p.add_argument("--weights-dir", default=None)
+    p.add_argument("--sizes", type=comma_list(frame_size, "even WIDTHxHEIGHT sizes"), default="640x480",
+                   help="comma list of camera frame sizes WIDTHxHEIGHT")
+    p.add_argument("--styles", type=comma_list(str, "style names"), default="wave", help="comma list of styles, each alone")
+    p.add_argument("--precisions", type=comma_list(choice(PRECISIONS), "precisions"), default="fp32",
+                   help="comma list of fp32, int8 (stylecam --int8)")
+    p.add_argument("--infer-sizes", type=comma_list(infer_size, "inference sizes"), default="native",
+                   help="comma list of inference resolutions (as `stylecam --size`); native = frame size")
+    p.add_argument("--workers", type=comma_list(workers_value, "worker counts"), default="1,auto",
+                   help="comma list of frames stylised at once: numbers or auto (stylecam's default for the "
+                        "camera: one run per core up to 2 on the CPU)")
+    p.add_argument("--modes", type=comma_list(choice(MODES), "modes"), default="show,record",
+                   help="show: window stand-in with the HUD; record: no window, recorded to an .mp4")
+    p.add_argument("--camera-fps", type=int_at_least(1), default=30, help="frames a second the camera delivers")
+    p.add_argument("--frames", type=positive_int, default=150, help="frames shown in each timed run")
+    p.add_argument("--warmup", type=positive_int, default=10, help="frames shown in the warm-up run before it")
+    p.add_argument("--device", choices=tuple(DEVICE_PROVIDERS), default="cpu")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="onnxruntime threads per run (default: the cores split between the workers)")
+    p.add_argument("-o", "--output", default=str(REPO / "benchmarks" / "results" / "live_fps.json"),
+                   help="JSON file (.json); the Markdown table is written beside it (.md)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (UserError, SourceError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    out = output_file(args.output, "-o", (".json",), "live_fps.json", hint="; the Markdown table goes beside it as .md")
+    tmp = Path(tempfile.mkdtemp(prefix="stylecam-live-bench-"))
+    weights = fake_models(tmp / "fake") if args.models == "fake" else args.weights_dir
+    results = {"benchmark": "live_fps", "models": args.models, "device": args.device,
+               "camera_fps": args.camera_fps, "frames": args.frames, "warmup": args.warmup,
+               "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                           "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
+               "notes": ["fps: frames shown per second between the first and the last shown; latency_ms: capture "
+                         "(the camera's read returning) to the frame handed to the window or the recording"],
+               "runs": []}
+    cores = os.cpu_count() or 1
+    for width, height in args.sizes:
+        frames = camera_frames(width, height)
+        for style in args.styles:
+            for precision in args.precisions:
+                for infer_px in args.infer_sizes:
+                    for asked in args.workers:
+                        probe = Stylizer([style], device=args.device, weights_dir=weights, int8=precision == "int8")
+                        on_gpu = any(p in GPU_PROVIDERS for p in probe.providers)
+                        workers, threads = plan_workers(asked, args.threads, on_gpu, cores, most=2)
+                        stylizer = Stylizer([style], device=args.device, weights_dir=weights, size=infer_px,
+                                            int8=precision == "int8", threads=threads)
+                        model = stylizer.describe()["models"][0]
+                        if precision == "int8" and model["precision"] != "int8":
+                            raise UserError(f"no int8 copy of {style} in {stylizer.registry.root}",
+                                            "leave int8 out of --precisions")
+                        for mode in args.modes:
+                            row = {"size": f"{width}x{height}", "inference_size": infer_px or "native",
+                                   "style": f"{model['name']} ({model['network']})", "precision": precision,
+                                   "mode": mode, "workers": workers, "threads_per_run": threads,
+                                   "providers": stylizer.providers,
+                                   **measure(stylizer, style, frames, args.camera_fps, mode, workers, args.frames,
+                                             args.warmup, tmp)}
+                            results["runs"].append(row)
+                            print(f"{row['size']} @{row['inference_size']} {row['style']} {precision} {mode:6s} "
+                                  f"{workers} x {threads or 'default'}: {row['fps']} FPS, latency {row['latency_ms']}",
+                                  file=sys.stderr)
+    results["machine"]["load_avg_end"] = os.getloadavg()
+    partial = out.with_name(out.name + ".partial")
+    try:
+        partial.write_text(json.dumps(results, indent=2))
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    out.with_suffix(".md").write_text(markdown_table(results))
+    print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

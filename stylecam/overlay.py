@@ -1,0 +1,47 @@
+"""What a frame loop shows and records: the stylised frame, or original | stylised, with a
+classifier's labels when asked (``--classify``). Frames are uint8 BGR (H, W, 3).
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from stylecam import imageops
+from stylecam.errors import UserError
+from stylecam.styles import find_classifier
+
+
+class LabelOverlay:
+    """Top-3 labels of a classifier for the original and the stylised frame, side by side.
+
+    Uses ``stylecam.classify`` (load_classifier, Classifier.top_k, overlay_labels).
+    """
+
+    def __init__(self, model: str, device: str = "auto", k: int = 3, weights_dir: str | None = None):
+        """model: a classifier .onnx file, or the name of one shipped in <weights>/classifiers/."""
+        try:
+            classify = importlib.import_module("stylecam.classify")
+        except ModuleNotFoundError as err:
+            if err.name != "stylecam.classify":
+                raise
+            raise UserError("--classify is not available: this installation has no stylecam.classify module",
+                            "install the complete stylecam package") from None
+        self._classify = classify
+        self.classifier = classify.load_classifier(str(find_classifier(model, weights_dir)), device=device)
+        self.k = k
+
+    def compose(self, original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
+        """uint8 BGR original and stylised (H, W, 3) -> uint8 BGR (H, 2W, 3) with labels drawn."""
+        left = self._classify.overlay_labels(original, self.classifier.top_k(original, k=self.k), "original")
+        right = self._classify.overlay_labels(stylised, self.classifier.top_k(stylised, k=self.k), "stylised")
+        return imageops.side_by_side(left, right)
+
+
+def compose(original: np.ndarray, stylised: np.ndarray, overlay: LabelOverlay | None, show_original: bool) -> np.ndarray:
+    """What is shown and recorded: the stylised frame, or original | stylised (with labels)."""
+    if overlay is not None:
+        return overlay.compose(original, stylised)
+    if show_original:
+        return imageops.side_by_side(original, stylised)
+    return stylised

@@ -1,0 +1,57 @@
+"""benchmarks/live_fps.py: the camera loop timed with a paced, simulated camera."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from benchmark_scripts import load_benchmark
+
+live_fps = load_benchmark("live_fps")
+
+
+def test_paced_capture_delivers_frames_in_a_loop_at_its_rate():
+    frames = [np.full((4, 6, 3), i, np.uint8) for i in range(3)]
+    camera = live_fps.PacedCapture(frames, fps=50)
+    t0 = time.monotonic()
+    got = [camera.read() for _ in range(6)]
+    elapsed = time.monotonic() - t0
+    assert [int(f[0, 0, 0]) for ok, f in got] == [0, 1, 2, 0, 1, 2] and all(ok for ok, _ in got)
+    assert 5 / 50 - 0.005 <= elapsed < 1.0          # the first at once, then one every 20 ms
+    time.sleep(0.1)                                  # a late read: no burst of frames to catch up
+    t1 = time.monotonic()
+    camera.read()
+    camera.read()
+    assert time.monotonic() - t1 >= 1 / 50 - 0.005
+
+
+def test_run_reports_fps_and_latency_per_setting(tmp_path):
+    out = tmp_path / "live.json"
+    assert live_fps.main(["--models", "fake", "--sizes", "64x48", "--workers", "1,2", "--modes", "show,record",
+                          "--camera-fps", "60", "--frames", "8", "--warmup", "2", "-o", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["camera_fps"] == 60 and result["frames"] == 8
+    rows = result["runs"]
+    assert [(r["workers"], r["mode"]) for r in rows] == [(1, "show"), (1, "record"), (2, "show"), (2, "record")]
+    for row in rows:
+        assert row["frames"] == 8 and row["size"] == "64x48" and row["precision"] == "fp32"
+        assert 0 < row["fps"] < 120                 # paced by the 60 FPS camera
+        assert 0 < row["latency_ms"]["median"] <= row["latency_ms"]["p90"]
+    table = out.with_suffix(".md").read_text()
+    assert table.count("\n| 64x48 |") == 4 and "camera: 60 FPS" in table
+
+
+@pytest.mark.parametrize("argv, expected", [(["--modes", "film"], "expected one of show, record"),
+                                            (["--camera-fps", "0"], "≥ 1"),
+                                            (["--workers", "none"], "auto or a whole number")])
+def test_bad_values_are_refused_at_parse_time(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        live_fps.main(["--models", "fake", *argv])
+    assert exit_.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_bad_output_is_one_error_line(tmp_path, capsys):
+    assert live_fps.main(["--models", "fake", "-o", str(tmp_path / "live.txt")]) == 2
+    assert "live_fps.py: error:" in capsys.readouterr().err
