@@ -7,6 +7,7 @@ stylised at once, which keeps every core busy; frames are still shown in camera 
 """
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import logging
@@ -290,9 +291,10 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     or Ctrl-C. With a window, keys drive ``state`` (see handle_key); later recordings (r) and
     snapshots (s, to ``snapshot_dir``) get timestamped names made unique (Recordings).
 
-    The summary's ``fps`` is frames shown per second between the first and the last (None under
-    2 frames), ``latency_ms`` the median and 90th percentile of the time from a frame's capture to
-    its display (None without frames).
+    The summary's ``fps`` is frames shown per second between the first and the last (paused time
+    included; None under 2 frames), ``latency_ms`` the median and 90th percentile of the time from
+    a frame's capture (CameraSource.captured_at) to the end of its showing: recorded and handed to
+    the window (None without frames).
     """
     taken: set[str] = set()
     recordings = Recordings(record_to, camera.fps, clock, taken)
@@ -307,19 +309,16 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     shown: np.ndarray | None = None
     settings = None
     frames = 0
-    shown_at: list[float] = []
-    latencies: list[float] = []
+    first_shown = last_shown = None              # time.monotonic() of the first and the last frame shown
+    latencies = array.array("d")                 # seconds from capture to shown, per frame
     reason, interrupted = "quit", False
 
     def present(frame: np.ndarray | None = None, captured_at: float = 0.0, result: np.ndarray | None = None) -> None:
         """Show (and record) a stylised frame, or the last one again (paused); read the key."""
-        nonlocal state, shown, frames
+        nonlocal state, shown, frames, first_shown, last_shown
         if result is not None:
             shown = compose(frame, stabiliser(frame, result), overlay, state.show_original)
             frames += 1
-            now = time.monotonic()
-            shown_at.append(now)
-            latencies.append(now - captured_at)
         meter.tick()
         if state.recording and not state.paused:
             recordings.write(shown)
@@ -329,11 +328,14 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             recent = latencies[-LATENCY_WINDOW:]
             lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
                               stylizer.times.inference, state.strength, extra=hud_flags(stylizer, state),
-                              latency_ms=float(np.median(recent)) * 1e3 if recent else None)
+                              latency_ms=float(np.median(recent)) * 1e3 if len(recent) else None)
             state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
-            if "snapshot" in state.events:
-                snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir, taken),
-                                                 shown)))
+        if result is not None:   # shown and recorded: the frame's way from the camera ends here
+            last_shown = time.monotonic()
+            first_shown = first_shown if first_shown is not None else last_shown
+            latencies.append(last_shown - captured_at)
+        if window is not None and "snapshot" in state.events:
+            snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir, taken), shown)))
 
     def show_in_flight() -> None:
         while len(flight) and not state.quit:
@@ -374,6 +376,8 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
                 show_in_flight()    # stylised with the settings they were read under
                 if state.quit:
                     break
+                if state.paused:    # paused while those were shown
+                    continue
                 apply_state(stylizer, state)
                 stabiliser.reset()
                 settings = _settings(state)
@@ -383,13 +387,15 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
         show_in_flight()            # the camera ended, or max_frames: the last frames are kept
     except KeyboardInterrupt:
         interrupted, reason = True, "interrupted"
-    finally:
-        flight.close()
-        camera.close()
-        if window is not None:
-            window.close()
-        recordings.close()
-    span = shown_at[-1] - shown_at[0] if len(shown_at) > 1 else 0.0
+    finally:   # the recording first: a second Ctrl-C while a running frame is waited for must not lose it
+        try:
+            recordings.close()
+        finally:
+            camera.close()
+            if window is not None:
+                window.close()
+            flight.close()
+    span = last_shown - first_shown if frames > 1 else 0.0
     return {"kind": "camera", "camera": camera.index, "frames": frames, "stopped": reason,
             "recordings": recordings.paths, "snapshots": snapshots, "interrupted": interrupted,
             "dropped_frames": camera.dropped, "workers": flight.workers,
