@@ -54,6 +54,20 @@ def engine(weights, *styles, **kw) -> EngineConfig:
     return EngineConfig(styles=tuple(styles or ("wave",)), weights_dir=str(weights), device="cpu", **kw)
 
 
+def interrupt_at_call(monkeypatch, n: int) -> None:
+    """Ctrl-C (KeyboardInterrupt) raised by the n-th call of Stylizer.stylize_batch; the others run."""
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def flaky(self, frames):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+
+
 # ----- files -------------------------------------------------------------------------------
 
 @needs_ffmpeg
@@ -78,16 +92,7 @@ def test_video_round_trip_keeps_every_frame_and_audio(tmp_path, weights):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_interrupted_write_leaves_a_playable_file(tmp_path, weights, monkeypatch, workers):
     clip = make_clip(tmp_path / "clip.mp4", frames=20)
-    calls = {"n": 0}
-    original = Stylizer.stylize_batch
-
-    def flaky(self, frames):
-        calls["n"] += 1
-        if calls["n"] == 8:
-            raise KeyboardInterrupt
-        return original(self, frames)
-
-    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+    interrupt_at_call(monkeypatch, 8)
     out = tmp_path / "out" / "styled.mp4"
     code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(clip),), output=str(out),
                                          progress=False, workers=workers))
@@ -350,16 +355,7 @@ def test_camera_with_no_window_needs_output(weights):
 def test_live_interrupt_finalises_the_recording(tmp_path, weights, monkeypatch):
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.2)
     stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
-    calls = {"n": 0}
-    original = Stylizer.stylize_batch
-
-    def flaky(self, frames):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return original(self, frames)
-
-    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+    interrupt_at_call(monkeypatch, 5)
     state = live.initial_state(["wave"], ["muse", "wave"])
     summary = live.run_live(camera, stylizer, state, None, tmp_path / "rec.mp4", clock=lambda: 0.0)
     assert summary["interrupted"] and summary["frames"] == 4
@@ -477,16 +473,7 @@ def test_live_with_two_workers_records_exactly_max_frames(tmp_path, weights):
 def test_live_interrupt_with_frames_in_flight_finalises_the_recording(tmp_path, weights, monkeypatch):
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.2)
     stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu", threads=1)
-    calls = {"n": 0}
-    original = Stylizer.stylize_batch
-
-    def flaky(self, frames):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return original(self, frames)
-
-    monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
+    interrupt_at_call(monkeypatch, 5)
     summary = live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"]), None, tmp_path / "rec.mp4",
                             clock=lambda: 0.0, workers=2)
     assert summary["interrupted"] and summary["frames"] in (4, 5)   # the 5th call may be the 6th frame's
