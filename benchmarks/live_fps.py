@@ -89,6 +89,9 @@ class NullWindow:
         self.frames += 1
         return -1
 
+    def set_fullscreen(self, on: bool) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -30,7 +30,7 @@ EPILOG = """examples:
   stylecam study IMAGES... --styles wave,muse --repeat 10 -o study/
 
 live keys: n/p next/previous style, 1-9 pick style, c chain on/off, +/- repeat,
-  [ ] strength, o original side by side, m mirror, s snapshot, r record, space pause, q/Esc quit.
+  [ ] strength, o original side by side, m mirror, f fullscreen, s snapshot, r record, space pause, q/Esc quit.
 exit codes: 0 done, 1 some inputs could not be read, 2 bad input, 130 interrupted."""
 
 SUBCOMMANDS = ("info", "demo", "study")
@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="camera without a window: record to -o until stopped")
     parser.add_argument("--mirror", action="store_true",
                         help="camera: flip the picture left-right, like a mirror (key m toggles it)")
+    parser.add_argument("--fullscreen", action="store_true",
+                        help="camera: start with the window filling the screen (key f toggles it)")
     parser.add_argument("--stabilise", "--stabilize", type=_strength, default=0.0, metavar="A",
                         help="videos and camera: hold the previous output where the scene stood still, "
                              "against flicker (0 = off, 0.5-0.8 = less flicker, 1 = freeze still areas)")
@@ -157,7 +159,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
-                     mirror=args.mirror, stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
+                     mirror=args.mirror, fullscreen=args.fullscreen, stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
                      workers=args.workers, classify=args.classify, max_frames=args.max_frames,
                      progress=args.progress and not args.quiet)
 

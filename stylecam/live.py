@@ -45,6 +45,7 @@ class LiveState:
     show_original: bool = False             # original | stylised side by side
     paused: bool = False
     mirror: bool = False                    # flip the camera frame left-right (selfie view)
+    fullscreen: bool = False                # the window fills the screen
     recording: bool = False
     quit: bool = False
     events: tuple[str, ...] = field(default=())  # one-shot requests for the loop: "snapshot"
@@ -57,19 +58,20 @@ class LiveState:
 
 
 def initial_state(chain: Sequence[str], styles: Sequence[str], repeat: int = 1, strength: float = 1.0,
-                  mirror: bool = False) -> LiveState:
+                  mirror: bool = False, fullscreen: bool = False) -> LiveState:
     """Start with the chain; single-style keys cycle through ``styles`` (the chain's first if absent)."""
     names = tuple(styles) or tuple(chain)
     index = names.index(chain[0]) if chain and chain[0] in names else 0
     return LiveState(styles=names, chain=tuple(chain), style_index=index, chain_on=len(chain) > 1 or not names,
-                     repeat=repeat, strength=strength, mirror=mirror)
+                     repeat=repeat, strength=strength, mirror=mirror, fullscreen=fullscreen)
 
 
 def handle_key(state: LiveState, key: int) -> LiveState:
     """New state after a key press (``key`` as returned by cv2.waitKey; -1 = none).
 
     n/p next/previous style, 1-9 pick a style, c chain on/off, +/- repeat, [ ] strength,
-    o original side by side, m mirror on/off, s snapshot, r recording on/off, space pause, q/Esc quit.
+    o original side by side, m mirror on/off, f fullscreen on/off, s snapshot, r recording on/off,
+    space pause, q/Esc quit.
     """
     state = dataclasses.replace(state, events=())
     if key is None or key < 0:
@@ -99,6 +101,8 @@ def handle_key(state: LiveState, key: int) -> LiveState:
         return dataclasses.replace(state, show_original=not state.show_original)
     if ch == "m":
         return dataclasses.replace(state, mirror=not state.mirror)
+    if ch == "f":
+        return dataclasses.replace(state, fullscreen=not state.fullscreen)
     if ch == "s":
         return dataclasses.replace(state, events=("snapshot",))
     if ch == "r":
@@ -309,13 +313,17 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     shown: np.ndarray | None = None
     settings = None
     frames = 0
+    window_fullscreen = False
+    if window is not None and state.fullscreen:
+        window.set_fullscreen(True)
+        window_fullscreen = True
     first_shown = last_shown = None              # time.monotonic() of the first and the last frame shown
     latencies = array.array("d")                 # seconds from capture to shown, per frame
     reason, interrupted = "quit", False
 
     def present(frame: np.ndarray | None = None, captured_at: float = 0.0, result: np.ndarray | None = None) -> None:
         """Show (and record) a stylised frame, or the last one again (paused); read the key."""
-        nonlocal state, shown, frames, first_shown, last_shown
+        nonlocal state, shown, frames, first_shown, last_shown, window_fullscreen
         if result is not None:
             shown = compose(frame, stabiliser(frame, result), overlay, state.show_original)
             frames += 1
@@ -330,6 +338,9 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
                               stylizer.times.inference, state.strength, extra=hud_flags(stylizer, state),
                               latency_ms=float(np.median(recent)) * 1e3 if len(recent) else None)
             state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
+            if state.fullscreen != window_fullscreen:
+                window_fullscreen = state.fullscreen
+                window.set_fullscreen(window_fullscreen)
         if result is not None:   # shown and recorded: the frame's way from the camera ends here
             last_shown = time.monotonic()
             first_shown = first_shown if first_shown is not None else last_shown

@@ -413,7 +413,7 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         window = Window() if config.window else None
         registry_names = stylizer.registry.names() if stylizer.registry else []
         state = live.initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength,
-                              mirror=config.mirror)
+                              mirror=config.mirror, fullscreen=config.fullscreen)
         record_to = Path(config.output) if config.output else None
         result = live.run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames,
                                stabilise=config.stabilise, workers=workers)

@@ -533,6 +533,10 @@ class Window:
             raise UserError("cannot open a window (no display?)",
                             "run with --no-window -o out.mp4 to record without a window") from None
 
+    def set_fullscreen(self, on: bool) -> None:
+        """Fill the screen (on) or go back to a normal, resizable window."""
+        cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN if on else cv2.WINDOW_NORMAL)
+
     def show(self, frame: np.ndarray, wait_ms: int = 1) -> int:
         cv2.imshow(self.title, frame)
         return cv2.waitKey(wait_ms)

@@ -231,6 +231,12 @@ def test_mirror_flag_reaches_the_run_config():
     assert "m mirror" in cli.build_parser().format_help()
 
 
+def test_fullscreen_flag_reaches_the_run_config():
+    assert cli.config_from_args(cli.build_parser().parse_args(["--fullscreen"])).fullscreen
+    assert not cli.config_from_args(cli.build_parser().parse_args([])).fullscreen
+    assert "f fullscreen" in cli.build_parser().format_help()
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
 def test_demo_max_frames_is_checked_when_parsing(capsys, weights, tmp_path, monkeypatch, value):
     from stylecam import demo as demo_module

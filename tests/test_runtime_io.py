@@ -366,14 +366,29 @@ class FakeWindow:
     """Plays back a list of keys, one per frame, and keeps what was shown."""
 
     def __init__(self, keys):
-        self.keys, self.shown, self.closed = list(keys), [], False
+        self.keys, self.shown, self.closed, self.fullscreen = list(keys), [], False, []
 
     def show(self, frame, wait_ms=1):
         self.shown.append(frame)
         return self.keys.pop(0) if self.keys else -1
 
+    def set_fullscreen(self, on):
+        self.fullscreen.append((len(self.shown), on))
+
     def close(self):
         self.closed = True
+
+
+@pytest.mark.parametrize("start, keys, expected", [
+    (False, [-1, ord("f"), -1, ord("f"), ord("q")], [(2, True), (4, False)]),   # after the frame whose key it was
+    (True, [ord("f"), ord("q")], [(0, True), (1, False)]),                       # --fullscreen: before the first frame
+])
+def test_live_f_key_and_fullscreen_flag_switch_the_window(weights, start, keys, expected):
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=100), retry_seconds=0.5)
+    window = FakeWindow(keys)
+    live.run_live(camera, Stylizer(["wave"], weights_dir=weights, device="cpu"),
+                  live.initial_state(["wave"], ["wave"], fullscreen=start), window, None)
+    assert window.fullscreen == expected and len(window.shown) == len(keys)
 
 
 @needs_ffmpeg
@@ -769,6 +784,7 @@ def test_handle_key_state_machine():
     assert s.strength == 1.0
     assert live.handle_key(s, ord("o")).show_original
     assert live.handle_key(s, ord("m")).mirror and not live.handle_key(live.handle_key(s, ord("m")), ord("m")).mirror
+    assert live.handle_key(s, ord("f")).fullscreen and not live.handle_key(live.handle_key(s, ord("f")), ord("f")).fullscreen
     assert live.handle_key(s, ord(" ")).paused
     assert live.handle_key(s, ord("r")).recording
     snap = live.handle_key(s, ord("s"))
