@@ -133,16 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mirror", action="store_true",
                         help="camera: flip the picture left-right, like a mirror (key m toggles it)")
     parser.add_argument("--fullscreen", action="store_true",
-                        help="camera: start with the window filling the screen (key f toggles it)")
+                        help="camera: start with the window filling the screen (key f toggles it; no effect "
+                             "with --no-window)")
     parser.add_argument("--stabilise", "--stabilize", type=_strength, default=0.0, metavar="A",
                         help="videos and camera: hold the previous output where the scene stood still, "
                              "against flicker (0 = off, 0.5-0.8 = less flicker, 1 = freeze still areas)")
     parser.add_argument("--batch", type=_count_or_auto, default=None, metavar="N|auto",
                         help="frames per inference call for videos (auto: 4 on a GPU, 1 on the CPU)")
     parser.add_argument("--workers", type=_count_or_auto, default=None, metavar="N|auto",
-                        help="frames stylised at once, the CPU cores split between them (auto on the CPU: one "
-                             "per core, up to 4 for videos and 2 for the camera; 1 on a GPU); --workers 1 gives "
-                             "the camera its lowest latency")
+                        help="videos and camera: frames stylised at once (auto on the CPU: one per core, up to 4 "
+                             "for videos and 2 for the camera, the cores split between them unless --threads; "
+                             "1 on a GPU); with the camera, --workers 1 is one frame at a time, the lower latency "
+                             "for slow styles")
     parser.add_argument("--classify", default=None, metavar="MODEL",
                         help="show a classifier's top-3 labels for the original and the stylised frame "
                              "(a .onnx file or a shipped name: cifar10, cifar10-fast, mnist, fashion-mnist)")

@@ -3,7 +3,7 @@
 Frames are uint8 BGR (H, W, 3). ``LiveState`` holds what the keys change (``handle_key``, pure);
 ``run_live`` drives a CameraSource, a Stylizer and an optional Window. With ``workers`` > 1
 (stylecam's default on a multi-core CPU: 2, the cores split between them) that many frames are
-stylised at once, which keeps every core busy; frames are still shown in camera order.
+stylised at once, which keeps both cores of a 2-core CPU busy; frames are still shown in camera order.
 """
 from __future__ import annotations
 
@@ -287,7 +287,8 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
 
     workers > 1 stylises that many frames at once (InFlight) while the next are read; they are
     shown in camera order. A key that changes the styles, repeat, strength or mirroring applies
-    from the next frame read (the frames in flight are shown first). stabilise > 0 holds the
+    from the next frame read (the frames in flight are shown first); after a pause key, the frames
+    in flight are shown but not recorded. stabilise > 0 holds the
     previous output where the scene stood still (imageops.Stabiliser); it starts afresh whenever
     those settings change.
 
@@ -314,9 +315,6 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     settings = None
     frames = 0
     window_fullscreen = False
-    if window is not None and state.fullscreen:
-        window.set_fullscreen(True)
-        window_fullscreen = True
     first_shown = last_shown = None              # time.monotonic() of the first and the last frame shown
     latencies = array.array("d")                 # seconds from capture to shown, per frame
     reason, interrupted = "quit", False
@@ -353,6 +351,9 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             present(*flight.pop())
 
     try:
+        if window is not None and state.fullscreen:
+            window.set_fullscreen(True)
+            window_fullscreen = True
         while not state.quit:
             wake.clear()            # from here on, a frame done or a new camera frame ends the wait below
             capped = max_frames is not None and frames + len(flight) >= max_frames

@@ -500,7 +500,7 @@ class CameraSource:
         self._new = threading.Condition(self._lock)
         self._frame: np.ndarray | None = None
         self._frame_time = 0.0
-        self.captured_at = 0.0     # time.monotonic() of the frame read() returned last
+        self.captured_at = 0.0     # seconds, time.monotonic() at which the driver delivered the frame read() returned last (0.0 before)
         self._seq = 0
         self._seen = 0
         self._ended = False
