@@ -58,6 +58,19 @@ non_negative_float = float_in(0.0)
 positive_float = float_in(0.0, low_open=True)
 fraction = float_in(0.0, 1.0)
 
+_SIZE = re.compile(r"(\d+)[xX](\d+)")
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT, both whole numbers within 16..8192, e.g. 1280x720 -> (1280, 720)."""
+    match = _SIZE.fullmatch(text.strip())
+    size = (int(match[1]), int(match[2])) if match else None
+    if size is None or not all(16 <= side <= 8192 for side in size):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT with each side within 16..8192, e.g. 1280x720; "
+                                         f"got {text!r}")
+    return size
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="camera without a window: record to -o until stopped")
     parser.add_argument("--mirror", action="store_true",
                         help="camera: flip the picture left-right, like a mirror (key m toggles it)")
+    parser.add_argument("--camera-size", type=argtypes.frame_size, default=None, metavar="WxH",
+                        help="camera: ask it for frames of this size, e.g. 1280x720 (default: its own; "
+                             "a camera that cannot is said so, and its size is used)")
     parser.add_argument("--fullscreen", action="store_true",
                         help="camera: start with the window filling the screen (key f toggles it; no effect "
                              "with --no-window)")
@@ -161,7 +164,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
-                     mirror=args.mirror, fullscreen=args.fullscreen, stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
+                     mirror=args.mirror, fullscreen=args.fullscreen, camera_size=args.camera_size,
+                     stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
                      workers=args.workers, classify=args.classify, max_frames=args.max_frames,
                      progress=args.progress and not args.quiet)
 

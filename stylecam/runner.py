@@ -409,7 +409,8 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     if cameras:
         import cv2
         camera = CameraSource(int(cameras[0].location), opener=camera_opener or cv2.VideoCapture,
-                              retry_seconds=camera_retry_s, first_frame_seconds=camera_first_frame_s)
+                              retry_seconds=camera_retry_s, first_frame_seconds=camera_first_frame_s,
+                              size=config.camera_size)
         window = Window() if config.window else None
         registry_names = stylizer.registry.names() if stylizer.registry else []
         state = live.initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength,

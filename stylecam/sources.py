@@ -5,6 +5,7 @@ Every frame leaving this module is uint8 BGR (H, W, 3), as OpenCV decodes it.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import queue
 import subprocess
@@ -18,6 +19,8 @@ import cv2
 import numpy as np
 
 from stylecam.errors import UserError
+
+log = logging.getLogger("stylecam")
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -478,11 +481,16 @@ class CameraSource:
     A read that is merely slow (it blocks, then delivers) is a live camera, however slow. Only a
     driver that answers nothing at all for ``stall_seconds`` makes ``read()`` give up (returns None,
     ``failure`` set).
+
+    size: (width, height) asked of the driver (CAP_PROP_FRAME_WIDTH / _HEIGHT); a driver that gives
+    another size is warned about once, at the first frame, and its frames are used as they come.
     """
 
     def __init__(self, index: int, opener: Callable = cv2.VideoCapture, retry_seconds: float = 3.0,
-                 probe: int = 5, first_frame_seconds: float = 10.0, stall_seconds: float = 30.0):
+                 probe: int = 5, first_frame_seconds: float = 10.0, stall_seconds: float = 30.0,
+                 size: tuple[int, int] | None = None):
         self.index = index
+        self.size = size           # (width, height) asked of the driver, None = its own
         self.retry_seconds = retry_seconds
         self.first_frame_seconds = max(first_frame_seconds, retry_seconds)
         self.stall_seconds = max(stall_seconds, self.first_frame_seconds)
@@ -494,6 +502,9 @@ class CameraSource:
                 f"no camera opened at indices 0..{probe - 1}"
             raise UserError(f"cannot open camera {index} ({tried})",
                             f"{have}; pass another index, or a video file instead")
+        if size is not None and hasattr(self._cap, "set"):
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
         fps = self._cap.get(cv2.CAP_PROP_FPS) if hasattr(self._cap, "get") else 0
         self.fps = fps if fps and 0 < fps < 240 else 30.0
         self._lock = threading.Lock()
@@ -533,6 +544,8 @@ class CameraSource:
             frame, message = self._read_one()
             if frame is not None:
                 delivered = time.monotonic()
+                if self._seq == 0:
+                    self._check_size(frame)
                 failing_since, error = None, None
                 with self._new:
                     if self._seq > self._seen:
@@ -559,6 +572,13 @@ class CameraSource:
             self._new.notify_all()
         if self.on_frame is not None:
             self.on_frame()
+
+    def _check_size(self, frame: np.ndarray) -> None:
+        """Say so (once, at the first frame) when the driver did not give the size asked for."""
+        got = (frame.shape[1], frame.shape[0])
+        if self.size is not None and got != tuple(self.size):
+            log.warning("WARNING: camera %d gives %dx%d frames, not the %dx%d asked for; using %dx%d",
+                        self.index, *got, *self.size, *got)
 
     def read(self, timeout: float | None = None) -> np.ndarray | None:
         """The newest unseen uint8 BGR (H, W, 3) frame; None when the camera has ended, or when none

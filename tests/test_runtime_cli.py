@@ -231,6 +231,19 @@ def test_mirror_flag_reaches_the_run_config():
     assert "m mirror" in cli.build_parser().format_help()
 
 
+@pytest.mark.parametrize("text, expected", [("1280x720", (1280, 720)), (" 640X480", (640, 480))])
+def test_camera_size_flag_reaches_the_run_config(text, expected):
+    assert cli.config_from_args(cli.build_parser().parse_args(["--camera-size", text])).camera_size == expected
+    assert cli.config_from_args(cli.build_parser().parse_args([])).camera_size is None
+
+
+@pytest.mark.parametrize("text", ["1280", "1280x", "0x720", "8x8", "99999x720", "wide"])
+def test_bad_camera_size_is_refused(text, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(["--camera-size", text])
+    assert exit_.value.code == 2 and "expected WIDTHxHEIGHT with each side within 16..8192" in capsys.readouterr().err
+
+
 def test_fullscreen_flag_reaches_the_run_config():
     assert cli.config_from_args(cli.build_parser().parse_args(["--fullscreen"])).fullscreen
     assert not cli.config_from_args(cli.build_parser().parse_args([])).fullscreen

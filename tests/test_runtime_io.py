@@ -414,6 +414,57 @@ def test_live_loop_with_keys_snapshot_and_recording(tmp_path, weights, monkeypat
     assert window.shown[-1].shape[1] == 2 * 32  # 'o' = original side by side
 
 
+class SizedCapture(FakeCapture):
+    """A driver that honours a size asked through set() only when ``obeys``; records what was set."""
+
+    def __init__(self, obeys: bool, **kw):
+        super().__init__(**kw)
+        self.obeys, self.props = obeys, {}
+
+    def set(self, prop, value):
+        self.props[prop] = value
+        return True
+
+    def read(self):
+        if self.obeys and self.props:
+            self.size = (int(self.props[cv2.CAP_PROP_FRAME_HEIGHT]), int(self.props[cv2.CAP_PROP_FRAME_WIDTH]))
+        return super().read()
+
+
+@pytest.mark.parametrize("obeys", [True, False])
+def test_camera_size_is_asked_of_the_driver_and_a_refusal_is_said(obeys, caplog):
+    capture = SizedCapture(obeys, frames=3)
+    with caplog.at_level("WARNING", logger="stylecam"):
+        camera = CameraSource(0, opener=lambda i: capture, retry_seconds=0.1, size=(64, 40))
+        frame = camera.read(timeout=2.0)
+        camera.close()
+    assert capture.props == {cv2.CAP_PROP_FRAME_WIDTH: 64, cv2.CAP_PROP_FRAME_HEIGHT: 40}
+    assert frame.shape == ((40, 64, 3) if obeys else (24, 32, 3))
+    warned = [r.getMessage() for r in caplog.records if "asked for" in r.getMessage()]
+    assert warned == ([] if obeys else ["WARNING: camera 0 gives 32x24 frames, not the 64x40 asked for; using 32x24"])
+
+
+@needs_ffmpeg
+def test_run_asks_the_camera_for_camera_size(tmp_path, weights):
+    capture = SizedCapture(True, frames=100)
+    config = RunConfig(engine=engine(weights), sources=("0",), output=str(tmp_path / "live.mp4"), window=False,
+                       progress=False, max_frames=2, camera_size=(64, 40))
+    code, summary = runner.run(config, camera_opener=lambda i: capture)
+    assert code == 0 and summary["frames"] == 2
+    cap = cv2.VideoCapture(str(tmp_path / "live.mp4"))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (40, 64, 3)
+
+
+def test_no_camera_size_leaves_the_driver_alone():
+    capture = SizedCapture(True, frames=2)
+    camera = CameraSource(0, opener=lambda i: capture, retry_seconds=0.1)
+    assert camera.read(timeout=2.0).shape == (24, 32, 3)
+    camera.close()
+    assert capture.props == {}
+
+
 def test_camera_frames_carry_their_capture_time():
     t0 = time.monotonic()
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=4, delay=0.01), retry_seconds=0.1)
