@@ -201,20 +201,26 @@ def list_styles(weights_dir: str | None, as_json: bool) -> int:
 
 
 def info(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="stylecam info", description="version, onnxruntime providers, styles found")
+    parser = argparse.ArgumentParser(prog="stylecam info",
+                                     description="version, onnxruntime providers, styles and cameras found")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="onnxruntime providers to report: auto tries TensorRT > CUDA > CPU")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
                         help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
     parser.add_argument("--json", action="store_true", help="print the same facts as JSON on stdout")
+    parser.add_argument("--no-cameras", dest="cameras", action="store_false",
+                        help="do not look for cameras (opening each index can take a moment)")
     args = parser.parse_args(argv)
     from stylecam.session import runtime_info
+    from stylecam.sources import CAMERA_PROBE, describe_cameras
     from stylecam.styles import Registry, classifier_files
 
     registry = Registry(args.weights_dir)
     data = {"stylecam": __version__, "python": sys.version.split()[0], **runtime_info(args.device),
             "weights_dir": str(registry.root), "styles": registry.table(),
             "classifiers": [str(p) for p in classifier_files(registry.root)]}
+    if args.cameras:
+        data["cameras"] = describe_cameras(CAMERA_PROBE)
     if args.json:
         _print_json(data)
         return 0
@@ -226,7 +232,17 @@ def info(argv: list[str]) -> int:
     print(f"styles in {data['weights_dir']}: "
           + (", ".join(sorted({r['name'] for r in data['styles']})) or "none"))
     print(f"classifiers: {', '.join(Path(p).name for p in data['classifiers']) or 'none'}")
+    if args.cameras:
+        print("cameras: " + (", ".join(_camera_text(c) for c in data["cameras"])
+                             or f"none opened at indices 0..{CAMERA_PROBE - 1}"))
     return 0
+
+
+def _camera_text(camera: dict) -> str:
+    """{"index": 0, "size": "640x480", "fps": 30.0} -> "0 (640x480, 30 FPS)"."""
+    facts = [camera["size"]] if camera["size"] else []
+    facts += [f"{camera['fps']:g} FPS"] if camera["fps"] else []
+    return f"{camera['index']}" + (f" ({', '.join(facts)})" if facts else "")
 
 
 def study(argv: list[str]) -> int:

@@ -22,6 +22,8 @@ from stylecam.errors import UserError
 
 log = logging.getLogger("stylecam")
 
+CAMERA_PROBE = 5   # camera indices looked at when listing cameras: 0..CAMERA_PROBE-1
+
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -432,7 +434,7 @@ def _quiet_capture(opener: Callable, index: int):
             cv2.utils.logging.setLogLevel(level)
 
 
-def list_cameras(max_index: int = 5, opener: Callable = cv2.VideoCapture) -> list[int]:
+def list_cameras(max_index: int = CAMERA_PROBE, opener: Callable = cv2.VideoCapture) -> list[int]:
     """Camera indices 0..max_index-1 that open on this machine."""
     found = []
     for i in range(max_index):
@@ -440,6 +442,27 @@ def list_cameras(max_index: int = 5, opener: Callable = cv2.VideoCapture) -> lis
         if cap is not None and cap.isOpened():
             found.append(i)
         if cap is not None:
+            cap.release()
+    return found
+
+
+def describe_cameras(max_index: int = CAMERA_PROBE, opener: Callable | None = None) -> list[dict]:
+    """The cameras at indices 0..max_index-1 that open here, as the driver reports them:
+    [{"index": i, "size": "WxH" or None, "fps": float or None}] (None where it reports nothing).
+    ``opener`` defaults to cv2.VideoCapture."""
+    found = []
+    for i in range(max_index):
+        cap = _quiet_capture(opener or cv2.VideoCapture, i)
+        if cap is None:
+            continue
+        try:
+            if not cap.isOpened():
+                continue
+            width, height, fps = (cap.get(p) if hasattr(cap, "get") else 0.0 for p in
+                                  (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS))
+            found.append({"index": i, "size": f"{int(width)}x{int(height)}" if width > 0 and height > 0 else None,
+                          "fps": round(float(fps), 2) if 0 < fps < 1000 else None})
+        finally:
             cap.release()
     return found
 
@@ -487,7 +510,7 @@ class CameraSource:
     """
 
     def __init__(self, index: int, opener: Callable = cv2.VideoCapture, retry_seconds: float = 3.0,
-                 probe: int = 5, first_frame_seconds: float = 10.0, stall_seconds: float = 30.0,
+                 probe: int = CAMERA_PROBE, first_frame_seconds: float = 10.0, stall_seconds: float = 30.0,
                  size: tuple[int, int] | None = None):
         self.index = index
         self.size = size           # (width, height) asked of the driver, None = its own

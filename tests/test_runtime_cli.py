@@ -270,10 +270,42 @@ def test_huge_size_is_refused_when_parsing(capsys, weights, photo, monkeypatch, 
     assert cli.MAX_SIZE == 8192 and cli.long_side("8192") == 8192
 
 
+class ReportingCapture:
+    """cv2.VideoCapture stand-in: cameras 0 and 2 open; 0 reports 640x480 at 30 FPS, 2 reports nothing."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def isOpened(self):
+        return self.index in (0, 2)
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 640.0, cv2.CAP_PROP_FRAME_HEIGHT: 480.0,
+                cv2.CAP_PROP_FPS: 30.0}.get(prop, 0.0) if self.index == 0 else 0.0
+
+    def release(self):
+        pass
+
+
+def test_info_lists_the_cameras_that_open(capsys, weights, monkeypatch):
+    monkeypatch.setattr(cv2, "VideoCapture", ReportingCapture)
+    code, out, _ = run_cli(capsys, "info", "--weights-dir", weights, "--json")
+    assert code == 0 and json.loads(out)["cameras"] == [{"index": 0, "size": "640x480", "fps": 30.0},
+                                                        {"index": 2, "size": None, "fps": None}]
+    code, out, _ = run_cli(capsys, "info", "--weights-dir", weights)
+    assert "cameras: 0 (640x480, 30 FPS), 2\n" in out
+    code, out, _ = run_cli(capsys, "info", "--weights-dir", weights, "--no-cameras", "--json")
+    assert "cameras" not in json.loads(out)
+    monkeypatch.setattr(cv2, "VideoCapture", lambda i: ReportingCapture(9))
+    code, out, _ = run_cli(capsys, "info", "--weights-dir", weights)
+    assert "cameras: none opened at indices 0..4" in out
+
+
 def test_info_help_explains_every_option(capsys):
     code, out, _ = run_cli(capsys, "info", "--help")
     assert code == 0
     assert "providers to report" in out and "folder of style models" in out and "as JSON on stdout" in out
+    assert "do not look for cameras" in out
 
 
 def test_padding_with_a_style_file_warns_once_that_the_file_is_used_as_is(capsys, tmp_path, photo):
