@@ -19,7 +19,6 @@ replaced before the loop read them, until the camera is closed (after the last f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -34,7 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from runtime_fps import comma_list, choice, fake_models, frame_size, infer_size, workers_value  # noqa: E402
+from runtime_fps import (comma_list, choice, fake_models, frame_size, infer_size, workers_value,  # noqa: E402
+                         write_results)
 
 from stylecam.argtypes import int_at_least, output_file, positive_int  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
@@ -176,14 +176,7 @@ def run(args) -> int:
     out = output_file(args.output, "-o", (".json",), "live_fps.json", hint="; the Markdown table goes beside it as .md")
     with tempfile.TemporaryDirectory(prefix="stylecam-live-bench-") as folder:
         results = measure_all(args, Path(folder))
-    partial = out.with_name(out.name + ".partial")
-    try:
-        partial.write_text(json.dumps(results, indent=2))
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
-    out.with_suffix(".md").write_text(markdown_table(results))
-    print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    write_results(out, results, markdown_table(results))
     return 0
 
 

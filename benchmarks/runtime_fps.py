@@ -471,16 +471,20 @@ def run(args) -> int:
         raise UserError(f"nothing was measured: {'; '.join(reasons)}",
                         "ask for a variant and precision these weights have (e.g. --variants lite --precisions fp32)")
     results["machine"]["load_avg_end"] = os.getloadavg()
-    table = out.with_suffix(".md")
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        tmp.write_text(json.dumps(results, indent=2))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    table.write_text(markdown_table(results))
-    print(f"wrote {out} and {table}", file=sys.stderr)
+    write_results(out, results, markdown_table(results))
     return 0
+
+
+def write_results(out: Path, results: dict, table: str) -> None:
+    """``results`` as JSON to ``out`` (written whole or not at all) and ``table`` beside it as .md."""
+    partial = out.with_name(out.name + ".partial")
+    try:
+        partial.write_text(json.dumps(results, indent=2))
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    out.with_suffix(".md").write_text(table)
+    print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
 
 
 if __name__ == "__main__":
