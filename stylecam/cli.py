@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera-size", type=argtypes.frame_size, default=None, metavar="WxH",
                         help="camera: ask it for frames of this size, e.g. 1280x720 (default: its own; "
                              "a camera that cannot is said so, and its size is used)")
+    parser.add_argument("--virtual-camera", action="store_true",
+                        help="camera: also send the stylised frames to a virtual camera that video calls and OBS "
+                             "can pick as a webcam (pip install pyvirtualcam; Linux: v4l2loopback, Windows/macOS: "
+                             "OBS Studio); with --no-window, no -o is needed")
+    parser.add_argument("--virtual-camera-device", default=None, metavar="DEV",
+                        help="the virtual camera to use, e.g. /dev/video10 (implies --virtual-camera; default: "
+                             "the first found)")
     parser.add_argument("--fullscreen", action="store_true",
                         help="camera: start with the window filling the screen (key f toggles it; no effect "
                              "with --no-window)")
@@ -165,6 +172,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
                      mirror=args.mirror, fullscreen=args.fullscreen, camera_size=args.camera_size,
+                     virtual_camera=args.virtual_camera or args.virtual_camera_device is not None,
+                     virtual_camera_device=args.virtual_camera_device,
                      stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
                      workers=args.workers, classify=args.classify, max_frames=args.max_frames,
                      progress=args.progress and not args.quiet)

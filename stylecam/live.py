@@ -23,7 +23,7 @@ import numpy as np
 from stylecam import imageops
 from stylecam.overlay import LabelOverlay, compose
 from stylecam.pipeline import Stylizer
-from stylecam.sinks import VideoWriter, Window, hud_lines, write_image
+from stylecam.sinks import VideoWriter, VirtualCamera, Window, hud_lines, write_image
 from stylecam.sources import CameraSource
 
 log = logging.getLogger("stylecam")
@@ -282,7 +282,8 @@ def _settings(state: LiveState) -> tuple:
 def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window: Window | None,
              record_to: Path | None, overlay: LabelOverlay | None = None, max_frames: int | None = None,
              snapshot_dir: Path = Path("."), stabilise: float = 0.0,
-             clock: Callable[[], float] = time.monotonic, workers: int = 1) -> dict:
+             clock: Callable[[], float] = time.monotonic, workers: int = 1,
+             virtual_camera: VirtualCamera | None = None) -> dict:
     """The camera loop. Returns a summary; the recording (if any) is always finalised.
 
     workers > 1 stylises that many frames at once (InFlight) while the next are read; they are
@@ -293,7 +294,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     those settings change.
 
     Without a window it records every frame to ``record_to`` until the camera stops, ``max_frames``
-    or Ctrl-C. With a window, keys drive ``state`` (see handle_key); later recordings (r) and
+    or Ctrl-C. ``virtual_camera`` gets every frame shown (without the HUD), paused ones too. With a window, keys drive ``state`` (see handle_key); later recordings (r) and
     snapshots (s, to ``snapshot_dir``) get timestamped names made unique (Recordings).
 
     The summary's ``fps`` is frames shown per second between the first and the last (paused time
@@ -330,6 +331,8 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             recordings.write(shown)
         else:
             recordings.hold(state.recording)
+        if virtual_camera is not None:
+            virtual_camera.send(shown)
         if window is not None:
             recent = latencies[-LATENCY_WINDOW:]
             lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
@@ -403,6 +406,8 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
         try:
             recordings.close()
         finally:
+            if virtual_camera is not None:
+                virtual_camera.close()
             camera.close()
             if window is not None:
                 window.close()
@@ -411,6 +416,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     return {"kind": "camera", "camera": camera.index, "frames": frames, "stopped": reason,
             "recordings": recordings.paths, "snapshots": snapshots, "interrupted": interrupted,
             "dropped_frames": camera.dropped, "workers": flight.workers,
+            **({"virtual_camera": virtual_camera.device} if virtual_camera is not None else {}),
             "fps": round((frames - 1) / span, 2) if span > 0 else None,
             "latency_ms": {"median": round(float(np.median(latencies)) * 1e3, 1),
                            "p90": round(float(np.percentile(latencies, 90)) * 1e3, 1)} if latencies else None}

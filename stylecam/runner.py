@@ -23,7 +23,7 @@ from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.overlay import LabelOverlay, compose
-from stylecam.sinks import VideoWriter, Window, probe_frame_times, vfr_timing, write_image
+from stylecam.sinks import VideoWriter, VirtualCamera, Window, probe_frame_times, vfr_timing, write_image
 from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem,
                               VideoFileSource, expand_sources, image_format, prefetch, read_image,
                               read_image_alpha)
@@ -394,8 +394,12 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     files = [i for i in items if i.kind != "camera"]
     if cameras and (files or len(cameras) > 1):
         raise UserError("a camera cannot be combined with other sources", "run one camera at a time")
-    if cameras and not config.window and not config.output:
-        raise UserError("--no-window with a camera needs -o to record to", "e.g. --no-window -o live.mp4")
+    if config.virtual_camera and not cameras:
+        raise UserError("--virtual-camera sends the live camera, not files",
+                        "give a camera index as the source, e.g. stylecam 0 --virtual-camera")
+    if cameras and not config.window and not config.output and not config.virtual_camera:
+        raise UserError("--no-window with a camera needs -o to record to (or --virtual-camera)",
+                        "e.g. --no-window -o live.mp4")
     if cameras and config.output and Path(config.output).suffix.lower() not in WRITABLE_VIDEO_EXTS:
         raise UserError(f"a camera is recorded as a video, not to {config.output}",
                         f"give -o a video name ({', '.join(sorted(WRITABLE_VIDEO_EXTS))}), e.g. -o live.mp4")
@@ -408,16 +412,24 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     summary: dict = {"stylecam": {**stylizer.describe(), "workers": workers, "threads": threads}}
     if cameras:
         import cv2
+        # before the camera opens: a missing pyvirtualcam is said at once
+        virtual = VirtualCamera(config.virtual_camera_device) if config.virtual_camera else None
         camera = CameraSource(int(cameras[0].location), opener=camera_opener or cv2.VideoCapture,
                               retry_seconds=camera_retry_s, first_frame_seconds=camera_first_frame_s,
                               size=config.camera_size)
-        window = Window() if config.window else None
+        if virtual is not None:
+            virtual.fps = camera.fps
+        try:
+            window = Window() if config.window else None
+        except BaseException:
+            camera.close()
+            raise
         registry_names = stylizer.registry.names() if stylizer.registry else []
         state = live.initial_state(list(config.engine.styles), registry_names, config.engine.repeat, config.engine.strength,
                               mirror=config.mirror, fullscreen=config.fullscreen)
         record_to = Path(config.output) if config.output else None
         result = live.run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames,
-                               stabilise=config.stabilise, workers=workers)
+                               stabilise=config.stabilise, workers=workers, virtual_camera=virtual)
         summary.update(result)
         if result["interrupted"]:
             return 130, summary

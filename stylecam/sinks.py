@@ -519,6 +519,52 @@ def hud_lines(chain: Sequence[str], repeat: int, fps: float, providers: Sequence
     return lines + list(extra)
 
 
+VIRTUAL_CAMERA_DEVICE_HINT = ("a virtual camera must exist: on Linux load v4l2loopback (sudo modprobe v4l2loopback), "
+                              "on Windows and macOS install OBS Studio (its virtual camera); "
+                              "--virtual-camera-device picks one")
+
+
+class VirtualCamera:
+    """Frames sent to a virtual camera that other programs (video calls, OBS) can pick as a webcam,
+    through pyvirtualcam: v4l2loopback on Linux, OBS Studio's virtual camera on Windows and macOS.
+
+    ``send`` takes uint8 BGR (H, W, 3) frames; the device opens at the first frame's size and at
+    ``fps`` (frames a second, settable until then), and later frames of another size are
+    letterboxed into it. device: e.g. /dev/video10
+    (None = the first the backend finds). A missing package or device is a UserError with a hint.
+    """
+
+    def __init__(self, device: str | None = None, fps: float = 30.0):
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise UserError("--virtual-camera needs the pyvirtualcam package",
+                            "pip install pyvirtualcam (or stylecam[virtualcam]); " + VIRTUAL_CAMERA_DEVICE_HINT) from None
+        self._module, self.fps, self.device = pyvirtualcam, float(fps), device
+        self._camera = None
+        self.frames = 0
+
+    def send(self, frame: np.ndarray) -> None:
+        if self._camera is None:
+            height, width = frame.shape[:2]
+            try:
+                self._camera = self._module.Camera(width, height, self.fps, fmt=self._module.PixelFormat.BGR,
+                                                   device=self.device)
+            except Exception as err:  # pyvirtualcam raises RuntimeError (no device) or ValueError (bad size)
+                raise UserError(f"cannot start the virtual camera: {err}", VIRTUAL_CAMERA_DEVICE_HINT) from None
+            self.device = self._camera.device
+            log.info("stylecam: sending %dx%d frames to the virtual camera %s", width, height, self.device)
+        if frame.shape[:2] != (self._camera.height, self._camera.width):
+            frame = letterbox(frame, self._camera.height, self._camera.width)
+        self._camera.send(np.ascontiguousarray(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None
+
+
 class Window:
     """An OpenCV window. ``show`` returns the key pressed (or -1)."""
 

@@ -244,6 +244,14 @@ def test_bad_camera_size_is_refused(text, capsys):
     assert exit_.value.code == 2 and "expected WIDTHxHEIGHT with each side within 16..8192" in capsys.readouterr().err
 
 
+def test_virtual_camera_flags_reach_the_run_config():
+    parse = lambda *argv: cli.config_from_args(cli.build_parser().parse_args(list(argv)))
+    assert (parse("--virtual-camera").virtual_camera, parse("--virtual-camera").virtual_camera_device) == (True, None)
+    assert (parse("--virtual-camera-device", "/dev/video9").virtual_camera,
+            parse("--virtual-camera-device", "/dev/video9").virtual_camera_device) == (True, "/dev/video9")
+    assert not parse().virtual_camera
+
+
 def test_fullscreen_flag_reaches_the_run_config():
     assert cli.config_from_args(cli.build_parser().parse_args(["--fullscreen"])).fullscreen
     assert not cli.config_from_args(cli.build_parser().parse_args([])).fullscreen

@@ -565,6 +565,74 @@ def test_the_camera_plans_two_single_threaded_workers_on_two_cores(tmp_path, wei
         (summary["stylecam"]["workers"], summary["stylecam"]["threads"])
 
 
+def fake_pyvirtualcam(monkeypatch, fail: str | None = None) -> tuple[list, list]:
+    """Installs a stand-in pyvirtualcam; returns (frames sent, cameras opened)."""
+    sent, opened = [], []
+
+    class Camera:
+        def __init__(self, width, height, fps, fmt=None, device=None):
+            if fail:
+                raise RuntimeError(fail)
+            self.width, self.height, self.fps, self.fmt = width, height, fps, fmt
+            self.device, self.closed = device or "/dev/video7", False
+            opened.append(self)
+
+        def send(self, frame):
+            assert frame.shape == (self.height, self.width, 3) and frame.dtype == np.uint8
+            sent.append(frame.copy())
+
+        def close(self):
+            self.closed = True
+
+    module = types.ModuleType("pyvirtualcam")
+    module.Camera, module.PixelFormat = Camera, types.SimpleNamespace(BGR="bgr")
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", module)
+    return sent, opened
+
+
+def test_virtual_camera_opens_at_the_first_frame_size_and_letterboxes_later_ones(monkeypatch):
+    sent, opened = fake_pyvirtualcam(monkeypatch)
+    virtual = sinks.VirtualCamera(fps=25.0)
+    virtual.send(np.full((48, 64, 3), 200, np.uint8))
+    virtual.send(np.full((48, 128, 3), 100, np.uint8))          # e.g. original | stylised side by side
+    virtual.close()
+    (camera,) = opened
+    assert (camera.width, camera.height, camera.fps, camera.fmt, camera.closed) == (64, 48, 25.0, "bgr", True)
+    assert [f.shape for f in sent] == [(48, 64, 3), (48, 64, 3)] and virtual.frames == 2
+    assert sent[1][0, 0, 0] == 0 and sent[1][24, 32, 0] == 100     # bars above and below, the frame between
+
+
+def test_virtual_camera_without_the_package_or_a_device_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)
+    with pytest.raises(UserError, match="needs the pyvirtualcam package") as err:
+        sinks.VirtualCamera()
+    assert "pip install pyvirtualcam" in err.value.hint
+    fake_pyvirtualcam(monkeypatch, fail="No v4l2 loopback device found at /dev/video[0-99]")
+    virtual = sinks.VirtualCamera()
+    with pytest.raises(UserError, match="cannot start the virtual camera: No v4l2 loopback device") as err:
+        virtual.send(np.zeros((48, 64, 3), np.uint8))
+    assert "modprobe v4l2loopback" in err.value.hint
+
+
+def test_camera_to_a_virtual_camera_without_a_window_or_a_file(monkeypatch, weights):
+    sent, opened = fake_pyvirtualcam(monkeypatch)
+    config = RunConfig(engine=engine(weights), sources=("0",), window=False, progress=False, max_frames=4,
+                       virtual_camera=True, virtual_camera_device="/dev/video3")
+    code, summary = runner.run(config, camera_opener=lambda i: FakeCapture(frames=100, delay=0.01))
+    assert code == 0 and summary["frames"] == 4 and summary["virtual_camera"] == "/dev/video3"
+    assert opened[0].closed and opened[0].fps == 10.0                 # the camera's rate
+    assert len(sent) == 4 and all(f.shape == (24, 32, 3) for f in sent)
+    grey = [int(f[0, 0, 0]) for f in sent]                             # FakeCapture grey 10 n, wave +10: no HUD
+    assert all(g % 10 == 0 for g in grey) and grey == sorted(grey)
+
+
+def test_virtual_camera_is_for_the_camera_only(weights, tmp_path):
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(UserError, match="--virtual-camera sends the live camera"):
+        runner.run(RunConfig(engine=engine(weights), sources=(str(photo),), virtual_camera=True, progress=False))
+
+
 class GradientCapture(FakeCapture):
     """Frames that grow brighter from left to right, so a left-right flip shows."""
 
