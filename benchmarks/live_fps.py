@@ -4,7 +4,8 @@ A simulated camera delivers the bundled clip, scaled to each size, at a fixed ra
 like a webcam: frames that arrive while the loop is busy replace each other, as with a real one)
 to stylecam's real camera loop (stylecam.live.run_live). --modes show: a window stand-in that
 draws the HUD and displays nothing (`stylecam` with a window, less the screen); record: no
-window, every frame recorded to an .mp4 (`stylecam 0 --no-window -o live.mp4`).
+window, every frame recorded to an .mp4 (`stylecam 0 --no-window -o live.mp4`); window:
+OpenCV's real window (`stylecam` itself; needs a display: an X server, Xvfb for a headless one).
 
 For each size, style, precision, inference size, worker setting and mode: a warm-up run
 (--warmup frames), then a timed run of --frames frames. "fps" is frames shown per second between
@@ -43,10 +44,11 @@ from stylecam.live import initial_state, run_live  # noqa: E402
 from stylecam.pipeline import Stylizer  # noqa: E402
 from stylecam.runner import plan_workers  # noqa: E402
 from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS  # noqa: E402
+from stylecam.sinks import Window  # noqa: E402
 from stylecam.sources import CameraSource, SourceError, VideoFileSource  # noqa: E402
 
 PROG = "live_fps.py"
-MODES = ("show", "record")
+MODES = ("show", "record", "window")
 PRECISIONS = ("fp32", "int8")
 
 
@@ -105,7 +107,7 @@ def live_run(stylizer: Stylizer, style: str, frames: list[np.ndarray], camera_fp
              workers: int, count: int, tmp: Path) -> dict:
     """One run_live of ``count`` frames on a PacedCapture; its summary."""
     camera = CameraSource(0, opener=lambda index: PacedCapture(frames, camera_fps))
-    window = NullWindow() if mode == "show" else None
+    window = NullWindow() if mode == "show" else Window() if mode == "window" else None
     record = tmp / "live.mp4" if mode == "record" else None
     return run_live(camera, stylizer, initial_state([style], [style]), window, record, max_frames=count,
                     workers=workers)
@@ -151,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of frames stylised at once: numbers or auto (stylecam's default for the "
                         "camera: one run per core up to 2 on the CPU)")
     p.add_argument("--modes", type=comma_list(choice(MODES), "modes"), default="show,record",
-                   help="show: window stand-in with the HUD; record: no window, recorded to an .mp4")
+                   help="show: window stand-in with the HUD; record: no window, recorded to an .mp4; window: "
+                        "OpenCV's real window (needs a display, e.g. Xvfb)")
     p.add_argument("--camera-fps", type=int_at_least(1), default=30, help="frames a second the camera delivers")
     p.add_argument("--frames", type=positive_int, default=150, help="frames shown in each timed run")
     p.add_argument("--warmup", type=positive_int, default=10, help="frames shown in the warm-up run before it")

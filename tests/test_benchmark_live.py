@@ -43,7 +43,7 @@ def test_run_reports_fps_and_latency_per_setting(tmp_path):
     assert table.count("\n| 64x48 |") == 4 and "camera: 60 FPS" in table
 
 
-@pytest.mark.parametrize("argv, expected", [(["--modes", "film"], "expected one of show, record"),
+@pytest.mark.parametrize("argv, expected", [(["--modes", "film"], "expected one of show, record, window"),
                                             (["--camera-fps", "0"], "≥ 1"),
                                             (["--workers", "none"], "auto or a whole number")])
 def test_bad_values_are_refused_at_parse_time(argv, expected, capsys):
@@ -55,3 +55,13 @@ def test_bad_values_are_refused_at_parse_time(argv, expected, capsys):
 def test_bad_output_is_one_error_line(tmp_path, capsys):
     assert live_fps.main(["--models", "fake", "-o", str(tmp_path / "live.txt")]) == 2
     assert "live_fps.py: error:" in capsys.readouterr().err
+
+
+def test_window_mode_without_a_display_is_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(live_fps.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert live_fps.main(["--models", "fake", "--sizes", "64x48", "--modes", "window", "--frames", "2",
+                          "-o", str(tmp_path / "live.json")]) == 2
+    assert "live_fps.py: error: cannot open a window: no display" in capsys.readouterr().err
+    assert not (tmp_path / "live.json").exists()
