@@ -106,8 +106,8 @@ def camera_frames(width: int, height: int) -> list[np.ndarray]:
 def live_run(stylizer: Stylizer, style: str, frames: list[np.ndarray], camera_fps: float, mode: str,
              workers: int, count: int, tmp: Path) -> dict:
     """One run_live of ``count`` frames on a PacedCapture; its summary."""
+    window = NullWindow() if mode == "show" else Window() if mode == "window" else None   # before the camera
     camera = CameraSource(0, opener=lambda index: PacedCapture(frames, camera_fps))
-    window = NullWindow() if mode == "show" else Window() if mode == "window" else None
     record = tmp / "live.mp4" if mode == "record" else None
     return run_live(camera, stylizer, initial_state([style], [style]), window, record, max_frames=count,
                     workers=workers)

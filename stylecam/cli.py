@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mirror", action="store_true",
                         help="camera: flip the picture left-right, like a mirror (key m toggles it)")
     parser.add_argument("--camera-size", type=argtypes.frame_size, default=None, metavar="WxH",
-                        help="camera: ask it for frames of this size, e.g. 1280x720 (default: its own; "
-                             "a camera that cannot is said so, and its size is used)")
+                        help="camera: ask it for frames of WIDTHxHEIGHT pixels, each 16..8192, e.g. 1280x720 "
+                             "(default: its own; a camera that gives another size is said so, and its size is used)")
     parser.add_argument("--virtual-camera", action="store_true",
                         help="camera: also send the stylised frames to a virtual camera that video calls and OBS "
                              "can pick as a webcam (pip install pyvirtualcam; Linux: v4l2loopback, Windows/macOS: "

@@ -406,12 +406,16 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
         try:
             recordings.close()
         finally:
-            if virtual_camera is not None:
-                virtual_camera.close()
-            camera.close()
-            if window is not None:
-                window.close()
-            flight.close()
+            try:
+                if virtual_camera is not None:
+                    virtual_camera.close()
+            finally:
+                try:
+                    camera.close()
+                finally:
+                    if window is not None:
+                        window.close()
+                    flight.close()
     span = last_shown - first_shown if frames > 1 else 0.0
     return {"kind": "camera", "camera": camera.index, "frames": frames, "stopped": reason,
             "recordings": recordings.paths, "snapshots": snapshots, "interrupted": interrupted,

@@ -403,6 +403,8 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     if cameras and config.output and Path(config.output).suffix.lower() not in WRITABLE_VIDEO_EXTS:
         raise UserError(f"a camera is recorded as a video, not to {config.output}",
                         f"give -o a video name ({', '.join(sorted(WRITABLE_VIDEO_EXTS))}), e.g. -o live.mp4")
+    # before any model loads or the camera opens: a missing pyvirtualcam is said at once
+    virtual = VirtualCamera(config.virtual_camera_device) if cameras and config.virtual_camera else None
     on_gpu = any(p in GPU_PROVIDERS for p in probe_providers(config.engine.device))
     workers, threads = plan_workers(config.workers, config.engine.threads, on_gpu, os.cpu_count() or 1,
                                     most=2 if cameras else 4)
@@ -412,8 +414,6 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     summary: dict = {"stylecam": {**stylizer.describe(), "workers": workers, "threads": threads}}
     if cameras:
         import cv2
-        # before the camera opens: a missing pyvirtualcam is said at once
-        virtual = VirtualCamera(config.virtual_camera_device) if config.virtual_camera else None
         camera = CameraSource(int(cameras[0].location), opener=camera_opener or cv2.VideoCapture,
                               retry_seconds=camera_retry_s, first_frame_seconds=camera_first_frame_s,
                               size=config.camera_size)

@@ -528,9 +528,10 @@ class VirtualCamera:
     """Frames sent to a virtual camera that other programs (video calls, OBS) can pick as a webcam,
     through pyvirtualcam: v4l2loopback on Linux, OBS Studio's virtual camera on Windows and macOS.
 
-    ``send`` takes uint8 BGR (H, W, 3) frames; the device opens at the first frame's size and at
-    ``fps`` (frames a second, settable until then), and later frames of another size are
-    letterboxed into it. device: e.g. /dev/video10
+    ``send`` takes uint8 BGR (H, W, 3) frames; the device opens at the first frame's size (odd sides
+    rounded up: the backends convert to 4:2:0, which needs even sizes; the last row / column is
+    repeated) and at ``fps`` (frames a second, settable until then); later frames of another size
+    are letterboxed into the first's. device: e.g. /dev/video10
     (None = the first the backend finds). A missing package or device is a UserError with a hint.
     """
 
@@ -546,14 +547,15 @@ class VirtualCamera:
 
     def send(self, frame: np.ndarray) -> None:
         if self._camera is None:
-            height, width = frame.shape[:2]
+            height, width = frame.shape[0] + frame.shape[0] % 2, frame.shape[1] + frame.shape[1] % 2
             try:
                 self._camera = self._module.Camera(width, height, self.fps, fmt=self._module.PixelFormat.BGR,
                                                    device=self.device)
-            except Exception as err:  # pyvirtualcam raises RuntimeError (no device) or ValueError (bad size)
+            except Exception as err:  # pyvirtualcam wraps its backends' errors (no device, ...) in RuntimeError
                 raise UserError(f"cannot start the virtual camera: {err}", VIRTUAL_CAMERA_DEVICE_HINT) from None
             self.device = self._camera.device
             log.info("stylecam: sending %dx%d frames to the virtual camera %s", width, height, self.device)
+        frame = pad_to_even(frame)
         if frame.shape[:2] != (self._camera.height, self._camera.width):
             frame = letterbox(frame, self._camera.height, self._camera.width)
         self._camera.send(np.ascontiguousarray(frame))

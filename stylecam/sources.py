@@ -525,10 +525,14 @@ class CameraSource:
                 f"no camera opened at indices 0..{probe - 1}"
             raise UserError(f"cannot open camera {index} ({tried})",
                             f"{have}; pass another index, or a video file instead")
-        if size is not None and hasattr(self._cap, "set"):
-            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
-        fps = self._cap.get(cv2.CAP_PROP_FPS) if hasattr(self._cap, "get") else 0
+        try:
+            if size is not None and hasattr(self._cap, "set"):
+                self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+                self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+            fps = self._cap.get(cv2.CAP_PROP_FPS) if hasattr(self._cap, "get") else 0
+        except BaseException:
+            self._cap.release()
+            raise
         self.fps = fps if fps and 0 < fps < 240 else 30.0
         self._lock = threading.Lock()
         self._new = threading.Condition(self._lock)

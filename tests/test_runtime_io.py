@@ -618,12 +618,65 @@ def test_camera_to_a_virtual_camera_without_a_window_or_a_file(monkeypatch, weig
     sent, opened = fake_pyvirtualcam(monkeypatch)
     config = RunConfig(engine=engine(weights), sources=("0",), window=False, progress=False, max_frames=4,
                        virtual_camera=True, virtual_camera_device="/dev/video3")
-    code, summary = runner.run(config, camera_opener=lambda i: FakeCapture(frames=100, delay=0.01))
+    code, summary = runner.run(config, camera_opener=lambda i: FakeCapture(frames=20, delay=0.01))
     assert code == 0 and summary["frames"] == 4 and summary["virtual_camera"] == "/dev/video3"
     assert opened[0].closed and opened[0].fps == 10.0                 # the camera's rate
     assert len(sent) == 4 and all(f.shape == (24, 32, 3) for f in sent)
     grey = [int(f[0, 0, 0]) for f in sent]                             # FakeCapture grey 10 n, wave +10: no HUD
     assert all(g % 10 == 0 for g in grey) and grey == sorted(grey)
+
+
+def test_virtual_camera_rounds_odd_sizes_up_to_even(monkeypatch):
+    sent, opened = fake_pyvirtualcam(monkeypatch)
+    virtual = sinks.VirtualCamera()
+    odd = np.arange(47 * 63 * 3, dtype=np.uint32).reshape(47, 63, 3).astype(np.uint8)
+    virtual.send(odd)
+    virtual.send(np.zeros((48, 64, 3), np.uint8))
+    assert (opened[0].width, opened[0].height) == (64, 48)
+    assert np.array_equal(sent[0][:47, :63], odd) and np.array_equal(sent[0][47, :63], odd[46])  # last row repeated
+    assert not sent[1].any()                                                                     # no letterbox
+
+
+def test_a_missing_pyvirtualcam_is_said_before_the_camera_opens(monkeypatch, weights):
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)
+
+    def opener(index):
+        raise AssertionError("the camera was opened")
+
+    config = RunConfig(engine=engine(weights), sources=("0",), window=False, virtual_camera=True, progress=False)
+    with pytest.raises(UserError, match="needs the pyvirtualcam package"):
+        runner.run(config, camera_opener=opener)
+
+
+def test_the_camera_is_released_when_the_window_cannot_open(monkeypatch, weights):
+    capture = FakeCapture(frames=100)
+
+    def no_window():
+        raise UserError("cannot open a window: no display (DISPLAY is not set)")
+
+    monkeypatch.setattr(runner, "Window", no_window)
+    with pytest.raises(UserError, match="cannot open a window"):
+        runner.run(RunConfig(engine=engine(weights), sources=("0",), progress=False), camera_opener=lambda i: capture)
+    assert not capture.opened                        # released
+
+
+def test_run_live_closes_the_virtual_camera_when_stylising_fails(monkeypatch, weights):
+    sent, opened = fake_pyvirtualcam(monkeypatch)
+    calls = {"n": 0}
+    original = Stylizer.stylize_batch
+
+    def failing(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise ValueError("broken model")
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", failing)
+    camera = CameraSource(0, opener=lambda i: FakeCapture(frames=100), retry_seconds=0.5)
+    with pytest.raises(ValueError, match="broken model"):
+        live.run_live(camera, Stylizer(["wave"], weights_dir=weights, device="cpu"),
+                      live.initial_state(["wave"], ["wave"]), None, None, virtual_camera=sinks.VirtualCamera())
+    assert len(sent) == 2 and opened[0].closed
 
 
 def test_virtual_camera_is_for_the_camera_only(weights, tmp_path):
