@@ -301,6 +301,14 @@ def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def apart_from_ctrl_c(platform: str | None = None) -> dict:
+    """subprocess.Popen arguments that keep a terminal's Ctrl-C from reaching the child (an encoder
+    that stylecam finalises itself): its own session on POSIX, its own process group on Windows."""
+    if (platform or sys.platform) == "win32":
+        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
+    return {"start_new_session": True}
+
+
 class VideoWriter:
     """Encode uint8 BGR frames of one size to ``path``; copy the audio of ``audio_from`` if it has some.
 
@@ -389,7 +397,7 @@ class VideoWriter:
         self._exe = exe
         # own session: a Ctrl-C in the terminal reaches stylecam only, which then finalises the file
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._log, start_new_session=True)
+                                      stderr=self._log, **apart_from_ctrl_c())
 
     def write(self, frame: np.ndarray, repeat: int = 1) -> None:
         """Append one uint8 BGR (H, W, 3) frame, ``repeat`` times (held on screen that many frame

@@ -1330,3 +1330,37 @@ def test_a_glob_run_twice_skips_its_own_outputs(tmp_path, weights):
     code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(shots / "*_stylised.png"),),
                                          progress=False))
     assert code == 0 and (shots / "a_stylised_stylised.png").is_file()
+
+
+@pytest.mark.parametrize("platform, expected", [
+    ("linux", {"start_new_session": True}), ("darwin", {"start_new_session": True}),
+    ("win32", {"creationflags": 0x200}),                       # CREATE_NEW_PROCESS_GROUP
+])
+def test_the_encoder_is_kept_apart_from_the_terminals_ctrl_c(platform, expected):
+    assert sinks.apart_from_ctrl_c(platform) == expected
+
+
+CTRL_C_CHECK = """
+import os, signal, sys, time
+import numpy as np
+from stylecam import sinks
+signal.signal(signal.SIGINT, lambda *a: None)               # this process lives on; the question is ffmpeg
+writer = sinks.VideoWriter(sys.argv[1], 10, (32, 24))
+writer.write(np.zeros((24, 32, 3), np.uint8))
+os.killpg(os.getpgrp(), signal.SIGINT)                      # what a terminal's Ctrl-C does to its group
+time.sleep(0.3)
+alive = writer._proc.poll() is None
+writer.write(np.zeros((24, 32, 3), np.uint8))
+writer.close()
+print("alive" if alive else "killed")
+"""
+
+
+@needs_ffmpeg
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_a_ctrl_c_sent_to_the_process_group_leaves_the_encoder_running(tmp_path):
+    # in a process of its own session, so that the SIGINT reaches nothing else
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_CHECK, str(tmp_path / "x.mp4")], capture_output=True,
+                          text=True, timeout=120, start_new_session=True, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "alive" and count_frames(tmp_path / "x.mp4") == 2
