@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from runtime_fps import (comma_list, choice, fake_models, frame_size, infer_size, workers_value,  # noqa: E402
-                         write_results)
+from runtime_fps import (comma_list, choice, fake_models, frame_size, infer_size, load_average,  # noqa: E402
+                         load_text, workers_value, write_results)
 
 from stylecam.argtypes import int_at_least, output_file, positive_int  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
@@ -125,7 +125,7 @@ def measure(stylizer: Stylizer, style: str, frames: list[np.ndarray], camera_fps
 
 def markdown_table(results: dict) -> str:
     lines = [f"models: {results['models']}, device: {results['device']}, camera: {results['camera_fps']} FPS, "
-             f"load average at start {results['machine']['load_avg_start'][0]:.2f}", "",
+             + load_text(results["machine"]), "",
              "| size | inference at | style (network) | precision | mode | workers x threads | FPS shown "
              "| latency median / p90 ms | camera frames dropped |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -189,7 +189,7 @@ def measure_all(args, tmp: Path) -> dict:
     results = {"benchmark": "live_fps", "models": args.models, "device": args.device,
                "camera_fps": args.camera_fps, "frames": args.frames, "warmup": args.warmup,
                "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                           "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
+                           "cpus": os.cpu_count(), "load_avg_start": load_average()},
                "notes": ["fps: frames shown per second between the first and the last shown; latency_ms: capture "
                          "(the camera driver's read returning) to the frame recorded and handed to the window",
                          "the simulated camera costs no CPU (a real webcam's driver takes some from the same cores)"],
@@ -221,7 +221,7 @@ def measure_all(args, tmp: Path) -> dict:
                             print(f"{row['size']} @{row['inference_size']} {row['style']} {precision} {mode:6s} "
                                   f"{workers} x {threads or 'default'}: {row['fps']} FPS, latency {row['latency_ms']}",
                                   file=sys.stderr)
-    results["machine"]["load_avg_end"] = os.getloadavg()
+    results["machine"]["load_avg_end"] = load_average()
     return results
 
 

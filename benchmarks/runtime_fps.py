@@ -280,6 +280,20 @@ def peer(clip: Path, warmup: int, frames: int, tmp: Path, threads: int | None) -
             "stylize_ms": round(1e3 * t_stylize / n, 2), "fps_end_to_end": round(n / elapsed, 2), "frames": n}
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages, None where the system has none (Windows)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def load_text(machine: dict) -> str:
+    """The table header's note on the load at the start of a run."""
+    load = machine.get("load_avg_start")
+    return f"load average at start {load[0]:.2f}" if load else "no load average on this system"
+
+
 def gpu_name() -> str:
     """The GPU as nvidia-smi names it, with its driver; "unknown" without nvidia-smi."""
     try:
@@ -295,7 +309,7 @@ def markdown_table(results: dict) -> str:
     gpu = f" ({results['machine']['gpu']})" if results["machine"].get("gpu") else ""
     lines = [f"models: {results['models']}, device: {results['device']}{gpu}, "
              f"output container: {results.get('container', 'mp4')}, "
-             f"load average at start {results['machine']['load_avg_start'][0]:.2f}",
+             f"{load_text(results['machine'])}",
              "", "| size | inference at | variant | config | passes | decode | pre | inference | post | encode "
              "| provider | workers x threads | batch | end-to-end FPS |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -403,7 +417,7 @@ def run(args) -> int:
 
     results = {"benchmark": "runtime_fps", "models": models, "weights_dir": str(weights), "device": args.device,
                "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                           "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()},
+                           "cpus": os.cpu_count(), "load_avg_start": load_average()},
                "frames": args.frames, "warmup": args.warmup, "batch": ",".join(map(str, args.batch)),
                "container": args.container,
                "e2e_includes_flush": True, "e2e_warmup_frames": args.warmup,
@@ -470,7 +484,7 @@ def run(args) -> int:
         reasons = sorted({k["reason"] for k in results["skipped"]})
         raise UserError(f"nothing was measured: {'; '.join(reasons)}",
                         "ask for a variant and precision these weights have (e.g. --variants lite --precisions fp32)")
-    results["machine"]["load_avg_end"] = os.getloadavg()
+    results["machine"]["load_avg_end"] = load_average()
     write_results(out, results, markdown_table(results))
     return 0
 

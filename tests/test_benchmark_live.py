@@ -65,3 +65,11 @@ def test_window_mode_without_a_display_is_one_error_line(tmp_path, monkeypatch, 
                           "-o", str(tmp_path / "live.json")]) == 2
     assert "live_fps.py: error: cannot open a window: no display" in capsys.readouterr().err
     assert not (tmp_path / "live.json").exists()
+
+
+def test_the_table_says_when_there_is_no_load_average(monkeypatch):
+    runtime_fps = load_benchmark("runtime_fps")
+    assert runtime_fps.load_text({"load_avg_start": [1.234, 1.0, 1.0]}) == "load average at start 1.23"
+    assert runtime_fps.load_text({"load_avg_start": None}) == "no load average on this system"
+    monkeypatch.delattr(runtime_fps.os, "getloadavg")
+    assert runtime_fps.load_average() is None

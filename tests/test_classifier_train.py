@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -360,3 +361,12 @@ def test_every_option_has_a_help_with_at_most_one_default(command):
         assert action.help, f"{command} {action.option_strings or action.dest} has no help"
         text = formatter._expand_help(action)
         assert text.lower().count("default") <= 1, f"{command} {action.option_strings}: {text}"
+
+
+def test_choose_threads_uses_the_idle_cores_and_copes_without_a_load_average(monkeypatch):
+    from trainer.train_classifier import choose_threads
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 1.0, 0.5), raising=False)
+    assert choose_threads() == 5 and choose_threads(3) == 3
+    monkeypatch.delattr(os, "getloadavg")          # Windows has none
+    assert choose_threads() == 8

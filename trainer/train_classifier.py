@@ -482,7 +482,7 @@ def choose_threads(requested: int = 0) -> int:
         return requested
     try:
         busy = round(os.getloadavg()[0])
-    except OSError:
+    except (OSError, AttributeError):   # no load average (Windows)
         busy = 0
     return max(1, min(cpus, cpus - busy))
 
