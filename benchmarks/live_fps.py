@@ -103,24 +103,32 @@ def camera_frames(width: int, height: int) -> list[np.ndarray]:
     return [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in VideoFileSource(DEFAULT_CLIP)]
 
 
+def infer_size_or_auto(text: str) -> int | str | None:
+    """--infer-sizes entry: native (None), auto (`stylecam --size auto`) or a long side."""
+    return "auto" if text == "auto" else infer_size(text)
+
+
 def live_run(stylizer: Stylizer, style: str, frames: list[np.ndarray], camera_fps: float, mode: str,
-             workers: int, count: int, tmp: Path) -> dict:
+             workers: int, count: int, tmp: Path, auto_size: bool = False) -> dict:
     """One run_live of ``count`` frames on a PacedCapture; its summary."""
     window = NullWindow() if mode == "show" else Window() if mode == "window" else None   # before the camera
     camera = CameraSource(0, opener=lambda index: PacedCapture(frames, camera_fps))
     record = tmp / "live.mp4" if mode == "record" else None
     return run_live(camera, stylizer, initial_state([style], [style]), window, record, max_frames=count,
-                    workers=workers)
+                    workers=workers, auto_size=auto_size)
 
 
 def measure(stylizer: Stylizer, style: str, frames: list[np.ndarray], camera_fps: float, mode: str,
-            workers: int, count: int, warmup: int, tmp: Path) -> dict:
-    """A warm-up run (at least two frames per worker), then the timed run: fps, latency, drops."""
-    live_run(stylizer, style, frames, camera_fps, mode, workers, max(warmup, 2 * workers), tmp)
-    summary = live_run(stylizer, style, frames, camera_fps, mode, workers, count, tmp)
+            workers: int, count: int, warmup: int, tmp: Path, auto_size: bool = False) -> dict:
+    """A warm-up run (at least two frames per worker), then the timed run: fps, latency, drops (and,
+    auto_size, the sizes it chose: each run starts at the frame's own size, so its fps includes that)."""
+    live_run(stylizer, style, frames, camera_fps, mode, workers, max(warmup, 2 * workers), tmp, auto_size)
+    stylizer.size = None
+    summary = live_run(stylizer, style, frames, camera_fps, mode, workers, count, tmp, auto_size)
+    extra = {"auto_sizes": summary["auto_size"]} if auto_size else {}
     return {"fps": summary["fps"], "latency_ms": summary["latency_ms"], "frames": summary["frames"],
             "camera_frames_dropped": summary["dropped_frames"],
-            "inference_ms_last": round(stylizer.times.inference, 2)}
+            "inference_ms_last": round(stylizer.times.inference, 2), **extra}
 
 
 def markdown_table(results: dict) -> str:
@@ -131,7 +139,10 @@ def markdown_table(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         lat = r["latency_ms"] or {"median": "-", "p90": "-"}
-        lines.append(f"| {r['size']} | {r['inference_size']} | {r['style']} | {r['precision']} | {r['mode']} "
+        at = r["inference_size"]
+        if r.get("auto_sizes"):
+            at = f"auto (ended at {r['auto_sizes'][-1]['size'] or 'native'})"
+        lines.append(f"| {r['size']} | {at} | {r['style']} | {r['precision']} | {r['mode']} "
                      f"| {r['workers']} x {r['threads_per_run'] or 'default'} | {r['fps']} "
                      f"| {lat['median']} / {lat['p90']} | {r['camera_frames_dropped']} |")
     return "\n".join(lines) + "\n"
@@ -147,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--styles", type=comma_list(str, "style names"), default="wave", help="comma list of styles, each alone")
     p.add_argument("--precisions", type=comma_list(choice(PRECISIONS), "precisions"), default="fp32",
                    help="comma list of fp32, int8 (stylecam --int8)")
-    p.add_argument("--infer-sizes", type=comma_list(infer_size, "inference sizes"), default="native",
-                   help="comma list of inference resolutions (as `stylecam --size`); native = frame size")
+    p.add_argument("--infer-sizes", type=comma_list(infer_size_or_auto, "inference sizes"), default="native",
+                   help="comma list of inference resolutions (as `stylecam --size`); native = frame size, "
+                        "auto = `--size auto`")
     p.add_argument("--workers", type=comma_list(workers_value, "worker counts"), default="1,auto",
                    help="comma list of frames stylised at once: numbers or auto (stylecam's default for the "
                         "camera: one run per core up to 2 on the CPU)")
@@ -204,7 +216,9 @@ def measure_all(args, tmp: Path) -> dict:
                         probe = Stylizer([style], device=args.device, weights_dir=weights, int8=precision == "int8")
                         on_gpu = any(p in GPU_PROVIDERS for p in probe.providers)
                         workers, threads = plan_workers(asked, args.threads, on_gpu, cores, most=2)
-                        stylizer = Stylizer([style], device=args.device, weights_dir=weights, size=infer_px,
+                        auto = infer_px == "auto"
+                        stylizer = Stylizer([style], device=args.device, weights_dir=weights,
+                                            size=None if auto else infer_px,
                                             int8=precision == "int8", threads=threads)
                         model = stylizer.describe()["models"][0]
                         if precision == "int8" and model["precision"] != "int8":
@@ -216,10 +230,11 @@ def measure_all(args, tmp: Path) -> dict:
                                    "mode": mode, "workers": workers, "threads_per_run": threads,
                                    "providers": stylizer.providers,
                                    **measure(stylizer, style, frames, args.camera_fps, mode, workers, args.frames,
-                                             args.warmup, tmp)}
+                                             args.warmup, tmp, auto_size=auto)}
                             results["runs"].append(row)
                             print(f"{row['size']} @{row['inference_size']} {row['style']} {precision} {mode:6s} "
-                                  f"{workers} x {threads or 'default'}: {row['fps']} FPS, latency {row['latency_ms']}",
+                                  f"{workers} x {threads or 'default'}: {row['fps']} FPS, latency {row['latency_ms']}"
+                                  + (f", sizes {[s['size'] for s in row['auto_sizes']]}" if auto else ""),
                                   file=sys.stderr)
     results["machine"]["load_avg_end"] = load_average()
     return results

@@ -69,6 +69,11 @@ def long_side(text: str) -> int:
 _size = long_side
 
 
+def long_side_or_auto(text: str) -> int | str:
+    """argparse type: "auto" (the camera's adaptive size) or a long side (see long_side)."""
+    return "auto" if text == "auto" else long_side(text)
+
+
 _strength = argtypes.fraction
 
 
@@ -79,8 +84,9 @@ def _chain(text: str) -> tuple[str, ...]:
     return names
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True) -> None:
-    """Flags shared by `stylecam` and `stylecam demo`: device, variant, size, weights folder."""
+def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True, size_auto: bool = False) -> None:
+    """Flags shared by `stylecam` and `stylecam demo`: device, variant, size (size_auto: N or auto),
+    weights folder."""
     variant = parser.add_mutually_exclusive_group()
     variant.add_argument("--lite", dest="variant", action="store_const", const="lite",
                          help="use the lite (faster) models (default on the CPU)")
@@ -93,9 +99,15 @@ def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True) ->
                         help="int8 copies of the models on the CPU (weights/int8/; faster, within about 2-5 grey "
                              "levels of float32; ignored on a GPU)")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="CPU threads per model")
-    parser.add_argument("--size", type=_size, default=None, metavar="N",
-                        help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized back "
-                             "to the input size")
+    if size_auto:
+        parser.add_argument("--size", type=long_side_or_auto, default=None, metavar="N|auto",
+                            help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized "
+                                 "back to the input size. auto (camera): the largest size, from the frame's own "
+                                 "down to 0.4 of it, at which the stylising keeps up with the camera")
+    else:
+        parser.add_argument("--size", type=_size, default=None, metavar="N",
+                            help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized back "
+                                 "to the input size")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
                         help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
@@ -160,20 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
                              "(a .onnx file or a shipped name: cifar10, cifar10-fast, mnist, fashion-mnist)")
     parser.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames per source")
     parser.add_argument("--version", action="version", version=f"stylecam {__version__}")
-    add_engine_arguments(parser)
+    add_engine_arguments(parser, size_auto=True)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     styles = args.chain or ((args.style,) if args.style else (DEFAULT_STYLE,))
+    auto_size = args.size == "auto"
     engine = EngineConfig(styles=tuple(styles), repeat=args.repeat, variant=args.variant, padding=args.padding,
-                          device=args.device, fp16=args.fp16, int8=args.int8, threads=args.threads, size=args.size,
+                          device=args.device, fp16=args.fp16, int8=args.int8, threads=args.threads,
+                          size=None if auto_size else args.size,
                           strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
                      mirror=args.mirror, fullscreen=args.fullscreen, camera_size=args.camera_size,
                      virtual_camera=args.virtual_camera or args.virtual_camera_device is not None,
-                     virtual_camera_device=args.virtual_camera_device,
+                     virtual_camera_device=args.virtual_camera_device, auto_size=auto_size,
                      stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
                      workers=args.workers, classify=args.classify, max_frames=args.max_frames,
                      progress=args.progress and not args.quiet)

@@ -37,6 +37,7 @@ class RunConfig:
     camera_size: tuple[int, int] | None = None   # camera: (width, height) asked of it; None = its own
     virtual_camera: bool = False       # camera: also send the frames shown to a virtual camera (pyvirtualcam)
     virtual_camera_device: str | None = None     # its device, e.g. /dev/video10; None = the first found
+    auto_size: bool = False            # camera: --size auto, the inference size chosen as the run goes
     stabilise: float = 0.0             # videos and camera: hold the previous output where the scene stood still (0 = off)
     save_steps: bool = False           # write every step of chain x repeat and a contact sheet
     json: bool = False                 # print a machine-readable summary on stdout

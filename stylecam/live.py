@@ -184,6 +184,51 @@ class RealTimePacer:
 
 
 
+class AutoSize:
+    """The inference size for the live camera (``--size auto``): the largest long side of a ladder
+    at which the frames in flight keep up with the camera.
+
+    Fed with the seconds each frame took to stylise (``observe``); ``workers`` frames are stylised
+    at once, so the loop can take workers / mean seconds frames a second (its capacity, over the
+    last ``window`` frames). It steps down when the capacity is under ``low`` x the camera's rate,
+    up when the capacity estimated for the next larger size (scaled by its pixel count) is over
+    ``high`` x that rate, and waits ``window`` frames after each change. Sizes are long sides in
+    pixels: ``native`` (the frame's own, reported as None) times each factor of ``ladder``, at
+    least ``smallest``.
+    """
+
+    LADDER = (1.0, 0.85, 0.7, 0.6, 0.5, 0.4)
+
+    def __init__(self, native: int, workers: int = 1, ladder: Sequence[float] = LADDER, low: float = 1.05,
+                 high: float = 1.3, window: int = 15, smallest: int = 96):
+        self.sizes = sorted({max(min(smallest, native), round(native * f)) for f in ladder}, reverse=True)
+        self.workers, self.low, self.high, self.window = max(1, workers), low, high, window
+        self.index = 0
+        self._seconds: collections.deque = collections.deque(maxlen=window)
+
+    @property
+    def size(self) -> int | None:
+        """The long side to stylise at now; None = the frame's own."""
+        return None if self.index == 0 else self.sizes[self.index]
+
+    def observe(self, seconds: float, camera_fps: float) -> bool:
+        """One frame stylised in ``seconds``, the camera delivering ``camera_fps``; True when the size changes."""
+        self._seconds.append(seconds)
+        if len(self._seconds) < self.window:
+            return False
+        capacity = self.workers / max(1e-6, float(np.mean(self._seconds)))
+        step = 0
+        if capacity < self.low * camera_fps and self.index < len(self.sizes) - 1:
+            step = 1
+        elif self.index > 0 and capacity * (self.sizes[self.index] / self.sizes[self.index - 1]) ** 2 > \
+                self.high * camera_fps:
+            step = -1
+        if step:
+            self.index += step
+            self._seconds.clear()
+        return bool(step)
+
+
 class InFlight:
     """Frames being stylised, at most ``workers`` at once (in threads; inline for 1), taken out in order.
 
@@ -203,12 +248,16 @@ class InFlight:
         """Start stylising ``frame`` (with one worker: stylise it now; its errors are raised here)."""
         if self._pool is None:
             result: Future = Future()
-            result.set_result(self.stylizer(frame))
+            result.set_result(self._timed(frame))
         else:
-            result = self._pool.submit(self.stylizer, frame)
+            result = self._pool.submit(self._timed, frame)
             if self.on_done is not None:
                 result.add_done_callback(lambda _: self.on_done())
         self._queue.append((frame, captured_at, result))
+
+    def _timed(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        return self.stylizer(frame), time.perf_counter() - t0
 
     @property
     def full(self) -> bool:
@@ -221,10 +270,11 @@ class InFlight:
     def oldest_done(self) -> bool:
         return bool(self._queue) and self._queue[0][2].done()
 
-    def pop(self) -> tuple[np.ndarray, float, np.ndarray]:
-        """The oldest frame, its capture time and its result; waits for it and re-raises its error."""
+    def pop(self) -> tuple[np.ndarray, float, np.ndarray, float]:
+        """The oldest frame, its capture time, its result and the seconds it took to stylise; waits for
+        it and re-raises its error."""
         frame, captured_at, result = self._queue.popleft()
-        return frame, captured_at, result.result()
+        return (frame, captured_at, *result.result())
 
     def close(self) -> None:
         """Drop the frames not taken out (the running ones are waited for)."""
@@ -283,7 +333,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
              record_to: Path | None, overlay: LabelOverlay | None = None, max_frames: int | None = None,
              snapshot_dir: Path = Path("."), stabilise: float = 0.0,
              clock: Callable[[], float] = time.monotonic, workers: int = 1,
-             virtual_camera: VirtualCamera | None = None) -> dict:
+             virtual_camera: VirtualCamera | None = None, auto_size: bool = False) -> dict:
     """The camera loop. Returns a summary; the recording (if any) is always finalised.
 
     workers > 1 stylises that many frames at once (InFlight) while the next are read; they are
@@ -296,6 +346,10 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     Without a window it records every frame to ``record_to`` until the camera stops, ``max_frames``
     or Ctrl-C. ``virtual_camera`` gets every frame shown (without the HUD), paused ones too. With a window, keys drive ``state`` (see handle_key); later recordings (r) and
     snapshots (s, to ``snapshot_dir``) get timestamped names made unique (Recordings).
+
+    auto_size: choose the inference size as the run goes (AutoSize, against the rate at which the
+    camera really delivers, at most its nominal fps); a change applies from the next frame read,
+    the frames in flight shown first. The summary then lists the sizes used (``auto_size``).
 
     The summary's ``fps`` is frames shown per second between the first and the last (paused time
     included; None under 2 frames), ``latency_ms`` the median and 90th percentile of the time from
@@ -319,13 +373,27 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     first_shown = last_shown = None              # time.monotonic() of the first and the last frame shown
     latencies = array.array("d")                 # seconds from capture to shown, per frame
     reason, interrupted = "quit", False
+    sizer: AutoSize | None = None                # made at the first frame (auto_size)
+    sizes_used: list[dict] = []                  # auto_size: {"from_frame": n, "size": long side or None}
+    reading_since, frames_read = None, 0         # for the rate at which the camera really delivers
 
-    def present(frame: np.ndarray | None = None, captured_at: float = 0.0, result: np.ndarray | None = None) -> None:
-        """Show (and record) a stylised frame, or the last one again (paused); read the key."""
+    def camera_rate() -> float:
+        """Frames a second the camera delivers (read + replaced unread), at most its nominal fps."""
+        elapsed = time.monotonic() - reading_since if reading_since is not None else 0.0
+        if elapsed < 1.0:
+            return camera.fps
+        return min(camera.fps, (frames_read + camera.dropped) / elapsed)
+
+    def present(frame: np.ndarray | None = None, captured_at: float = 0.0, result: np.ndarray | None = None,
+                seconds: float = 0.0) -> None:
+        """Show (and record) a stylised frame, or the last one again (paused); read the key.
+        seconds: the time the frame took to stylise (for auto_size)."""
         nonlocal state, shown, frames, first_shown, last_shown, window_fullscreen
         if result is not None:
             shown = compose(frame, stabiliser(frame, result), overlay, state.show_original)
             frames += 1
+            if sizer is not None and sizer.size == stylizer.size:   # not a frame of the size before a change
+                sizer.observe(seconds, camera_rate())
         meter.tick()
         if state.recording and not state.paused:
             recordings.write(shown)
@@ -336,7 +404,8 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
         if window is not None:
             recent = latencies[-LATENCY_WINDOW:]
             lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
-                              stylizer.times.inference, state.strength, extra=hud_flags(stylizer, state),
+                              stylizer.times.inference, state.strength,
+                              extra=hud_flags(stylizer, state, auto=sizer is not None),
                               latency_ms=float(np.median(recent)) * 1e3 if len(recent) else None)
             state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
             if state.fullscreen != window_fullscreen:
@@ -382,6 +451,13 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
                     log.warning("stylecam: %s; stopping", reason)
                     break
             captured_at = getattr(camera, "captured_at", None) or time.monotonic()
+            frames_read += 1
+            if reading_since is None:
+                reading_since = time.monotonic()
+            if auto_size and sizer is None:
+                sizer = AutoSize(max(frame.shape[:2]), flight.workers)
+                stylizer.size = sizer.size
+                sizes_used.append({"from_frame": frames + len(flight) + 1, "size": sizer.size})
             if state.paused and shown is not None:
                 show_in_flight()
                 if not state.quit:
@@ -396,6 +472,14 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
                 apply_state(stylizer, state)
                 stabiliser.reset()
                 settings = _settings(state)
+            if sizer is not None and sizer.size != stylizer.size:
+                show_in_flight()    # stylised at the size before
+                if state.quit:
+                    break
+                stylizer.size = sizer.size
+                stabiliser.reset()
+                sizes_used.append({"from_frame": frames + 1, "size": sizer.size})
+                log.info("stylecam: inference size now %s", sizer.size or "the frame's own")
             if state.mirror:
                 frame = np.ascontiguousarray(frame[:, ::-1])
             flight.submit(frame, captured_at)
@@ -421,14 +505,18 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             "recordings": recordings.paths, "snapshots": snapshots, "interrupted": interrupted,
             "dropped_frames": camera.dropped, "workers": flight.workers,
             **({"virtual_camera": virtual_camera.device} if virtual_camera is not None else {}),
+            **({"auto_size": sizes_used} if auto_size else {}),
             "fps": round((frames - 1) / span, 2) if span > 0 else None,
             "latency_ms": {"median": round(float(np.median(latencies)) * 1e3, 1),
                            "p90": round(float(np.percentile(latencies, 90)) * 1e3, 1)} if latencies else None}
 
 
-def hud_flags(stylizer, state: LiveState) -> list[str]:
-    """The live HUD's flags: "int8" when a model of the chain really runs int8, "REC", "PAUSED"."""
+def hud_flags(stylizer, state: LiveState, auto: bool = False) -> list[str]:
+    """The live HUD's flags: "int8" when a model of the chain really runs int8, "size auto: N px"
+    (auto: the inference size chosen now, "native" for the frame's own), "REC", "PAUSED"."""
     int8 = any(getattr(e, "precision", "") == "int8" for e in getattr(stylizer, "entries", ()))
-    return [flag for flag, on in (("int8", int8), ("REC", state.recording), ("PAUSED", state.paused)) if on]
+    size = f"size auto: {stylizer.size} px" if getattr(stylizer, "size", None) else "size auto: native"
+    return [flag for flag, on in (("int8", int8), (size, auto), ("REC", state.recording), ("PAUSED", state.paused))
+            if on]
 
 

@@ -394,6 +394,9 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     files = [i for i in items if i.kind != "camera"]
     if cameras and (files or len(cameras) > 1):
         raise UserError("a camera cannot be combined with other sources", "run one camera at a time")
+    if config.auto_size and not cameras:
+        raise UserError("--size auto is for the camera (it follows the camera's frame rate)",
+                        "give files a long side, e.g. --size 480")
     if config.virtual_camera and not cameras:
         raise UserError("--virtual-camera sends the live camera, not files",
                         "give a camera index as the source, e.g. stylecam 0 --virtual-camera")
@@ -429,7 +432,8 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
                               mirror=config.mirror, fullscreen=config.fullscreen)
         record_to = Path(config.output) if config.output else None
         result = live.run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames,
-                               stabilise=config.stabilise, workers=workers, virtual_camera=virtual)
+                               stabilise=config.stabilise, workers=workers, virtual_camera=virtual,
+                               auto_size=config.auto_size)
         summary.update(result)
         if result["interrupted"]:
             return 130, summary

@@ -73,3 +73,13 @@ def test_the_table_says_when_there_is_no_load_average(monkeypatch):
     assert runtime_fps.load_text({"load_avg_start": None}) == "no load average on this system"
     monkeypatch.delattr(runtime_fps.os, "getloadavg")
     assert runtime_fps.load_average() is None
+
+
+def test_auto_inference_size_rows_list_the_sizes_chosen(tmp_path):
+    out = tmp_path / "live.json"
+    assert live_fps.main(["--models", "fake", "--sizes", "64x48", "--workers", "1", "--modes", "show",
+                          "--infer-sizes", "native,auto", "--frames", "6", "--warmup", "2", "-o", str(out)]) == 0
+    native, auto = json.loads(out.read_text())["runs"]
+    assert native["inference_size"] == "native" and "auto_sizes" not in native
+    assert auto["inference_size"] == "auto" and auto["auto_sizes"] == [{"from_frame": 1, "size": None}]
+    assert "| auto (ended at native) |" in out.with_suffix(".md").read_text()

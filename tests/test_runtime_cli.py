@@ -252,6 +252,16 @@ def test_virtual_camera_flags_reach_the_run_config():
     assert not parse().virtual_camera
 
 
+def test_size_auto_reaches_the_run_config_and_only_the_main_command_takes_it(capsys):
+    config = cli.config_from_args(cli.build_parser().parse_args(["--size", "auto"]))
+    assert config.auto_size and config.engine.size is None
+    config = cli.config_from_args(cli.build_parser().parse_args(["--size", "480"]))
+    assert not config.auto_size and config.engine.size == 480
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--size", "automatic"])
+    assert run_cli(capsys, "demo", "--size", "auto")[0] == 2
+
+
 def test_fullscreen_flag_reaches_the_run_config():
     assert cli.config_from_args(cli.build_parser().parse_args(["--fullscreen"])).fullscreen
     assert not cli.config_from_args(cli.build_parser().parse_args([])).fullscreen

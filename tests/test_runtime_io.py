@@ -1315,6 +1315,79 @@ def test_hud_flags_say_int8_only_when_a_model_really_runs_int8():
     import dataclasses
     busy = dataclasses.replace(state, recording=True, paused=True)
     assert live.hud_flags(int8, busy) == ["int8", "REC", "PAUSED"]
+    int8.size = 448
+    assert live.hud_flags(int8, busy, auto=True) == ["int8", "size auto: 448 px", "REC", "PAUSED"]
+    int8.size = None
+    assert live.hud_flags(int8, state, auto=True) == ["int8", "size auto: native"]
+
+
+def test_auto_size_ladder_and_steps_down_when_the_camera_is_faster():
+    sizer = live.AutoSize(640, workers=2)
+    assert sizer.sizes == [640, 544, 448, 384, 320, 256] and sizer.size is None
+    assert not any(sizer.observe(0.08, 30.0) for _ in range(14))   # capacity 25 FPS, but only 14 frames seen
+    assert sizer.observe(0.08, 30.0) and sizer.size == 544            # the 15th: 25 < 1.05 x 30
+
+
+def settle(sizer, seconds_at, camera_fps: float, frames: int = 300) -> list:
+    """Feed ``frames`` frames whose stylising takes seconds_at(long side); the sizes chosen, in order."""
+    chosen = [sizer.size]
+    for _ in range(frames):
+        if sizer.observe(seconds_at(sizer.sizes[sizer.index]), camera_fps):
+            chosen.append(sizer.size)
+    return chosen
+
+
+def test_auto_size_settles_on_the_largest_size_that_keeps_up_and_stays_there():
+    cost = lambda side: 0.08 * (side / 640) ** 2            # time grows with the pixels
+    sizer = live.AutoSize(640, workers=2)
+    assert settle(sizer, cost, 30.0) == [None, 544]           # 544: 2 / 0.058 = 34.6 FPS >= 31.5; no flip back
+    fast = live.AutoSize(640, workers=2)
+    assert settle(fast, lambda side: 0.02, 30.0) == [None]   # 100 FPS at the frame's own size: nothing to do
+
+
+def test_auto_size_goes_back_up_when_the_stylising_gets_faster():
+    sizer = live.AutoSize(640, workers=1)
+    assert settle(sizer, lambda side: 0.2 * (side / 640) ** 2, 30.0)[-1] == 256      # busy machine: the smallest
+    assert settle(sizer, lambda side: 0.01 * (side / 640) ** 2, 30.0) == [256, 320, 384, 448, 544, None]
+
+
+def test_auto_size_never_goes_under_its_smallest_side():
+    assert live.AutoSize(120).sizes == [120, 102, 96] and live.AutoSize(64).sizes == [64]
+
+
+class FastCapture(FakeCapture):
+    """FakeCapture that says it delivers 100 frames a second (and does, about)."""
+
+    def get(self, prop):
+        return 100.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+
+def test_live_auto_size_steps_down_for_a_slow_style_and_keeps_the_frame_size(weights, monkeypatch):
+    original = Stylizer.stylize_batch
+    seen = []
+
+    def slow(self, frames):                      # 40 ms at the frame's own 320 px, less when smaller
+        side = self.size or max(frames.shape[1:3])
+        seen.append(self.size)
+        time.sleep(0.04 * (side / 320) ** 2)
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", slow)
+    camera = CameraSource(0, opener=lambda i: FastCapture(frames=1000, size=(240, 320), delay=0.01))
+    window = FakeWindow([])
+    summary = live.run_live(camera, Stylizer(["wave"], weights_dir=weights, device="cpu"),
+                            live.initial_state(["wave"], ["wave"]), window, None, max_frames=35, auto_size=True)
+    sizes = [entry["size"] for entry in summary["auto_size"]]
+    assert sizes[:3] == [None, 272, 224] and summary["auto_size"][1]["from_frame"] == 16
+    assert seen[:15] == [None] * 15 and seen[15] == 272                  # applied from the next frame read
+    assert all(f.shape == (240, 320, 3) for f in window.shown)           # shown at the camera's size
+
+
+def test_size_auto_is_for_the_camera(weights, tmp_path):
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(UserError, match="--size auto is for the camera"):
+        runner.run(RunConfig(engine=engine(weights), sources=(str(photo),), auto_size=True, progress=False))
 
 
 def test_a_glob_run_twice_skips_its_own_outputs(tmp_path, weights):
