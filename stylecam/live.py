@@ -192,19 +192,24 @@ class AutoSize:
     at once, so the loop can take workers / mean seconds frames a second (its capacity, over the
     last ``window`` frames). It steps down when the capacity is under ``low`` x the camera's rate,
     up when the capacity estimated for the next larger size (scaled by its pixel count) is over
-    ``high`` x that rate, and waits ``window`` frames after each change. Sizes are long sides in
-    pixels: ``native`` (the frame's own, reported as None) times each factor of ``ladder``, at
-    least ``smallest``.
+    ``high`` x that rate, and waits ``window`` frames after each change. A size it had to leave is
+    not tried again for ``retry`` frames, twice as long after each further retreat from it (a
+    machine kept busier by the larger size than the estimate says would otherwise swing between
+    two sizes). Sizes are long sides in pixels: ``native`` (the frame's own, reported as None)
+    times each factor of ``ladder``, at least ``smallest``.
     """
 
     LADDER = (1.0, 0.85, 0.7, 0.6, 0.5, 0.4)
 
     def __init__(self, native: int, workers: int = 1, ladder: Sequence[float] = LADDER, low: float = 1.05,
-                 high: float = 1.3, window: int = 15, smallest: int = 96):
+                 high: float = 1.3, window: int = 15, smallest: int = 96, retry: int = 150):
         self.sizes = sorted({max(min(smallest, native), round(native * f)) for f in ladder}, reverse=True)
         self.workers, self.low, self.high, self.window = max(1, workers), low, high, window
         self.index = 0
+        self.frames = 0                                   # frames observed
         self._seconds: collections.deque = collections.deque(maxlen=window)
+        self._retry = {i: retry for i in range(len(self.sizes))}   # wait before trying index i again
+        self._not_before: dict[int, int] = {}             # index -> frame count from which it may be tried
 
     @property
     def size(self) -> int | None:
@@ -213,6 +218,7 @@ class AutoSize:
 
     def observe(self, seconds: float, camera_fps: float) -> bool:
         """One frame stylised in ``seconds``, the camera delivering ``camera_fps``; True when the size changes."""
+        self.frames += 1
         self._seconds.append(seconds)
         if len(self._seconds) < self.window:
             return False
@@ -220,8 +226,10 @@ class AutoSize:
         step = 0
         if capacity < self.low * camera_fps and self.index < len(self.sizes) - 1:
             step = 1
-        elif self.index > 0 and capacity * (self.sizes[self.index] / self.sizes[self.index - 1]) ** 2 > \
-                self.high * camera_fps:
+            self._not_before[self.index] = self.frames + self._retry[self.index]
+            self._retry[self.index] *= 2
+        elif self.index > 0 and self.frames >= self._not_before.get(self.index - 1, 0) and \
+                capacity * (self.sizes[self.index] / self.sizes[self.index - 1]) ** 2 > self.high * camera_fps:
             step = -1
         if step:
             self.index += step

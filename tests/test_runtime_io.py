@@ -1351,6 +1351,15 @@ def test_auto_size_goes_back_up_when_the_stylising_gets_faster():
     assert settle(sizer, lambda side: 0.01 * (side / 640) ** 2, 30.0) == [256, 320, 384, 448, 544, None]
 
 
+def test_auto_size_tries_a_size_it_had_to_leave_again_later_and_later():
+    # 544 px looks affordable from 448 (its pixels alone), but the busier machine cannot keep up there
+    cost = {640: 0.1, 544: 0.07, 448: 0.025, 384: 0.02, 320: 0.015, 256: 0.01}
+    sizer = live.AutoSize(640, workers=2)
+    chosen = settle(sizer, cost.get, 30.0, frames=600)
+    assert chosen[:3] == [None, 544, 448] and set(chosen[3:]) <= {544, 448}
+    assert len(chosen) == 7      # back to 544 after 150, then 300 frames: not every 30 frames
+
+
 def test_auto_size_never_goes_under_its_smallest_side():
     assert live.AutoSize(120).sizes == [120, 102, 96] and live.AutoSize(64).sizes == [64]
 
