@@ -123,7 +123,6 @@ def measure(stylizer: Stylizer, style: str, frames: list[np.ndarray], camera_fps
     """A warm-up run (at least two frames per worker), then the timed run: fps, latency, drops (and,
     auto_size, the sizes it chose: each run starts at the frame's own size, so its fps includes that)."""
     live_run(stylizer, style, frames, camera_fps, mode, workers, max(warmup, 2 * workers), tmp, auto_size)
-    stylizer.size = None
     summary = live_run(stylizer, style, frames, camera_fps, mode, workers, count, tmp, auto_size)
     extra = {"auto_sizes": summary["auto_size"]} if auto_size else {}
     return {"fps": summary["fps"], "latency_ms": summary["latency_ms"], "frames": summary["frames"],

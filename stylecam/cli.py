@@ -71,7 +71,12 @@ _size = long_side
 
 def long_side_or_auto(text: str) -> int | str:
     """argparse type: "auto" (the camera's adaptive size) or a long side (see long_side)."""
-    return "auto" if text == "auto" else long_side(text)
+    if text == "auto":
+        return "auto"
+    try:
+        return long_side(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} (or auto, for the camera)") from None
 
 
 _strength = argtypes.fraction
@@ -103,7 +108,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True, si
         parser.add_argument("--size", type=long_side_or_auto, default=None, metavar="N|auto",
                             help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized "
                                  "back to the input size. auto (camera): the largest size, from the frame's own "
-                                 "down to 0.4 of it, at which the stylising keeps up with the camera")
+                                 "down to 0.4 of it (not under 96 px), at which the stylising keeps up with the "
+                                 "camera")
     else:
         parser.add_argument("--size", type=_size, default=None, metavar="N",
                             help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized back "

@@ -190,7 +190,8 @@ class AutoSize:
 
     Fed with the seconds each frame took to stylise (``observe``); ``workers`` frames are stylised
     at once, so the loop can take workers / mean seconds frames a second (its capacity, over the
-    last ``window`` frames). It steps down when the capacity is under ``low`` x the camera's rate,
+    last ``window`` frames, by their median; the first frame at each size, which pays the
+    engine's one-off cost for a new shape, is left out). It steps down when the capacity is under ``low`` x the camera's rate,
     up when the capacity estimated for the next larger size (scaled by its pixel count) is over
     ``high`` x that rate, and waits ``window`` frames after each change. A size it had to leave is
     not tried again for ``retry`` frames, twice as long after each further retreat from it (a
@@ -208,7 +209,14 @@ class AutoSize:
         self.index = 0
         self.frames = 0                                   # frames observed
         self._seconds: collections.deque = collections.deque(maxlen=window)
-        self._retry = {i: retry for i in range(len(self.sizes))}   # wait before trying index i again
+        self.retry = retry
+        self.reset()
+
+    def reset(self) -> None:
+        """Judge afresh from the next frame (e.g. another style): no timings kept, no size held back."""
+        self._seconds.clear()
+        self._skip = 1                                    # the next frame pays for a new shape or model
+        self._retry = {i: self.retry for i in range(len(self.sizes))}   # wait before trying index i again
         self._not_before: dict[int, int] = {}             # index -> frame count from which it may be tried
 
     @property
@@ -219,10 +227,13 @@ class AutoSize:
     def observe(self, seconds: float, camera_fps: float) -> bool:
         """One frame stylised in ``seconds``, the camera delivering ``camera_fps``; True when the size changes."""
         self.frames += 1
+        if self._skip:
+            self._skip -= 1
+            return False
         self._seconds.append(seconds)
         if len(self._seconds) < self.window:
             return False
-        capacity = self.workers / max(1e-6, float(np.mean(self._seconds)))
+        capacity = self.workers / max(1e-6, float(np.median(self._seconds)))
         step = 0
         if capacity < self.low * camera_fps and self.index < len(self.sizes) - 1:
             step = 1
@@ -234,7 +245,32 @@ class AutoSize:
         if step:
             self.index += step
             self._seconds.clear()
+            self._skip = 1
         return bool(step)
+
+
+class DeliveryRate:
+    """Frames a second a camera really delivers, over the last ``span`` seconds.
+
+    ``add(now, delivered)``: at each read, time.monotonic() seconds and the frames delivered so far
+    (read + replaced unread; only differences count). ``rate(nominal)``: at most the nominal fps,
+    and the nominal fps itself until ``least`` seconds have been seen.
+    """
+
+    def __init__(self, span: float = 3.0, least: float = 1.0):
+        self.span, self.least = span, least
+        self._samples: collections.deque = collections.deque()
+
+    def add(self, now: float, delivered: int) -> None:
+        self._samples.append((now, delivered))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.span:
+            self._samples.popleft()
+
+    def rate(self, nominal: float) -> float:
+        if len(self._samples) < 2:
+            return nominal
+        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
+        return nominal if t1 - t0 < self.least else min(nominal, (n1 - n0) / (t1 - t0))
 
 
 class InFlight:
@@ -383,25 +419,22 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     reason, interrupted = "quit", False
     sizer: AutoSize | None = None                # made at the first frame (auto_size)
     sizes_used: list[dict] = []                  # auto_size: {"from_frame": n, "size": long side or None}
-    reading_since, frames_read = None, 0         # for the rate at which the camera really delivers
-
-    def camera_rate() -> float:
-        """Frames a second the camera delivers (read + replaced unread), at most its nominal fps."""
-        elapsed = time.monotonic() - reading_since if reading_since is not None else 0.0
-        if elapsed < 1.0:
-            return camera.fps
-        return min(camera.fps, (frames_read + camera.dropped) / elapsed)
+    delivery, frames_read = DeliveryRate(), 0    # the rate at which the camera really delivers
+    present_seconds = 0.0                        # main-thread time of the last frame shown
 
     def present(frame: np.ndarray | None = None, captured_at: float = 0.0, result: np.ndarray | None = None,
                 seconds: float = 0.0) -> None:
         """Show (and record) a stylised frame, or the last one again (paused); read the key.
         seconds: the time the frame took to stylise (for auto_size)."""
-        nonlocal state, shown, frames, first_shown, last_shown, window_fullscreen
+        nonlocal state, shown, frames, first_shown, last_shown, window_fullscreen, present_seconds
+        started = time.perf_counter()
         if result is not None:
+            if sizer is not None and sizer.size == stylizer.size:   # not a frame of the size before a change
+                # one worker: the loop also waits for the showing of each frame
+                sizer.observe(seconds + (present_seconds if flight.workers == 1 else 0.0),
+                              delivery.rate(camera.fps))
             shown = compose(frame, stabiliser(frame, result), overlay, state.show_original)
             frames += 1
-            if sizer is not None and sizer.size == stylizer.size:   # not a frame of the size before a change
-                sizer.observe(seconds, camera_rate())
         meter.tick()
         if state.recording and not state.paused:
             recordings.write(shown)
@@ -425,6 +458,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
             latencies.append(last_shown - captured_at)
         if window is not None and "snapshot" in state.events:
             snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir, taken), shown)))
+        present_seconds = time.perf_counter() - started
 
     def show_in_flight() -> None:
         while len(flight) and not state.quit:
@@ -460,8 +494,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
                     break
             captured_at = getattr(camera, "captured_at", None) or time.monotonic()
             frames_read += 1
-            if reading_since is None:
-                reading_since = time.monotonic()
+            delivery.add(time.monotonic(), frames_read + camera.dropped)
             if auto_size and sizer is None:
                 sizer = AutoSize(max(frame.shape[:2]), flight.workers)
                 stylizer.size = sizer.size
@@ -471,23 +504,22 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
                 if not state.quit:
                     present()
                 continue
-            if _settings(state) != settings:
-                show_in_flight()    # stylised with the settings they were read under
+            if _settings(state) != settings or (sizer is not None and sizer.size != stylizer.size):
+                show_in_flight()    # stylised with the settings and the size they were read under
                 if state.quit:
                     break
                 if state.paused:    # paused while those were shown
                     continue
-                apply_state(stylizer, state)
+                if _settings(state) != settings:
+                    apply_state(stylizer, state)
+                    if sizer is not None and settings is not None:
+                        sizer.reset()   # another style, repeat or strength: judge the size afresh
+                    settings = _settings(state)
+                if sizer is not None and sizer.size != stylizer.size:
+                    stylizer.size = sizer.size
+                    sizes_used.append({"from_frame": frames + 1, "size": sizer.size})
+                    log.info("stylecam: inference size now %s", sizer.size or "the frame's own")
                 stabiliser.reset()
-                settings = _settings(state)
-            if sizer is not None and sizer.size != stylizer.size:
-                show_in_flight()    # stylised at the size before
-                if state.quit:
-                    break
-                stylizer.size = sizer.size
-                stabiliser.reset()
-                sizes_used.append({"from_frame": frames + 1, "size": sizer.size})
-                log.info("stylecam: inference size now %s", sizer.size or "the frame's own")
             if state.mirror:
                 frame = np.ascontiguousarray(frame[:, ::-1])
             flight.submit(frame, captured_at)

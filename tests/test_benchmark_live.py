@@ -83,3 +83,17 @@ def test_auto_inference_size_rows_list_the_sizes_chosen(tmp_path):
     assert native["inference_size"] == "native" and "auto_sizes" not in native
     assert auto["inference_size"] == "auto" and auto["auto_sizes"] == [{"from_frame": 1, "size": None}]
     assert "| auto (ended at native) |" in out.with_suffix(".md").read_text()
+
+
+def test_a_numeric_inference_size_is_the_one_timed(tmp_path, monkeypatch):
+    sizes = []
+    real = live_fps.run_live
+
+    def spy(camera, stylizer, *args, **kwargs):
+        sizes.append(stylizer.size)
+        return real(camera, stylizer, *args, **kwargs)
+
+    monkeypatch.setattr(live_fps, "run_live", spy)
+    assert live_fps.main(["--models", "fake", "--sizes", "64x48", "--workers", "1", "--modes", "show",
+                          "--infer-sizes", "32", "--frames", "4", "--warmup", "2", "-o", str(tmp_path / "l.json")]) == 0
+    assert sizes == [32, 32]                              # warm-up and timed run

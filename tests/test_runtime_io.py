@@ -1324,8 +1324,14 @@ def test_hud_flags_say_int8_only_when_a_model_really_runs_int8():
 def test_auto_size_ladder_and_steps_down_when_the_camera_is_faster():
     sizer = live.AutoSize(640, workers=2)
     assert sizer.sizes == [640, 544, 448, 384, 320, 256] and sizer.size is None
+    assert not sizer.observe(5.0, 30.0)                               # the first frame (a new shape) is left out
     assert not any(sizer.observe(0.08, 30.0) for _ in range(14))   # capacity 25 FPS, but only 14 frames seen
     assert sizer.observe(0.08, 30.0) and sizer.size == 544            # the 15th: 25 < 1.05 x 30
+    # 80 FPS at 544 px would afford the frame's own size, but that one is held back for 150 frames
+    assert not any(sizer.observe(0.025, 30.0) for _ in range(40))
+    sizer.reset()                                                     # e.g. another style: judge afresh
+    assert not any(sizer.observe(0.025, 30.0) for _ in range(15))  # one left out, 14 seen
+    assert sizer.observe(0.025, 30.0) and sizer.size is None
 
 
 def settle(sizer, seconds_at, camera_fps: float, frames: int = 300) -> list:
@@ -1387,9 +1393,44 @@ def test_live_auto_size_steps_down_for_a_slow_style_and_keeps_the_frame_size(wei
     summary = live.run_live(camera, Stylizer(["wave"], weights_dir=weights, device="cpu"),
                             live.initial_state(["wave"], ["wave"]), window, None, max_frames=35, auto_size=True)
     sizes = [entry["size"] for entry in summary["auto_size"]]
-    assert sizes[:3] == [None, 272, 224] and summary["auto_size"][1]["from_frame"] == 16
-    assert seen[:15] == [None] * 15 and seen[15] == 272                  # applied from the next frame read
+    assert sizes[:3] == [None, 272, 224] and summary["auto_size"][1]["from_frame"] == 17
+    assert seen[:16] == [None] * 16 and seen[16] == 272                  # the first frame left out, then 15
     assert all(f.shape == (240, 320, 3) for f in window.shown)           # shown at the camera's size
+
+
+def test_delivery_rate_follows_what_the_camera_really_delivers():
+    rate = live.DeliveryRate(span=3.0, least=1.0)
+    assert rate.rate(30.0) == 30.0                                    # nothing seen: the nominal fps
+    for i in range(11):                                               # 15 frames a second for 0.5 s
+        rate.add(100.0 + i / 20, 10 + i)
+    assert rate.rate(30.0) == 30.0                                    # under a second: still nominal
+    for i in range(11, 61):                                           # ... for 3 s
+        rate.add(100.0 + i / 20, 10 + i)
+    assert rate.rate(30.0) == pytest.approx(20.0) and rate.rate(12.0) == 12.0   # capped at the nominal fps
+    for i in range(1, 81):                                            # then 10 a second for 8 s
+        rate.add(103.0 + i / 10, 70 + i)
+    assert rate.rate(30.0) == pytest.approx(10.0, abs=0.4)            # the last 3 s only
+
+
+def test_live_auto_size_with_two_workers_never_goes_back_to_an_old_size_in_flight(weights, monkeypatch):
+    original = Stylizer.stylize_batch
+    seen = []
+
+    def slow(self, frames):
+        seen.append(self.size)
+        time.sleep(0.08 * ((self.size or 320) / 320) ** 2)
+        return original(self, frames)
+
+    monkeypatch.setattr(Stylizer, "stylize_batch", slow)
+    camera = CameraSource(0, opener=lambda i: FastCapture(frames=1000, size=(240, 320), delay=0.01))
+    summary = live.run_live(camera, Stylizer(["wave"], weights_dir=weights, device="cpu", threads=1),
+                            live.initial_state(["wave"], ["wave"]), FakeWindow([]), None, max_frames=40,
+                            auto_size=True, workers=2)
+    sizes = [entry["size"] for entry in summary["auto_size"]]
+    assert sizes[:2] == [None, 272] and summary["workers"] == 2
+    first_272 = seen.index(272)
+    assert None not in seen[first_272:]                  # the frames in flight were shown before the change
+    assert summary["auto_size"][1]["from_frame"] == first_272 + 1
 
 
 def test_size_auto_is_for_the_camera(weights, tmp_path):
