@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from runtime_fps import (comma_list, choice, fake_models, frame_size, infer_size, load_average,  # noqa: E402
-                         load_text, workers_value, write_results)
+                         load_text, run_script, workers_value, write_results)
 
 from stylecam.argtypes import int_at_least, output_file, positive_int  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
@@ -45,7 +45,7 @@ from stylecam.pipeline import Stylizer  # noqa: E402
 from stylecam.runner import plan_workers  # noqa: E402
 from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS  # noqa: E402
 from stylecam.sinks import Window  # noqa: E402
-from stylecam.sources import CameraSource, SourceError, VideoFileSource  # noqa: E402
+from stylecam.sources import CameraSource, VideoFileSource  # noqa: E402
 
 PROG = "live_fps.py"
 MODES = ("show", "record", "window")
@@ -178,12 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (UserError, SourceError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    return run_script(PROG, build_parser(), run, argv)
 
 
 def run(args) -> int:

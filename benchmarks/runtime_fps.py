@@ -382,13 +382,18 @@ def mismatch(stylizer: Stylizer, variant: str, precision: str) -> str | None:
 
 
 def main(argv=None) -> int:
-    p = build_parser()
-    args = p.parse_args(argv)
     # the defaults are strings: argparse runs their type too, so every option below is parsed
+    return run_script(PROG, build_parser(), run, argv)
+
+
+def run_script(prog: str, parser: argparse.ArgumentParser, run_args, argv=None) -> int:
+    """Parse ``argv`` (argparse exits 2 on bad values), then ``run_args(args)``; a UserError or
+    SourceError becomes one line "PROG: error: ..." on stderr and exit code 2."""
+    args = parser.parse_args(argv)
     try:
-        return run(args)
+        return run_args(args)
     except (UserError, SourceError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
 
 
