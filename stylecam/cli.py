@@ -22,6 +22,7 @@ wave, muse, wave, muse, wave, muse."""
 
 EPILOG = """examples:
   stylecam                                   camera 0, default style, a window
+  stylecam --size auto --virtual-camera      camera 0 at its frame rate, also as a webcam for video calls
   stylecam clip.mp4 -o out.mp4 --style wave  a video, audio kept
   stylecam photos/ -o styled/ --style muse   a folder (mirrored into styled/)
   stylecam --chain wave,muse --repeat 3 photo.jpg --save-steps
