@@ -9,6 +9,7 @@ import logging
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -446,6 +447,19 @@ def list_cameras(max_index: int = CAMERA_PROBE, opener: Callable = cv2.VideoCapt
     return found
 
 
+def camera_access_hint(platform: str | None = None) -> str:
+    """Where a camera that exists but does not open is usually held back, for the error's hint."""
+    platform = platform or sys.platform
+    if platform == "darwin":
+        return ("; on macOS, allow your terminal (or Python) in System Settings > Privacy & Security > Camera, "
+                "then start it again")
+    if platform == "win32":
+        return "; on Windows, allow desktop apps in Settings > Privacy & security > Camera, and close other apps using it"
+    if platform.startswith("linux"):
+        return "; on Linux, check that /dev/video* exists and that your user may read it (the video group)"
+    return ""
+
+
 def describe_cameras(max_index: int = CAMERA_PROBE, opener: Callable | None = None) -> list[dict]:
     """The cameras at indices 0..max_index-1 that open here, as the driver reports them:
     [{"index": i, "size": "WxH" or None, "fps": float or None}] (None where it reports nothing).
@@ -524,7 +538,7 @@ class CameraSource:
             have = f"cameras that open here: {', '.join(map(str, others))}" if others else \
                 f"no camera opened at indices 0..{probe - 1}"
             raise UserError(f"cannot open camera {index} ({tried})",
-                            f"{have}; pass another index, or a video file instead")
+                            f"{have}; pass another index, or a video file instead" + camera_access_hint())
         try:
             if size is not None and hasattr(self._cap, "set"):
                 self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])

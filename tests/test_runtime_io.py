@@ -332,6 +332,20 @@ def test_camera_that_cannot_open_names_indices():
         CameraSource(1, opener=lambda i: FakeCapture(opened=False))
 
 
+
+@pytest.mark.parametrize("platform, expected", [("darwin", "Privacy & Security > Camera"),
+                                                ("win32", "allow desktop apps"), ("linux", "the video group"),
+                                                ("freebsd13", None)])
+def test_a_camera_that_cannot_open_gets_a_hint_for_its_system(platform, expected, monkeypatch):
+    assert (sources.camera_access_hint(platform) == "") == (expected is None)
+    if expected:
+        assert expected in sources.camera_access_hint(platform)
+    monkeypatch.setattr(sources.sys, "platform", platform)
+    with pytest.raises(UserError) as err:
+        CameraSource(0, opener=lambda i: FakeCapture(opened=False))
+    assert (expected or "pass another index, or a video file instead") in err.value.hint
+
+
 @needs_ffmpeg
 def test_headless_camera_records_until_the_camera_stops(tmp_path, weights):
     out = tmp_path / "live.mp4"
