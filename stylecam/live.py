@@ -382,13 +382,13 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
 
     workers > 1 stylises that many frames at once (InFlight) while the next are read; they are
     shown in camera order. A key that changes the styles, repeat, strength or mirroring applies
-    from the next frame read (the frames in flight are shown first); after a pause key, the frames
-    in flight are shown but not recorded. stabilise > 0 holds the
-    previous output where the scene stood still (imageops.Stabiliser); it starts afresh whenever
-    those settings change.
+    from the next frame read (the frames in flight are shown first); after a pause key, the
+    frames in flight are shown but not recorded. stabilise > 0 holds the previous output where
+    the scene stood still (imageops.Stabiliser); it starts afresh whenever those settings change.
 
-    Without a window it records every frame to ``record_to`` until the camera stops, ``max_frames``
-    or Ctrl-C. ``virtual_camera`` gets every frame shown (without the HUD), paused ones too. With a window, keys drive ``state`` (see handle_key); later recordings (r) and
+    Without a window it records every frame to ``record_to`` until the camera stops,
+    ``max_frames`` or Ctrl-C. ``virtual_camera`` gets every frame shown (without the HUD), paused
+    ones too. With a window, keys drive ``state`` (see handle_key); later recordings (r) and
     snapshots (s, to ``snapshot_dir``) get timestamped names made unique (Recordings).
 
     auto_size: choose the inference size as the run goes (AutoSize, against the rate at which the
