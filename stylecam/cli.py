@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-steps", action="store_true",
                         help="also write every step of chain x repeat (first frame of videos) and a contact sheet")
     parser.add_argument("--no-window", dest="window", action="store_false",
-                        help="camera without a window: record to -o until stopped")
+                        help="camera without a window: record to -o (or send to --virtual-camera) until stopped")
     parser.add_argument("--mirror", action="store_true",
                         help="camera: flip the picture left-right, like a mirror (key m toggles it)")
     parser.add_argument("--camera-size", type=argtypes.frame_size, default=None, metavar="WxH",
