@@ -54,15 +54,16 @@ def engine(weights, *styles, **kw) -> EngineConfig:
     return EngineConfig(styles=tuple(styles or ("wave",)), weights_dir=str(weights), device="cpu", **kw)
 
 
-def interrupt_at_call(monkeypatch, n: int) -> None:
-    """Ctrl-C (KeyboardInterrupt) raised by the n-th call of Stylizer.stylize_batch; the others run."""
+def interrupt_at_call(monkeypatch, n: int, error: BaseException | None = None) -> None:
+    """``error`` (default: Ctrl-C, a KeyboardInterrupt) raised by the n-th call of
+    Stylizer.stylize_batch; the others run."""
     calls = {"n": 0}
     original = Stylizer.stylize_batch
 
     def flaky(self, frames):
         calls["n"] += 1
         if calls["n"] == n:
-            raise KeyboardInterrupt
+            raise error or KeyboardInterrupt()
         return original(self, frames)
 
     monkeypatch.setattr(Stylizer, "stylize_batch", flaky)
@@ -676,16 +677,7 @@ def test_the_camera_is_released_when_the_window_cannot_open(monkeypatch, weights
 
 def test_run_live_closes_the_virtual_camera_when_stylising_fails(monkeypatch, weights):
     sent, opened = fake_pyvirtualcam(monkeypatch)
-    calls = {"n": 0}
-    original = Stylizer.stylize_batch
-
-    def failing(self, frames):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise ValueError("broken model")
-        return original(self, frames)
-
-    monkeypatch.setattr(Stylizer, "stylize_batch", failing)
+    interrupt_at_call(monkeypatch, 3, ValueError("broken model"))
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=100), retry_seconds=0.5)
     with pytest.raises(ValueError, match="broken model"):
         live.run_live(camera, Stylizer(["wave"], weights_dir=weights, device="cpu"),
