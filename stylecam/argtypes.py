@@ -71,6 +71,13 @@ def frame_size(text: str) -> tuple[int, int]:
     return size
 
 
+def fourcc(text: str) -> str:
+    """A video FOURCC: four letters, digits or spaces, e.g. MJPG or YUYV (returned upper-case)."""
+    if len(text) != 4 or not all(c.isalnum() or c == " " for c in text) or not text.isascii():
+        raise argparse.ArgumentTypeError(f"expected a four-character pixel format such as MJPG or YUYV, got {text!r}")
+    return text.upper()
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 

@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera-size", type=argtypes.frame_size, default=None, metavar="WxH",
                         help="camera: ask it for frames of WIDTHxHEIGHT pixels, each 16..8192, e.g. 1280x720 "
                              "(default: its own; a camera that gives another size is said so, and its size is used)")
+    parser.add_argument("--camera-fps", type=argtypes.float_in(1.0, 240.0), default=None, metavar="FPS",
+                        help="camera: ask it for this many frames a second, 1..240 (default: its own)")
+    parser.add_argument("--camera-format", type=argtypes.fourcc, default=None, metavar="FOURCC",
+                        help="camera: ask it for this pixel format, e.g. MJPG (many USB webcams give 1280x720 "
+                             "and above at 30 FPS only as MJPEG) or YUYV (default: its own)")
     parser.add_argument("--virtual-camera", action="store_true",
                         help="camera: also send the stylised frames to a virtual camera that video calls and OBS "
                              "can pick as a webcam (pip install pyvirtualcam; Linux: v4l2loopback, Windows/macOS: "
@@ -193,6 +198,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
                      mirror=args.mirror, fullscreen=args.fullscreen, camera_size=args.camera_size,
+                     camera_fps=args.camera_fps, camera_format=args.camera_format,
                      virtual_camera=args.virtual_camera or args.virtual_camera_device is not None,
                      virtual_camera_device=args.virtual_camera_device, auto_size=auto_size,
                      stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,

@@ -35,6 +35,8 @@ class RunConfig:
     mirror: bool = False               # camera: flip frames left-right (selfie view; key m toggles)
     fullscreen: bool = False           # camera: start with the window filling the screen (key f toggles)
     camera_size: tuple[int, int] | None = None   # camera: (width, height) asked of it; None = its own
+    camera_fps: float | None = None    # camera: frames a second asked of it; None = its own
+    camera_format: str | None = None   # camera: FOURCC asked of it, e.g. "MJPG"; None = its own
     virtual_camera: bool = False       # camera: also send the frames shown to a virtual camera (pyvirtualcam)
     virtual_camera_device: str | None = None     # its device, e.g. /dev/video10; None = the first found
     auto_size: bool = False            # camera: --size auto, the inference size chosen as the run goes

@@ -419,7 +419,7 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         import cv2
         camera = CameraSource(int(cameras[0].location), opener=camera_opener or cv2.VideoCapture,
                               retry_seconds=camera_retry_s, first_frame_seconds=camera_first_frame_s,
-                              size=config.camera_size)
+                              size=config.camera_size, fps=config.camera_fps, fourcc=config.camera_format)
         if virtual is not None:
             virtual.fps = camera.fps
         try:

@@ -521,11 +521,14 @@ class CameraSource:
 
     size: (width, height) asked of the driver (CAP_PROP_FRAME_WIDTH / _HEIGHT); a driver that gives
     another size is warned about once, at the first frame, and its frames are used as they come.
+    fps: frames a second asked of it (CAP_PROP_FPS); fourcc: the pixel format asked of it, four
+    characters such as "MJPG" (CAP_PROP_FOURCC; many USB webcams give 1280x720 and above at 30
+    FPS only as MJPEG). ``self.fps`` is what the driver then reports.
     """
 
     def __init__(self, index: int, opener: Callable = cv2.VideoCapture, retry_seconds: float = 3.0,
                  probe: int = CAMERA_PROBE, first_frame_seconds: float = 10.0, stall_seconds: float = 30.0,
-                 size: tuple[int, int] | None = None):
+                 size: tuple[int, int] | None = None, fps: float | None = None, fourcc: str | None = None):
         self.index = index
         self.size = size           # (width, height) asked of the driver, None = its own
         self.retry_seconds = retry_seconds
@@ -540,9 +543,15 @@ class CameraSource:
             raise UserError(f"cannot open camera {index} ({tried})",
                             f"{have}; pass another index, or a video file instead" + camera_access_hint())
         try:
-            if size is not None and hasattr(self._cap, "set"):
-                self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-                self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+            asked = fps
+            if hasattr(self._cap, "set"):
+                if fourcc is not None:    # before the size: some drivers offer large sizes only as MJPEG
+                    self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
+                if size is not None:
+                    self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+                    self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+                if asked is not None:
+                    self._cap.set(cv2.CAP_PROP_FPS, float(asked))
             fps = self._cap.get(cv2.CAP_PROP_FPS) if hasattr(self._cap, "get") else 0
         except BaseException:
             self._cap.release()

@@ -262,6 +262,18 @@ def test_size_auto_reaches_the_run_config_and_only_the_main_command_takes_it(cap
     assert run_cli(capsys, "demo", "--size", "auto")[0] == 2
 
 
+def test_camera_fps_and_format_flags_reach_the_run_config(capsys):
+    config = cli.config_from_args(cli.build_parser().parse_args(["--camera-fps", "15", "--camera-format", "mjpg"]))
+    assert (config.camera_fps, config.camera_format) == (15.0, "MJPG")
+    config = cli.config_from_args(cli.build_parser().parse_args([]))
+    assert (config.camera_fps, config.camera_format) == (None, None)
+    for argv, expected in ((["--camera-format", "MJPEG"], "four-character pixel format"),
+                           (["--camera-fps", "0"], "within 1..240")):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(argv)
+        assert expected in capsys.readouterr().err
+
+
 def test_fullscreen_flag_reaches_the_run_config():
     assert cli.config_from_args(cli.build_parser().parse_args(["--fullscreen"])).fullscreen
     assert not cli.config_from_args(cli.build_parser().parse_args([])).fullscreen

@@ -434,10 +434,11 @@ class SizedCapture(FakeCapture):
 
     def __init__(self, obeys: bool, **kw):
         super().__init__(**kw)
-        self.obeys, self.props = obeys, {}
+        self.obeys, self.props, self.order = obeys, {}, []
 
     def set(self, prop, value):
         self.props[prop] = value
+        self.order.append(prop)
         return True
 
     def read(self):
@@ -463,13 +464,24 @@ def test_camera_size_is_asked_of_the_driver_and_a_refusal_is_said(obeys, caplog)
 def test_run_asks_the_camera_for_camera_size(tmp_path, weights):
     capture = SizedCapture(True, frames=100)
     config = RunConfig(engine=engine(weights), sources=("0",), output=str(tmp_path / "live.mp4"), window=False,
-                       progress=False, max_frames=2, camera_size=(64, 40))
+                       progress=False, max_frames=2, camera_size=(64, 40), camera_fps=24.0, camera_format="YUYV")
     code, summary = runner.run(config, camera_opener=lambda i: capture)
     assert code == 0 and summary["frames"] == 2
+    assert capture.props[cv2.CAP_PROP_FPS] == 24.0 and capture.props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"YUYV")
     cap = cv2.VideoCapture(str(tmp_path / "live.mp4"))
     ok, frame = cap.read()
     cap.release()
     assert ok and frame.shape == (40, 64, 3)
+
+
+def test_camera_fps_and_pixel_format_are_asked_of_the_driver_format_first():
+    capture = SizedCapture(True, frames=3)
+    camera = CameraSource(0, opener=lambda i: capture, retry_seconds=0.1, size=(64, 40), fps=15.0, fourcc="MJPG")
+    camera.close()
+    assert capture.props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"MJPG")
+    assert capture.props[cv2.CAP_PROP_FPS] == 15.0
+    assert capture.order == [cv2.CAP_PROP_FOURCC, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT,
+                             cv2.CAP_PROP_FPS]
 
 
 def test_no_camera_size_leaves_the_driver_alone():
