@@ -209,7 +209,7 @@ def measure_all(args, tmp: Path) -> dict:
                     for asked in args.workers:
                         probe = Stylizer([style], device=args.device, weights_dir=weights, int8=precision == "int8")
                         on_gpu = any(p in GPU_PROVIDERS for p in probe.providers)
-                        workers, threads = plan_workers(asked, args.threads, on_gpu, cores, most=2)
+                        workers, threads = plan_workers(asked, args.threads, on_gpu, cores, camera=True)
                         auto = infer_px == "auto"
                         stylizer = Stylizer([style], device=args.device, weights_dir=weights,
                                             size=None if auto else infer_px,

@@ -173,11 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="videos and camera: hold the previous output where the scene stood still, "
                              "against flicker (0 = off, 0.5-0.8 = less flicker, 1 = freeze still areas)")
     parser.add_argument("--batch", type=_count_or_auto, default=None, metavar="N|auto",
-                        help="frames per inference call for videos (auto: 4 on a GPU, 1 on the CPU)")
+                        help="frames per inference call for videos (auto: 1; batches measured slower on the "
+                             "CPU and on a GPU)")
     parser.add_argument("--workers", type=_count_or_auto, default=None, metavar="N|auto",
-                        help="videos and camera: frames stylised at once (auto on the CPU: one per core, up to 4 "
-                             "for videos and 2 for the camera, the cores split between them unless --threads; "
-                             "1 on a GPU); with the camera, --workers 1 is one frame at a time, the lower latency "
+                        help="videos and camera: frames stylised at once (auto: one per core, up to 4 "
+                             "for videos and, on the CPU, 2 for the camera, the cores split between them unless "
+                             "--threads; 1 for the camera on a GPU); with the camera, --workers 1 is one frame at a time, the lower latency "
                              "for slow styles")
     parser.add_argument("--classify", default=None, metavar="MODEL",
                         help="show a classifier's top-3 labels for the original and the stylised frame "

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +49,10 @@ class LoadedModel:
     input_name: str = ""
     output_name: str = ""
     pad: tuple[int, int] | None = None  # (multiple, extra) of the reflect padding inside the graph
+    # held around every run: onnxruntime's CUDA convolutions keep per-session cuDNN state that two
+    # runs at once corrupt (CUDNN_FE failure 11 seen with four threads on one session), so runs of
+    # one session take turns; different sessions (the other models of a chain) still overlap
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def pads_inside(self, height: int, width: int) -> bool:
         """True when this session pads and crops an (N, C, height, width) input by itself."""
@@ -57,9 +62,15 @@ class LoadedModel:
     def on_gpu(self) -> bool:
         return any(p in GPU_PROVIDERS for p in self.providers)
 
+    def turn(self):
+        """Context manager around one run: the session's lock on a GPU, nothing on the CPU."""
+        return self.lock if self.on_gpu else contextlib.nullcontext()
+
     def run(self, x: np.ndarray) -> np.ndarray:
-        """One forward pass on host arrays: float32 in, the model's first output out."""
-        return self.session.run([self.output_name], {self.input_name: x})[0]
+        """One forward pass on host arrays: float32 in, the model's first output out.
+        Safe from several threads (a GPU session runs one call at a time, a CPU one any number)."""
+        with self.turn():
+            return self.session.run([self.output_name], {self.input_name: x})[0]
 
 
 def read_metadata(path: str) -> dict[str, str]:
@@ -259,7 +270,8 @@ def run_chain_bound(models: list[LoadedModel], x: np.ndarray, device_type: str =
         binding = m.session.io_binding()
         binding.bind_ortvalue_input(m.input_name, value)
         binding.bind_output(m.output_name, device_type, 0)
-        m.session.run_with_iobinding(binding)
+        with m.turn():
+            m.session.run_with_iobinding(binding)
         value = binding.get_outputs()[0]
     return value.numpy()
 

@@ -457,6 +457,72 @@ def test_gpu_libraries_of_pip_packages_are_preloaded_from_any_site_folder(tmp_pa
     assert session._preload_gpu_libraries() == [str(site / "nvidia" / "cu99" / "lib" / "libcudart.so.99")]
 
 
+class _CountingSession:
+    """A stand-in onnxruntime session that counts the runs inside it at once (each takes 20 ms)."""
+
+    def __init__(self):
+        import threading
+        self.inside = self.most_at_once = 0
+        self.kept: list[np.ndarray] = []
+        self.count_lock = threading.Lock()
+
+    def _enter_and_leave(self):
+        import time
+        with self.count_lock:
+            self.inside += 1
+            self.most_at_once = max(self.most_at_once, self.inside)
+        time.sleep(0.02)
+        with self.count_lock:
+            self.inside -= 1
+
+    def run(self, outputs, feeds):
+        self._enter_and_leave()
+        return [next(iter(feeds.values())) + 1]
+
+    def io_binding(self):
+        import onnxruntime as ort
+
+        session = self
+
+        class Binding:
+            def bind_ortvalue_input(self, name, value):
+                self.value = value
+
+            def bind_output(self, name, device_type, device_id):
+                pass
+
+            def get_outputs(self):
+                out = self.value.numpy() + 1
+                session.kept.append(out)  # an OrtValue from numpy borrows the array: keep it alive
+                return [ort.OrtValue.ortvalue_from_numpy(out)]
+
+        return Binding()
+
+    def run_with_iobinding(self, binding):
+        self._enter_and_leave()
+
+
+@pytest.mark.parametrize("providers,expected_most", [(["CUDAExecutionProvider", "CPUExecutionProvider"], 1),
+                                                     (["CPUExecutionProvider"], 4)])
+def test_runs_of_one_gpu_session_take_turns(providers, expected_most):
+    """onnxruntime's CUDA convolutions break under two runs of one session at once (CUDNN_FE
+    failure 11): a GPU session runs one call at a time, from any number of threads, on the host
+    path and the IO-bound chain; a CPU session still runs them side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stylecam.session import LoadedModel
+    for call in ("run", "bound"):
+        session = _CountingSession()  # the fake's io_binding() gives a binding of its own per call
+        model = LoadedModel(path="fake.onnx", session=session, providers=providers, input_name="x", output_name="y")
+        x = np.zeros((1, 3, 4, 4), np.float32)
+        def one(_):
+            return model.run(x) if call == "run" else run_chain_bound([model, model], x, "cpu")
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(one, range(8)))
+        assert all(np.array_equal(r, x + (1 if call == "run" else 2)) for r in results), call
+        assert session.most_at_once == expected_most, call
+
+
 def _gpu_available() -> bool:
     from stylecam.session import probe_providers
     return "CUDAExecutionProvider" in probe_providers("cuda")
@@ -488,6 +554,22 @@ def test_gpu_batches_match_single_frames(weights):
     assert batched.shape == frames.shape and batched.dtype == np.uint8
     for frame, out in zip(frames, batched):
         np.testing.assert_array_equal(out, gpu(frame))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_available(), reason="needs a CUDA GPU")
+def test_gpu_stylizer_shared_by_threads_matches_one_at_a_time(weights):
+    """Frame workers share one Stylizer on CUDA (video files run 4 at once there): each result is
+    what the frame gives alone, with no cuDNN error, for one style and the IO-bound chain."""
+    from concurrent.futures import ThreadPoolExecutor
+    frames = np.random.default_rng(3).integers(0, 256, (16, 61, 83, 3), dtype=np.uint8)
+    for styles_, repeat in ((["wave"], 1), (["wave", "muse"], 3)):
+        gpu = Stylizer(styles_, repeat=repeat, device="cuda", variant="full", weights_dir=weights)
+        alone = [gpu(f) for f in frames]
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(gpu, list(frames) * 4))
+        for i, out in enumerate(together):
+            np.testing.assert_array_equal(out, alone[i % len(frames)])
 
 
 def test_public_api_import(weights):
@@ -553,7 +635,8 @@ def test_video_with_two_workers_equals_one_worker(weights, tmp_path):
     (None, None, False, 2, (2, 1)),     # CPU auto: one single-threaded run per core
     (None, None, False, 16, (4, 4)),    # capped at 4 runs, the cores split between them
     (None, None, False, 1, (1, None)),  # one core: one run, onnxruntime's default threads
-    (None, None, True, 16, (1, None)),  # GPU: one run
+    (None, None, True, 16, (4, None)),  # GPU: 4 runs (the CPU's part of each frame overlaps the GPU's)
+    (None, None, True, 1, (1, None)),
     (3, None, False, 2, (3, 1)),        # asked-for workers kept
     (None, 2, False, 8, (4, 2)),        # asked-for threads kept
     (1, None, False, 8, (1, None)),
@@ -567,12 +650,13 @@ def test_plan_workers(workers, threads, on_gpu, cores, expected):
     (None, None, False, 2, (2, 1)),     # the camera on 2 cores: two single-threaded runs
     (None, None, False, 8, (2, 4)),     # at most 2 frames in flight, the cores split between them
     (None, None, False, 1, (1, None)),
-    (None, None, True, 8, (1, None)),   # GPU: one run
+    (None, None, True, 8, (1, None)),   # GPU: one run outpaces the camera
+    (2, None, True, 8, (2, None)),      # asked-for workers kept on a GPU (runs of one session take turns)
     (1, None, False, 8, (1, None)),     # --workers 1: the lowest latency
 ])
 def test_plan_workers_for_the_camera(workers, threads, on_gpu, cores, expected):
     from stylecam.runner import plan_workers
-    assert plan_workers(workers, threads, on_gpu, cores, most=2) == expected
+    assert plan_workers(workers, threads, on_gpu, cores, camera=True) == expected
 
 
 @pytest.mark.parametrize("config,expected", [
