@@ -134,7 +134,7 @@ class Classifier:
     def probabilities(self, frame_bgr: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) BGR frame -> float32 (classes,) probabilities."""
         x = preprocess(frame_bgr, self.normalisation)
-        logits = self.model.session.run([self.model.output_name], {self.model.input_name: x})[0]
+        logits = self.model.run(x)
         return softmax(logits.reshape(1, -1))[0]
 
     def top_k(self, frame_bgr: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
