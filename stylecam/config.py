@@ -43,8 +43,8 @@ class RunConfig:
     stabilise: float = 0.0             # videos and camera: hold the previous output where the scene stood still (0 = off)
     save_steps: bool = False           # write every step of chain x repeat and a contact sheet
     json: bool = False                 # print a machine-readable summary on stdout
-    batch: int | None = None           # frames per inference call for video files; None = 4 on a GPU, 1 on the CPU
-    workers: int | None = None         # frames stylised at once; None = one per CPU core (up to 4 for files, 2 for the camera) on the CPU, 1 on a GPU
+    batch: int | None = None           # frames per inference call for video files; None = 1 (batches measured slower)
+    workers: int | None = None         # frames stylised at once; None = runner.plan_workers (one per core: up to 4 for files; 2 for the camera, 1 there on a GPU)
     classify: str | None = None        # classifier ONNX: top-3 labels, original vs stylised
     max_frames: int | None = None      # stop after this many frames per source (None = all)
     progress: bool = True              # tqdm progress bars on stderr
