@@ -87,3 +87,67 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         return self.terms(output, content)["total"]
+
+
+class MultiStyleLoss(nn.Module):
+    """The PerceptualLoss of K styles at once, one loss-network pass over all their outputs.
+
+    Style k has its own Gram targets and its own weights (``LossWeights``; every style uses the
+    same content layer). ``outputs`` are the K styles' stylisations of the same content batch,
+    style-major: float (K*B, 3, H, W), RGB, 0..255. Grams and losses are computed in float32.
+    Term k equals PerceptualLoss(style k).terms(outputs[k*B:(k+1)*B], content).
+    """
+
+    def __init__(self, loss_net: nn.Module, style_images: list[torch.Tensor], weights: list[LossWeights]):
+        super().__init__()
+        if len(style_images) != len(weights) or not weights:
+            raise ValueError("one LossWeights per style image, at least one")
+        if len({w.content_layer for w in weights}) != 1:
+            raise ValueError("every style must use the same content layer")
+        self.loss_net = loss_net
+        self.content_layer = weights[0].content_layer
+        self.layers = sorted({layer for w in weights for layer in w.style_layers})
+        self.count = len(weights)
+        self.register_buffer("content_weight", torch.tensor([w.content for w in weights], dtype=torch.float32))
+        self.register_buffer("style_weight", torch.tensor([w.style for w in weights], dtype=torch.float32))
+        self.register_buffer("tv_weight", torch.tensor([w.tv for w in weights], dtype=torch.float32))
+        self.register_buffer("layer_weight", torch.tensor(
+            [[w.style_layers.get(layer, 0.0) for layer in self.layers] for w in weights], dtype=torch.float32))
+        targets: dict[str, list[torch.Tensor]] = {layer: [] for layer in self.layers}
+        with torch.no_grad():
+            for image in style_images:          # paintings differ in size: one pass each, once
+                feats = loss_net(image)
+                for layer in self.layers:
+                    targets[layer].append(gram_matrix(feats[layer].float())[0])
+        for layer in self.layers:               # (K, C, C)
+            self.register_buffer(f"target_{layer}", torch.stack(targets[layer]))
+
+    def content_features(self, content: torch.Tensor) -> torch.Tensor:
+        """Features of the content batch (B,3,H,W) at the content layer, without autograd."""
+        with torch.no_grad():
+            return self.loss_net(content, upto=self.content_layer)[self.content_layer]
+
+    def terms(self, outputs: torch.Tensor, content: torch.Tensor | None = None,
+              content_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Weighted terms {content, style, tv, total}, each float32 (K,): one value per style."""
+        k = self.count
+        if content_features is None:
+            content_features = self.content_features(content.to(outputs.dtype))
+        feats = self.loss_net(outputs)
+        out_c = feats[self.content_layer].float()
+        out_c = out_c.reshape(k, -1, *out_c.shape[1:])
+        content_loss = (out_c - content_features.float()[None]).pow(2).flatten(1).mean(1)
+        style_loss = outputs.new_zeros(k, dtype=torch.float32)
+        for j, layer in enumerate(self.layers):
+            g = gram_matrix(feats[layer].float())
+            g = g.reshape(k, -1, *g.shape[1:])
+            per_style = (g - getattr(self, f"target_{layer}")[:, None]).pow(2).flatten(1).mean(1)
+            style_loss = style_loss + self.layer_weight[:, j] * per_style
+        images = outputs.float().reshape(k, -1, *outputs.shape[1:])
+        dh = (images[:, :, :, 1:, :] - images[:, :, :, :-1, :]).pow(2).flatten(1).sum(1)
+        dw = (images[:, :, :, :, 1:] - images[:, :, :, :, :-1]).pow(2).flatten(1).sum(1)
+        tv = (dh + dw) / images.shape[1]
+        terms = {"content": self.content_weight * content_loss, "style": self.style_weight * style_loss,
+                 "tv": self.tv_weight * tv}
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms

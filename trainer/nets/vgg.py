@@ -71,7 +71,8 @@ def load_vgg16(layers: list[str], weights_path: str | os.PathLike | None = None)
     """ImageNet VGG-16 up to the deepest of ``layers`` (names as in VGG16_LAYERS), frozen.
 
     Weights come from ``weights_path``, else $STYLECAM_VGG16, else torchvision's
-    IMAGENET1K_V1 download. Raises UserError when none works or shapes do not match.
+    IMAGENET1K_V1 download. The file may hold only the layers up to the deepest one asked for, and
+    in float16 (they are used in float32). Raises UserError when none works or shapes do not match.
     """
     import torchvision
 
@@ -89,6 +90,7 @@ def load_vgg16(layers: list[str], weights_path: str | os.PathLike | None = None)
                             "expected a torch state dict of torchvision's vgg16().features") from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
+        features = features[:depth]     # a file holding only the layers needed (e.g. up to relu4_3) is enough
         expected = features.state_dict()
         bad = [k for k, v in expected.items()
                if k not in state or not hasattr(state[k], "shape") or tuple(state[k].shape) != tuple(v.shape)]
@@ -96,8 +98,9 @@ def load_vgg16(layers: list[str], weights_path: str | os.PathLike | None = None)
             got = tuple(state[bad[0]].shape) if bad[0] in state and hasattr(state[bad[0]], "shape") else "missing"
             raise UserError(f"{path} does not match VGG-16 features: key {bad[0]!r} is {got}, "
                             f"expected {tuple(expected[bad[0]].shape)}",
-                            "use torchvision's vgg16().features state dict (keys 0.weight ... 28.bias)")
-        features.load_state_dict({k: state[k] for k in expected})
+                            "use torchvision's vgg16().features state dict (keys 0.weight ... 28.bias, or "
+                            "up to the deepest layer used)")
+        features.load_state_dict({k: state[k].float() for k in expected})    # float16 files too
     else:
         try:
             model = torchvision.models.vgg16(weights=torchvision.models.VGG16_Weights.IMAGENET1K_V1)
