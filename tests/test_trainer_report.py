@@ -166,3 +166,24 @@ def test_report_refuses_an_unwritable_out(shipped_tiny, tiny_photos, tiny_painti
                        "--vgg-weights", str(tmp_path / "never-read.pth")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("stylecam-train: error: cannot write to")
+
+
+def test_report_uses_gatys_jpegs_made_elsewhere_and_refuses_a_wrong_size(shipped_tiny, tiny_photos, tiny_painting,
+                                                                         tmp_path):
+    """A zoo run's gatys.tar unpacked as gatys/NN.jpg is used as the reference, not recomputed."""
+    import cv2
+    import numpy as np
+    from stylecam.errors import UserError
+    out = tmp_path / "report"
+    (out / "gatys").mkdir(parents=True)
+    photos = list_photos(tiny_photos, limit=2)
+    grey = np.full((40, 52, 3), 128, np.uint8)          # the 40x52 photos at --size 52
+    for i in range(2):
+        cv2.imwrite(str(out / "gatys" / f"{i:02d}.jpg"), grey)
+    report = build_report("tiny", str(tiny_painting), photos, out, size=52, gatys_steps=3,
+                          weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)
+    assert report["mean"]["gatys"]["luma"] == pytest.approx(128, abs=1)     # the grey images, not an optimisation
+    assert not list((out / "gatys").glob("*.png"))
+    with pytest.raises(UserError, match="remove the cached Gatys images"):
+        build_report("tiny", str(tiny_painting), photos, out, size=40, gatys_steps=3,
+                     weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)

@@ -13,7 +13,8 @@ Gatys optimisation with the same loss weights, and measures all three with the t
 
 --compare LABEL=MODEL.onnx adds another model of the same style (e.g. an earlier version) to
 every measurement and to the sheet.
-  gatys/NN.png    the Gatys images (cached: an existing file is reused, not recomputed)
+  gatys/NN.png    the Gatys images (cached: an existing file is reused, not recomputed; a gatys/NN.jpg,
+                  e.g. from `stylecam-train zoo --gatys-photos`, is used the same way)
 """
 from __future__ import annotations
 
@@ -159,8 +160,14 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
             images[variant] = torch.from_numpy(session.run(content.cpu().numpy())).to(dev)
         if gatys_steps > 0:
             cached = out / "gatys" / f"{i:02d}.png"
-            if cached.is_file():
-                rgb = cv2.imread(str(cached))[..., ::-1].transpose(2, 0, 1).copy()
+            made_elsewhere = cached.with_suffix(".jpg")     # e.g. from a zoo run's gatys.tar
+            if cached.is_file() or made_elsewhere.is_file():
+                found = cached if cached.is_file() else made_elsewhere
+                rgb = cv2.imread(str(found))[..., ::-1].transpose(2, 0, 1).copy()
+                if rgb.shape[1:] != tuple(content.shape[2:]):
+                    raise UserError(f"{found} is {rgb.shape[2]}x{rgb.shape[1]}, the photo {photo.name} is "
+                                    f"{content.shape[3]}x{content.shape[2]} at --size {size}",
+                                    "remove the cached Gatys images, or use the --size they were made at")
                 images["gatys"] = torch.from_numpy(rgb)[None].float().to(dev)
             else:
                 result, _ = gatys(content, style, weights, steps=gatys_steps, loss_net=loss_net, progress=False)

@@ -144,7 +144,7 @@ class ZooTrainer:
             if self.channels_last:
                 net = net.to(memory_format=torch.channels_last)
             self.nets.append(net)
-            self.optimizers.append(torch.optim.Adam(net.parameters(), lr=cfg.lr))
+            self.optimizers.append(torch.optim.Adam(net.parameters(), lr=cfg.lr, fused=device.type == "cuda" or None))
         if self.channels_last:
             self.loss = self.loss.to(memory_format=torch.channels_last)
         self.step_index = 0
