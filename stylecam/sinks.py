@@ -149,6 +149,15 @@ def temp_path(final: str | Path) -> Path:
     return final.with_name(f".{final.stem}.partial{final.suffix}")
 
 
+def discard(path: str | Path) -> None:
+    """Delete a temporary file if it is there. Never raises: on a read-only file system even a file
+    that was never created cannot be unlinked (EROFS), and that must not hide the error that matters."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def unwritable(path: str | Path, err: OSError) -> UserError:
     """The error for an output that cannot be created (missing/read-only folder, a file in the way)."""
     if isinstance(err, (FileExistsError, NotADirectoryError)):
@@ -236,6 +245,9 @@ def write_image(path: str | Path, frame: np.ndarray) -> Path:
         raise UserError(f"cannot encode an image as {ext} for {path}", "use .png or .jpg")
     return atomic_write_bytes(path, buf.tobytes())
 
+
+#: the hint of an encoder that stops or fails (ffmpeg's own message says why)
+WRITE_HINT = "check that the folder of the output is writable and has free space, or choose another -o"
 
 _VIDEO_CODECS = {
     # 4:2:0 (VP9 profile 0): browsers do not all play the 4:4:4 RGB that bgr24 input would give;
@@ -360,6 +372,8 @@ class VideoWriter:
         encoded = (self.width + self.width % 2, self.height + self.height % 2)
         self._cv = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, encoded)
         if not self._cv.isOpened():
+            if not os.access(self.path.parent, os.W_OK):   # also false on a read-only file system
+                raise unwritable(self.path, PermissionError(13, "not writable"))
             raise UserError(f"cannot write video {self.path}", "use an .mp4 or .avi output name")
 
     def _audio_args(self, exe: str, ext: str, source: str | Path) -> list[str]:
@@ -427,7 +441,7 @@ class VideoWriter:
             except (BrokenPipeError, OSError):
                 message = self._stop()
                 raise UserError(f"the video encoder stopped while writing {self.path}: {message}",
-                                "check free disk space and the output name") from None
+                                WRITE_HINT) from None
         self.frames += times
 
     def _stop(self) -> str:
@@ -443,7 +457,7 @@ class VideoWriter:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self.tmp.unlink(missing_ok=True)
+        discard(self.tmp)
         return self._error()
 
     def _error(self) -> str:
@@ -468,18 +482,17 @@ class VideoWriter:
             rc = proc.wait()
             if rc != 0:
                 message = self._error()
-                self.tmp.unlink(missing_ok=True)
-                raise UserError(f"the video encoder failed for {self.path}: {message}",
-                                "check the output name and free disk space")
+                discard(self.tmp)
+                raise UserError(f"the video encoder failed for {self.path}: {message}", WRITE_HINT)
         if self.frames == 0:
-            self.tmp.unlink(missing_ok=True)
+            discard(self.tmp)
             raise UserError(f"no frames were written to {self.path}", "the input delivered no frame")
         if self.audio:
             self._cut_sound_to_picture()
         try:
             os.replace(self.tmp, self.path)
         except OSError as err:
-            self.tmp.unlink(missing_ok=True)
+            discard(self.tmp)
             raise unwritable(self.path, err) from None
         return self.path
 
@@ -499,7 +512,7 @@ class VideoWriter:
         if proc.returncode == 0 and cut.is_file() and cut.stat().st_size > 0:
             os.replace(cut, self.tmp)
         else:
-            cut.unlink(missing_ok=True)
+            discard(cut)
 
     def abort(self) -> None:
         """Stop without keeping anything."""
@@ -510,7 +523,7 @@ class VideoWriter:
         if self._cv is not None:
             self._cv.release()
             self._cv = None
-        self.tmp.unlink(missing_ok=True)
+        discard(self.tmp)
 
 
 # ----- window ------------------------------------------------------------------------------
