@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from stylecam import imageops, live
+from stylecam import imageops, live, signals
 from stylecam.config import RunConfig
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
@@ -32,7 +32,7 @@ log = logging.getLogger("stylecam")
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a run; ``summary`` says what was written."""
+    """Ctrl-C (or another stop signal, see stylecam.signals) during a run; ``summary`` says what was written."""
 
     def __init__(self, summary: dict):
         super().__init__("interrupted")
@@ -212,8 +212,8 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     applied in frame order after inference.
 
     Decoding runs in a thread ahead of inference, encoding in another behind it, joined by
-    bounded queues. Ctrl-C finalises what was written and raises Interrupted. Raises
-    SourceError when the input cannot be decoded.
+    bounded queues. Ctrl-C (or SIGTERM, SIGHUP) finalises what was written and raises Interrupted.
+    Raises SourceError when the input cannot be decoded.
     """
     source = VideoFileSource(path)
     total = source.frame_count if max_frames is None else min(source.frame_count or max_frames, max_frames)
@@ -232,35 +232,38 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     interrupted = False
     decoded = prefetch(frames_iter, maxsize=max(8, 2 * batch * workers))
     stabiliser = imageops.Stabiliser(stabilise)
-    try:
-        for group, styled, seconds in stylise_in_order(_batches(decoded, batch), stylizer, workers):
-            inference_s += seconds / workers
-            for original, result in zip(group, styled):
-                encoder.put(compose(original, stabiliser(original, result), overlay, show_original))
-            done += len(group)
-            bar.update(len(group))
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException:
-        encoder.abort()
-        raise
-    finally:
+    with signals.deferred():     # a stop signal after the frame loop waits until the output is finalised
+        try:
+            with signals.at_once():
+                for group, styled, seconds in stylise_in_order(_batches(decoded, batch), stylizer, workers):
+                    inference_s += seconds / workers
+                    for original, result in zip(group, styled):
+                        encoder.put(compose(original, stabiliser(original, result), overlay, show_original))
+                    done += len(group)
+                    bar.update(len(group))
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            decoded.close()
+            bar.close()
+            encoder.abort()
+            raise
         decoded.close()
         bar.close()
-    writer = encoder.finish()
-    elapsed = time.perf_counter() - t_start
-    summary = {"input": str(path), "output": str(out), "kind": "video", "frames": done,
-               "frames_total": source.frame_count, "seconds": round(elapsed, 3),
-               "fps": round(done / elapsed, 2) if elapsed > 0 else None,
-               "stylise_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
-               "encode_ms_per_frame": round(1e3 * encoder.encode_s / done, 2) if done else None,
-               "audio": bool(writer and writer.audio), "stabilise": stabilise, "interrupted": interrupted,
-               "variable_frame_rate": timing is not None, "output_fps": round(out_fps, 3)}
-    if writer is None:
-        if interrupted:
-            raise Interrupted(summary | {"output": None})
-        raise SourceError(f"no frames decoded from {path}")
-    writer.close()
+        writer = encoder.finish()
+        elapsed = time.perf_counter() - t_start
+        summary = {"input": str(path), "output": str(out), "kind": "video", "frames": done,
+                   "frames_total": source.frame_count, "seconds": round(elapsed, 3),
+                   "fps": round(done / elapsed, 2) if elapsed > 0 else None,
+                   "stylise_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
+                   "encode_ms_per_frame": round(1e3 * encoder.encode_s / done, 2) if done else None,
+                   "audio": bool(writer and writer.audio), "stabilise": stabilise, "interrupted": interrupted,
+                   "variable_frame_rate": timing is not None, "output_fps": round(out_fps, 3)}
+        if writer is None:
+            if interrupted:
+                raise Interrupted(summary | {"output": None})
+            raise SourceError(f"no frames decoded from {path}")
+        writer.close()
     if interrupted:
         raise Interrupted(summary)
     return summary | _check_complete(path, done, source.frame_count, max_frames, out)
@@ -379,8 +382,9 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     """Run one invocation; returns (exit code, summary). Raises UserError for bad input.
 
     camera_retry_s, camera_first_frame_s: see CameraSource (retry_seconds, first_frame_seconds).
-    Exit code 0: all done; 1: some files could not be read, videos were read only in part, or
-    the camera delivered no frame; 130: interrupted (files finalised).
+    Exit code 0: all done; 1: some files could not be read, videos were read only in part (damaged
+    or truncated), or the camera delivered no frame; 128 + the signal's number when stopped by
+    Ctrl-C, SIGTERM or SIGHUP (130, 143, 129; files finalised, see stylecam.signals).
     """
     items, notes = expand_sources(config.sources or ("0",), output=config.output)
     for note in notes:
@@ -431,7 +435,7 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
                                auto_size=config.auto_size)
         summary.update(result)
         if result["interrupted"]:
-            return 130, summary
+            return signals.exit_code(), summary
         if result["frames"] == 0:
             log.error("stylecam: camera %s delivered no frame%s", result["camera"],
                       "; nothing recorded" if record_to is not None else "")
@@ -443,11 +447,11 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         summary.update(stop.summary)
         last = stop.summary["done"][-1] if stop.summary.get("done") else {}
         if last.get("output"):
-            log.warning("stylecam: interrupted: %s holds the %d frames done so far (playable)",
-                        last["output"], last.get("frames", 0))
+            log.warning("stylecam: %s: %s holds the %d frames done so far (playable)",
+                        signals.describe(), last["output"], last.get("frames", 0))
         else:
-            log.warning("stylecam: interrupted before any frame was written")
-        return 130, summary
+            log.warning("stylecam: %s before any frame was written", signals.describe())
+        return signals.exit_code(), summary
     incomplete = [d["input"] for d in done if d.get("frames_missing")]
     summary.update({"done": done, "failed": failed, "incomplete": incomplete})
     if failed:
