@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from stylecam import __version__, argtypes
+from stylecam import __version__, argtypes, signals
 from stylecam.config import DEFAULT_STYLE, DEVICES, EngineConfig, RunConfig
 from stylecam.errors import UserError
 
@@ -32,7 +32,8 @@ EPILOG = """examples:
 
 live keys: n/p next/previous style, 1-9 pick style, c chain on/off, +/- repeat,
   [ ] strength, o original side by side, m mirror, f fullscreen, s snapshot, r record, space pause, q/Esc quit.
-exit codes: 0 done, 1 some inputs could not be read, 2 bad input, 130 interrupted."""
+exit codes: 0 done, 1 some inputs could not be read (in full), 2 bad input,
+  128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (videos kept, playable)."""
 
 SUBCOMMANDS = ("info", "demo", "study")
 
@@ -316,12 +317,18 @@ def demo(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `stylecam`; returns the exit code."""
+    """Entry point of `stylecam`; returns the exit code. SIGTERM and SIGHUP stop it as Ctrl-C does
+    (stylecam.signals): outputs finalised, one line, exit code 128 + the signal's number."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(quiet=False)  # until the command's own flags are parsed
     # FFmpeg's own lines ("moov atom not found") only repeat the one-line errors stylecam prints;
     # set OPENCV_FFMPEG_LOGLEVEL (e.g. 24 = warnings) to see them
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    with signals.stop_on_signals():
+        return _run_command(argv)
+
+
+def _run_command(argv: list[str]) -> int:
     try:
         if argv and argv[0] in SUBCOMMANDS:
             return {"info": info, "demo": demo, "study": study}[argv[0]](argv[1:])
@@ -342,8 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse: --help (0) or a bad flag (2, message already printed)
         return exit_.code if isinstance(exit_.code, int) else 2
     except KeyboardInterrupt:
-        print("stylecam: interrupted", file=sys.stderr)
-        return 130
+        with contextlib.suppress(OSError):   # after a SIGHUP there may be no terminal to print to
+            print(f"stylecam: {signals.describe()}", file=sys.stderr)
+        return signals.exit_code()
     except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `| head`
         try:  # keep the interpreter from failing again when it flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -9,6 +9,7 @@ import json
 import logging
 from pathlib import Path
 
+from stylecam import signals
 from stylecam.argtypes import positive_int
 from stylecam.errors import UserError
 
@@ -66,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = process_video(args.input, out_video, stylizer, max_frames=args.max_frames, progress=args.progress)
     except Interrupted as stop:
-        log.warning("stylecam: interrupted: %s holds the frames done so far", stop.summary.get("output"))
-        return 130
+        log.warning("stylecam: %s: %s holds the frames done so far", signals.describe(), stop.summary.get("output"))
+        return signals.exit_code()
     sheet_path = write_image(out_dir / "demo_steps.png", contact_sheet(stylizer.steps(middle), columns=4))
     summary.update({"contact_sheet": str(sheet_path), "stylecam": stylizer.describe()})
     if args.json:

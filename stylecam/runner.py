@@ -17,13 +17,13 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from stylecam import imageops, live
+from stylecam import imageops, live, signals
 from stylecam.config import RunConfig
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.overlay import LabelOverlay, compose
-from stylecam.sinks import VideoWriter, VirtualCamera, Window, probe_frame_times, vfr_timing, write_image
+from stylecam.sinks import VideoWriter, VirtualCamera, Window, probe_packets, vfr_timing, write_image
 from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem,
                               VideoFileSource, expand_sources, image_format, prefetch, read_image,
                               read_image_alpha)
@@ -32,7 +32,7 @@ log = logging.getLogger("stylecam")
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a run; ``summary`` says what was written."""
+    """Ctrl-C (or another stop signal, see stylecam.signals) during a run; ``summary`` says what was written."""
 
     def __init__(self, summary: dict):
         super().__init__("interrupted")
@@ -168,24 +168,26 @@ class _EncodeThread:
 
     def _work(self) -> None:
         while True:
-            frame = self._q.get()
-            if frame is None:
+            item = self._q.get()
+            if item is None:
                 return
             if self.error is not None:
                 continue
+            frame, lost_before = item
             try:
                 t0 = time.perf_counter()
                 if self.writer is None:
                     self.writer = self._factory(frame)
-                self.writer.write(frame)
+                self.writer.write(frame, lost_before=lost_before)
                 self.encode_s += time.perf_counter() - t0
             except BaseException as err:
                 self.error = err
 
-    def put(self, frame: np.ndarray) -> None:
+    def put(self, frame: np.ndarray, lost_before: int = 0) -> None:
+        """Queue one uint8 BGR (H, W, 3) frame; ``lost_before``: see VideoWriter.write."""
         if self.error is not None:
             raise self.error
-        self._q.put(frame)
+        self._q.put((frame, lost_before))
 
     def abort(self) -> None:
         """Stop after the queued frames and delete the partial output (used on errors)."""
@@ -211,20 +213,28 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     stabilise > 0 holds the previous output where the scene stood still (imageops.Stabiliser),
     applied in frame order after inference.
 
+    The frame times of the input are kept: variable-rate clips, dropped-frame AVIs (empty frames
+    hold the picture before them) and frames lost to damage (skipped; the frame before is held for
+    their time) give an output as long as the input.
+
     Decoding runs in a thread ahead of inference, encoding in another behind it, joined by
-    bounded queues. Ctrl-C finalises what was written and raises Interrupted. Raises
-    SourceError when the input cannot be decoded.
+    bounded queues. Ctrl-C (or SIGTERM, SIGHUP) finalises what was written and raises Interrupted.
+    Raises SourceError when the input cannot be decoded.
     """
-    source = VideoFileSource(path)
-    total = source.frame_count if max_frames is None else min(source.frame_count or max_frames, max_frames)
+    packets = probe_packets(path)
+    source = VideoFileSource(path, picture_times=packets.times if packets else None)
+    announced = source.frame_count
+    if packets and announced:   # frames without a picture of their own (dropped by an AVI capture) are not to decode
+        announced -= packets.dropped(announced, source.fps)
+    total = announced if max_frames is None else min(announced or max_frames, max_frames)
     frames_iter: Iterable[np.ndarray] = source
     if max_frames is not None:
         frames_iter = (f for f, _ in zip(source, range(max_frames)))
-    frame_times = probe_frame_times(path) or []
-    timing = vfr_timing(frame_times, source.fps)   # None: constant frame rate
+    timing = vfr_timing(packets.times, source.fps, end=packets.end) if packets else None   # None: steady rate
     out_fps, copies = timing if timing else (source.fps, None)
+    video_start = packets.times[0] if packets else 0.0
     encoder = _EncodeThread(lambda first: VideoWriter(out, out_fps, (first.shape[1], first.shape[0]), audio_from=path,
-                                                      copies=copies, video_start=frame_times[0] if frame_times else 0.0))
+                                                      copies=copies, video_start=video_start))
     done = 0
     inference_s = 0.0
     bar = _progress(total, Path(path).name, progress, position=position)
@@ -232,50 +242,68 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     interrupted = False
     decoded = prefetch(frames_iter, maxsize=max(8, 2 * batch * workers))
     stabiliser = imageops.Stabiliser(stabilise)
-    try:
-        for group, styled, seconds in stylise_in_order(_batches(decoded, batch), stylizer, workers):
-            inference_s += seconds / workers
-            for original, result in zip(group, styled):
-                encoder.put(compose(original, stabiliser(original, result), overlay, show_original))
-            done += len(group)
-            bar.update(len(group))
-    except KeyboardInterrupt:
-        interrupted = True
-    except BaseException:
-        encoder.abort()
-        raise
-    finally:
+    with signals.deferred():     # a stop signal after the frame loop waits until the output is finalised
+        try:
+            with signals.at_once():
+                for group, styled, seconds in stylise_in_order(_batches(decoded, batch), stylizer, workers):
+                    inference_s += seconds / workers
+                    for i, (original, result) in enumerate(zip(group, styled)):
+                        encoder.put(compose(original, stabiliser(original, result), overlay, show_original),
+                                    lost_before=source.lost_before.get(done + i, 0))
+                    done += len(group)
+                    bar.update(len(group))
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            decoded.close()
+            bar.close()
+            encoder.abort()
+            raise
         decoded.close()
         bar.close()
-    writer = encoder.finish()
-    elapsed = time.perf_counter() - t_start
-    summary = {"input": str(path), "output": str(out), "kind": "video", "frames": done,
-               "frames_total": source.frame_count, "seconds": round(elapsed, 3),
-               "fps": round(done / elapsed, 2) if elapsed > 0 else None,
-               "stylise_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
-               "encode_ms_per_frame": round(1e3 * encoder.encode_s / done, 2) if done else None,
-               "audio": bool(writer and writer.audio), "stabilise": stabilise, "interrupted": interrupted,
-               "variable_frame_rate": timing is not None, "output_fps": round(out_fps, 3)}
-    if writer is None:
-        if interrupted:
-            raise Interrupted(summary | {"output": None})
-        raise SourceError(f"no frames decoded from {path}")
-    writer.close()
+        writer = encoder.finish()
+        elapsed = time.perf_counter() - t_start
+        summary = {"input": str(path), "output": str(out), "kind": "video", "frames": done,
+                   "frames_total": source.frame_count, "seconds": round(elapsed, 3),
+                   "fps": round(done / elapsed, 2) if elapsed > 0 else None,
+                   "stylise_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
+                   "encode_ms_per_frame": round(1e3 * encoder.encode_s / done, 2) if done else None,
+                   "audio": bool(writer and writer.audio), "stabilise": stabilise, "interrupted": interrupted,
+                   "variable_frame_rate": timing is not None, "output_fps": round(out_fps, 3)}
+        if writer is None:
+            if interrupted:
+                raise Interrupted(summary | {"output": None})
+            raise SourceError(f"no frames decoded from {path}")
+        writer.close()
+        summary["output_seconds"] = round(writer.frames / out_fps, 3)
     if interrupted:
         raise Interrupted(summary)
-    return summary | _check_complete(path, done, source.frame_count, max_frames, out)
+    return summary | _check_complete(path, done, announced, max_frames, out, lost=source.lost)
 
 
-def _check_complete(path: str, done: int, announced: int | None, max_frames: int | None, out: Path) -> dict:
-    """{"frames_missing": n} with a warning when clearly fewer frames were decoded than the file
-    announces (more than 2 frames and 2 %: OpenCV's count is an estimate for some containers)."""
+def _check_complete(path: str, done: int, announced: int | None, max_frames: int | None, out: Path,
+                    lost: int = 0) -> dict:
+    """{"frames_missing": m, "frames_lost": lost}, with one warning line when frames are missing or lost.
+
+    lost: undecodable frames skipped in the middle of the file. missing: frames missing at the end
+    (a truncated file), i.e. how many fewer than ``announced`` (the file's count less the slots of
+    dropped frames) were read, less the lost ones; counted only when clearly fewer: more than 2
+    frames and 2 % (OpenCV's count is an estimate for some containers). ``max_frames``
+    (--max-frames) lowers what is expected.
+    """
     expected = announced if announced is None or max_frames is None else min(announced, max_frames)
     missing = (expected or 0) - done
     if missing <= 2 or missing <= 0.02 * expected:
-        return {"frames_missing": 0}
-    log.warning("stylecam: warning: %s: decoded only %d of the %d frames the file announces "
-                "(truncated or damaged?); %s holds those %d frames", path, done, expected, out, done)
-    return {"frames_missing": missing}
+        missing = 0
+    if lost and missing <= lost:     # all of the shortfall is the damage skipped: no end is missing
+        log.warning("stylecam: warning: %s: %d damaged frame(s) could not be decoded and were skipped "
+                    "(the frame before is held for their time); %s holds the other %d frames",
+                    path, lost, out, done)
+    elif missing:
+        damage = f"{lost} damaged one(s) skipped, the rest missing at the end" if lost else "truncated or damaged?"
+        log.warning("stylecam: warning: %s: decoded only %d of the %d frames the file announces (%s); "
+                    "%s holds those %d frames", path, done, expected, damage, out, done)
+    return {"frames_missing": max(0, missing - lost), "frames_lost": lost}
 
 
 def process_image(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
@@ -379,8 +407,9 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     """Run one invocation; returns (exit code, summary). Raises UserError for bad input.
 
     camera_retry_s, camera_first_frame_s: see CameraSource (retry_seconds, first_frame_seconds).
-    Exit code 0: all done; 1: some files could not be read, videos were read only in part, or
-    the camera delivered no frame; 130: interrupted (files finalised).
+    Exit code 0: all done; 1: some files could not be read, videos were read only in part (damaged
+    or truncated), or the camera delivered no frame; 128 + the signal's number when stopped by
+    Ctrl-C, SIGTERM or SIGHUP (130, 143, 129; files finalised, see stylecam.signals).
     """
     items, notes = expand_sources(config.sources or ("0",), output=config.output)
     for note in notes:
@@ -431,7 +460,7 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
                                auto_size=config.auto_size)
         summary.update(result)
         if result["interrupted"]:
-            return 130, summary
+            return signals.exit_code(), summary
         if result["frames"] == 0:
             log.error("stylecam: camera %s delivered no frame%s", result["camera"],
                       "; nothing recorded" if record_to is not None else "")
@@ -443,16 +472,16 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
         summary.update(stop.summary)
         last = stop.summary["done"][-1] if stop.summary.get("done") else {}
         if last.get("output"):
-            log.warning("stylecam: interrupted: %s holds the %d frames done so far (playable)",
-                        last["output"], last.get("frames", 0))
+            log.warning("stylecam: %s: %s holds the %d frames done so far (playable)",
+                        signals.describe(), last["output"], last.get("frames", 0))
         else:
-            log.warning("stylecam: interrupted before any frame was written")
-        return 130, summary
-    incomplete = [d["input"] for d in done if d.get("frames_missing")]
+            log.warning("stylecam: %s before any frame was written", signals.describe())
+        return signals.exit_code(), summary
+    incomplete = [d["input"] for d in done if d.get("frames_missing") or d.get("frames_lost")]
     summary.update({"done": done, "failed": failed, "incomplete": incomplete})
     if failed:
         log.error("stylecam: %d of %d files could not be read", len(failed), len(files))
-    if incomplete:
+    if incomplete and len(files) > 1:   # a single file's warning has said it
         log.error("stylecam: %d of %d videos were read only in part (see the warnings above)",
                   len(incomplete), len(files))
     return (1 if failed or incomplete else 0), summary

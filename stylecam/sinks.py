@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -79,31 +80,62 @@ def parse_sample_aspect(text: str) -> tuple[int, int] | None:
     return None
 
 
-def parse_framecrc(text: str) -> list[float] | None:
-    """Presentation times in seconds, sorted, of stream 0's packets in the output of ffmpeg's framecrc
-    muxer ("#tb 0: 1/12800", then "0, dts, pts, duration, size, crc"); None when there is no time
-    base or no packet. ffmpeg counts them from the file's start time (its earliest stream), so the
-    first is how long after the file's start the picture starts. Packets before that start (negative
-    times: those an edit list cuts away, which are not decoded) are left out."""
-    base, stamps = None, []
+@dataclass(frozen=True)
+class VideoPackets:
+    """The packets of a file's first video stream, read without decoding (seconds from the file's start).
+
+    times: presentation times, sorted, of the packets that hold a picture. An empty packet is a frame
+    the capture dropped (dropped-frame AVI): it holds no picture, the one before stays on screen.
+    end: when the last packet shown, empty or not, stops showing (its time plus its duration).
+    """
+    times: tuple[float, ...]
+    end: float
+
+    def dropped(self, announced: int | None, fps: float) -> int:
+        """How many of the ``announced`` frames (the container's count, at ``fps``) hold no picture:
+        frames a capture dropped (AVI), which no decoder delivers. Counted only when the packets
+        reach as far as that count says (within 2 frames and 2 %); in a file that ends early
+        (truncated) the frames not there are missing, not dropped."""
+        if not announced:
+            return 0
+        reach = (self.end - self.times[0]) * fps
+        if abs(reach - announced) > max(2.0, 0.02 * announced):
+            return 0
+        return max(0, announced - len(self.times))
+
+
+def parse_packets(text: str) -> VideoPackets | None:
+    """VideoPackets of stream 0 from the output of ffmpeg's framecrc muxer ("#tb 0: 1/12800", then
+    "0, dts, pts, duration, size, crc"); None when there is no time base or no packet with a picture.
+    ffmpeg counts times from the file's start time (its earliest stream), so the first is how long
+    after the file's start the picture starts. Packets before that start (negative times: those an
+    edit list cuts away, which are not decoded) are left out."""
+    base, packets = None, []
     for line in text.splitlines():
         m = re.match(r"#tb 0: (\d+)/(\d+)", line)
         if m:
             base = int(m.group(1)) / int(m.group(2))
         elif line.startswith("0,"):
-            fields = line.split(",")
-            if len(fields) > 2 and fields[2].strip().lstrip("-").isdigit():
-                stamps.append(int(fields[2]))
-    stamps = sorted(t for t in stamps if t >= 0)
-    if base is None or not stamps:
+            fields = [f.strip() for f in line.split(",")]
+            if len(fields) > 4 and all(f.lstrip("-").isdigit() for f in fields[2:5]) and int(fields[2]) >= 0:
+                packets.append((int(fields[2]), int(fields[3]), int(fields[4])))   # pts, duration, size
+    pictures = sorted(pts for pts, _, size in packets if size > 0)
+    if base is None or not pictures:
         return None
-    return [t * base for t in stamps]
+    last_pts, last_duration, _ = max(packets)   # durations follow the decoding order: take the last shown's
+    return VideoPackets(times=tuple(t * base for t in pictures), end=(last_pts + max(last_duration, 0)) * base)
 
 
-def probe_frame_times(path: str | Path) -> list[float] | None:
-    """Presentation times (s, from the start of the file) of the video frames of ``path``, read from
-    its packets without decoding (ffmpeg -c copy -f framecrc); None without ffmpeg or when they
-    cannot be read."""
+def parse_framecrc(text: str) -> list[float] | None:
+    """Presentation times in seconds, sorted, of the stream-0 packets with a picture in the output of
+    ffmpeg's framecrc muxer (see parse_packets); None when there are none."""
+    packets = parse_packets(text)
+    return None if packets is None else list(packets.times)
+
+
+def probe_packets(path: str | Path) -> VideoPackets | None:
+    """The VideoPackets of ``path``'s first video stream, read without decoding (ffmpeg -c copy -f
+    framecrc); None without ffmpeg or when they cannot be read."""
     exe = ffmpeg_exe()
     if exe is None:
         return None
@@ -113,24 +145,40 @@ def probe_frame_times(path: str | Path) -> list[float] | None:
                               errors="replace", timeout=120)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return parse_framecrc(proc.stdout)
+    return parse_packets(proc.stdout)
+
+
+def probe_frame_times(path: str | Path) -> list[float] | None:
+    """Presentation times (s, from the start of the file) of the video frames of ``path`` that hold a
+    picture, read from its packets without decoding; None without ffmpeg or when they cannot be read."""
+    packets = probe_packets(path)
+    return None if packets is None else list(packets.times)
 
 
 #: highest frame rate a variable-frame-rate clip is written at (frames closer together than that share a tick)
 MAX_VFR_FPS = 60.0
 
 
-def vfr_timing(times: Sequence[float], fps: float, max_fps: float = MAX_VFR_FPS) -> tuple[float, list[int]] | None:
+def vfr_timing(times: Sequence[float], fps: float, max_fps: float = MAX_VFR_FPS,
+               end: float | None = None) -> tuple[float, list[int]] | None:
     """How to write a clip whose frames start at ``times`` (s, sorted) at a constant rate.
 
-    None when the clip is constant-rate (every gap within 10 % of the median): write each frame once
-    at ``fps``. Otherwise (output fps, copies of each frame): the rate is that of the shortest gaps
-    (5th percentile, at least ``fps``, at most ``max_fps``) and frame i is repeated so that it starts
-    within half a frame of times[i]; no frame is dropped (one that comes too early starts a tick later).
+    None when the clip is steady at ``fps``: every gap within 10 % of the median, the median within
+    10 % of 1 / fps, and the last frame showing for at most 1.5 frame times until ``end``. Then write
+    each frame once at ``fps``. Otherwise (output fps, copies of each frame): the rate is that of the
+    shortest gaps (5th percentile, at least ``fps``, at most ``max_fps``) and frame i is repeated so
+    that it starts within half a frame of times[i]; no frame is dropped (one that comes too early
+    starts a tick later). end: when the last frame stops showing (s; None: one tick after it starts),
+    e.g. after the empty frames that end a dropped-frame AVI.
     """
     stamps = np.asarray(times, dtype=np.float64)
     gaps = np.diff(stamps)
-    if len(stamps) < 3 or not np.all(np.isfinite(gaps)) or np.all(np.abs(gaps - np.median(gaps)) <= 0.1 * np.median(gaps)):
+    if len(stamps) < 3 or not np.all(np.isfinite(gaps)):
+        return None
+    median = float(np.median(gaps))
+    tail = None if end is None or not np.isfinite(end) else end - stamps[-1]
+    if np.all(np.abs(gaps - median) <= 0.1 * median) and abs(median * fps - 1.0) <= 0.1 \
+            and (tail is None or tail <= 1.5 / fps):
         return None
     positive = gaps[gaps > 0]
     if positive.size == 0:
@@ -139,7 +187,8 @@ def vfr_timing(times: Sequence[float], fps: float, max_fps: float = MAX_VFR_FPS)
     index = np.arange(len(stamps))
     ticks = np.round((stamps - stamps[0]) * rate).astype(np.int64)
     ticks = np.maximum.accumulate(ticks - index) + index          # strictly increasing: never two in a tick
-    copies = np.diff(np.append(ticks, ticks[-1] + 1))
+    last = ticks[-1] + 1 if tail is None else max(ticks[-1] + 1, int(round((end - stamps[0]) * rate)))
+    copies = np.diff(np.append(ticks, last))
     return rate, copies.astype(int).tolist()
 
 
@@ -147,6 +196,15 @@ def temp_path(final: str | Path) -> Path:
     """Hidden temporary name next to ``final`` with the same extension (containers go by it)."""
     final = Path(final)
     return final.with_name(f".{final.stem}.partial{final.suffix}")
+
+
+def discard(path: str | Path) -> None:
+    """Delete a temporary file if it is there. Never raises: on a read-only file system even a file
+    that was never created cannot be unlinked (EROFS), and that must not hide the error that matters."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def unwritable(path: str | Path, err: OSError) -> UserError:
@@ -236,6 +294,9 @@ def write_image(path: str | Path, frame: np.ndarray) -> Path:
         raise UserError(f"cannot encode an image as {ext} for {path}", "use .png or .jpg")
     return atomic_write_bytes(path, buf.tobytes())
 
+
+#: the hint of an encoder that stops or fails (ffmpeg's own message says why)
+WRITE_HINT = "check that the folder of the output is writable and has free space, or choose another -o"
 
 _VIDEO_CODECS = {
     # 4:2:0 (VP9 profile 0): browsers do not all play the 4:4:4 RGB that bgr24 input would give;
@@ -341,6 +402,7 @@ class VideoWriter:
         self.video_start = video_start if np.isfinite(video_start) and video_start > 0.0 else 0.0
         self._proc: subprocess.Popen | None = None
         self._cv: cv2.VideoWriter | None = None
+        self._held: tuple[np.ndarray, int] | None = None   # (the frame written last, copies it may still be held for)
         ext = self.path.suffix.lower()
         self.even = ext not in _ANY_SIZE_EXTS
         ensure_parent(self.path)
@@ -360,6 +422,8 @@ class VideoWriter:
         encoded = (self.width + self.width % 2, self.height + self.height % 2)
         self._cv = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, encoded)
         if not self._cv.isOpened():
+            if not os.access(self.path.parent, os.W_OK):   # also false on a read-only file system
+                raise unwritable(self.path, PermissionError(13, "not writable"))
             raise UserError(f"cannot write video {self.path}", "use an .mp4 or .avi output name")
 
     def _audio_args(self, exe: str, ext: str, source: str | Path) -> list[str]:
@@ -399,10 +463,18 @@ class VideoWriter:
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=self._log, **apart_from_ctrl_c())
 
-    def write(self, frame: np.ndarray, repeat: int = 1) -> None:
+    def write(self, frame: np.ndarray, repeat: int = 1, lost_before: int = 0) -> None:
         """Append one uint8 BGR (H, W, 3) frame, ``repeat`` times (held on screen that many frame
         times; multiplies the frame's ``copies``). Frames of another size are letterboxed into the
         writer's size (see letterbox).
+
+        lost_before: frames of the input just before this one that could not be decoded; the frame
+        written before (this one, when it is the first) is held on screen for their time (their
+        ``copies``), so that the picture keeps its length and stays in sync with the sound.
+
+        A frame that ``copies`` holds until a later picture is held only when that picture comes
+        (the next write): a clip that ends early (truncated) does not end on a frame held for
+        pictures that are not there.
 
         Raises UserError (and removes the partial file) when the encoder has stopped.
         """
@@ -412,8 +484,26 @@ class VideoWriter:
             frame = letterbox(frame, self.height, self.width)
         if self.even:
             frame = pad_to_even(frame)
-        times = (self.copies[self.given] if self.given < len(self.copies) else 1) * int(repeat)
+        lost = sum(self._copies_of(self.given + i) for i in range(max(0, lost_before)))
+        self.given += max(0, lost_before)
+        if self._held is not None:             # the frame before: its hold, and the time of the lost ones
+            before, hold = self._held
+            self._held = None
+            if hold + lost:
+                self._emit(before, hold + lost)
+            lost = 0
+        times = self._copies_of(self.given) * int(repeat)
         self.given += 1
+        now = times if self.given >= len(self.copies) else int(repeat)   # the rest waits for the next picture
+        self._emit(frame, now + lost)
+        self._held = (frame, times - now)
+
+    def _copies_of(self, index: int) -> int:
+        """How many times the input's frame ``index`` is written (its ``copies``, else 1)."""
+        return self.copies[index] if index < len(self.copies) else 1
+
+    def _emit(self, frame: np.ndarray, times: int) -> None:
+        """Encode a frame already of the encoded size ``times`` times."""
         if self._cv is not None:
             for _ in range(times):
                 self._cv.write(frame)
@@ -427,7 +517,7 @@ class VideoWriter:
             except (BrokenPipeError, OSError):
                 message = self._stop()
                 raise UserError(f"the video encoder stopped while writing {self.path}: {message}",
-                                "check free disk space and the output name") from None
+                                WRITE_HINT) from None
         self.frames += times
 
     def _stop(self) -> str:
@@ -443,7 +533,7 @@ class VideoWriter:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self.tmp.unlink(missing_ok=True)
+        discard(self.tmp)
         return self._error()
 
     def _error(self) -> str:
@@ -468,18 +558,17 @@ class VideoWriter:
             rc = proc.wait()
             if rc != 0:
                 message = self._error()
-                self.tmp.unlink(missing_ok=True)
-                raise UserError(f"the video encoder failed for {self.path}: {message}",
-                                "check the output name and free disk space")
+                discard(self.tmp)
+                raise UserError(f"the video encoder failed for {self.path}: {message}", WRITE_HINT)
         if self.frames == 0:
-            self.tmp.unlink(missing_ok=True)
+            discard(self.tmp)
             raise UserError(f"no frames were written to {self.path}", "the input delivered no frame")
         if self.audio:
             self._cut_sound_to_picture()
         try:
             os.replace(self.tmp, self.path)
         except OSError as err:
-            self.tmp.unlink(missing_ok=True)
+            discard(self.tmp)
             raise unwritable(self.path, err) from None
         return self.path
 
@@ -499,10 +588,11 @@ class VideoWriter:
         if proc.returncode == 0 and cut.is_file() and cut.stat().st_size > 0:
             os.replace(cut, self.tmp)
         else:
-            cut.unlink(missing_ok=True)
+            discard(cut)
 
     def abort(self) -> None:
         """Stop without keeping anything."""
+        self._held = None
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()
@@ -510,7 +600,7 @@ class VideoWriter:
         if self._cv is not None:
             self._cv.release()
             self._cv = None
-        self.tmp.unlink(missing_ok=True)
+        discard(self.tmp)
 
 
 # ----- window ------------------------------------------------------------------------------

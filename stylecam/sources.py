@@ -4,6 +4,7 @@ Every frame leaving this module is uint8 BGR (H, W, 3), as OpenCV decodes it.
 """
 from __future__ import annotations
 
+import bisect
 import glob
 import logging
 import os
@@ -14,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -324,35 +325,87 @@ def _chunk(data: bytes, at: int, wanted: bytes, png: bool) -> bytes:
     return b""
 
 
+#: undecodable frames in a row that are skipped before a video counts as ended: at least
+#: SKIP_AT_LEAST (a count the file does not announce, or only estimates), at most SKIP_AT_MOST
+SKIP_AT_LEAST, SKIP_AT_MOST = 8, 1000
+
+
 class VideoFileSource:
-    """Every frame of a video file, in order: uint8 BGR (H, W, 3).
+    """Every decodable frame of a video file, in order: uint8 BGR (H, W, 3).
+
+    A frame that cannot be decoded (damage in the middle of the file) is skipped and the next one
+    read: ``lost`` counts them, and ``lost_before[i]`` is how many came just before the i-th frame
+    delivered (0-based; absent: none). Reading goes on past failures as long as the file announces
+    frames still to come (at least SKIP_AT_LEAST, at most SKIP_AT_MOST failures in a row); failures
+    with no frame after them are the end (a truncated file: fewer frames than ``frame_count``).
+
+    picture_times: the presentation times (s from the file's start, sorted) of the frames the file
+    holds (sinks.probe_packets). With them, the frames lost are found by the times of the frames
+    decoded, which is exact also where the decoder reorders frames; without them (or for a frame
+    whose time matches none), by the decoder's failures.
 
     Raises SourceError when the file cannot be opened or holds no decodable frame.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, picture_times: Sequence[float] | None = None):
         self.path = str(path)
+        self.lost = 0                                # undecodable frames skipped
+        self.lost_before: dict[int, int] = {}        # index of a frame delivered -> frames lost just before it
+        self.delivered = 0                           # frames read so far
+        self._expected = list(picture_times or ())
+        self._matched = 0                            # picture_times[:_matched] are delivered or lost
         self._cap = cv2.VideoCapture(self.path)
         if not self._cap.isOpened():
             raise SourceError(_no_video_stream(self.path) or f"cannot open video {self.path}")
-        ok, first = self._cap.read()
-        if not ok or first is None:
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 else None
+        first = self._next()
+        if first is None:
             self._cap.release()
             raise SourceError(_no_video_stream(self.path) or f"cannot decode video {self.path}: no readable frame")
         self._first: np.ndarray | None = first
         self.height, self.width = first.shape[:2]
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
-        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count = count if count > 0 else None
+
+    def _next(self) -> np.ndarray | None:
+        """The next decodable frame (undecodable ones skipped and counted), or None at the end."""
+        failed = 0
+        while True:
+            ok, frame = self._cap.read()
+            if ok and frame is not None:
+                lost = self._lost_by_time()
+                lost = failed if lost is None else lost
+                if lost:
+                    self.lost += lost
+                    self.lost_before[self.delivered] = lost
+                self.delivered += 1
+                return frame
+            failed += 1
+            remaining = (self.frame_count or 0) - self.delivered - self.lost
+            if failed >= min(SKIP_AT_MOST, max(SKIP_AT_LEAST, remaining)):
+                return None
+
+    def _lost_by_time(self) -> int | None:
+        """How many of ``picture_times`` the frame just decoded comes after without their frames
+        having come; None without picture_times or when its time is none of them (within 1 ms).
+        The decoder counts time from the first picture; picture_times from the file's start."""
+        if not self._expected:
+            return None
+        at = self._expected[0] + self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        index = bisect.bisect_left(self._expected, at - 1e-3, lo=self._matched)
+        if index == len(self._expected) or abs(self._expected[index] - at) > 1e-3:
+            return None
+        lost, self._matched = index - self._matched, index + 1
+        return lost
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._first is not None:
             frame, self._first = self._first, None
             yield frame
         while True:
-            ok, frame = self._cap.read()
-            if not ok or frame is None:
+            frame = self._next()
+            if frame is None:
                 break
             yield frame
         self.close()
