@@ -8,6 +8,7 @@ import glob
 import logging
 import os
 import queue
+import stat
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from stylecam.errors import UserError
 log = logging.getLogger("stylecam")
 
 CAMERA_PROBE = 5   # camera indices looked at when listing cameras: 0..CAMERA_PROBE-1
+MAX_CAMERA_INDEX = 9999   # OpenCV takes small indices, also an index plus a backend's CAP_* offset (e.g. 200 + 0)
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -108,18 +110,47 @@ def expand_sources(specs: Iterable[str], output: str | None = None) -> tuple[lis
     items: list[SourceItem] = []
     notes: list[str] = []
     for spec in specs:
-        if spec.isdigit():
-            items.append(SourceItem("camera", spec))
+        if spec.isascii() and spec.isdigit():
+            items.append(SourceItem("camera", str(camera_index(spec))))
         elif os.path.isdir(spec):
             items += _expand_folder(spec, output, notes)
         elif os.path.isfile(spec):
             items.append(SourceItem(file_kind(spec) or "video", spec))  # neither: let the video decoder try
+        elif special_file(spec):
+            raise UserError(f"{spec} is {special_file(spec)}, not a regular file",
+                            "give a video or image file, a folder or a camera index (0, 1, ...)")
         elif any(ch in spec for ch in "*?["):
             items += _expand_glob(spec, notes)
         else:
             raise UserError(f"no such file, folder or camera: {spec}",
                             "give a camera index (0, 1, ...), a video, an image, a folder or a glob")
     return items, notes
+
+
+def camera_index(text: str) -> int:
+    """A camera index given as digits, 0..MAX_CAMERA_INDEX; UserError otherwise."""
+    index = int(text)
+    if index > MAX_CAMERA_INDEX:
+        shown = text if len(text) <= 12 else f"{text[:6]}...{text[-3:]} ({len(text)} digits)"
+        raise UserError(f"no camera {shown}: camera indices are 0..{MAX_CAMERA_INDEX}",
+                        "give a small index such as 0 or 1; `stylecam info` lists the cameras")
+    return index
+
+
+def special_file(path: str | Path) -> str | None:
+    """What an existing path that is neither a regular file nor a folder is ("a named pipe (FIFO)",
+    "a device", "a socket"); None for regular files, folders and missing paths."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
 
 
 def _media_items(paths: Iterable[Path | str], root: str | None, notes: list[str]) -> list[SourceItem]:
@@ -141,6 +172,9 @@ def _expand_folder(folder: str, output: str | None, notes: list[str]) -> list[So
     files, skipped = [], 0
     for path in sorted(Path(folder).rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(folder).parts) or path.is_dir():
+            continue
+        if special_file(path):           # opening a FIFO to sniff it would wait for a writer forever
+            notes.append(f"skipped {path}: {special_file(path)}, not a regular file")
             continue
         if _is_output(path, Path(folder), out):
             skipped += 1

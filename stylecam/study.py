@@ -146,13 +146,17 @@ class StudyConfig:
 
 def find_images(specs: Sequence[str]) -> list[Path]:
     """Files, folders (their images, sorted) and globs -> image paths, each once, in order."""
+    from stylecam.sources import special_file
+
     found: list[Path] = []
     for spec in specs:
         p = Path(spec).expanduser()
         if p.is_dir():
-            found += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS)
+            found += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and not q.is_dir())
         elif p.is_file():
             found.append(p)
+        elif special_file(p):
+            raise UserError(f"{spec} is {special_file(p)}, not a regular file", "give image files, folders or quoted globs")
         elif any(ch in spec for ch in "*?["):
             found += sorted(Path(q) for q in glob.glob(spec) if Path(q).suffix.lower() in IMAGE_EXTENSIONS)
         else:
