@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from stylecam.errors import UserError
+from stylecam.folders import make_dirs
 
 
 def int_at_least(minimum: int, maximum: int | None = None):
@@ -100,7 +101,7 @@ def output_file(text: str, flag: str, suffixes: tuple[str, ...], example: str, h
         raise UserError(f"{flag} must name a {' or '.join(suffixes)} file, got {text}",
                         f"e.g. {flag} /tmp/{example}{hint}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(out.parent)
         with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
             pass
     except OSError as err:

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from stylecam import __version__, argtypes
+from stylecam import __version__, argtypes, folders
 from stylecam.config import DEFAULT_STYLE, DEVICES, EngineConfig, RunConfig
 from stylecam.errors import UserError
 
@@ -323,19 +323,20 @@ def main(argv: list[str] | None = None) -> int:
     # set OPENCV_FFMPEG_LOGLEVEL (e.g. 24 = warnings) to see them
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            return {"info": info, "demo": demo, "study": study}[argv[0]](argv[1:])
-        args = build_parser().parse_args(argv)
-        _setup_logging(args.quiet)
-        if args.list_styles:
-            return list_styles(args.weights_dir, args.json)
-        config = config_from_args(args)
-        from stylecam.runner import run
+        with folders.removed_if_empty_on_failure():   # a failed run leaves no empty output folder
+            if argv and argv[0] in SUBCOMMANDS:
+                return {"info": info, "demo": demo, "study": study}[argv[0]](argv[1:])
+            args = build_parser().parse_args(argv)
+            _setup_logging(args.quiet)
+            if args.list_styles:
+                return list_styles(args.weights_dir, args.json)
+            config = config_from_args(args)
+            from stylecam.runner import run
 
-        code, summary = run(config)
-        if config.json:
-            _print_json(summary)
-        return code
+            code, summary = run(config)
+            if config.json:
+                _print_json(summary)
+            return code
     except UserError as err:
         print(f"stylecam: error: {err}", file=sys.stderr)
         return err.exit_code

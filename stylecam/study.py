@@ -38,6 +38,7 @@ import numpy as np
 from stylecam import argtypes, contract, imageops, metrics
 from stylecam.cli import MAX_SIZE, long_side
 from stylecam.errors import UserError
+from stylecam.folders import make_dirs
 from stylecam.styles import find_classifier
 
 
@@ -482,7 +483,7 @@ def _umask() -> int:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -679,7 +680,7 @@ def run_study(cfg: StudyConfig) -> dict:
     cfg = replace(cfg, styles=_unique(cfg.styles, "--styles"), paddings=_unique(cfg.paddings, "--padding"))
     out = Path(cfg.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)                   # removed again, while empty, when the study fails (stylecam.folders)
     except OSError as err:
         raise UserError(f"cannot create output folder {out}: {err.strerror}", "choose another -o") from None
     unreadable: list[str] = []
