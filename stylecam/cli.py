@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from stylecam import __version__, argtypes, folders
+from stylecam import __version__, argtypes, folders, limits
 from stylecam.config import DEFAULT_STYLE, DEVICES, EngineConfig, RunConfig
 from stylecam.errors import UserError
 
@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show a classifier's top-3 labels for the original and the stylised frame "
                              "(a .onnx file or a shipped name: cifar10, cifar10-fast, mnist, fashion-mnist)")
     parser.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames per source")
+    parser.add_argument("--max-pixels", type=argtypes.pixel_count, default=limits.DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse pictures and video frames of more pixels (width x height; images are checked "
+                             "in their header, before decoding), e.g. 100M; in a folder such files are skipped "
+                             f"(default: {limits.DEFAULT_MAX_PIXELS // 1_000_000}M)")
     parser.add_argument("--version", action="version", version=f"stylecam {__version__}")
     add_engine_arguments(parser, size_auto=True)
     return parser
@@ -204,6 +208,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      virtual_camera_device=args.virtual_camera_device, auto_size=auto_size,
                      stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
                      workers=args.workers, classify=args.classify, max_frames=args.max_frames,
+                     max_pixels=args.max_pixels,
                      progress=args.progress and not args.quiet)
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stylecam.limits import DEFAULT_MAX_PIXELS
+
 DEFAULT_STYLE = "wave"
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
@@ -47,4 +49,5 @@ class RunConfig:
     workers: int | None = None         # frames stylised at once; None = runner.plan_workers (one per core: up to 4 for files; 2 for the camera, 1 there on a GPU)
     classify: str | None = None        # classifier ONNX: top-3 labels, original vs stylised
     max_frames: int | None = None      # stop after this many frames per source (None = all)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse pictures and video frames with more pixels (width x height)
     progress: bool = True              # tqdm progress bars on stderr

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
+from stylecam import imageheader, limits
 from stylecam.errors import UserError
 
 log = logging.getLogger("stylecam")
@@ -237,33 +238,50 @@ def _glob_base(pattern: str) -> str | None:
 
 # ----- images and videos ------------------------------------------------------------------
 
-def read_image(path: str | Path) -> np.ndarray:
-    """uint8 BGR (H, W, 3) from an image file (alpha dropped, grey expanded). Raises SourceError."""
-    return _decode_colour(_read_bytes(path), path)
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """uint8 BGR (H, W, 3) from an image file (alpha dropped, grey expanded). Raises SourceError, and
+    InputRefused when the picture has more than ``max_pixels`` pixels (None: no limit)."""
+    return _decode_colour(_read_bytes(path, max_pixels), path, max_pixels)
 
 
-def _decode_colour(data: np.ndarray, path: str | Path) -> np.ndarray:
-    """Encoded bytes uint8 (N,) -> uint8 BGR (H, W, 3), EXIF orientation applied. Raises SourceError."""
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+def _decode_colour(data: np.ndarray, path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Encoded bytes uint8 (N,) -> uint8 BGR (H, W, 3), EXIF orientation applied. Raises SourceError,
+    InputRefused above ``max_pixels`` (checked again on the decoded picture: some formats have no
+    header parser here)."""
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as err:             # e.g. above OpenCV's own pixel limit
+        raise SourceError(f"cannot decode {path}: {_cv2_reason(err)}") from None
     if image is None:
         raise SourceError(f"cannot decode {path}: not a readable image")
+    limits.check_pixels(path, image.shape[1], image.shape[0], max_pixels)
     return image
+
+
+def _cv2_reason(err: Exception) -> str:
+    """The readable part of a cv2.error: "pixels <= CV_IO_MAX_IMAGE_PIXELS in function ..." -> that text."""
+    text = " ".join(str(err).split())
+    return text.split(") ", 1)[-1][:160] if "Assertion failed" in text else text[:160]
 
 
 ALPHA_EXTS = {".png", ".webp", ".tif", ".tiff"}   # image formats that can carry transparency
 
 
-def read_image_alpha(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_image_alpha(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(uint8 BGR (H, W, 3), uint8 alpha (H, W) 0..255 or None) from one image file.
 
     The colour is read like read_image (EXIF orientation applied); the alpha of a PNG, WebP or
-    TIFF (by content, not name) is turned the same way. Raises SourceError.
+    TIFF (by content, not name) is turned the same way. Raises SourceError, and InputRefused above
+    ``max_pixels``.
     """
-    data = _read_bytes(path)
-    image = _decode_colour(data, path)
+    data = _read_bytes(path, max_pixels)
+    image = _decode_colour(data, path, max_pixels)
     if _format_of(data[:16].tobytes()) not in ALPHA_EXTS:
         return image, None
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return image, None
     if raw is None or raw.ndim != 3 or raw.shape[2] != 4:
         return image, None
     if raw.dtype == np.uint16:
@@ -281,8 +299,14 @@ def read_alpha(path: str | Path) -> np.ndarray | None:
         return None
 
 
-def _read_bytes(path: str | Path) -> np.ndarray:
-    """The bytes of a file as uint8 (N,); SourceError when it cannot be read."""
+def _read_bytes(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """The bytes of a file as uint8 (N,); SourceError when it cannot be read, InputRefused when its
+    header announces more than ``max_pixels`` pixels (checked before reading the rest)."""
+    if special_file(path):
+        raise SourceError(f"cannot read {path}: {special_file(path)}, not a regular file")
+    size = imageheader.image_size_of(path) if max_pixels is not None else None
+    if size is not None:
+        limits.check_pixels(path, *size, max_pixels)
     try:
         return np.fromfile(str(path), dtype=np.uint8)
     except OSError as err:
@@ -361,20 +385,34 @@ def _chunk(data: bytes, at: int, wanted: bytes, png: bool) -> bytes:
 class VideoFileSource:
     """Every frame of a video file, in order: uint8 BGR (H, W, 3).
 
-    Raises SourceError when the file cannot be opened or holds no decodable frame.
+    Raises SourceError when the file cannot be opened or holds no decodable frame, InputRefused when
+    its frames have more than ``max_pixels`` pixels (None: no limit).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, max_pixels: int | None = None):
         self.path = str(path)
+        if special_file(self.path):
+            raise SourceError(f"cannot read {self.path}: {special_file(self.path)}, not a regular file")
         self._cap = cv2.VideoCapture(self.path)
         if not self._cap.isOpened():
             raise SourceError(_no_video_stream(self.path) or f"cannot open video {self.path}")
+        try:                             # the size the container announces, before any frame is decoded
+            limits.check_pixels(self.path, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                                int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels)
+        except BaseException:
+            self._cap.release()
+            raise
         ok, first = self._cap.read()
         if not ok or first is None:
             self._cap.release()
             raise SourceError(_no_video_stream(self.path) or f"cannot decode video {self.path}: no readable frame")
         self._first: np.ndarray | None = first
         self.height, self.width = first.shape[:2]
+        try:
+            limits.check_pixels(self.path, self.width, self.height, max_pixels)
+        except BaseException:
+            self._cap.release()
+            raise
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
