@@ -135,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"one style, by name or model file (default: {DEFAULT_STYLE})")
     which.add_argument("--chain", type=_chain, default=None, metavar="A,B,...",
                        help="several styles applied in order: A, then B, ...")
-    parser.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
-                        help="apply the whole chain N times (--chain wave,muse --repeat 3 = 6 passes)")
+    parser.add_argument("--repeat", type=argtypes.int_at_least(1, limits.MAX_REPEAT), default=1, metavar="N",
+                        help=f"apply the whole chain N times, 1..{limits.MAX_REPEAT} "
+                             "(--chain wave,muse --repeat 3 = 6 passes)")
     parser.add_argument("--list-styles", action="store_true", help="list the styles found and exit")
     parser.add_argument("--strength", type=_strength, default=1.0, metavar="S", help="0 = original .. 1 = fully stylised")
     parser.add_argument("--preserve-color", action="store_true",

@@ -33,8 +33,8 @@ class StageTimes:
 
 
 def _check_repeat(repeat) -> int:
-    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1:
-        raise UserError(f"--repeat must be a whole number ≥ 1, got {repeat!r}",
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or not 1 <= repeat <= limits.MAX_REPEAT:
+        raise UserError(f"--repeat must be a whole number within 1..{limits.MAX_REPEAT}, got {repeat!r}",
                         "e.g. --repeat 3 applies the whole chain three times")
     return int(repeat)
 

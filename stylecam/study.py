@@ -848,7 +848,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="study", help="output folder (default: study)")
     p.add_argument("--styles", type=_csv_list, default=(),
                    help="comma list of style names or .onnx files (default: every style found)")
-    p.add_argument("--repeat", type=int, default=10, help="passes per style (default: 10)")
+    p.add_argument("--repeat", type=int, default=10,
+                   help=f"passes per style, 1..{limits.MAX_REPEAT} (default: 10)")
     p.add_argument("--padding", type=_csv_list, default=("reflect",),
                    help=f"comma list of padding modes: {', '.join(PADDING_CHOICES)} (default: reflect). "
                         "zero/replicate use the same weights exported with that padding "
