@@ -115,6 +115,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True, si
         parser.add_argument("--size", type=_size, default=None, metavar="N",
                             help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized back "
                                  "to the input size")
+    parser.add_argument("--upscale", action="store_true",
+                        help="let --size enlarge frames smaller than it (default: those are stylised at their own size)")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
                         help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
@@ -199,7 +201,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     auto_size = args.size == "auto"
     engine = EngineConfig(styles=tuple(styles), repeat=args.repeat, variant=args.variant, padding=args.padding,
                           device=args.device, fp16=args.fp16, int8=args.int8, threads=args.threads,
-                          size=None if auto_size else args.size,
+                          size=None if auto_size else args.size, upscale=args.upscale,
                           strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,

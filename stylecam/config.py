@@ -21,6 +21,7 @@ class EngineConfig:
     int8: bool = False                 # int8 copies of the models (CPU only; ignored with a warning on a GPU)
     threads: int | None = None         # onnxruntime intra-op threads (None = onnxruntime default)
     size: int | None = None            # long side of the inference resolution; None = frame size
+    upscale: bool = False              # let size enlarge smaller frames (default: they run at their own size)
     strength: float = 1.0              # 0 = original, 1 = fully stylised (linear blend)
     preserve_color: bool = False       # luminance from the stylised frame, colour from the original
     prepad: int = 0                    # reflect-pad each pass by this many pixels, crop after

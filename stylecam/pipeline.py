@@ -101,6 +101,7 @@ class Stylizer:
     prepad: extra reflect padding (pixels per side) around every pass, cropped after.
     strength: 0..1 blend with the original; preserve_color: keep the original's colour.
     size: long side of the inference resolution (the result is resized back); None = frame size.
+    upscale: let ``size`` enlarge frames whose long side is smaller (default: those run at their own size).
     int8: use the int8 copies of the named styles (CPU only; a style without one runs in float32).
     pad_in_graph: pad and crop inside the sessions (None = on a GPU only; see run_float).
     """
@@ -109,7 +110,8 @@ class Stylizer:
                  variant: str | None = None, prepad: int = 0, strength: float = 1.0,
                  preserve_color: bool = False, weights_dir: str | None = None, size: int | None = None,
                  padding: str = "reflect", fp16: bool = False, threads: int | None = None,
-                 int8: bool = False, registry: Registry | None = None, pad_in_graph: bool | None = None):
+                 int8: bool = False, registry: Registry | None = None, pad_in_graph: bool | None = None,
+                 upscale: bool = False):
         styles = _check_styles(styles)
         if not styles or not all(styles):
             raise UserError("no style given", "name at least one style, e.g. --style wave or --chain wave,muse")
@@ -128,6 +130,7 @@ class Stylizer:
         self.preserve_color = bool(preserve_color)
         self.prepad = int(prepad)
         self.size = int(size) if size is not None else None
+        self.upscale = bool(upscale)
         self._memory_checked: set[tuple[int, int, int]] = set()   # (N, H, W) of inference inputs that fit
         self.device = check_device(device)
         self.fp16 = bool(fp16)
@@ -221,7 +224,7 @@ class Stylizer:
                             "network": network_name(e.metadata.get(contract.KEY_CONFIG)), "path": str(e.path)}
                            for e in self.entries],
                 "providers": self.providers, "strength": self.strength, "preserve_color": self.preserve_color,
-                "prepad": self.prepad, "size": self.size, "fp16": self.fp16,
+                "prepad": self.prepad, "size": self.size, "upscale": self.upscale, "fp16": self.fp16,
                 "int8": any(e.precision == "int8" for e in self.entries)}
 
     def _model(self, entry: StyleEntry, padded: bool | None = None) -> LoadedModel:
@@ -316,7 +319,7 @@ class Stylizer:
     # ----- frames --------------------------------------------------------------------------
     def _to_inference(self, frames: np.ndarray) -> np.ndarray:
         """uint8 BGR (N, H, W, 3) -> float32 RGB NCHW at the inference resolution."""
-        if self.size is not None:
+        if self.size is not None and (self.upscale or self.size < max(frames.shape[1:3])):
             frames = np.stack([imageops.resize_long_side(f, self.size) for f in frames])
         return imageops.bgr_to_nchw(frames)
 

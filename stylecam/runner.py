@@ -380,7 +380,8 @@ def build_stylizer(config: RunConfig, threads: int | None = None) -> Stylizer:
     e = config.engine
     return Stylizer(styles=list(e.styles), repeat=e.repeat, device=e.device, variant=e.variant, prepad=e.prepad,
                     strength=e.strength, preserve_color=e.preserve_color, weights_dir=e.weights_dir, size=e.size,
-                    padding=e.padding, fp16=e.fp16, int8=e.int8, threads=threads if threads is not None else e.threads)
+                    upscale=e.upscale, padding=e.padding, fp16=e.fp16, int8=e.int8,
+                    threads=threads if threads is not None else e.threads)
 
 
 def run(config: RunConfig, camera_opener: Callable | None = None,
