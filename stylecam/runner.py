@@ -87,8 +87,10 @@ def check_outputs(pairs: Sequence[tuple[SourceItem, Path]]) -> None:
             raise UserError(f"output {out} would overwrite its input", "choose another -o")
         key = out.resolve()
         if key in seen:
+            if Path(item.location).resolve() == Path(seen[key]).resolve():
+                raise UserError(f"{item.location} is given twice", "name each input once")
             raise UserError(f"{item.location} and {seen[key]} would both be written to {out}",
-                            "give -o a folder")
+                            "rename one of them, or stylise them in separate runs, each with its own -o")
         seen[key] = item.location
         if item.kind == "image" and out.suffix.lower() in WRITABLE_VIDEO_EXTS:
             raise UserError(f"cannot write image {item.location} to a video file {out}", "give -o a folder or an image name")
