@@ -32,11 +32,23 @@ EPILOG = """examples:
 
 live keys: n/p next/previous style, 1-9 pick style, c chain on/off, +/- repeat,
   [ ] strength, o original side by side, m mirror, f fullscreen, s snapshot, r record, space pause, q/Esc quit.
-exit codes: 0 done, 1 some inputs could not be read, 2 bad input, 130 interrupted."""
+exit codes: 0 done, 1 some inputs could not be read, 2 bad input, 130 interrupted (docs/failure.md).
+with --json, an exit-2 error is also written to stdout as {"error": ..., "hint": ..., "exit_code": 2}."""
 
 SUBCOMMANDS = ("info", "demo", "study")
 
 log = logging.getLogger("stylecam")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with stylecam's one-line errors: ``PROG: error: MESSAGE (see `PROG --help`)``, exit 2.
+    The message is kept in ``last_error`` so that main can repeat it as JSON."""
+
+    last_error: str | None = None
+
+    def error(self, message: str):
+        ArgumentParser.last_error = message
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 _int_at_least = argtypes.int_at_least
@@ -119,14 +131,15 @@ def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True, si
                         help="let --size enlarge frames smaller than it (default: those are stylised at their own size)")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
                         help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
-    parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print a machine-readable summary on stdout (for an exit-2 error: an error object)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no progress bars)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylecam", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="stylecam", description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
                         help="camera index, video, image, folder or glob (default: camera 0)")
     parser.add_argument("-o", "--output", default=None,
@@ -246,8 +259,8 @@ def list_styles(weights_dir: str | None, as_json: bool) -> int:
 
 
 def info(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="stylecam info",
-                                     description="version, onnxruntime providers, styles and cameras found")
+    parser = ArgumentParser(prog="stylecam info",
+                            description="version, onnxruntime providers, styles and cameras found")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="onnxruntime providers to report: auto tries TensorRT > CUDA > CPU")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
@@ -298,8 +311,8 @@ def study(argv: list[str]) -> int:
             raise
         raise UserError("`stylecam study` is not available: this installation has no stylecam.study module",
                         "install the complete stylecam package") from None
-    parser = argparse.ArgumentParser(prog="stylecam study",
-                                     description="what repeated and chained filtering does: sheets, metrics, plots")
+    parser = ArgumentParser(prog="stylecam study",
+                            description="what repeated and chained filtering does: sheets, metrics, plots")
     module.add_arguments(parser)
     with contextlib.suppress(argparse.ArgumentError):  # unless the study has its own -q
         parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no progress bar)")
@@ -313,14 +326,24 @@ def study(argv: list[str]) -> int:
 def demo(argv: list[str]) -> int:
     from stylecam import demo as demo_module
 
-    parser = argparse.ArgumentParser(prog="stylecam demo", description=demo_module.DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="stylecam demo", description=demo_module.DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     demo_module.add_arguments(parser)
     add_engine_arguments(parser)
     args = parser.parse_args(argv)
     _setup_logging(args.quiet)
     args.progress = args.progress and not args.quiet
     return demo_module.run(args)
+
+
+def wants_json(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON output (``--json`` before any ``--``)."""
+    return "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+
+
+def json_error(message: str, hint: str | None, exit_code: int) -> dict:
+    """The object written on stdout for an error under --json: {"error", "hint", "exit_code"}."""
+    return {"error": message, "hint": hint, "exit_code": exit_code}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     # FFmpeg's own lines ("moov atom not found") only repeat the one-line errors stylecam prints;
     # set OPENCV_FFMPEG_LOGLEVEL (e.g. 24 = warnings) to see them
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    ArgumentParser.last_error = None
     try:
         with folders.removed_if_empty_on_failure():   # a failed run leaves no empty output folder
             if argv and argv[0] in SUBCOMMANDS:
@@ -347,9 +371,14 @@ def main(argv: list[str] | None = None) -> int:
             return code
     except UserError as err:
         print(f"stylecam: error: {err}", file=sys.stderr)
+        if wants_json(argv):
+            _print_json(json_error(err.message, err.hint, err.exit_code))
         return err.exit_code
     except SystemExit as exit_:  # argparse: --help (0) or a bad flag (2, message already printed)
-        return exit_.code if isinstance(exit_.code, int) else 2
+        code = exit_.code if isinstance(exit_.code, int) else 2
+        if code == 2 and ArgumentParser.last_error is not None and wants_json(argv):
+            _print_json(json_error(ArgumentParser.last_error, None, 2))
+        return code
     except KeyboardInterrupt:
         print("stylecam: interrupted", file=sys.stderr)
         return 130
