@@ -122,7 +122,8 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
     device: auto | cpu | cuda | tensorrt. Warns loudly when a GPU was asked for and the
     session only got the CPU. Raises UserError for a missing or corrupt file.
     clamp: (lo, hi) appends a Clip to the first output inside the graph, so the clamp runs
-    on the model's device (and stays there under IO binding).
+    on the model's device (and stays there under IO binding); NaN and infinite values come out as
+    NaN, not clamped.
     fp16: convert weights and activations to float16 when a GPU provider is asked for and
     offered; inputs and outputs stay float32. Ignored with a warning on the CPU.
     pad: (multiple, extra) reflect-pads the first input inside the graph (``extra`` pixels per
@@ -206,7 +207,11 @@ def transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: 
         lo, hi = (numpy_helper.from_array(np.array(v, np.float32), f"{out.name}_clip_{tag}")
                   for v, tag in zip(clamp, ("lo", "hi")))
         graph.initializer.extend([lo, hi])
-        graph.node.append(helper.make_node("Clip", [raw, lo.name, hi.name], [out.name]))
+        # raw - raw is 0, or NaN where raw is NaN or infinite: added after the Clip, it keeps a broken
+        # output detectable (Stylizer checks for NaN), which Clip alone would turn into 0 or 255
+        graph.node.extend([helper.make_node("Clip", [raw, lo.name, hi.name], [out.name + "_clipped"]),
+                           helper.make_node("Sub", [raw, raw], [out.name + "_nonfinite"]),
+                           helper.make_node("Add", [out.name + "_clipped", out.name + "_nonfinite"], [out.name])])
     if fp16:
         from onnxruntime.transformers.float16 import convert_float_to_float16
         model = convert_float_to_float16(model, keep_io_types=True)

@@ -212,7 +212,7 @@ def make_weights_dir(root: str | Path, styles: dict[str, dict] | None = None,
 
 #: ways a style model can break the pixel contract (make_broken_style_model)
 FAULTS = ("fixed_size", "four_input_channels", "four_output_channels", "half_size", "nan", "inf",
-          "nan_wider_than_20", "huge_allocation_wider_than_20")
+          "nan_wider_than_20", "inf_wider_than_20", "huge_allocation_wider_than_20")
 
 
 def make_broken_style_model(path: str | Path, name: str, fault: str) -> Path:
@@ -226,6 +226,7 @@ def make_broken_style_model(path: str | Path, name: str, fault: str) -> Path:
       inf                    returns +inf everywhere
       nan_wider_than_20      the image itself for frames up to 20 px wide, NaN for wider ones
                              (passes a probe at 16x20, fails on real pictures)
+      inf_wider_than_20      the same with +inf (for pixels above 0) instead of NaN
       huge_allocation_wider_than_20   the image itself up to 20 px wide; for wider frames one
                              intermediate of 10^12 floats (4 TB), which no allocator can give
     """
@@ -253,7 +254,7 @@ def make_broken_style_model(path: str | Path, name: str, fault: str) -> Path:
     elif fault in ("nan", "inf"):
         inits = [numpy_helper.from_array(np.array(np.nan if fault == "nan" else np.inf, np.float32), "bad")]
         nodes = [n("Mul" if fault == "nan" else "Add", [src, "bad"], [dst])]
-    elif fault in ("nan_wider_than_20", "huge_allocation_wider_than_20"):
+    elif fault in ("nan_wider_than_20", "inf_wider_than_20", "huge_allocation_wider_than_20"):
         # wider = max(W - 20, 0): 0 for the probe, > 0 for real pictures
         inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
                  (("w_from", [3]), ("w_to", [4]), ("twenty", [20]), ("zero", [0]))]
@@ -264,6 +265,11 @@ def make_broken_style_model(path: str | Path, name: str, fault: str) -> Path:
                       n("Sqrt", ["minus"], ["root"]), n("Mul", ["root", "zero_f"], ["nothing"]),
                       n("Add", [src, "nothing"], [dst])]
             inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero_f"))
+        elif fault == "inf_wider_than_20":  # x / (1 - min(wider, 1)): x / 1, or x / 0 = +inf
+            nodes += [n("Min", ["wider", "one"], ["capped"]), n("Cast", ["capped"], ["capped_f"], to=TensorProto.FLOAT),
+                      n("Sub", ["one_f", "capped_f"], ["divisor"]), n("Div", [src, "divisor"], [dst])]
+            inits += [numpy_helper.from_array(np.array([1], np.int64), "one"),
+                      numpy_helper.from_array(np.array(1.0, np.float32), "one_f")]
         else:                              # ConstantOfShape([wider * 10^12]) then its ReduceSum * 0 onto x
             inits += [numpy_helper.from_array(np.array([10**12], np.int64), "tera"),
                       numpy_helper.from_array(np.array(0.0, np.float32), "zero_f")]

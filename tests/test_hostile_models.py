@@ -64,8 +64,9 @@ def test_a_chain_with_one_broken_model_is_refused_before_any_output(capsys, tmp_
     assert json.loads(out)["error"].startswith(f"style model bad ({bad}) returns 4 channels")
 
 
-def test_nan_at_run_time_refuses_an_image_instead_of_writing_black(capsys, tmp_path, photo):
-    model = make_broken_style_model(tmp_path / "models" / "late.onnx", "late", "nan_wider_than_20")
+@pytest.mark.parametrize("fault", ["nan_wider_than_20", "inf_wider_than_20"])
+def test_nan_or_inf_at_run_time_refuses_an_image_instead_of_writing_black_or_white(capsys, tmp_path, photo, fault):
+    model = make_broken_style_model(tmp_path / "models" / "late.onnx", "late", fault)
     before = file_hashes(tmp_path)
     code, out, err = run_cli(capsys, photo, "--style", model, "-o", tmp_path / "out.png", "--device", "cpu")
     assert_clean_failure(tmp_path, before, code, err, 2,
