@@ -120,13 +120,14 @@ def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True, si
     if size_auto:
         parser.add_argument("--size", type=long_side_or_auto, default=None, metavar="N|auto",
                             help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized "
-                                 "back to the input size. auto (camera): the largest size, from the frame's own "
+                                 "back to the input size; smaller frames keep their own size unless --upscale. "
+                                 "auto (camera): the largest size, from the frame's own "
                                  "down to 0.4 of it (not under 96 px), at which the stylising keeps up with the "
                                  "camera")
     else:
         parser.add_argument("--size", type=_size, default=None, metavar="N",
                             help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized back "
-                                 "to the input size")
+                                 "to the input size; smaller frames keep their own size unless --upscale")
     parser.add_argument("--upscale", action="store_true",
                         help="let --size enlarge frames smaller than it (default: those are stylised at their own size)")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
