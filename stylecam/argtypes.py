@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from stylecam.errors import UserError
+from stylecam.folders import make_dirs
 
 
 def int_at_least(minimum: int, maximum: int | None = None):
@@ -58,6 +59,21 @@ non_negative_float = float_in(0.0)
 positive_float = float_in(0.0, low_open=True)
 fraction = float_in(0.0, 1.0)
 
+_MEGAPIXELS = re.compile(r"(\d+(?:\.\d+)?)\s*(?:M|MP)", re.IGNORECASE)
+
+
+def pixel_count(text: str) -> int:
+    """A number of pixels ≥ 1: a whole number (50000000) or megapixels with M or MP (50M, 12.5MP)."""
+    match = _MEGAPIXELS.fullmatch(text.strip())
+    try:
+        value = round(float(match[1]) * 1_000_000) if match else int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels such as 50000000 or 50M, got {text!r}")
+    return value
+
+
 _SIZE = re.compile(r"(\d+)[xX](\d+)")
 
 
@@ -100,7 +116,7 @@ def output_file(text: str, flag: str, suffixes: tuple[str, ...], example: str, h
         raise UserError(f"{flag} must name a {' or '.join(suffixes)} file, got {text}",
                         f"e.g. {flag} /tmp/{example}{hint}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(out.parent)
         with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.stem}.", suffix=".probe"):
             pass
     except OSError as err:

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from stylecam import __version__, argtypes, signals
+from stylecam import __version__, argtypes, folders, limits, signals
 from stylecam.config import DEFAULT_STYLE, DEVICES, EngineConfig, RunConfig
 from stylecam.errors import UserError
 
@@ -33,11 +33,23 @@ EPILOG = """examples:
 live keys: n/p next/previous style, 1-9 pick style, c chain on/off, +/- repeat,
   [ ] strength, o original side by side, m mirror, f fullscreen, s snapshot, r record, space pause, q/Esc quit.
 exit codes: 0 done, 1 some inputs could not be read (in full), 2 bad input,
-  128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (videos kept, playable)."""
+  128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (videos kept, playable; docs/failure.md).
+with --json, an exit-2 error is also written to stdout as {"error": ..., "hint": ..., "exit_code": 2}."""
 
 SUBCOMMANDS = ("info", "demo", "study")
 
 log = logging.getLogger("stylecam")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with stylecam's one-line errors: ``PROG: error: MESSAGE (see `PROG --help`)``, exit 2.
+    The message is kept in ``last_error`` so that main can repeat it as JSON."""
+
+    last_error: str | None = None
+
+    def error(self, message: str):
+        ArgumentParser.last_error = message
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 _int_at_least = argtypes.int_at_least
@@ -109,23 +121,27 @@ def add_engine_arguments(parser: argparse.ArgumentParser, chain: bool = True, si
     if size_auto:
         parser.add_argument("--size", type=long_side_or_auto, default=None, metavar="N|auto",
                             help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized "
-                                 "back to the input size. auto (camera): the largest size, from the frame's own "
+                                 "back to the input size; smaller frames keep their own size unless --upscale. "
+                                 "auto (camera): the largest size, from the frame's own "
                                  "down to 0.4 of it (not under 96 px), at which the stylising keeps up with the "
                                  "camera")
     else:
         parser.add_argument("--size", type=_size, default=None, metavar="N",
                             help=f"long side of the inference resolution, 8..{MAX_SIZE}; results are resized back "
-                                 "to the input size")
+                                 "to the input size; smaller frames keep their own size unless --upscale")
+    parser.add_argument("--upscale", action="store_true",
+                        help="let --size enlarge frames smaller than it (default: those are stylised at their own size)")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
                         help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
-    parser.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print a machine-readable summary on stdout (for an exit-2 error: an error object)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no progress bars)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylecam", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="stylecam", description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sources", nargs="*", metavar="SOURCE",
                         help="camera index, video, image, folder or glob (default: camera 0)")
     parser.add_argument("-o", "--output", default=None,
@@ -136,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"one style, by name or model file (default: {DEFAULT_STYLE})")
     which.add_argument("--chain", type=_chain, default=None, metavar="A,B,...",
                        help="several styles applied in order: A, then B, ...")
-    parser.add_argument("--repeat", type=_positive_int, default=1, metavar="N",
-                        help="apply the whole chain N times (--chain wave,muse --repeat 3 = 6 passes)")
+    parser.add_argument("--repeat", type=argtypes.int_at_least(1, limits.MAX_REPEAT), default=1, metavar="N",
+                        help=f"apply the whole chain N times, 1..{limits.MAX_REPEAT} "
+                             "(--chain wave,muse --repeat 3 = 6 passes)")
     parser.add_argument("--list-styles", action="store_true", help="list the styles found and exit")
     parser.add_argument("--strength", type=_strength, default=1.0, metavar="S", help="0 = original .. 1 = fully stylised")
     parser.add_argument("--preserve-color", action="store_true",
@@ -185,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show a classifier's top-3 labels for the original and the stylised frame "
                              "(a .onnx file or a shipped name: cifar10, cifar10-fast, mnist, fashion-mnist)")
     parser.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames per source")
+    parser.add_argument("--max-pixels", type=argtypes.pixel_count, default=limits.DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse pictures and video frames of more pixels (width x height; images are checked "
+                             "in their header, before decoding), e.g. 100M; in a folder such files are skipped "
+                             f"(default: {limits.DEFAULT_MAX_PIXELS // 1_000_000}M)")
     parser.add_argument("--version", action="version", version=f"stylecam {__version__}")
     add_engine_arguments(parser, size_auto=True)
     return parser
@@ -195,7 +216,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     auto_size = args.size == "auto"
     engine = EngineConfig(styles=tuple(styles), repeat=args.repeat, variant=args.variant, padding=args.padding,
                           device=args.device, fp16=args.fp16, int8=args.int8, threads=args.threads,
-                          size=None if auto_size else args.size,
+                          size=None if auto_size else args.size, upscale=args.upscale,
                           strength=args.strength, preserve_color=args.preserve_color, prepad=args.prepad,
                           weights_dir=args.weights_dir)
     return RunConfig(engine=engine, sources=tuple(args.sources), output=args.output, window=args.window,
@@ -205,6 +226,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      virtual_camera_device=args.virtual_camera_device, auto_size=auto_size,
                      stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
                      workers=args.workers, classify=args.classify, max_frames=args.max_frames,
+                     max_pixels=args.max_pixels,
                      progress=args.progress and not args.quiet)
 
 
@@ -239,8 +261,8 @@ def list_styles(weights_dir: str | None, as_json: bool) -> int:
 
 
 def info(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="stylecam info",
-                                     description="version, onnxruntime providers, styles and cameras found")
+    parser = ArgumentParser(prog="stylecam info",
+                            description="version, onnxruntime providers, styles and cameras found")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="onnxruntime providers to report: auto tries TensorRT > CUDA > CPU")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
@@ -291,8 +313,8 @@ def study(argv: list[str]) -> int:
             raise
         raise UserError("`stylecam study` is not available: this installation has no stylecam.study module",
                         "install the complete stylecam package") from None
-    parser = argparse.ArgumentParser(prog="stylecam study",
-                                     description="what repeated and chained filtering does: sheets, metrics, plots")
+    parser = ArgumentParser(prog="stylecam study",
+                            description="what repeated and chained filtering does: sheets, metrics, plots")
     module.add_arguments(parser)
     with contextlib.suppress(argparse.ArgumentError):  # unless the study has its own -q
         parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no progress bar)")
@@ -306,14 +328,24 @@ def study(argv: list[str]) -> int:
 def demo(argv: list[str]) -> int:
     from stylecam import demo as demo_module
 
-    parser = argparse.ArgumentParser(prog="stylecam demo", description=demo_module.DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="stylecam demo", description=demo_module.DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     demo_module.add_arguments(parser)
     add_engine_arguments(parser)
     args = parser.parse_args(argv)
     _setup_logging(args.quiet)
     args.progress = args.progress and not args.quiet
     return demo_module.run(args)
+
+
+def wants_json(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON output (``--json`` before any ``--``)."""
+    return "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+
+
+def json_error(message: str, hint: str | None, exit_code: int) -> dict:
+    """The object written on stdout for an error under --json: {"error", "hint", "exit_code"}."""
+    return {"error": message, "hint": hint, "exit_code": exit_code}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,25 +361,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(argv: list[str]) -> int:
+    ArgumentParser.last_error = None
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            return {"info": info, "demo": demo, "study": study}[argv[0]](argv[1:])
-        args = build_parser().parse_args(argv)
-        _setup_logging(args.quiet)
-        if args.list_styles:
-            return list_styles(args.weights_dir, args.json)
-        config = config_from_args(args)
-        from stylecam.runner import run
+        with folders.removed_if_empty_on_failure():   # a failed run leaves no empty output folder
+            if argv and argv[0] in SUBCOMMANDS:
+                return {"info": info, "demo": demo, "study": study}[argv[0]](argv[1:])
+            args = build_parser().parse_args(argv)
+            _setup_logging(args.quiet)
+            if args.list_styles:
+                return list_styles(args.weights_dir, args.json)
+            config = config_from_args(args)
+            from stylecam.runner import run
 
-        code, summary = run(config)
-        if config.json:
-            _print_json(summary)
-        return code
+            code, summary = run(config)
+            if config.json:
+                _print_json(summary)
+            return code
     except UserError as err:
         print(f"stylecam: error: {err}", file=sys.stderr)
+        if wants_json(argv):
+            _print_json(json_error(err.message, err.hint, err.exit_code))
         return err.exit_code
     except SystemExit as exit_:  # argparse: --help (0) or a bad flag (2, message already printed)
-        return exit_.code if isinstance(exit_.code, int) else 2
+        code = exit_.code if isinstance(exit_.code, int) else 2
+        if code == 2 and ArgumentParser.last_error is not None and wants_json(argv):
+            _print_json(json_error(ArgumentParser.last_error, None, 2))
+        return code
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):   # after a SIGHUP there may be no terminal to print to
             print(f"stylecam: {signals.describe()}", file=sys.stderr)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stylecam.limits import DEFAULT_MAX_PIXELS
+
 DEFAULT_STYLE = "wave"
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
@@ -19,6 +21,7 @@ class EngineConfig:
     int8: bool = False                 # int8 copies of the models (CPU only; ignored with a warning on a GPU)
     threads: int | None = None         # onnxruntime intra-op threads (None = onnxruntime default)
     size: int | None = None            # long side of the inference resolution; None = frame size
+    upscale: bool = False              # let size enlarge smaller frames (default: they run at their own size)
     strength: float = 1.0              # 0 = original, 1 = fully stylised (linear blend)
     preserve_color: bool = False       # luminance from the stylised frame, colour from the original
     prepad: int = 0                    # reflect-pad each pass by this many pixels, crop after
@@ -47,4 +50,5 @@ class RunConfig:
     workers: int | None = None         # frames stylised at once; None = runner.plan_workers (one per core: up to 4 for files; 2 for the camera, 1 there on a GPU)
     classify: str | None = None        # classifier ONNX: top-3 labels, original vs stylised
     max_frames: int | None = None      # stop after this many frames per source (None = all)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse pictures and video frames with more pixels (width x height)
     progress: bool = True              # tqdm progress bars on stderr

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.input).is_file():
         raise UserError(f"demo clip not found: {args.input}", "reinstall stylecam or pass --input CLIP")
     stylizer = Stylizer(styles=list(DEMO_CHAIN), repeat=DEMO_REPEAT, device=args.device, variant=args.variant,
-                        size=args.size, fp16=args.fp16, int8=args.int8, threads=args.threads, registry=registry)
+                        size=args.size, upscale=args.upscale, fp16=args.fp16, int8=args.int8, threads=args.threads, registry=registry)
     out_dir = Path(args.output)
     out_video = out_dir / f"demo_{'-'.join(DEMO_CHAIN)}_x{DEMO_REPEAT}.mp4"
     try:

@@ -13,3 +13,12 @@ class UserError(Exception):
         self.hint = hint
         self.exit_code = exit_code
         super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class InputRefused(UserError):
+    """One input that stylecam refuses or cannot stylise: more pixels than --max-pixels, too large
+    for the memory, or a style model whose output is not finite for it.
+
+    Given alone it ends the run like any UserError (one line, exit 2); in a batch (a folder, a
+    glob, several inputs) it is reported and skipped like an unreadable file (exit 1 at the end).
+    """

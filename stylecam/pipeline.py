@@ -15,10 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from stylecam import contract, imageops
-from stylecam.errors import UserError
+from stylecam import contract, imageops, limits
+from stylecam.errors import InputRefused, UserError
 from stylecam.session import (GPU_PROVIDERS, LoadedModel, check_device, check_threads, load_model, probe_providers,
-                              run_chain)
+                              probe_style_model, run_chain)
 from stylecam.styles import Registry, StyleEntry, is_path_like, load_entry, network_name
 
 log = logging.getLogger("stylecam")
@@ -33,8 +33,8 @@ class StageTimes:
 
 
 def _check_repeat(repeat) -> int:
-    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or repeat < 1:
-        raise UserError(f"--repeat must be a whole number ≥ 1, got {repeat!r}",
+    if isinstance(repeat, bool) or not isinstance(repeat, (int, np.integer)) or not 1 <= repeat <= limits.MAX_REPEAT:
+        raise UserError(f"--repeat must be a whole number within 1..{limits.MAX_REPEAT}, got {repeat!r}",
                         "e.g. --repeat 3 applies the whole chain three times")
     return int(repeat)
 
@@ -101,6 +101,7 @@ class Stylizer:
     prepad: extra reflect padding (pixels per side) around every pass, cropped after.
     strength: 0..1 blend with the original; preserve_color: keep the original's colour.
     size: long side of the inference resolution (the result is resized back); None = frame size.
+    upscale: let ``size`` enlarge frames whose long side is smaller (default: those run at their own size).
     int8: use the int8 copies of the named styles (CPU only; a style without one runs in float32).
     pad_in_graph: pad and crop inside the sessions (None = on a GPU only; see run_float).
     """
@@ -109,7 +110,8 @@ class Stylizer:
                  variant: str | None = None, prepad: int = 0, strength: float = 1.0,
                  preserve_color: bool = False, weights_dir: str | None = None, size: int | None = None,
                  padding: str = "reflect", fp16: bool = False, threads: int | None = None,
-                 int8: bool = False, registry: Registry | None = None, pad_in_graph: bool | None = None):
+                 int8: bool = False, registry: Registry | None = None, pad_in_graph: bool | None = None,
+                 upscale: bool = False):
         styles = _check_styles(styles)
         if not styles or not all(styles):
             raise UserError("no style given", "name at least one style, e.g. --style wave or --chain wave,muse")
@@ -128,6 +130,8 @@ class Stylizer:
         self.preserve_color = bool(preserve_color)
         self.prepad = int(prepad)
         self.size = int(size) if size is not None else None
+        self.upscale = bool(upscale)
+        self._memory_checked: set[tuple[int, int, int]] = set()   # (N, H, W) of inference inputs that fit
         self.device = check_device(device)
         self.fp16 = bool(fp16)
         self.threads = check_threads(threads)
@@ -220,7 +224,7 @@ class Stylizer:
                             "network": network_name(e.metadata.get(contract.KEY_CONFIG)), "path": str(e.path)}
                            for e in self.entries],
                 "providers": self.providers, "strength": self.strength, "preserve_color": self.preserve_color,
-                "prepad": self.prepad, "size": self.size, "fp16": self.fp16,
+                "prepad": self.prepad, "size": self.size, "upscale": self.upscale, "fp16": self.fp16,
                 "int8": any(e.precision == "int8" for e in self.entries)}
 
     def _model(self, entry: StyleEntry, padded: bool | None = None) -> LoadedModel:
@@ -229,6 +233,7 @@ class Stylizer:
         padded = self.pad_in_graph if padded is None else padded
         key = (str(entry.path), padded)
         if key not in self._models:
+            probe_style_model(key[0], entry.name)
             model = load_model(key[0], device=self.device, threads=self.threads, clamp=(0.0, 255.0),
                                fp16=self.fp16, pad=(imageops.MULTIPLE_OF, self.prepad) if padded else None)
             if model.input_name != contract.STYLE_INPUT or model.output_name != contract.STYLE_OUTPUT:
@@ -262,11 +267,26 @@ class Stylizer:
             raise ValueError(f"run_float expects float32 (N, 3, H, W), got shape {x.shape}")
         passes = self.passes
         models = [self._model(e) for e in passes]
+        if not any(m.on_gpu for m in models):
+            self._check_memory(x.shape)
+        try:
+            states = self._run_passes(passes, models, x, collect)
+        except MemoryError:  # the estimate said it fits (or a GPU's memory ran out): try half the size
+            height, width = x.shape[-2:]
+            raise InputRefused(f"out of memory while stylising {width}x{height} pixels",
+                               f"stylise it smaller, e.g. --size {max(16, max(height, width) // 32 * 16)}") from None
+        for state in states:
+            self._check_finite(state)
+        return states if collect else states[-1]
+
+    def _run_passes(self, passes: list[StyleEntry], models: list[LoadedModel], x: np.ndarray,
+                    collect: bool) -> list[np.ndarray]:
+        """The states after each pass (collect) or just the last one, as a list: float32 (N, 3, H, W)."""
         height, width = x.shape[-2:]
         if all(m.pads_inside(height, width) for m in models) or \
                 not any(imageops.pad_amounts(height, width, extra=self.prepad)):
             if not collect:
-                return run_chain(models, x)
+                return [run_chain(models, x)]
             states = []
             for model in models:
                 x = model.run(x)
@@ -277,12 +297,29 @@ class Stylizer:
             x = self._run_pass_on_host(entry, x)
             if collect:
                 states.append(x)
-        return states if collect else x
+        return states if collect else [x]
+
+    def _check_memory(self, shape: tuple[int, ...]) -> None:
+        """InputRefused with a --size hint when an (N, 3, H, W) inference input needs more memory than
+        the system has available (limits.check_memory); checked once per shape."""
+        n, _, height, width = shape
+        if (n, height, width) in self._memory_checked:
+            return
+        limits.check_memory(height, width, n, [e.variant for e in self.passes], limits.available_memory())
+        self._memory_checked.add((n, height, width))
+
+    def _check_finite(self, y: np.ndarray) -> None:
+        """InputRefused when a model output float32 (N, 3, H, W) holds NaN or infinity (a black frame otherwise)."""
+        if y.size and not (np.isfinite(y.min()) and np.isfinite(y.max())):
+            which = f"style {self.chain[0]}" if len(self.chain) == 1 else f"chain {' -> '.join(self.chain)}"
+            raise InputRefused(f"the {which} returned NaN or infinite values for a {y.shape[-1]}x{y.shape[-2]} frame",
+                               "the model is broken or overflows on this picture; try another style, or "
+                               "leave out --fp16")
 
     # ----- frames --------------------------------------------------------------------------
     def _to_inference(self, frames: np.ndarray) -> np.ndarray:
         """uint8 BGR (N, H, W, 3) -> float32 RGB NCHW at the inference resolution."""
-        if self.size is not None:
+        if self.size is not None and (self.upscale or self.size < max(frames.shape[1:3])):
             frames = np.stack([imageops.resize_long_side(f, self.size) for f in frames])
         return imageops.bgr_to_nchw(frames)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from stylecam import imageops, live, signals
 from stylecam.config import RunConfig
-from stylecam.errors import UserError
+from stylecam.errors import InputRefused, UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.overlay import LabelOverlay, compose
@@ -87,8 +87,10 @@ def check_outputs(pairs: Sequence[tuple[SourceItem, Path]]) -> None:
             raise UserError(f"output {out} would overwrite its input", "choose another -o")
         key = out.resolve()
         if key in seen:
+            if Path(item.location).resolve() == Path(seen[key]).resolve():
+                raise UserError(f"{item.location} is given twice", "name each input once")
             raise UserError(f"{item.location} and {seen[key]} would both be written to {out}",
-                            "give -o a folder")
+                            "rename one of them, or stylise them in separate runs, each with its own -o")
         seen[key] = item.location
         if item.kind == "image" and out.suffix.lower() in WRITABLE_VIDEO_EXTS:
             raise UserError(f"cannot write image {item.location} to a video file {out}", "give -o a folder or an image name")
@@ -207,8 +209,11 @@ class _EncodeThread:
 
 def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
                   show_original: bool = False, batch: int = 1, max_frames: int | None = None,
-                  progress: bool = True, position: int = 0, workers: int = 1, stabilise: float = 0.0) -> dict:
+                  progress: bool = True, position: int = 0, workers: int = 1, stabilise: float = 0.0,
+                  max_pixels: int | None = None) -> dict:
     """Stylise every frame of ``path`` into ``out`` (audio kept); returns a summary dict.
+
+    max_pixels: InputRefused (nothing written) for frames with more pixels; None: no limit.
 
     stabilise > 0 holds the previous output where the scene stood still (imageops.Stabiliser),
     applied in frame order after inference.
@@ -222,7 +227,7 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     Raises SourceError when the input cannot be decoded.
     """
     packets = probe_packets(path)
-    source = VideoFileSource(path, picture_times=packets.times if packets else None)
+    source = VideoFileSource(path, picture_times=packets.times if packets else None, max_pixels=max_pixels)
     announced = source.frame_count
     if packets and announced:   # frames without a picture of their own (dropped by an AVI capture) are not to decode
         announced -= packets.dropped(announced, source.fps)
@@ -307,12 +312,14 @@ def _check_complete(path: str, done: int, announced: int | None, max_frames: int
 
 
 def process_image(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
-                  show_original: bool = False) -> dict:
-    """Stylise one image file into ``out``; returns a summary dict. Raises SourceError.
+                  show_original: bool = False, max_pixels: int | None = None) -> dict:
+    """Stylise one image file into ``out``; returns a summary dict. Raises SourceError, and
+    InputRefused for a picture of more than ``max_pixels`` pixels (None: no limit).
 
     The input's transparency (oriented like its colour) is kept where ``out`` can hold it.
     """
-    frame, alpha = read_image_alpha(path) if out.suffix.lower() in ALPHA_EXTS else (read_image(path), None)
+    frame, alpha = read_image_alpha(path, max_pixels) if out.suffix.lower() in ALPHA_EXTS else \
+        (read_image(path, max_pixels), None)
     t0 = time.perf_counter()
     result = stylizer(frame)
     ms = (time.perf_counter() - t0) * 1e3
@@ -340,8 +347,10 @@ def save_steps(frame: np.ndarray, stylizer: Stylizer, out: Path) -> dict:
 
 def process_files(items: Sequence[SourceItem], config: RunConfig, stylizer: Stylizer,
                   overlay: LabelOverlay | None, workers: int = 1) -> tuple[list[dict], list[dict]]:
-    """Every image and video item; returns (done, failed) summaries. Unreadable files are skipped."""
+    """Every image and video item; returns (done, failed) summaries. Unreadable files are skipped,
+    and so are refused ones (InputRefused) in a batch; a single refused input raises it."""
     many = len(items) > 1
+    batch = many or any(item.root for item in items)   # several inputs, or what a folder or glob held
     pairs = [(item, output_for(item, config.output, many)) for item in items]
     check_outputs(pairs)
     done, failed = [], []
@@ -350,19 +359,21 @@ def process_files(items: Sequence[SourceItem], config: RunConfig, stylizer: Styl
         for item, out in pairs:
             try:
                 if item.kind == "image":
-                    summary = process_image(item.location, out, stylizer, overlay)
+                    summary = process_image(item.location, out, stylizer, overlay, max_pixels=config.max_pixels)
                     if config.save_steps:
-                        summary.update(save_steps(read_image(item.location), stylizer, out))
+                        summary.update(save_steps(read_image(item.location, config.max_pixels), stylizer, out))
                 else:
                     summary = process_video(item.location, out, stylizer, overlay, batch=config.batch or 1,
                                             max_frames=config.max_frames, progress=config.progress,
                                             position=1 if many else 0, workers=workers,
-                                            stabilise=config.stabilise)
+                                            stabilise=config.stabilise, max_pixels=config.max_pixels)
                     if config.save_steps:
-                        first = next(iter(VideoFileSource(item.location)))
+                        first = next(iter(VideoFileSource(item.location, max_pixels=config.max_pixels)))
                         summary.update(save_steps(first, stylizer, out))
                 done.append(summary)
-            except SourceError as err:
+            except (SourceError, InputRefused) as err:
+                if isinstance(err, InputRefused) and not batch:
+                    raise
                 log.error("stylecam: skipped %s: %s", item.location, err)
                 failed.append({"input": item.location, "error": str(err)})
             except Interrupted as stop:
@@ -399,7 +410,8 @@ def build_stylizer(config: RunConfig, threads: int | None = None) -> Stylizer:
     e = config.engine
     return Stylizer(styles=list(e.styles), repeat=e.repeat, device=e.device, variant=e.variant, prepad=e.prepad,
                     strength=e.strength, preserve_color=e.preserve_color, weights_dir=e.weights_dir, size=e.size,
-                    padding=e.padding, fp16=e.fp16, int8=e.int8, threads=threads if threads is not None else e.threads)
+                    upscale=e.upscale, padding=e.padding, fp16=e.fp16, int8=e.int8,
+                    threads=threads if threads is not None else e.threads)
 
 
 def run(config: RunConfig, camera_opener: Callable | None = None,

@@ -68,9 +68,28 @@ class LoadedModel:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """One forward pass on host arrays: float32 in, the model's first output out.
-        Safe from several threads (a GPU session runs one call at a time, a CPU one any number)."""
-        with self.turn():
+        Safe from several threads (a GPU session runs one call at a time, a CPU one any number).
+        MemoryError when onnxruntime cannot allocate what the pass needs."""
+        with self.turn(), out_of_memory_as_memory_error():
             return self.session.run([self.output_name], {self.input_name: x})[0]
+
+
+#: onnxruntime's words for a failed allocation (CPU arena, CUDA, TensorRT)
+_OUT_OF_MEMORY = ("failed to allocate memory", "bad_alloc", "out of memory", "cudaerrormemoryallocation")
+
+
+@contextlib.contextmanager
+def out_of_memory_as_memory_error():
+    """Turn onnxruntime's allocation failures (its own exception types) into MemoryError."""
+    try:
+        yield
+    except MemoryError:
+        raise
+    except Exception as err:
+        text = str(err).lower()
+        if any(words in text for words in _OUT_OF_MEMORY):
+            raise MemoryError((str(err).strip().splitlines() or ["out of memory"])[0][:200]) from None
+        raise
 
 
 def read_metadata(path: str) -> dict[str, str]:
@@ -103,7 +122,8 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
     device: auto | cpu | cuda | tensorrt. Warns loudly when a GPU was asked for and the
     session only got the CPU. Raises UserError for a missing or corrupt file.
     clamp: (lo, hi) appends a Clip to the first output inside the graph, so the clamp runs
-    on the model's device (and stays there under IO binding).
+    on the model's device (and stays there under IO binding); NaN and infinite values come out as
+    NaN, not clamped.
     fp16: convert weights and activations to float16 when a GPU provider is asked for and
     offered; inputs and outputs stay float32. Ignored with a warning on the CPU.
     pad: (multiple, extra) reflect-pads the first input inside the graph (``extra`` pixels per
@@ -118,7 +138,7 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
     wanted = probe_providers(device)  # only providers that really load here, best first
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
+    options.log_severity_level = 4   # fatal only: a failed run is raised as an exception and reported in one line
     # Idle worker threads must not spin: a chain holds one session per style, and the spinning
     # pool of one steals the cores of the next (and of the decode/encode threads): 2x slower chains.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -187,7 +207,11 @@ def transformed_model_bytes(path: str, clamp: tuple[float, float] | None, fp16: 
         lo, hi = (numpy_helper.from_array(np.array(v, np.float32), f"{out.name}_clip_{tag}")
                   for v, tag in zip(clamp, ("lo", "hi")))
         graph.initializer.extend([lo, hi])
-        graph.node.append(helper.make_node("Clip", [raw, lo.name, hi.name], [out.name]))
+        # raw - raw is 0, or NaN where raw is NaN or infinite: added after the Clip, it keeps a broken
+        # output detectable (Stylizer checks for NaN), which Clip alone would turn into 0 or 255
+        graph.node.extend([helper.make_node("Clip", [raw, lo.name, hi.name], [out.name + "_clipped"]),
+                           helper.make_node("Sub", [raw, raw], [out.name + "_nonfinite"]),
+                           helper.make_node("Add", [out.name + "_clipped", out.name + "_nonfinite"], [out.name])])
     if fp16:
         from onnxruntime.transformers.float16 import convert_float_to_float16
         model = convert_float_to_float16(model, keep_io_types=True)
@@ -270,10 +294,94 @@ def run_chain_bound(models: list[LoadedModel], x: np.ndarray, device_type: str =
         binding = m.session.io_binding()
         binding.bind_ortvalue_input(m.input_name, value)
         binding.bind_output(m.output_name, device_type, 0)
-        with m.turn():
+        with m.turn(), out_of_memory_as_memory_error():
             m.session.run_with_iobinding(binding)
         value = binding.get_outputs()[0]
     return value.numpy()
+
+
+#: (N, H, W) of the test frames every style model must take: two frames of the smallest size the
+#: runtime feeds (contract.MIN_SIDE), not square, so swapped or fixed axes show
+STYLE_PROBE_SHAPE = (2, MIN_SIDE, MIN_SIDE + 4)
+_STYLE_PROBES: dict[tuple, None] = {}
+
+
+def probe_style_model(path: str, label: str | None = None) -> None:
+    """Check that the style model at ``path`` keeps the pixel contract, by one tiny run on the CPU.
+
+    It must take float32 (N, 3, H, W) with N, H and W free, and return float32 (N, 3, H, W) of the
+    same size with finite values for STYLE_PROBE_SHAPE frames of a 0..255 gradient. UserError
+    naming the model (``label``, else the path) otherwise. Cached per file version.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        raise UserError(f"model file not found: {path}", "check the path, or run `stylecam --list-styles`") from None
+    key = (os.path.abspath(path), info.st_mtime_ns, info.st_size)
+    if key in _STYLE_PROBES:
+        return
+    name = f"style model {label} ({path})" if label and label != path else f"style model {path}"
+    hint = "export style models with `stylecam-train export`, which leaves batch, height and width free"
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"cannot load ONNX model {path}: {first_line[:200]}",
+                        "the file is corrupt or not an ONNX model; re-export or re-download it") from None
+    inputs = session.get_inputs()
+    problem = _style_input_problem(inputs)
+    if problem:
+        raise UserError(f"{name} {problem}", hint)
+    n, h, w = STYLE_PROBE_SHAPE
+    ramp = np.linspace(0.0, 255.0, n * 3 * h * w, dtype=np.float32).reshape(n, 3, h, w)
+    try:
+        y = session.run(None, {inputs[0].name: ramp})[0]
+    except Exception as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"{name} fails on a {w}x{h} test frame: {first_line[:160]}", hint) from None
+    problem = _style_output_problem(np.asarray(y), (n, 3, h, w))
+    if problem:
+        raise UserError(f"{name} {problem}", "re-export or retrain it: a style model returns a finite RGB "
+                                             "image of its input's size, 0..255")
+    _STYLE_PROBES[key] = None
+
+
+def _style_input_problem(inputs) -> str | None:
+    """What makes these session inputs unusable for a style model (text after its name), or None."""
+    if len(inputs) != 1:
+        return f"has {len(inputs)} inputs; a style model has one, the image"
+    shape, kind = inputs[0].shape, inputs[0].type
+    if kind != "tensor(float)":
+        return f"takes {kind}; a style model takes tensor(float), RGB 0..255"
+    if len(shape) != 4:
+        return f"takes a {len(shape)}-D input {shape}; a style model takes (N, 3, H, W)"
+    if isinstance(shape[1], int) and shape[1] != 3:
+        return f"takes {shape[1]}-channel images; a style model takes 3 channels (RGB)"
+    if isinstance(shape[2], int) or isinstance(shape[3], int):
+        return (f"has a fixed input size of {shape[3]}x{shape[2]} pixels; stylecam stylises frames of "
+                "any size, so height and width must be free")
+    if isinstance(shape[0], int):
+        return f"takes exactly {shape[0]} frame(s) at a time; the batch axis must be free"
+    return None
+
+
+def _style_output_problem(y: np.ndarray, expected: tuple[int, int, int, int]) -> str | None:
+    """What is wrong with a style model's output ``y`` for an input of shape ``expected``, or None."""
+    n, c, h, w = expected
+    if y.ndim != 4 or y.shape[0] != n:
+        return f"returns shape {tuple(y.shape)} for input {expected}; it must return (N, 3, H, W)"
+    if y.shape[1] != c:
+        return f"returns {y.shape[1]} channels; a style model returns 3 (RGB)"
+    if y.shape[2:] != (h, w):
+        return (f"returns {y.shape[3]}x{y.shape[2]} pixels for a {w}x{h} frame; the output must have the "
+                "input's size")
+    if not np.issubdtype(y.dtype, np.floating):
+        return f"returns {y.dtype}; a style model returns float32"
+    if not np.isfinite(y).all():
+        return f"returns NaN or infinite values for a {w}x{h} test frame"
+    return None
 
 
 _PROBES: dict[str, list[str]] = {}

@@ -22,6 +22,7 @@ import numpy as np
 
 from stylecam import imageops
 from stylecam.errors import UserError
+from stylecam.folders import make_dirs
 
 log = logging.getLogger("stylecam")
 
@@ -220,7 +221,7 @@ def ensure_parent(path: str | Path) -> Path:
     """Create the folder of ``path`` (and its parents); UserError when that is impossible."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
     except OSError as err:
         raise unwritable(path, err) from None
     return path

@@ -9,6 +9,7 @@ import glob
 import logging
 import os
 import queue
+import stat
 import subprocess
 import sys
 import threading
@@ -20,11 +21,13 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from stylecam import imageheader, limits
 from stylecam.errors import UserError
 
 log = logging.getLogger("stylecam")
 
 CAMERA_PROBE = 5   # camera indices looked at when listing cameras: 0..CAMERA_PROBE-1
+MAX_CAMERA_INDEX = 9999   # OpenCV takes small indices, also an index plus a backend's CAP_* offset (e.g. 200 + 0)
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -109,18 +112,47 @@ def expand_sources(specs: Iterable[str], output: str | None = None) -> tuple[lis
     items: list[SourceItem] = []
     notes: list[str] = []
     for spec in specs:
-        if spec.isdigit():
-            items.append(SourceItem("camera", spec))
+        if spec.isascii() and spec.isdigit():
+            items.append(SourceItem("camera", str(camera_index(spec))))
         elif os.path.isdir(spec):
             items += _expand_folder(spec, output, notes)
         elif os.path.isfile(spec):
             items.append(SourceItem(file_kind(spec) or "video", spec))  # neither: let the video decoder try
+        elif special_file(spec):
+            raise UserError(f"{spec} is {special_file(spec)}, not a regular file",
+                            "give a video or image file, a folder or a camera index (0, 1, ...)")
         elif any(ch in spec for ch in "*?["):
             items += _expand_glob(spec, notes)
         else:
             raise UserError(f"no such file, folder or camera: {spec}",
                             "give a camera index (0, 1, ...), a video, an image, a folder or a glob")
     return items, notes
+
+
+def camera_index(text: str) -> int:
+    """A camera index given as digits, 0..MAX_CAMERA_INDEX; UserError otherwise."""
+    index = int(text)
+    if index > MAX_CAMERA_INDEX:
+        shown = text if len(text) <= 12 else f"{text[:6]}...{text[-3:]} ({len(text)} digits)"
+        raise UserError(f"no camera {shown}: camera indices are 0..{MAX_CAMERA_INDEX}",
+                        "give a small index such as 0 or 1; `stylecam info` lists the cameras")
+    return index
+
+
+def special_file(path: str | Path) -> str | None:
+    """What an existing path that is neither a regular file nor a folder is ("a named pipe (FIFO)",
+    "a device", "a socket"); None for regular files, folders and missing paths."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
 
 
 def _media_items(paths: Iterable[Path | str], root: str | None, notes: list[str]) -> list[SourceItem]:
@@ -142,6 +174,9 @@ def _expand_folder(folder: str, output: str | None, notes: list[str]) -> list[So
     files, skipped = [], 0
     for path in sorted(Path(folder).rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(folder).parts) or path.is_dir():
+            continue
+        if special_file(path):           # opening a FIFO to sniff it would wait for a writer forever
+            notes.append(f"skipped {path}: {special_file(path)}, not a regular file")
             continue
         if _is_output(path, Path(folder), out):
             skipped += 1
@@ -204,33 +239,50 @@ def _glob_base(pattern: str) -> str | None:
 
 # ----- images and videos ------------------------------------------------------------------
 
-def read_image(path: str | Path) -> np.ndarray:
-    """uint8 BGR (H, W, 3) from an image file (alpha dropped, grey expanded). Raises SourceError."""
-    return _decode_colour(_read_bytes(path), path)
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """uint8 BGR (H, W, 3) from an image file (alpha dropped, grey expanded). Raises SourceError, and
+    InputRefused when the picture has more than ``max_pixels`` pixels (None: no limit)."""
+    return _decode_colour(_read_bytes(path, max_pixels), path, max_pixels)
 
 
-def _decode_colour(data: np.ndarray, path: str | Path) -> np.ndarray:
-    """Encoded bytes uint8 (N,) -> uint8 BGR (H, W, 3), EXIF orientation applied. Raises SourceError."""
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+def _decode_colour(data: np.ndarray, path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """Encoded bytes uint8 (N,) -> uint8 BGR (H, W, 3), EXIF orientation applied. Raises SourceError,
+    InputRefused above ``max_pixels`` (checked again on the decoded picture: some formats have no
+    header parser here)."""
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as err:             # e.g. above OpenCV's own pixel limit
+        raise SourceError(f"cannot decode {path}: {_cv2_reason(err)}") from None
     if image is None:
         raise SourceError(f"cannot decode {path}: not a readable image")
+    limits.check_pixels(path, image.shape[1], image.shape[0], max_pixels)
     return image
+
+
+def _cv2_reason(err: Exception) -> str:
+    """The readable part of a cv2.error: "pixels <= CV_IO_MAX_IMAGE_PIXELS in function ..." -> that text."""
+    text = " ".join(str(err).split())
+    return text.split(") ", 1)[-1][:160] if "Assertion failed" in text else text[:160]
 
 
 ALPHA_EXTS = {".png", ".webp", ".tif", ".tiff"}   # image formats that can carry transparency
 
 
-def read_image_alpha(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_image_alpha(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(uint8 BGR (H, W, 3), uint8 alpha (H, W) 0..255 or None) from one image file.
 
     The colour is read like read_image (EXIF orientation applied); the alpha of a PNG, WebP or
-    TIFF (by content, not name) is turned the same way. Raises SourceError.
+    TIFF (by content, not name) is turned the same way. Raises SourceError, and InputRefused above
+    ``max_pixels``.
     """
-    data = _read_bytes(path)
-    image = _decode_colour(data, path)
+    data = _read_bytes(path, max_pixels)
+    image = _decode_colour(data, path, max_pixels)
     if _format_of(data[:16].tobytes()) not in ALPHA_EXTS:
         return image, None
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return image, None
     if raw is None or raw.ndim != 3 or raw.shape[2] != 4:
         return image, None
     if raw.dtype == np.uint16:
@@ -248,8 +300,14 @@ def read_alpha(path: str | Path) -> np.ndarray | None:
         return None
 
 
-def _read_bytes(path: str | Path) -> np.ndarray:
-    """The bytes of a file as uint8 (N,); SourceError when it cannot be read."""
+def _read_bytes(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """The bytes of a file as uint8 (N,); SourceError when it cannot be read, InputRefused when its
+    header announces more than ``max_pixels`` pixels (checked before reading the rest)."""
+    if special_file(path):
+        raise SourceError(f"cannot read {path}: {special_file(path)}, not a regular file")
+    size = imageheader.image_size_of(path) if max_pixels is not None else None
+    if size is not None:
+        limits.check_pixels(path, *size, max_pixels)
     try:
         return np.fromfile(str(path), dtype=np.uint8)
     except OSError as err:
@@ -344,11 +402,15 @@ class VideoFileSource:
     decoded, which is exact also where the decoder reorders frames; without them (or for a frame
     whose time matches none), by the decoder's failures.
 
-    Raises SourceError when the file cannot be opened or holds no decodable frame.
+    Raises SourceError when the file cannot be opened or holds no decodable frame, InputRefused when
+    its frames have more than ``max_pixels`` pixels (None: no limit).
     """
 
-    def __init__(self, path: str | Path, picture_times: Sequence[float] | None = None):
+    def __init__(self, path: str | Path, picture_times: Sequence[float] | None = None,
+                 max_pixels: int | None = None):
         self.path = str(path)
+        if special_file(self.path):
+            raise SourceError(f"cannot read {self.path}: {special_file(self.path)}, not a regular file")
         self.lost = 0                                # undecodable frames skipped
         self.lost_before: dict[int, int] = {}        # index of a frame delivered -> frames lost just before it
         self.delivered = 0                           # frames read so far
@@ -357,6 +419,12 @@ class VideoFileSource:
         self._cap = cv2.VideoCapture(self.path)
         if not self._cap.isOpened():
             raise SourceError(_no_video_stream(self.path) or f"cannot open video {self.path}")
+        try:                             # the size the container announces, before any frame is decoded
+            limits.check_pixels(self.path, int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                                int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), max_pixels)
+        except BaseException:
+            self._cap.release()
+            raise
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 else None
         first = self._next()
@@ -365,6 +433,11 @@ class VideoFileSource:
             raise SourceError(_no_video_stream(self.path) or f"cannot decode video {self.path}: no readable frame")
         self._first: np.ndarray | None = first
         self.height, self.width = first.shape[:2]
+        try:
+            limits.check_pixels(self.path, self.width, self.height, max_pixels)
+        except BaseException:
+            self._cap.release()
+            raise
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
 

@@ -35,9 +35,10 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from stylecam import argtypes, contract, imageops, metrics
+from stylecam import argtypes, contract, imageops, limits, metrics
 from stylecam.cli import MAX_SIZE, long_side
-from stylecam.errors import UserError
+from stylecam.errors import InputRefused, UserError
+from stylecam.folders import make_dirs
 from stylecam.styles import find_classifier
 
 
@@ -110,12 +111,13 @@ class StudyConfig:
     device: str = "auto"                       # auto | cpu | cuda | tensorrt
     cell_width: int = 160                      # width of one picture in the contact sheets
     fixed_point_tol: float = 0.5               # fixed point: one more pass changes < tol (0..255)
+    max_pixels: int = limits.DEFAULT_MAX_PIXELS  # images with more pixels (width x height) are refused
     progress: bool = True                      # tqdm progress bar
 
     def check(self) -> None:
         """Raise UserError for values that cannot work."""
-        if self.repeat < 1:
-            raise UserError(f"--repeat must be ≥ 1, got {self.repeat}", "e.g. --repeat 10")
+        if not 1 <= self.repeat <= limits.MAX_REPEAT:
+            raise UserError(f"--repeat must be within 1..{limits.MAX_REPEAT}, got {self.repeat}", "e.g. --repeat 10")
         bad = [p for p in self.paddings if p not in PADDING_CHOICES]
         if bad or not self.paddings:
             raise UserError(f"unknown padding mode {bad[0] if bad else '(none)'!r}",
@@ -146,13 +148,17 @@ class StudyConfig:
 
 def find_images(specs: Sequence[str]) -> list[Path]:
     """Files, folders (their images, sorted) and globs -> image paths, each once, in order."""
+    from stylecam.sources import special_file
+
     found: list[Path] = []
     for spec in specs:
         p = Path(spec).expanduser()
         if p.is_dir():
-            found += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS)
+            found += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and not q.is_dir())
         elif p.is_file():
             found.append(p)
+        elif special_file(p):
+            raise UserError(f"{spec} is {special_file(p)}, not a regular file", "give image files, folders or quoted globs")
         elif any(ch in spec for ch in "*?["):
             found += sorted(Path(q) for q in glob.glob(spec) if Path(q).suffix.lower() in IMAGE_EXTENSIONS)
         else:
@@ -174,15 +180,22 @@ def fit_to_study_size(frame: np.ndarray, long_side: int) -> np.ndarray:
     return imageops.resize_to(frame, nh, nw)
 
 
-def load_images(paths: Sequence[Path], long_side: int,
-                unreadable: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 BGR frame) for each readable image; unreadable ones are reported, skipped and
-    appended to ``unreadable`` when given."""
+def load_images(paths: Sequence[Path], long_side: int, unreadable: list[str] | None = None,
+                max_pixels: int | None = limits.DEFAULT_MAX_PIXELS) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 BGR frame) for each readable image; unreadable ones, and those of more than
+    ``max_pixels`` pixels (checked in the header, before decoding), are reported, skipped and
+    appended to ``unreadable`` when given. A single image that is refused raises InputRefused."""
+    from stylecam.sources import SourceError, read_image
+
     out, names = [], set()
     for path in paths:
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            print(f"stylecam: warning: cannot read image {path}, skipped", file=sys.stderr)
+        try:
+            frame = read_image(path, max_pixels)
+        except (SourceError, InputRefused) as err:
+            if isinstance(err, InputRefused) and len(paths) == 1:
+                raise
+            print(f"stylecam: warning: skipped {path}: {err}" if isinstance(err, InputRefused) else
+                  f"stylecam: warning: cannot read image {path}, skipped", file=sys.stderr)
             if unreadable is not None:
                 unreadable.append(str(path))
             continue
@@ -478,7 +491,7 @@ def _umask() -> int:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -675,11 +688,11 @@ def run_study(cfg: StudyConfig) -> dict:
     cfg = replace(cfg, styles=_unique(cfg.styles, "--styles"), paddings=_unique(cfg.paddings, "--padding"))
     out = Path(cfg.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)                   # removed again, while empty, when the study fails (stylecam.folders)
     except OSError as err:
         raise UserError(f"cannot create output folder {out}: {err.strerror}", "choose another -o") from None
     unreadable: list[str] = []
-    images = load_images(find_images(cfg.images), cfg.size, unreadable)
+    images = load_images(find_images(cfg.images), cfg.size, unreadable, cfg.max_pixels)
     small = min(min(f.shape[:2]) for _, f in images)
     if cfg.margin >= small or 2 * cfg.band >= small:
         raise UserError(f"images of {small} px are too small for --margin {cfg.margin} / --band {cfg.band}",
@@ -835,7 +848,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="study", help="output folder (default: study)")
     p.add_argument("--styles", type=_csv_list, default=(),
                    help="comma list of style names or .onnx files (default: every style found)")
-    p.add_argument("--repeat", type=int, default=10, help="passes per style (default: 10)")
+    p.add_argument("--repeat", type=int, default=10,
+                   help=f"passes per style, 1..{limits.MAX_REPEAT} (default: 10)")
     p.add_argument("--padding", type=_csv_list, default=("reflect",),
                    help=f"comma list of padding modes: {', '.join(PADDING_CHOICES)} (default: reflect). "
                         "zero/replicate use the same weights exported with that padding "
@@ -864,6 +878,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"width of one picture in the sheets, 32..{MAX_CELL_WIDTH} (default: 160)")
     p.add_argument("--fixed-point-tol", type=argtypes.float_in(0.0, 255.0), default=0.5,
                    help="fixed point: one more pass changes the image by at most this (0..255, default: 0.5)")
+    p.add_argument("--max-pixels", type=argtypes.pixel_count, default=limits.DEFAULT_MAX_PIXELS, metavar="N",
+                   help="refuse images of more pixels (width x height), read from their header before decoding; "
+                        f"e.g. 100M (default: {limits.DEFAULT_MAX_PIXELS // 1_000_000}M)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -873,7 +890,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
                        band=args.band, size=args.size, variant=args.variant, chain_pairs=args.chain_pairs,
                        classifier=args.classifier, vgg_onnx=args.vgg_onnx, vgg=not args.no_vgg,
                        weights_dir=args.weights_dir, device=args.device, cell_width=args.cell_width,
-                       fixed_point_tol=args.fixed_point_tol, progress=not args.no_progress)
+                       fixed_point_tol=args.fixed_point_tol, progress=not args.no_progress,
+                       max_pixels=args.max_pixels)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -208,3 +208,79 @@ def make_weights_dir(root: str | Path, styles: dict[str, dict] | None = None,
             make_style_model(root / "padding" / f"{name}.full.{mode}.onnx", name, variant="full",
                              padding=mode, **kwargs)
     return root
+
+
+#: ways a style model can break the pixel contract (make_broken_style_model)
+FAULTS = ("fixed_size", "four_input_channels", "four_output_channels", "half_size", "nan", "inf",
+          "nan_wider_than_20", "inf_wider_than_20", "huge_allocation_wider_than_20")
+
+
+def make_broken_style_model(path: str | Path, name: str, fault: str) -> Path:
+    """Write a style model with full, valid metadata that breaks the pixel contract in one way:
+
+      fixed_size             input and output declared (1, 3, 32, 32): no other size runs
+      four_input_channels    takes (N, 4, H, W) and returns its first three channels
+      four_output_channels   returns (N, 4, H, W): the image plus a copy of its red channel
+      half_size              returns (N, 3, H/2, W/2) (2x2 average pooling)
+      nan                    returns NaN everywhere
+      inf                    returns +inf everywhere
+      nan_wider_than_20      the image itself for frames up to 20 px wide, NaN for wider ones
+                             (passes a probe at 16x20, fails on real pictures)
+      inf_wider_than_20      the same with +inf (for pixels above 0) instead of NaN
+      huge_allocation_wider_than_20   the image itself up to 20 px wide; for wider frames one
+                             intermediate of 10^12 floats (4 TB), which no allocator can give
+    """
+    src, dst = contract.STYLE_INPUT, contract.STYLE_OUTPUT
+    dims_in, dims_out = ["N", 3, "H", "W"], ["N", 3, "H", "W"]
+    inits: list = []
+    n = helper.make_node
+    if fault == "fixed_size":
+        dims_in = dims_out = [1, 3, 32, 32]
+        nodes = [n("Identity", [src], [dst])]
+    elif fault == "four_input_channels":
+        dims_in = ["N", 4, "H", "W"]
+        inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
+                 (("c_from", [0]), ("c_to", [3]), ("c_axis", [1]))]
+        nodes = [n("Slice", [src, "c_from", "c_to", "c_axis"], [dst])]
+    elif fault == "four_output_channels":
+        dims_out = ["N", 4, "H", "W"]
+        inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
+                 (("c_from", [0]), ("c_to", [1]), ("c_axis", [1]))]
+        nodes = [n("Slice", [src, "c_from", "c_to", "c_axis"], ["red"]),
+                 n("Concat", [src, "red"], [dst], axis=1)]
+    elif fault == "half_size":
+        dims_out = ["N", 3, "H2", "W2"]
+        nodes = [n("AveragePool", [src], [dst], kernel_shape=[2, 2], strides=[2, 2])]
+    elif fault in ("nan", "inf"):
+        inits = [numpy_helper.from_array(np.array(np.nan if fault == "nan" else np.inf, np.float32), "bad")]
+        nodes = [n("Mul" if fault == "nan" else "Add", [src, "bad"], [dst])]
+    elif fault in ("nan_wider_than_20", "inf_wider_than_20", "huge_allocation_wider_than_20"):
+        # wider = max(W - 20, 0): 0 for the probe, > 0 for real pictures
+        inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
+                 (("w_from", [3]), ("w_to", [4]), ("twenty", [20]), ("zero", [0]))]
+        nodes = [n("Shape", [src], ["shape"]), n("Slice", ["shape", "w_from", "w_to"], ["width"]),
+                 n("Sub", ["width", "twenty"], ["over"]), n("Max", ["over", "zero"], ["wider"])]
+        if fault == "nan_wider_than_20":   # x + 0 * sqrt(-wider): sqrt(0) = 0, sqrt(negative) = NaN
+            nodes += [n("Cast", ["wider"], ["wider_f"], to=TensorProto.FLOAT), n("Neg", ["wider_f"], ["minus"]),
+                      n("Sqrt", ["minus"], ["root"]), n("Mul", ["root", "zero_f"], ["nothing"]),
+                      n("Add", [src, "nothing"], [dst])]
+            inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero_f"))
+        elif fault == "inf_wider_than_20":  # x / (1 - min(wider, 1)): x / 1, or x / 0 = +inf
+            nodes += [n("Min", ["wider", "one"], ["capped"]), n("Cast", ["capped"], ["capped_f"], to=TensorProto.FLOAT),
+                      n("Sub", ["one_f", "capped_f"], ["divisor"]), n("Div", [src, "divisor"], [dst])]
+            inits += [numpy_helper.from_array(np.array([1], np.int64), "one"),
+                      numpy_helper.from_array(np.array(1.0, np.float32), "one_f")]
+        else:                              # ConstantOfShape([wider * 10^12]) then its ReduceSum * 0 onto x
+            inits += [numpy_helper.from_array(np.array([10**12], np.int64), "tera"),
+                      numpy_helper.from_array(np.array(0.0, np.float32), "zero_f")]
+            nodes += [n("Mul", ["wider", "tera"], ["count"]),
+                      n("ConstantOfShape", ["count"], ["block"],
+                        value=numpy_helper.from_array(np.array([1.0], np.float32))),
+                      n("ReduceSum", ["block"], ["total"], keepdims=0), n("Mul", ["total", "zero_f"], ["nothing"]),
+                      n("Add", [src, "nothing"], [dst])]
+    else:
+        raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
+    x = helper.make_tensor_value_info(src, TensorProto.FLOAT, dims_in)
+    y = helper.make_tensor_value_info(dst, TensorProto.FLOAT, dims_out)
+    graph = helper.make_graph(nodes, f"broken_{fault}", [x], [y], initializer=inits)
+    return _save(graph, path, style_metadata(name))

@@ -8,13 +8,14 @@ from pathlib import Path
 import torch
 
 from stylecam.errors import UserError
+from stylecam.folders import make_dirs
 
 
 def ensure_writable_dir(folder: str | Path) -> Path:
     """Create ``folder`` if needed; UserError when it cannot be created or written."""
     folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as err:

@@ -8,6 +8,7 @@ import argparse
 import importlib
 import sys
 
+from stylecam import folders
 from stylecam.errors import UserError
 
 #: subcommand -> (module, one-line help)
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args._module.run(args) or 0)
+        with folders.removed_if_empty_on_failure():   # a failed run leaves no empty output folder
+            return int(args._module.run(args) or 0)
     except UserError as err:
         print(f"stylecam-train: error: {err}", file=sys.stderr)
         return err.exit_code

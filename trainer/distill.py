@@ -25,6 +25,7 @@ from tqdm import tqdm
 from stylecam import contract
 from stylecam.argtypes import int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from stylecam.errors import UserError
+from stylecam.folders import make_dirs
 from trainer.checkpoints import atomic_save, ensure_writable_file, load_checkpoint
 from trainer.nets.transformer import CONFIGS, runtime_variant, transformer_from_config
 from trainer.photos import center_crop_multiple, load_photo_set, make_batch
@@ -200,7 +201,7 @@ def distill(cfg: DistillConfig, resume: str | None = None, export: bool = True, 
     distiller = make_distiller(cfg, ckpt)
     name = style_name(distiller.teacher_metadata)
     run_dir = writable_dir(Path(cfg.out or f"runs/{name}-distill-{cfg.variant}"), "--out")
-    (run_dir / "samples").mkdir(exist_ok=True)
+    make_dirs(run_dir / "samples")
     output = default_output(cfg, distiller.teacher_metadata)
     if export:
         ensure_writable_file(output, "-o")

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from stylecam.argtypes import file_stem, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from stylecam.contract import PADDING_MODES
 from stylecam.errors import UserError
+from stylecam.folders import make_dirs
 from trainer.checkpoints import atomic_save, ensure_writable_dir, load_checkpoint, make_readable
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.transformer import CONFIGS, TransformerConfig, TransformerNet, transformer_from_config
@@ -363,7 +364,7 @@ def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, 
     rank, world = _distributed()
     if rank == 0:
         run_dir = writable_dir(cfg.run_dir(), "--out")
-        (run_dir / "samples").mkdir(exist_ok=True)
+        make_dirs(run_dir / "samples")
         if export:
             writable_dir(Path(cfg.weights_dir), "--weights-dir")
             if cfg.onnx_path().is_dir():
