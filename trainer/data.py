@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_output
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -215,10 +216,9 @@ def load_image_folder(path: str | os.PathLike, cache_dir: str | os.PathLike | No
         archive.close()
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, train_x=result[0].numpy(), train_y=result[1].numpy(), test_x=result[2].numpy(),
-                 test_y=result[3].numpy(), classes=np.array(classes))
-        os.replace(tmp, cache)
+        with atomic_output(cache) as tmp:                  # the name ends in .npz: numpy adds nothing
+            np.savez(tmp, train_x=result[0].numpy(), train_y=result[1].numpy(), test_x=result[2].numpy(),
+                     test_y=result[3].numpy(), classes=np.array(classes))
     return (*result, classes)
 
 
