@@ -1,10 +1,10 @@
 """Checkpoints that load without running code, atomic saves, and output checks with clear errors.
 
-A checkpoint is a dict of plain values only: tensors, str, int, float, bool, None, bytes and
-dicts / lists / tuples of them (dataclass configs are stored as dicts). That is what
+A checkpoint is a dict of plain values only: tensors, str, int, float, bool, None, bytes, torch
+dtypes and devices, and dicts / lists / tuples / sets of them (dataclass configs are stored as dicts). That is what
 ``torch.load(weights_only=True)`` accepts, and the only way stylecam-train loads a ``.pt`` file:
 unpickling anything else could run code hidden in the file. A file that needs more is refused
-with the command that converts it (``stylecam-train convert-checkpoint``, for trusted files).
+with the command that converts it (``stylecam-train convert-checkpoint``, trainer/convert_checkpoint.py).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import enum
 import pickle
+import re
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -59,11 +60,13 @@ def to_plain(value, where: str = "checkpoint"):
     """``value`` with every part made of plain types (see the module docstring).
 
     Dataclasses and argparse namespaces become dicts, paths and enums their str / value, numpy
-    scalars Python numbers, numpy arrays tensors, sets sorted lists, named tuples tuples.
+    scalars Python numbers, numpy arrays tensors, named tuples tuples, frozensets sets.
     Raises TypeError naming the place (``where``, e.g. "checkpoint['config']['x']") of anything else.
     """
     if isinstance(value, torch.Tensor):
         return value.detach() if isinstance(value, torch.nn.Parameter) else value
+    if isinstance(value, (torch.dtype, torch.device)):
+        return value
     if isinstance(value, enum.Enum):
         return to_plain(value.value, where)
     if isinstance(value, PLAIN_SCALARS):
@@ -88,11 +91,7 @@ def to_plain(value, where: str = "checkpoint"):
         items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
     if isinstance(value, (set, frozenset)):
-        items = [to_plain(v, f"{where} item") for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return items
+        return {to_plain(v, f"{where} item") for v in value}
     raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which a checkpoint cannot hold")
 
 
@@ -107,9 +106,14 @@ def atomic_save(obj: dict, path: str | Path) -> Path:
 
 
 def convert_hint(path: str | Path) -> str:
-    """The hint for a checkpoint that needs code to load: how to convert it, and when not to."""
-    return (f"only if you trust where it came from, convert it once with "
-            f"`stylecam-train convert-checkpoint {path} NEW.pt` and use NEW.pt")
+    """The hint for a checkpoint that needs more than plain values to load: the command that converts it."""
+    return f"convert it once with `stylecam-train convert-checkpoint {path} NEW.pt` and use NEW.pt"
+
+
+def refused_global(err: Exception) -> str | None:
+    """The Python object (module.name) that torch's weights-only loader refused, from its message."""
+    match = re.search(r"GLOBAL ([\w.]+)|([\w.]+) was not an allowed global", str(err))
+    return (match.group(1) or match.group(2)) if match else None
 
 
 def _looks_pickled(path: Path) -> bool:
@@ -136,7 +140,9 @@ def load_weights_only(path: str | Path):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights only load failed" in str(err).lower() and _looks_pickled(path):
-            raise UserError(f"refusing to load {path}: it holds Python objects that loading would run as code",
+            what = refused_global(err)
+            raise UserError(f"refusing to load {path}: it holds Python objects"
+                            f"{f' ({what})' if what else ''}, and loading them could run code",
                             convert_hint(path)) from None
         raise UserError(f"cannot read checkpoint {path}: {type(err).__name__}",
                         "the file is corrupt or not a torch checkpoint") from None
@@ -155,33 +161,3 @@ def read_checkpoint(path: str | Path, required: tuple[str, ...] = ("model", "con
         raise UserError(f"{path} is not a checkpoint of `{written_by}` (missing {', '.join(missing)})",
                         f"pass a checkpoint.pt written by `{written_by}`")
     return ckpt
-
-
-def make_plain_copy(source: str | Path, target: str | Path) -> dict:
-    """Load ``source`` with full unpickling (RUNS CODE the file may hold: trusted files only), write its
-    plain form (to_plain) to ``target`` atomically and check that it loads weights-only.
-
-    Returns {"source", "target", "keys"}. UserError when ``source`` cannot be read or holds values
-    that have no plain form."""
-    source = Path(source)
-    try:
-        ckpt = load_weights_only(source)                   # nothing to trust when it loads safely already
-    except UserError:
-        if not source.is_file():
-            raise
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ckpt = torch.load(source, map_location="cpu", weights_only=False)  # trusted by the user: see the help
-        except Exception as err:  # noqa: BLE001 - whatever the file holds, it cannot be read
-            reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-            raise UserError(f"cannot read checkpoint {source}: {reason}",
-                            "the file is corrupt, or needs code that is not installed") from None
-    try:
-        plain = to_plain(ckpt)
-    except TypeError as err:
-        raise UserError(f"cannot convert {source}: {err}", "store that value as a str, number, list or dict") from None
-    with atomic_output(target) as tmp:
-        torch.save(plain, tmp)
-        load_weights_only(tmp)                              # the copy loads safely, or nothing is written
-    return {"source": str(source), "target": str(target), "keys": sorted(map(str, plain)) if isinstance(plain, dict) else []}
