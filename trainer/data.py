@@ -222,13 +222,31 @@ def load_image_folder(path: str | os.PathLike, cache_dir: str | os.PathLike | No
     return (*result, classes)
 
 
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain values and numpy arrays only (what a CIFAR-10 batch holds): any other object is
+    refused, so a crafted batch file cannot run code."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a data file")
+        if module == "numpy.core.multiarray" and hasattr(np, "_core"):
+            module = "numpy._core.multiarray"           # numpy 2's name (files written by numpy 1)
+        return super().find_class(module, name)
+
+
 def load_cifar_batches(folder: Path):
     """torchvision's cifar-10-batches-py folder -> (train_x, train_y, test_x, test_y), uint8 (N, 3, 32, 32)."""
     def read(names):
         xs, ys = [], []
         for name in names:
-            with open(folder / name, "rb") as f:
-                d = pickle.load(f, encoding="bytes")
+            try:
+                with open(folder / name, "rb") as f:
+                    d = ArraysOnlyUnpickler(f, encoding="bytes").load()
+            except (pickle.UnpicklingError, EOFError, ValueError) as err:
+                raise UserError(f"cannot read CIFAR-10 batch {folder / name}: {err}",
+                                "replace it with the file from the CIFAR-10 python archive") from None
             xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(d[b"labels"], np.int64))
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
