@@ -20,7 +20,7 @@ import numpy as np
 from stylecam import imageops, live
 from stylecam.config import RunConfig
 from stylecam.errors import UserError
-from stylecam.fileout import same_file
+from stylecam.fileout import refuse_overwriting_inputs
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.overlay import LabelOverlay, compose
@@ -84,8 +84,7 @@ def check_outputs(pairs: Sequence[tuple[SourceItem, Path]]) -> None:
     """Refuse to overwrite an input or to write two inputs to one output."""
     seen: dict[Path, str] = {}
     for item, out in pairs:
-        if same_file(item.location, out):  # also through '..', a symlink or a hard link
-            raise UserError(f"output {out} would overwrite its input", "choose another -o")
+        refuse_overwriting_inputs(out, [item.location], "-o")  # also through '..', a symlink or a hard link
         key = out.resolve()
         if key in seen:
             raise UserError(f"{item.location} and {seen[key]} would both be written to {out}",

@@ -145,8 +145,9 @@ def test_runtime_refuses_to_write_over_its_input(kind, tmp_path, capsys):
     weights = make_weights_dir(tmp_path / "weights")
     photo = image_file(tmp_path / "photo.png")
     before = photo.read_bytes()
-    code = runtime_cli.main([str(photo), "-o", other_name(kind, photo), "--weights-dir", str(weights),
-                             "--device", "cpu"])
+    output = other_name(kind, photo)
+    code = runtime_cli.main([str(photo), "-o", output, "--weights-dir", str(weights), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 2 and "would overwrite its input" in err and "Traceback" not in err
+    assert code == 2 and f"output {output} would overwrite" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "choose another -o" in err
     assert photo.read_bytes() == before and not list(tmp_path.glob(".*partial*"))
