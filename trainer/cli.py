@@ -23,7 +23,8 @@ COMMANDS = {
     "sweep": ("trainer.sweep", "run a small grid of classifier trainings under a time budget each"),
     "visualize": ("trainer.visualize", "draw feature maps and first-layer filters of a model"),
     "convert-checkpoint": ("trainer.convert_checkpoint",
-                           "rewrite a trusted old checkpoint that needs code to load as one that loads safely"),
+                           "rewrite a checkpoint holding Python objects (configs, paths, numpy values) as plain "
+                           "values, which load without running code"),
 }
 
 EPILOG = """examples:

@@ -571,10 +571,10 @@ def run(args: argparse.Namespace) -> int:
     from trainer.nets.classifier import parse_spec
     parse_spec(arch)  # fail on a bad spec before loading any data
     name = args.name or args.dataset
-    inputs = {"--data": args.data, "--vgg-weights": args.vgg_weights}
-    for path in (*(Path(args.out) / n for n in ("checkpoint.pt", "curves.png", "confusion.png", "report.json")),
-                 args.onnx or Path(args.out) / f"{name}.onnx"):
-        refuse_overwriting_inputs(path, inputs, "--out" if path != args.onnx else "--onnx")
+    outputs = {Path(args.out) / n: "--out" for n in ("checkpoint.pt", "curves.png", "confusion.png", "report.json")}
+    outputs[Path(args.onnx or Path(args.out) / f"{name}.onnx")] = "--onnx"
+    for path, flag in outputs.items():
+        refuse_overwriting_inputs(path, {"--data": args.data, "--vgg-weights": args.vgg_weights}, flag)
     out = ensure_writable_dir(args.out)                                  # outputs checked before training,
     onnx_path = ensure_writable_file(args.onnx or out / f"{name}.onnx", "--onnx")   # not after it
     set_threads(args.threads)
