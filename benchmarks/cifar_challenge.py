@@ -22,6 +22,7 @@ import torch
 
 from stylecam.argtypes import non_negative_int, output_file, positive_float, positive_int
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_output, atomic_write_bytes
 from trainer.data import load_dataset
 from trainer.nets.classifier import build_classifier, parse_spec
 from trainer.train_classifier import OPTIMIZERS, TrainConfig, run_training, set_threads, train, use_bf16
@@ -91,9 +92,8 @@ def plot(result: dict, path: str | os.PathLike) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    tmp = Path(path).with_name(Path(path).name + ".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
@@ -176,12 +176,7 @@ def run(args) -> int:
                      "clock": "training loop wall time; data loading and final evaluation excluded"},
         "results": results, "goals": goals,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(out, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, json.dumps(out, indent=1).encode())
     if plot_path:
         plot(out, plot_path)
     for r in results:

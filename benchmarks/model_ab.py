@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from stylecam.argtypes import int_at_least, output_file  # noqa: E402
 from stylecam.errors import UserError  # noqa: E402
+from stylecam.fileout import atomic_write_bytes  # noqa: E402
 from stylecam.session import load_model  # noqa: E402
 
 PROG = "model_ab.py"
@@ -155,12 +156,7 @@ def run(args) -> int:
             result["rows"].append(row)
             print(f"{name:36s} {threads} thread(s): A {row['a']['median_ms']:7.2f} ms  B {row['b']['median_ms']:7.2f} ms"
                   f"  B/A {row['b_over_a']:.3f}  max diff {row['max_abs_diff']:.4f}")
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     print(f"wrote {out}")
     return 0
 

@@ -39,6 +39,7 @@ from stylecam import contract  # noqa: E402
 from stylecam.argtypes import int_at_least, non_negative_int, output_file, positive_int  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
 from stylecam.errors import UserError  # noqa: E402
+from stylecam.fileout import atomic_write_bytes  # noqa: E402
 from stylecam.pipeline import Stylizer  # noqa: E402
 from stylecam.runner import plan_workers, process_video  # noqa: E402
 from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS  # noqa: E402
@@ -496,12 +497,7 @@ def run(args) -> int:
 
 def write_results(out: Path, results: dict, table: str) -> None:
     """``results`` as JSON to ``out`` (written whole or not at all) and ``table`` beside it as .md."""
-    partial = out.with_name(out.name + ".partial")
-    try:
-        partial.write_text(json.dumps(results, indent=2))
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    atomic_write_bytes(out, json.dumps(results, indent=2).encode())
     out.with_suffix(".md").write_text(table)
     print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
 

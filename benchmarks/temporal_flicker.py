@@ -33,6 +33,7 @@ from stylecam import imageops, metrics  # noqa: E402
 from stylecam.argtypes import float_in, fraction, int_at_least, output_file  # noqa: E402
 from stylecam.demo import DEFAULT_CLIP  # noqa: E402
 from stylecam.errors import UserError  # noqa: E402
+from stylecam.fileout import atomic_write_bytes  # noqa: E402
 from stylecam.pipeline import Stylizer  # noqa: E402
 from stylecam.styles import Registry  # noqa: E402
 
@@ -180,12 +181,7 @@ def run(args) -> int:
             print(f"{label:10s} {name:16s} flicker {row['flicker']:6.2f} grey levels (max {row['flicker_max']:.2f}{held})")
         result["sets"][label] = {"weights_dir": str(folder), "styles": rows}
     print(f"input itself: {result['input_flicker']:.2f} grey levels over {result['static_fraction']:.0%} still pixels")
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(out, (json.dumps(result, indent=2, allow_nan=False) + "\n").encode())
     print(f"wrote {out}")
     return 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import sys
 import time
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 
 from stylecam.argtypes import int_at_least, non_negative_int, output_file, positive_int
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_write_bytes
 from trainer.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
 from trainer.nets.transformer import CONFIGS, build_transformer
 from trainer.nets.vgg import load_vgg16
@@ -183,12 +183,7 @@ def run(args) -> int:
         "warmup_steps": args.warmup, "precision": args.precision, "channels_last": args.channels_last,
         "results": results,
     }
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        tmp.write_text(json.dumps(report, indent=2))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(out, json.dumps(report, indent=2).encode())
     for r in results:
         print(f"{r['variant']:5s} stylecam {r['stylecam']['images_per_s']:7.2f} img/s   reference "
               f"{r['reference']['images_per_s']:7.2f} img/s   x{r['speedup']:.2f}")

@@ -20,6 +20,7 @@ import numpy as np
 from stylecam import imageops, live, signals
 from stylecam.config import RunConfig
 from stylecam.errors import InputRefused, UserError
+from stylecam.fileout import refuse_overwriting_inputs
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.overlay import LabelOverlay, compose
@@ -83,8 +84,7 @@ def check_outputs(pairs: Sequence[tuple[SourceItem, Path]]) -> None:
     """Refuse to overwrite an input or to write two inputs to one output."""
     seen: dict[Path, str] = {}
     for item, out in pairs:
-        if Path(item.location).resolve() == out.resolve():
-            raise UserError(f"output {out} would overwrite its input", "choose another -o")
+        refuse_overwriting_inputs(out, [item.location], "-o")  # also through '..', a symlink or a hard link
         key = out.resolve()
         if key in seen:
             if Path(item.location).resolve() == Path(seen[key]).resolve():

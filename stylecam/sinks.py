@@ -20,7 +20,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from stylecam import imageops
+from stylecam import fileout, imageops
 from stylecam.errors import UserError
 from stylecam.folders import make_dirs
 
@@ -193,12 +193,6 @@ def vfr_timing(times: Sequence[float], fps: float, max_fps: float = MAX_VFR_FPS,
     return rate, copies.astype(int).tolist()
 
 
-def temp_path(final: str | Path) -> Path:
-    """Hidden temporary name next to ``final`` with the same extension (containers go by it)."""
-    final = Path(final)
-    return final.with_name(f".{final.stem}.partial{final.suffix}")
-
-
 def discard(path: str | Path) -> None:
     """Delete a temporary file if it is there. Never raises: on a read-only file system even a file
     that was never created cannot be unlinked (EROFS), and that must not hide the error that matters."""
@@ -228,33 +222,15 @@ def ensure_parent(path: str | Path) -> Path:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file in the same folder, then rename it to ``path``.
+    """Write ``data`` to a unique temporary file in the same folder, then rename it to ``path``.
 
     Raises UserError when the folder or the file cannot be written.
     """
     path = ensure_parent(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
+        return fileout.atomic_write_bytes(path, data)
     except OSError as err:
         raise unwritable(path, err) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise unwritable(path, err) from None
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 #: image formats by what their pixels can hold (the rest, e.g. .png .webp .tif, take BGR and BGRA)
@@ -392,7 +368,6 @@ class VideoWriter:
                  sample_aspect_ratio: tuple[int, int] | None = None, copies: Sequence[int] | None = None,
                  video_start: float = 0.0):
         self.path = Path(path)
-        self.tmp = temp_path(self.path)
         self.width, self.height = size
         self.fps = float(fps)
         self.frames = 0                      # frames encoded (with the copies)
@@ -411,10 +386,18 @@ class VideoWriter:
         if exe is None and ext == ".gif":
             raise UserError(f"writing an animated GIF ({self.path}) needs ffmpeg",
                             "pip install imageio-ffmpeg, or give -o an .mp4 name")
-        if exe is None:
-            self._open_opencv()
-            return
-        self._open_ffmpeg(exe, ext, audio_from)
+        try:
+            self.tmp = fileout.temp_path(self.path)  # this writer's own: runs writing one output never share it
+        except OSError as err:
+            raise unwritable(self.path, err) from None
+        try:
+            if exe is None:
+                self._open_opencv()
+            else:
+                self._open_ffmpeg(exe, ext, audio_from)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
 
     def _open_opencv(self) -> None:
         """The fallback without ffmpeg: OpenCV's writer, video only."""
@@ -567,6 +550,7 @@ class VideoWriter:
         if self.audio:
             self._cut_sound_to_picture()
         try:
+            fileout.make_readable(self.tmp)
             os.replace(self.tmp, self.path)
         except OSError as err:
             discard(self.tmp)

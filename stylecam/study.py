@@ -25,9 +25,7 @@ import io
 import itertools
 import json
 import math
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -35,7 +33,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from stylecam import argtypes, contract, imageops, limits, metrics
+from stylecam import argtypes, contract, fileout, imageops, limits, metrics
 from stylecam.cli import MAX_SIZE, long_side
 from stylecam.errors import InputRefused, UserError
 from stylecam.folders import make_dirs
@@ -484,23 +482,9 @@ def fixed_points(summary: Sequence[dict], tol: float) -> list[dict]:
 
 # =========================================================================== writing
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     make_dirs(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    fileout.atomic_write_bytes(path, data)
 
 
 def write_png(path: Path, frame: np.ndarray) -> None:

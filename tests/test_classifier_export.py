@@ -47,7 +47,7 @@ def test_export_metadata_and_graph(rgb_model):
     assert meta[contract.KEY_ACCURACY] == "0.8765"
     assert [i.name for i in proto.graph.input] == [contract.CLASSIFIER_INPUT]
     assert [o.name for o in proto.graph.output] == [contract.CLASSIFIER_OUTPUT]
-    assert not list(path.parent.glob("*.tmp"))
+    assert not list(path.parent.glob(".*partial*"))
 
 
 def test_export_parity_batch_of_five(rgb_model):

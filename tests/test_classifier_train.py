@@ -168,7 +168,7 @@ def test_vgg16_head_trains_and_keeps_backbone_frozen(tmp_path):
                             "vgghead", progress=False, quiet=True, vgg_extractor=vgg)
     assert all(torch.equal(frozen[k], v) for k, v in vgg.state_dict().items())
     assert report["onnx"].endswith("vgghead.onnx")
-    model, ckpt = T.load_checkpoint(tmp_path / "checkpoint.pt")
+    model, ckpt = T.load_classifier(tmp_path / "checkpoint.pt")
     assert model.config.arch == "vgg16:relu2_2-fc16" and ckpt["classes"] == data.classes
 
 

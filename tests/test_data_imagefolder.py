@@ -106,3 +106,27 @@ def test_torchvision_cifar_batches(tmp_path):
     assert ds.classes[9] == "truck" and ds.test_y.tolist() == [0, 3, 9, 1]
     raw = pickle.loads((folder / "test_batch").read_bytes())[b"data"]
     assert ds.test_x[0, 1, 0, 0] == raw[0, 1024]   # channel-major rows: R plane, G plane, B plane
+
+
+class _OpensAFile:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_cifar_batches_are_unpickled_without_running_code(tmp_path, protocol):
+    folder = tmp_path / "root" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 3, 9, 1]}
+        (folder / name).write_bytes(pickle.dumps(d, protocol=protocol))
+    assert D.load_dataset("cifar10", tmp_path / "root").test_x.shape == (4, 3, 32, 32)   # real batches still load
+    marker = tmp_path / "MARKER"
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": _OpensAFile(marker), b"labels": []}, protocol=protocol))
+    with pytest.raises(UserError, match=r"cannot read CIFAR-10 batch .*data_batch_3: io.open is not allowed"):
+        D.load_dataset("cifar10", tmp_path / "root")
+    assert not marker.exists()

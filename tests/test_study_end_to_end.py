@@ -87,7 +87,7 @@ def test_writes_every_promised_file(full_run):
         assert (out / name).is_file(), name
         if name.endswith(".png"):
             assert cv2.imread(str(out / name)) is not None, name
-    assert not list(out.rglob(".*.tmp"))  # atomic writes left no temporaries
+    assert not list(out.rglob(".*partial*"))  # atomic writes left no temporaries
     # sheet: one row per padding mode, original + REPEAT passes per row
     sheet = cv2.imread(str(out / "sheets/wave__img0.png"))
     cell_h = round(40 * 48 / 56)

@@ -62,7 +62,7 @@ def test_psnr_and_learning_rate_by_hand():
 def test_distill_learns_the_teacher_and_exports_a_style_model(teacher_onnx, tiny_photos, tmp_path):
     summary = distill(tiny_distill(teacher_onnx, tiny_photos, tmp_path, iterations=40, checkpoint_every=20),
                       progress=False)
-    ckpt = torch.load(summary["checkpoint"], weights_only=False)
+    ckpt = torch.load(summary["checkpoint"], weights_only=True)
     pixel = [h["pixel"] for h in ckpt["history"]]
     assert np.mean(pixel[-5:]) < 0.7 * np.mean(pixel[:5])
     assert summary["psnr_vs_teacher_db"] > 10
@@ -100,12 +100,12 @@ def test_ctrl_c_then_resume_reaches_the_same_weights(teacher_onnx, tiny_photos, 
     with pytest.raises(KeyboardInterrupt):
         distill(cfg, progress=False)
     checkpoint = tmp_path / "b" / "run" / "checkpoint.pt"
-    assert torch.load(checkpoint, weights_only=False)["step"] == 5
+    assert torch.load(checkpoint, weights_only=True)["step"] == 5
     assert not (tmp_path / "b" / "tiny.lite.onnx").exists()
     monkeypatch.setattr(module.Distiller, "step", real_step)
     resumed = distill(cfg, resume=str(checkpoint), export=False, progress=False)
-    a = torch.load(straight["checkpoint"], weights_only=False)["model"]
-    b = torch.load(resumed["checkpoint"], weights_only=False)["model"]
+    a = torch.load(straight["checkpoint"], weights_only=True)["model"]
+    b = torch.load(resumed["checkpoint"], weights_only=True)["model"]
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
@@ -132,7 +132,7 @@ def test_style_training_can_start_from_distilled_weights(teacher_onnx, tiny_phot
     base = dict(name="tiny", style_image=str(tiny_painting), data=str(tiny_photos), size=32, batch_size=2,
                 style_size=48, holdout=2, device="cpu", out=str(tmp_path / "ft"))
     trainer = make_trainer(StyleTrainConfig(**base, variant="lite", init=student["checkpoint"]), loss_net=standin)
-    source = torch.load(student["checkpoint"], weights_only=False)["model"]
+    source = torch.load(student["checkpoint"], weights_only=True)["model"]
     assert all(torch.equal(trainer.net.state_dict()[k], source[k]) for k in source)
     provenance = init_provenance(student["checkpoint"])
     assert provenance["init_training"]["method"] == "distillation"

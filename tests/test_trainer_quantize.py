@@ -201,7 +201,7 @@ def test_cli_quantize_refuses_an_unwritable_output_before_any_work(tmp_path, tin
     assert len(err) == 1 and err[0].startswith("stylecam-train: error:") and "Traceback" not in err[0]
     assert "-o" in err[0]
     assert list((tmp_path / "existing").iterdir()) == []
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert not list(tmp_path.glob(".*partial*"))
 
 
 def test_quantize_api_refuses_a_folder_as_output_and_leaves_no_part_file(tmp_path):

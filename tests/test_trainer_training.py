@@ -40,13 +40,13 @@ def early_late(history: list[dict], key: str = "total") -> tuple[float, float]:
 def test_loss_decreases_over_20_steps_with_standin(tiny_photos, tiny_painting, tmp_path):
     cfg = tiny_config(tiny_photos, tiny_painting, tmp_path, holdout=4)  # 4 training photos
     summary = train_style(cfg, loss_net=random_vgg_standin(LAYERS), export=False, progress=False)
-    ckpt = torch.load(summary["checkpoint"], weights_only=False)
+    ckpt = torch.load(summary["checkpoint"], weights_only=True)
     early, late = early_late(ckpt["history"])
     assert late < 0.8 * early
     run = Path(summary["run_dir"])
     assert (run / "loss_curve.png").stat().st_size > 1000
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000010.png", "step_000020.png"]
-    assert not list(run.glob(".*tmp*"))
+    assert not list(run.glob(".*partial*"))
     assert ckpt["config"]["iterations"] == 20 and ckpt["step"] == 20
 
 
@@ -55,7 +55,7 @@ def test_loss_decreases_with_real_vgg(tiny_photos, tiny_painting, tmp_path, vgg_
         pytest.skip("STYLECAM_VGG16 not set")
     cfg = tiny_config(tiny_photos, tiny_painting, tmp_path, vgg_weights=vgg_weights_path)
     summary = train_style(cfg, export=False, progress=False)
-    early, late = early_late(torch.load(summary["checkpoint"], weights_only=False)["history"])
+    early, late = early_late(torch.load(summary["checkpoint"], weights_only=True)["history"])
     assert late < 0.8 * early
 
 
@@ -72,10 +72,10 @@ def test_ctrl_c_keeps_a_resumable_checkpoint(tiny_photos, tiny_painting, tmp_pat
     cfg = tiny_config(tiny_photos, tiny_painting, tmp_path, iterations=8, checkpoint_every=2)
     with pytest.raises(KeyboardInterrupt):
         train_style(cfg, loss_net=random_vgg_standin(LAYERS), progress=False)
-    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 3
     assert not (tmp_path / "weights").exists() or not list((tmp_path / "weights").iterdir())
-    assert not list((tmp_path / "run").glob(".*tmp*"))
+    assert not list((tmp_path / "run").glob(".*partial*"))
 
 
 @pytest.mark.gpu
@@ -94,8 +94,8 @@ def test_resume_is_bit_exact(tiny_photos, tiny_painting, tmp_path):
     half = train_style(first, loss_net=random_vgg_standin(LAYERS), export=False, progress=False)
     second = tiny_config(tiny_photos, tiny_painting, tmp_path / "b", iterations=6, checkpoint_every=3)
     train_style(second, loss_net=random_vgg_standin(LAYERS), resume=half["checkpoint"], export=False, progress=False)
-    a = torch.load(tmp_path / "a" / "run" / "checkpoint.pt", weights_only=False)
-    b = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False)
+    a = torch.load(tmp_path / "a" / "run" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 6
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
@@ -271,7 +271,7 @@ def test_torchrun_two_cpu_processes_match_one(tiny_photos, tiny_painting, tmp_pa
     assert train_main(["style", *common, "--out", str(tmp_path / "one")]) == 0
     half_batch = [a if a != "4" else "2" for a in common]
     assert train_main(["style", *half_batch, "--out", str(tmp_path / "half")]) == 0
-    ddp_w, one_w, half_w = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=False)
+    ddp_w, one_w, half_w = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)
                             for run in ("ddp", "one", "half"))
     assert ddp_w["step"] == one_w["step"] == 3
 
@@ -327,15 +327,15 @@ def test_stability_term_is_logged_resumes_exactly_and_steadies_the_output(tiny_p
                         loss_net=random_vgg_standin(LAYERS), export=False, progress=False)
     steady = train_style(tiny_config(tiny_photos, tiny_painting, tmp_path / "steady", stability_weight=50.0, **kw),
                          loss_net=random_vgg_standin(LAYERS), export=False, progress=False)
-    history = torch.load(steady["checkpoint"], weights_only=False)["history"]
+    history = torch.load(steady["checkpoint"], weights_only=True)["history"]
     for h in history:
         assert h["stability"] > 0
         assert h["total"] == pytest.approx(h["content"] + h["style"] + h["tv"] + h["stability"], rel=1e-5)
-    assert "stability" not in torch.load(plain["checkpoint"], weights_only=False)["history"][0]
+    assert "stability" not in torch.load(plain["checkpoint"], weights_only=True)["history"][0]
 
     from trainer.train_style import make_trainer
     def noise_change(run) -> float:
-        ckpt = torch.load(run["checkpoint"], weights_only=False)
+        ckpt = torch.load(run["checkpoint"], weights_only=True)
         cfg = StyleTrainConfig(**ckpt["config"])
         net = make_trainer(cfg, loss_net=random_vgg_standin(LAYERS)).net
         net.load_state_dict(ckpt["model"])
@@ -352,8 +352,8 @@ def test_stability_term_is_logged_resumes_exactly_and_steadies_the_output(tiny_p
     half = train_style(first, loss_net=random_vgg_standin(LAYERS), export=False, progress=False)
     second = replace(first, iterations=4)
     train_style(second, loss_net=random_vgg_standin(LAYERS), resume=half["checkpoint"], export=False, progress=False)
-    ca = torch.load(tmp_path / "a" / "run" / "checkpoint.pt", weights_only=False)
-    cb = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False)
+    ca = torch.load(tmp_path / "a" / "run" / "checkpoint.pt", weights_only=True)
+    cb = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=True)
     assert [h["stability"] for h in ca["history"]] == [h["stability"] for h in cb["history"]]
     for key, value in ca["model"].items():
         assert torch.equal(value, cb["model"][key]), key
@@ -415,7 +415,7 @@ def test_export_opsets_at_both_ends_of_the_range_work(trained_checkpoint, tmp_pa
 
 def test_export_refuses_a_network_that_outputs_nan(trained_checkpoint, tmp_path, capsys):
     """NaN weights once exported an all-black model reporting "max abs diff 0" (max() dropped the NaN)."""
-    ckpt = torch.load(trained_checkpoint, weights_only=False)
+    ckpt = torch.load(trained_checkpoint, weights_only=True)
     first = next(iter(ckpt["model"]))
     ckpt["model"][first] = torch.full_like(ckpt["model"][first], float("nan"))
     torch.save(ckpt, tmp_path / "nan.pt")
@@ -429,7 +429,7 @@ def test_onnx_parity_returns_nan_instead_of_dropping_it(trained_checkpoint, tmp_
 
     from trainer import export as module
     path = export_style(trained_checkpoint, tmp_path / "ok.onnx")["path"]
-    net = module.network_from_checkpoint(torch.load(trained_checkpoint, weights_only=False))
+    net = module.network_from_checkpoint(torch.load(trained_checkpoint, weights_only=True))
     real_abs = module.np.abs
 
     def nan_abs(a):                     # the runtime side of the comparison turns NaN

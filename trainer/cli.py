@@ -24,6 +24,9 @@ COMMANDS = {
     "classifier": ("trainer.train_classifier", "train a small CNN or a VGG-16 head on MNIST / Fashion-MNIST / CIFAR-10"),
     "sweep": ("trainer.sweep", "run a small grid of classifier trainings under a time budget each"),
     "visualize": ("trainer.visualize", "draw feature maps and first-layer filters of a model"),
+    "convert-checkpoint": ("trainer.convert_checkpoint",
+                           "rewrite a checkpoint holding Python objects (configs, paths, numpy values) as plain "
+                           "values, which load without running code"),
 }
 
 EPILOG = """examples:
@@ -36,7 +39,8 @@ EPILOG = """examples:
   stylecam-train report mypainting --style-image painting.jpg --photos held_out/ --gatys-steps 300
   stylecam-train classifier --dataset cifar10 --arch cifar-fast --time-budget 60 --out runs/cifar
 
-VGG-16 weights: --vgg-weights PATH or STYLECAM_VGG16=PATH, else torchvision's download."""
+VGG-16 weights: --vgg-weights PATH or STYLECAM_VGG16=PATH, else torchvision's download.
+Checkpoints load as tensors and plain values only, never code; no command writes over one of its inputs."""
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

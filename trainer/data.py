@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_output
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -215,11 +216,24 @@ def load_image_folder(path: str | os.PathLike, cache_dir: str | os.PathLike | No
         archive.close()
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, train_x=result[0].numpy(), train_y=result[1].numpy(), test_x=result[2].numpy(),
-                 test_y=result[3].numpy(), classes=np.array(classes))
-        os.replace(tmp, cache)
+        with atomic_output(cache) as tmp:                  # the name ends in .npz: numpy adds nothing
+            np.savez(tmp, train_x=result[0].numpy(), train_y=result[1].numpy(), test_x=result[2].numpy(),
+                     test_y=result[3].numpy(), classes=np.array(classes))
     return (*result, classes)
+
+
+class ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain values and numpy arrays only (what a CIFAR-10 batch holds): any other object is
+    refused, so a crafted batch file cannot run code."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a data file")
+        if module == "numpy.core.multiarray" and hasattr(np, "_core"):
+            module = "numpy._core.multiarray"           # numpy 2's name (files written by numpy 1)
+        return super().find_class(module, name)
 
 
 def load_cifar_batches(folder: Path):
@@ -227,8 +241,12 @@ def load_cifar_batches(folder: Path):
     def read(names):
         xs, ys = [], []
         for name in names:
-            with open(folder / name, "rb") as f:
-                d = pickle.load(f, encoding="bytes")
+            try:
+                with open(folder / name, "rb") as f:
+                    d = ArraysOnlyUnpickler(f, encoding="bytes").load()
+            except (pickle.UnpicklingError, EOFError, ValueError) as err:
+                raise UserError(f"cannot read CIFAR-10 batch {folder / name}: {err}",
+                                "replace it with the file from the CIFAR-10 python archive") from None
             xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(d[b"labels"], np.int64))
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))

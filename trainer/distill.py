@@ -25,8 +25,9 @@ from tqdm import tqdm
 from stylecam import contract
 from stylecam.argtypes import int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_write_bytes, refuse_overwriting_inputs
 from stylecam.folders import make_dirs
-from trainer.checkpoints import atomic_save, ensure_writable_file, load_checkpoint
+from trainer.checkpoints import atomic_save, ensure_writable_file, read_checkpoint
 from trainer.nets.transformer import CONFIGS, runtime_variant, transformer_from_config
 from trainer.photos import center_crop_multiple, load_photo_set, make_batch
 from trainer.train_style import (MIN_SIZE, check_finite_loss, pick_device, save_loss_curve,
@@ -86,7 +87,7 @@ def load_teacher(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
             raise UserError(f"teacher model not found: {path}", "pass a style model such as weights/wave.onnx")
         net, meta = network_from_onnx(path)
     else:
-        ckpt = load_checkpoint(path, required=("model", "config", "step", "network"))
+        ckpt = read_checkpoint(path, required=("model", "config", "step", "network"))
         net = network_from_checkpoint(ckpt)
         meta = style_metadata(ckpt, net.config.padding, "fp32")
     for p in net.parameters():
@@ -195,14 +196,21 @@ def make_distiller(cfg: DistillConfig, resume: dict | None = None) -> Distiller:
 
 def distill(cfg: DistillConfig, resume: str | None = None, export: bool = True, progress: bool = True) -> dict:
     """Run (or continue) a distillation; export the student. Returns a summary dict."""
-    if export and cfg.output:
-        ensure_writable_file(cfg.output, "-o")       # before any work: a bad -o fails now, not after training
-    ckpt = load_checkpoint(resume, required=("model", "config", "step", "network", "teacher_metadata")) if resume else None
+    if export and cfg.output:                        # before any work: a bad -o fails now, not after training
+        refuse_overwriting_inputs(cfg.output, {"TEACHER": cfg.teacher, "--resume": resume}, "-o")
+        ensure_writable_file(cfg.output, "-o")
+    ckpt = read_checkpoint(resume, required=("model", "config", "step", "network", "teacher_metadata"),
+                           written_by="stylecam-train distill") if resume else None
     distiller = make_distiller(cfg, ckpt)
     name = style_name(distiller.teacher_metadata)
-    run_dir = writable_dir(Path(cfg.out or f"runs/{name}-distill-{cfg.variant}"), "--out")
-    make_dirs(run_dir / "samples")
+    run_path = Path(cfg.out or f"runs/{name}-distill-{cfg.variant}")
     output = default_output(cfg, distiller.teacher_metadata)
+    for path in (run_path / "checkpoint.pt", run_path / "loss_curve.png", run_path / "report.json"):
+        refuse_overwriting_inputs(path, {"TEACHER": cfg.teacher}, "--out folder")
+    if export:
+        refuse_overwriting_inputs(output, {"TEACHER": cfg.teacher, "--resume": resume}, "-o")
+    run_dir = writable_dir(run_path, "--out")
+    make_dirs(run_dir / "samples")
     if export:
         ensure_writable_file(output, "-o")
     ckpt_path = run_dir / "checkpoint.pt"
@@ -247,7 +255,7 @@ def distill(cfg: DistillConfig, resume: str | None = None, export: bool = True, 
         from trainer.export import export_style
         summary["export"] = export_style(ckpt_path, output)
         summary["onnx"] = str(output)
-    (run_dir / "report.json").write_text(json.dumps({"config": asdict(cfg), **summary}, indent=2, default=str))
+    atomic_write_bytes(run_dir / "report.json", json.dumps({"config": asdict(cfg), **summary}, indent=2, default=str).encode())
     return summary
 
 
@@ -278,7 +286,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="network of the student")
     p.add_argument("-o", "--output", default="", metavar="FILE",
                    help="ONNX model to write (default: weights/NAME.lite.onnx, or weights/NAME.onnx for --config "
-                        "full, NAME being the teacher's style name; overwrites the teacher when it is the same file)")
+                        "full, NAME being the teacher's style name; refused when that is the teacher itself)")
     p.add_argument("--size", type=int_at_least(MIN_SIZE), default=d.size, metavar="PIXELS",
                    help=f"side of the square training crops (>= {MIN_SIZE}, a multiple of 4)")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N", help="photos per step")

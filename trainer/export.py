@@ -11,8 +11,6 @@ import argparse
 import copy
 import json
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -25,7 +23,8 @@ from torch import nn
 from stylecam import contract
 from stylecam.argtypes import int_at_least, non_negative_float
 from stylecam.errors import UserError
-from trainer.checkpoints import ensure_writable_file, load_checkpoint, make_readable
+from stylecam.fileout import atomic_output, refuse_overwriting_inputs
+from trainer.checkpoints import ensure_writable_file, read_checkpoint
 from trainer.nets.transformer import TransformerConfig, runtime_variant, transformer_from_config
 
 #: max |onnxruntime - PyTorch| allowed, in 0..255 pixel units
@@ -73,14 +72,14 @@ def init_provenance(init: str) -> dict:
             model = onnx.load(init, load_external_data=False)
             made = json.loads({p.key: p.value for p in model.metadata_props}.get(contract.KEY_TRAINING, "{}"))
         else:
-            ckpt = torch.load(init, map_location="cpu", weights_only=False)
+            ckpt = read_checkpoint(init, required=())
             cfg = ckpt.get("config", {})
             made = {"method": "distillation" if ckpt.get("kind") == "stylecam-distilled" else "style training",
                     "teacher": Path(str(cfg.get("teacher", ""))).name, "steps_trained": ckpt.get("step"),
                     "psnr_vs_teacher_db": ckpt.get("psnr_vs_teacher_db"),
                     "teacher_network": json.loads(ckpt.get("teacher_metadata", {}).get(contract.KEY_CONFIG, "null")),
                     **{k: cfg.get(k) for k in ("size", "batch_size", "lr", "edge_weight", "style_weight")}}
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError, AttributeError, UserError):
         pass  # the weights were loaded once already; provenance is informative only
     return {"init": init, "init_training": made}
 
@@ -169,6 +168,7 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
     """
     if not OPSETS[0] <= opset <= OPSETS[1]:
         raise UserError(f"--opset {opset} is not supported", f"use {OPSETS[0]}..{OPSETS[1]} (default {DEFAULT_OPSET})")
+    refuse_overwriting_inputs(out_path, [checkpoint], "-o")
     out_path = ensure_writable_file(out_path, "-o")
     precision = "fp16" if fp16 else "fp32"
     if str(checkpoint).endswith(".onnx"):
@@ -176,7 +176,7 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
         padding = net.config.padding
         metadata = {**metadata, contract.KEY_PADDING: padding, "stylecam.precision": precision}
     else:
-        ckpt = load_checkpoint(checkpoint, required=("model", "config", "step", "network"))
+        ckpt = read_checkpoint(checkpoint, required=("model", "config", "step", "network"))
         padding = padding or ckpt["network"].get("padding", "reflect")
         net = network_from_checkpoint(ckpt, padding)
         if ckpt.get("kind") == "stylecam-distilled":
@@ -185,9 +185,7 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
         else:
             metadata = style_metadata(ckpt, padding, precision)
     exported: nn.Module = _Fp16(copy.deepcopy(net)) if fp16 else net
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".onnx")
-    os.close(fd)
-    try:
+    with atomic_output(out_path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(exported, (torch.rand(1, 3, 64, 64) * 255.0,), tmp, dynamo=False,
@@ -206,11 +204,6 @@ def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | No
         if not diff <= limit:
             raise UserError(f"ONNX output differs from PyTorch by {diff:.3g} (> {limit}) for {out_path.name}",
                             "do not ship this file; try fp32, or report the bug")
-        make_readable(tmp)                                # mkstemp made it 0600
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return {"path": str(out_path), "padding": padding, "precision": precision, "max_abs_diff": diff, "tolerance": limit}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ import torch
 from torch import nn
 
 from stylecam.errors import UserError
-from trainer.checkpoints import ensure_writable_file, make_readable
+from stylecam.fileout import atomic_output, refuse_overwriting_inputs
+from trainer.checkpoints import ensure_writable_file
 from trainer.nets.vgg import ENV_WEIGHTS, load_vgg16
 
 INPUT_NAME = "image"
@@ -47,43 +47,43 @@ def export_features(extractor: nn.Module, out_path: str | Path, layer: str = LAY
     Returns {"path", "max_abs_diff"}. The file is written to a temporary name and renamed.
     Raises UserError when the folder is not writable or the ONNX output differs from PyTorch.
     """
-    import onnxruntime as ort  # the trainer checks its own exports; the runtime never imports torch
-
     out_path = ensure_writable_file(Path(out_path).expanduser(), "-o")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".onnx")
-    except OSError as err:
-        raise UserError(f"cannot write {out_path}: {err.strerror}", "choose another -o") from None
-    os.close(fd)
     net = _Relu22(extractor, layer).eval()
     try:
-        with torch.no_grad():
-            torch.onnx.export(net, (torch.rand(1, 3, 64, 64) * 255.0,), tmp, dynamo=False,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
-                              dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                                            OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}})
-        model = onnx.load(tmp)
-        model.producer_name = "stylecam"
-        for key, value in {"stylecam.kind": "features", "stylecam.layer": layer,
-                           "stylecam.input": "float32 NCHW RGB 0..255"}.items():
-            model.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(model, full_check=True)
-        onnx.save(model, tmp)
-        x = (torch.rand(1, 3, 52, 68, generator=torch.Generator().manual_seed(0)) * 255.0)
-        with torch.no_grad():
-            expected = net(x).numpy()
-        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-        got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
-        diff = float(np.abs(got - expected).max())
-        if not diff <= PARITY_TOLERANCE:
-            raise UserError(f"ONNX features differ from PyTorch by {diff:.3g} (> {PARITY_TOLERANCE})",
-                            "do not use this file; report the bug with your torch and onnx versions")
-        make_readable(tmp)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        with atomic_output(out_path) as tmp:
+            diff = _write_checked(net, str(tmp), layer, opset)
+    except OSError as err:
+        raise UserError(f"cannot write {out_path}: {err.strerror or err}", "choose another -o") from None
     return {"path": str(out_path), "max_abs_diff": diff}
+
+
+def _write_checked(net: nn.Module, tmp: str, layer: str, opset: int) -> float:
+    """Export ``net`` to ``tmp`` with its metadata, run the ONNX checker, and return max |ONNX - PyTorch|
+    on a random input; UserError above PARITY_TOLERANCE."""
+    import onnxruntime as ort  # the trainer checks its own exports; the runtime never imports torch
+
+    with torch.no_grad():
+        torch.onnx.export(net, (torch.rand(1, 3, 64, 64) * 255.0,), tmp, dynamo=False,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
+                          dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                                        OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}})
+    model = onnx.load(tmp)
+    model.producer_name = "stylecam"
+    for key, value in {"stylecam.kind": "features", "stylecam.layer": layer,
+                       "stylecam.input": "float32 NCHW RGB 0..255"}.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, tmp)
+    x = (torch.rand(1, 3, 52, 68, generator=torch.Generator().manual_seed(0)) * 255.0)
+    with torch.no_grad():
+        expected = net(x).numpy()
+    session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+    diff = float(np.abs(got - expected).max())
+    if not diff <= PARITY_TOLERANCE:
+        raise UserError(f"ONNX features differ from PyTorch by {diff:.3g} (> {PARITY_TOLERANCE})",
+                        "do not use this file; report the bug with your torch and onnx versions")
+    return diff
 
 
 def export_vgg(out_path: str | Path = DEFAULT_PATH, weights_path: str | Path | None = None) -> dict:
@@ -91,6 +91,7 @@ def export_vgg(out_path: str | Path = DEFAULT_PATH, weights_path: str | Path | N
 
     Weights: ``weights_path``, else $STYLECAM_VGG16, else torchvision's download.
     """
+    refuse_overwriting_inputs(Path(out_path).expanduser(), [weights_path or os.environ.get(ENV_WEIGHTS)], "-o")
     ensure_writable_file(Path(out_path).expanduser(), "-o")     # before loading (or downloading) the weights
     return export_features(load_vgg16([LAYER], weights_path), out_path)
 

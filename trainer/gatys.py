@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +16,8 @@ from tqdm import tqdm
 
 from stylecam.argtypes import float_in, int_at_least, non_negative_float, non_negative_int, positive_int
 from stylecam.errors import UserError
-from trainer.checkpoints import ensure_writable_file, make_readable
+from stylecam.fileout import atomic_write_bytes, refuse_overwriting_inputs
+from trainer.checkpoints import ensure_writable_file
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.vgg import load_vgg16
 from trainer.photos import center_crop_multiple, load_rgb
@@ -105,15 +104,7 @@ def write_image(path: Path, image: torch.Tensor) -> None:
     ok, data = cv2.imencode(path.suffix.lower(), image.permute(1, 2, 0).flip(-1).contiguous().numpy())
     if not ok:
         raise UserError(f"cannot encode an image as {path.suffix} for {path}", "use .png or .jpg")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.tobytes())
-        make_readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write_bytes(path, data.tobytes())
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -150,6 +141,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trainer.train_style import pick_device
+    refuse_overwriting_inputs(args.out, [args.content, args.style, args.vgg_weights], "--out")
     out = output_path(args.out)
     device = pick_device(args.device)
     content = center_crop_multiple(load_rgb(args.content, long_side=args.size))

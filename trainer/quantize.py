@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,8 @@ import numpy as np
 from stylecam import contract
 from stylecam.argtypes import finite_float, float_in, int_at_least, positive_int
 from stylecam.errors import UserError
-from trainer.checkpoints import ensure_writable_file, make_readable
+from stylecam.fileout import atomic_output, refuse_overwriting_inputs
+from trainer.checkpoints import ensure_writable_file
 
 #: metadata key holding the quantization settings and the measured agreement with float32
 KEY_QUANTIZATION = "stylecam.quantization"
@@ -132,6 +132,7 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
     precision = entry.metadata.get("stylecam.precision", "fp32")
     if precision != "fp32":
         raise UserError(f"{model_path} is a {precision} model", "quantize the float32 export of the style")
+    refuse_overwriting_inputs(out_path, [model_path], "-o")
     out_path = ensure_writable_file(out_path, "-o")     # before any work: not a folder, folder writable
     if not calibration or not evaluation:
         raise UserError("quantization needs calibration and evaluation photos", "pass --photos and --eval-photos")
@@ -180,15 +181,8 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         del model.metadata_props[:]
         for key, value in meta.items():
             model.metadata_props.add(key=key, value=value)
-        fd, tmp_out = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        with atomic_output(out_path) as tmp_out:
             onnx.save(model, tmp_out)
-            make_readable(tmp_out)
-            os.replace(tmp_out, out_path)
-        finally:
-            if os.path.exists(tmp_out):
-                os.remove(tmp_out)
     return {"path": str(out_path), **measured, "calibration_images": len(calibration)}
 
 
@@ -224,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output and len(args.models) > 1:
         raise UserError("-o/--output takes one model", "leave -o out to write int8/NAME.int8.onnx beside each model")
     if args.output:  # check before decoding photos and calibrating (minutes)
+        refuse_overwriting_inputs(args.output, args.models, "-o")
         ensure_writable_file(args.output, "-o")
     calibration = [photo_tensor(p, args.long_side) for p in photo_paths(args.photos, args.calibration_images)]
     evaluation = [photo_tensor(p, args.long_side) for p in photo_paths(args.eval_photos, 1000)]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -33,6 +32,7 @@ from stylecam import contract, imageops
 from stylecam.argtypes import int_at_least, non_negative_int, positive_float, positive_int
 from stylecam.metrics import colour_stats, grid_pattern
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_output, atomic_write_bytes, refuse_overwriting_inputs
 from stylecam.session import load_model
 from stylecam.styles import Registry, entry_from_metadata, read_onnx_metadata
 from trainer.checkpoints import ensure_writable_dir
@@ -136,6 +136,11 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
         if label in ("lite", "full", "gatys", "original"):
             raise UserError(f"--compare label {label!r} is taken", "use another label, e.g. lite-v1=old.onnx")
         check_compare_model(label, path)
+    inputs = {"--style-image": style_image, "--vgg-weights": vgg_weights, **{str(p): p for p in photos},
+              **{f"model {e.path.name}": e.path for e in variants.values()},
+              **{f"--compare {label}": path for label, path in (compare or {}).items()}}
+    for result in ("sheet.jpg", "quality.json"):
+        refuse_overwriting_inputs(out / result, inputs, "--out")
     ensure_writable_dir(out / "gatys" if gatys_steps > 0 else out)
     weights, trained_style_size = weights_from_metadata(next(iter(variants.values())).metadata)
     if style_weight is not None:
@@ -172,9 +177,8 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
             else:
                 result, _ = gatys(content, style, weights, steps=gatys_steps, loss_net=loss_net, progress=False)
                 images["gatys"] = result[None].float().to(dev)
-                tmp = cached.with_name(f".{cached.name}.tmp.png")
-                cv2.imwrite(str(tmp), imageops.nchw_to_bgr(images["gatys"].cpu().numpy())[0])
-                os.replace(tmp, cached)
+                with atomic_output(cached) as tmp:
+                    cv2.imwrite(str(tmp), imageops.nchw_to_bgr(images["gatys"].cpu().numpy())[0])
         rows.append({"photo": photo.name, "original": {"luma": mean_luma(content)},
                      **{m: {**measure(loss, images[m], content), **grid_patterns(images[m]), "luma": mean_luma(images[m])}
                         for m in methods}})
@@ -183,11 +187,11 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
             if m in images:
                 cells.append((m, imageops.nchw_to_bgr(images[m].cpu().numpy())[0]))
     sheet = imageops.contact_sheet(cells, columns=1 + len(methods), cell_width=240)
-    cv2.imwrite(str(out / "sheet.jpg"), sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    atomic_write_bytes(out / "sheet.jpg", cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
     report = {"style": name, "size": size, "gatys_steps": gatys_steps, "loss_weights": weights.to_dict(),
               "style_size": style_size, "models": {v: Path(sessions[v].path).name for v in sessions},
               "photos": rows, **summarise(rows, methods)}
-    (out / "quality.json").write_text(json.dumps(report, indent=2))
+    atomic_write_bytes(out / "quality.json", json.dumps(report, indent=2).encode())
     return report
 
 

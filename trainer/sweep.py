@@ -19,6 +19,7 @@ from pathlib import Path
 
 from stylecam.argtypes import positive_float, positive_int
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_output, atomic_write_bytes, refuse_overwriting_inputs
 from trainer.checkpoints import ensure_writable_dir
 from trainer.data import DATASETS, load_dataset
 from trainer.nets.classifier import parse_spec
@@ -86,14 +87,11 @@ def plot_results(rows: list[dict], path: str | os.PathLike, title: str) -> None:
         ax.text(accuracy[i], i, text, va="center", fontsize=7)
     ax.set(xlabel="test accuracy", xlim=(0, 1.08), title=title)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -133,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
                        flip=args.augment and FLIP_OK[args.dataset], bf16=use_bf16(args.precision),
                        channels_last=not args.no_channels_last, eval_every=0,
                        seed=args.seed)
+    for name in ("results.md", "results.json", "sweep.png"):
+        refuse_overwriting_inputs(Path(args.out) / name, {"--data": args.data}, "--out")
     out = ensure_writable_dir(args.out)   # before loading data and training, not after
     data = load_dataset(args.dataset, args.data)
     set_threads(args.threads)
@@ -157,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
                      "train_seconds": t["train_seconds"], "epochs": t["epochs_done"], "folder": f"run{i:02d}"})
         print(f"    test accuracy {report['test_accuracy']:.4f} ({t['epochs_done']:.2f} epochs)", flush=True)
     title = f"{data.name} sweep, {length} per run"
-    (out / "results.md").write_text(results_markdown(rows, title))
-    (out / "results.json").write_text(json.dumps({"title": title, "dataset": data.name, "runs": rows}, indent=1))
+    atomic_write_bytes(out / "results.md", results_markdown(rows, title).encode())
+    atomic_write_bytes(out / "results.json", json.dumps({"title": title, "dataset": data.name, "runs": rows}, indent=1).encode())
     plot_results(rows, out / "sweep.png", title)
     finished = [r for r in rows if r["test_accuracy"] is not None]
     diverged = len(rows) - len(finished)

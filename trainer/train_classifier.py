@@ -13,10 +13,8 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,7 +27,8 @@ from stylecam import contract
 from stylecam.argtypes import (file_stem, float_in, int_at_least, non_negative_float, non_negative_int,
                                positive_float, positive_int)
 from stylecam.errors import UserError
-from trainer.checkpoints import ensure_writable_dir, ensure_writable_file, make_readable
+from stylecam.fileout import atomic_output, refuse_overwriting_inputs
+from trainer.checkpoints import atomic_save, ensure_writable_dir, ensure_writable_file, read_checkpoint
 from trainer.data import DATASETS, Dataset, load_dataset
 from trainer.nets.classifier import PRESETS, Classifier, ClassifierConfig, build_classifier, format_summary
 
@@ -296,43 +295,32 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: str | os.PathLike, 
     plt.close(fig)
 
 
-@contextmanager
-def atomic_target(path: str | os.PathLike, suffix: str = ".tmp"):
-    """Yield a temporary file (mkstemp) beside ``path``; on success it gets the usual mode and replaces
-    ``path``. It is removed on any failure, so no temporary file is left behind."""
+def atomic_target(path: str | os.PathLike):
+    """fileout.atomic_output for ``path``, its folder created if needed: yields the temporary file to
+    write, which replaces ``path`` on success and is removed on any failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        make_readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    return atomic_output(path)
 
 
 def _save_figure(fig, path) -> None:
-    with atomic_target(path, suffix=".png") as tmp:
+    with atomic_target(path) as tmp:
         fig.savefig(tmp, format="png")
 
 
-def save_checkpoint(path: str | os.PathLike, model: Classifier, payload: dict) -> None:
-    """Atomically save weights, the network config and ``payload`` (classes, normalisation, ...)."""
-    with atomic_target(path) as tmp:
-        torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **payload}, tmp)
+def save_classifier(path: str | os.PathLike, model: Classifier, payload: dict) -> None:
+    """Atomically save weights, the network config and ``payload`` (classes, normalisation, ...) as a
+    checkpoint of plain values (trainer.checkpoints)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **payload}, path)
 
 
-def load_checkpoint(path: str | os.PathLike, vgg_extractor: nn.Module | None = None) -> tuple[Classifier, dict]:
-    """Rebuild a classifier from a checkpoint -> (model in eval mode, checkpoint dict)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}", "pass the checkpoint.pt written by stylecam-train classifier")
+def load_classifier(path: str | os.PathLike, vgg_extractor: nn.Module | None = None) -> tuple[Classifier, dict]:
+    """Rebuild a classifier from its checkpoint (loaded weights-only) -> (model in eval mode, checkpoint dict)."""
+    ckpt = read_checkpoint(path, required=("config", "state_dict"), written_by="stylecam-train classifier")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         config = ClassifierConfig.from_dict(ckpt["config"])
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - any malformed config means the same to the user
         raise UserError(f"cannot read classifier checkpoint {path}: {type(err).__name__}",
                         "pass the checkpoint.pt written by stylecam-train classifier") from None
     if vgg_extractor is None and config.arch.startswith("vgg16:"):
@@ -555,7 +543,7 @@ def run_training(data: Dataset, arch: str, cfg: TrainConfig, out: str | os.PathL
     title = f"{name}: {model.config.arch} — test accuracy {result.test_accuracy:.2%}"
     plot_curves(result, out / "curves.png", title)
     plot_confusion(cm, data.classes, out / "confusion.png", f"{name}: test accuracy {result.test_accuracy:.2%}")
-    save_checkpoint(out / "checkpoint.pt", model, {"classes": data.classes, "normalisation": norm,
+    save_classifier(out / "checkpoint.pt", model, {"classes": data.classes, "normalisation": norm,
                                                     "dataset": data.name, "name": name, "training": training,
                                                     "test_accuracy": result.test_accuracy,
                                                     "history": result.history, "evals": result.evals})
@@ -583,6 +571,10 @@ def run(args: argparse.Namespace) -> int:
     from trainer.nets.classifier import parse_spec
     parse_spec(arch)  # fail on a bad spec before loading any data
     name = args.name or args.dataset
+    outputs = {Path(args.out) / n: "--out" for n in ("checkpoint.pt", "curves.png", "confusion.png", "report.json")}
+    outputs[Path(args.onnx or Path(args.out) / f"{name}.onnx")] = "--onnx"
+    for path, flag in outputs.items():
+        refuse_overwriting_inputs(path, {"--data": args.data, "--vgg-weights": args.vgg_weights}, flag)
     out = ensure_writable_dir(args.out)                                  # outputs checked before training,
     onnx_path = ensure_writable_file(args.onnx or out / f"{name}.onnx", "--onnx")   # not after it
     set_threads(args.threads)

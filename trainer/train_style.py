@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shlex
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -26,8 +25,9 @@ from tqdm import tqdm
 from stylecam.argtypes import file_stem, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from stylecam.contract import PADDING_MODES
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_output, atomic_write_bytes, refuse_overwriting_inputs
 from stylecam.folders import make_dirs
-from trainer.checkpoints import atomic_save, ensure_writable_dir, load_checkpoint, make_readable
+from trainer.checkpoints import atomic_save, ensure_writable_dir, read_checkpoint
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.transformer import CONFIGS, TransformerConfig, TransformerNet, transformer_from_config
 from trainer.nets.vgg import load_vgg16
@@ -276,7 +276,7 @@ def load_initial_weights(model: torch.nn.Module, path: str) -> None:
             raise UserError(f"--init model not found: {path}", "pass a style .onnx or checkpoint.pt")
         source, _ = network_from_onnx(path)
     else:
-        source = network_from_checkpoint(load_checkpoint(path, required=("model", "network")))
+        source = network_from_checkpoint(read_checkpoint(path, required=("model", "network")))
     if source.config.to_dict() | {"padding": None} != model.config.to_dict() | {"padding": None}:
         raise UserError(f"--init {path} is a different network ({source.config.to_dict()})",
                         "pass weights of the same --config")
@@ -311,15 +311,8 @@ def save_sample_sheet(net: TransformerNet, holdout: list[torch.Tensor], device: 
 
 def _save_png(path: Path, write) -> None:
     """``write(tmp)`` to a temporary file beside ``path``, then rename; no temporary left on failure."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
-    os.close(fd)
-    try:
-        write(tmp)
-        make_readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path) as tmp:
+        write(str(tmp))
 
 
 def save_loss_curve(history: list[dict], path: Path, title: str) -> Path:
@@ -358,11 +351,22 @@ def _distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def check_not_overwriting_inputs(cfg: StyleTrainConfig, resume: str | None, export: bool) -> None:
+    """UserError when a file of the run (checkpoint, loss curve, report, exported model) is one of its
+    inputs. The run's own checkpoint may be ``resume``: continuing a run updates its checkpoint."""
+    inputs = {"--style-image": cfg.style_image, "--init": cfg.init, "--vgg-weights": cfg.vgg_weights}
+    for name in ("checkpoint.pt", "loss_curve.png", "report.json"):
+        refuse_overwriting_inputs(cfg.run_dir() / name, inputs, "--out folder")
+    if export:
+        refuse_overwriting_inputs(cfg.onnx_path(), {**inputs, "--resume": resume}, "--name or --weights-dir")
+
+
 def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, resume: str | None = None,
                 export: bool = True, progress: bool = True) -> dict:
     """Train (or continue) a style network. Returns a summary dict (paths, final losses, images/s)."""
     rank, world = _distributed()
     if rank == 0:
+        check_not_overwriting_inputs(cfg, resume, export)
         run_dir = writable_dir(cfg.run_dir(), "--out")
         make_dirs(run_dir / "samples")
         if export:
@@ -372,7 +376,7 @@ def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, 
                                 "move it away, or choose another --name or --weights-dir")
     else:
         run_dir = cfg.run_dir()
-    ckpt = load_checkpoint(resume) if resume else None
+    ckpt = read_checkpoint(resume) if resume else None
     if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
         cfg = replace(cfg, device=f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if world > 1 else "cuda")
     trainer = make_trainer(cfg, loss_net, ckpt, rank, world)
@@ -417,7 +421,8 @@ def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, 
             report = export_style(ckpt_path, cfg.onnx_path())
             summary["onnx"] = str(cfg.onnx_path())
             summary["export"] = report
-        (run_dir / "report.json").write_text(json.dumps({"config": asdict(cfg), **summary}, indent=2, default=str))
+        atomic_write_bytes(run_dir / "report.json",
+                           json.dumps({"config": asdict(cfg), **summary}, indent=2, default=str).encode())
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -509,7 +514,7 @@ def config_from_args(args: argparse.Namespace) -> StyleTrainConfig:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.resume:
-        saved = load_checkpoint(args.resume)["config"]
+        saved = read_checkpoint(args.resume)["config"]
         if saved.get("variant") != cfg.variant:
             raise UserError(f"checkpoint {args.resume} is a {saved.get('variant')} network, not {cfg.variant}",
                             f"pass --config {saved.get('variant')} or start a new run")

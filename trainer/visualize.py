@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 import cv2
@@ -19,6 +18,7 @@ from torch import nn
 
 from stylecam.argtypes import positive_int
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_output, refuse_overwriting_inputs
 from trainer.checkpoints import ensure_writable_dir
 
 
@@ -98,10 +98,10 @@ def _read_image(path: str) -> np.ndarray:
 def classifier_maps(ckpt_path: str, layer: str, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(feature maps (C, H, W) of ``layer``, first-layer weights) of a classifier checkpoint on an image."""
     from stylecam.classify import Normalisation, preprocess
-    from trainer.train_classifier import load_checkpoint
+    from trainer.train_classifier import load_classifier
     import json
 
-    model, ckpt = load_checkpoint(ckpt_path)
+    model, ckpt = load_classifier(ckpt_path)
     names = [n for n, _ in model.body.named_children()]
     if layer not in names:
         raise UserError(f"no layer {layer!r} in this classifier", f"layers: {', '.join(names)}")
@@ -133,16 +133,12 @@ def vgg_maps(layer: str, image_bgr: np.ndarray, weights: str | None = None,
 
 def write_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        if not cv2.imwrite(str(tmp), image):
-            raise UserError(f"cannot write {path}", "check that the folder is writable")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            if not cv2.imwrite(str(tmp), image):
+                raise UserError(f"cannot write {path}", "check that the folder is writable")
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}", "choose another --out") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -159,6 +155,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     image = _read_image(args.image)
+    for name in (f"{args.layer}_maps.png", "filters.png"):
+        refuse_overwriting_inputs(Path(args.out) / name, {"IMAGE": args.image, "--model": args.model}, "--out")
     out = ensure_writable_dir(args.out)   # before loading a model
     if args.model == "vgg16":
         maps, weight = vgg_maps(args.layer, image, args.vgg_weights)

@@ -36,14 +36,14 @@ import torch
 from stylecam.argtypes import (file_stem, float_in, int_at_least, non_negative_float, non_negative_int,
                                positive_float, positive_int)
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_write_bytes
 from trainer.checkpoints import ensure_writable_dir
 from trainer.losses import DEFAULT_STYLE_LAYERS, LossWeights, MultiStyleLoss
 from trainer.nets.transformer import CONFIGS, transformer_from_config
 from trainer.nets.vgg import load_vgg16
 from trainer.photo_pack import PhotoPack, load_photo_pack
 from trainer.photos import IMAGE_SUFFIXES, center_crop_multiple, load_rgb
-from trainer.zoo_bundle import (FORMAT, KIND, load_bundle, save_bundle, weights_for_saving, weights_for_training,
-                                write_atomic)
+from trainer.zoo_bundle import FORMAT, KIND, load_bundle, save_bundle, weights_for_saving, weights_for_training
 
 MIN_SIZE, MAX_SIZE = 16, 4096
 CONTENT_LAYER = "relu2_2"
@@ -316,10 +316,10 @@ def write_outputs(trainer: ZooTrainer, summary: dict) -> list[Path]:
     out = Path(cfg.out)
     files = save_bundle(trainer.bundle({"throughput": summary.get("throughput") or {}}), out / "zoo.pt",
                         split_bytes=int(cfg.split_mib * 2 ** 20))
-    write_atomic(losses_zip(trainer.histories), out / "losses.zip")
+    atomic_write_bytes(losses_zip(trainer.histories), out / "losses.zip")
     if trainer.pack.holdout:
-        write_atomic(sheet_jpeg(trainer.stylise_holdout(), columns=1 + len(cfg.styles)), out / "sheet.jpg")
-    write_atomic(json.dumps(summary, indent=2).encode(), out / "summary.json")
+        atomic_write_bytes(sheet_jpeg(trainer.stylise_holdout(), columns=1 + len(cfg.styles)), out / "sheet.jpg")
+    atomic_write_bytes(json.dumps(summary, indent=2).encode(), out / "summary.json")
     return files
 
 
@@ -406,7 +406,7 @@ def train_zoo(cfg: ZooConfig, loss_net: torch.nn.Module | None = None, resume: d
     summary["files"] = [str(p) for p in write_outputs(trainer, summary)]
     if cfg.gatys_photos and not interrupted:
         summary["gatys"] = gatys_references(trainer, log)
-        write_atomic(json.dumps(summary, indent=2).encode(), Path(cfg.out) / "summary.json")
+        atomic_write_bytes(json.dumps(summary, indent=2).encode(), Path(cfg.out) / "summary.json")
     if interrupted:
         log(f"stylecam-train zoo: interrupted at step {trainer.step_index}; bundle saved to {cfg.out} "
             f"(continue with --resume {Path(cfg.out) / 'zoo.pt'})")
@@ -441,7 +441,7 @@ def gatys_references(trainer: ZooTrainer, log=print) -> dict:
             images[f"{name}/{i:02d}.jpg"] = jpeg_bytes(result[k].cpu(), quality=95)
         record["photos"].append({"photo": photo.name, "index": i, "seconds": round(time.perf_counter() - t0, 2),
                                  "terms": {name: {key: terms[key][k] for key in terms} for k, name in enumerate(names)}})
-        write_atomic(tar_bytes({**images, "gatys.json": json.dumps(record, indent=2).encode()}),
+        atomic_write_bytes(tar_bytes({**images, "gatys.json": json.dumps(record, indent=2).encode()}),
                      Path(cfg.out) / "gatys.tar")
         log(f"stylecam-train zoo: Gatys {photo.name}: {cfg.gatys_steps} steps for {len(names)} styles in "
             f"{time.perf_counter() - t0:.1f} s")

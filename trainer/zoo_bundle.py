@@ -15,14 +15,12 @@ larger than a transfer limit is written as PATH.part00, PATH.part01, ... (``spli
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from stylecam.errors import UserError
-from trainer.checkpoints import make_readable
+from stylecam.fileout import atomic_write_bytes
 
 KIND = "stylecam-zoo"
 FORMAT = 1
@@ -36,21 +34,6 @@ def part_paths(path: str | Path) -> list[Path]:
         parts.append(part)
         i += 1
     return parts
-
-
-def write_atomic(data: bytes, path: Path) -> None:
-    """``data`` to a temporary file beside ``path`` (fsynced), then renamed over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        make_readable(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_bundle(bundle: dict, path: str | Path, split_bytes: int = 0) -> list[Path]:
@@ -67,14 +50,14 @@ def save_bundle(bundle: dict, path: str | Path, split_bytes: int = 0) -> list[Pa
         written = []
         for i in range(0, len(data), split_bytes):
             part = path.with_name(f"{path.name}.part{i // split_bytes:02d}")
-            write_atomic(data[i:i + split_bytes], part)
+            atomic_write_bytes(data[i:i + split_bytes], part)
             written.append(part)
         for stale in old_parts[len(written):]:
             stale.unlink()
         if path.is_file():
             path.unlink()
         return written
-    write_atomic(data, path)
+    atomic_write_bytes(data, path)
     for stale in old_parts:
         stale.unlink()
     return [path]
