@@ -82,6 +82,15 @@ def test_every_docs_page_is_linked_from_the_readme():
     assert not missing, f"docs pages the README does not link: {missing}"
 
 
+def test_readme_style_table_is_the_shipped_styles_with_their_networks():
+    from stylecam.styles import Registry
+
+    shipped = {row["name"]: row["network"] for row in Registry(ROOT / "weights").table()}
+    table = re.search(r"^## Styles\n(.*?)^## ", README.read_text(), re.S | re.M).group(1)
+    listed = {name: network for name, network in re.findall(r"^\| `(\w+)` \|[^|]*\| `([\w-]+)` \|", table, re.M)}
+    assert listed == shipped
+
+
 def test_ci_runs_the_readme_test_command_verbatim():
     blocks = re.findall(r"^```sh\n(.*?)^```", README.read_text(), re.S | re.M)
     command = next(line for block in blocks for line in block.splitlines() if "pytest" in line)
