@@ -730,15 +730,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not write; exit 1 when docs/speed.md differs from what the results give")
     parser.add_argument("-o", "--out", type=Path, default=DOC, help="where to write (default: docs/speed.md)")
     args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
-            print(f"speed_doc: error: {args.out} is out of date with benchmarks/results/; "
-                  "run `python benchmarks/speed_doc.py`", file=sys.stderr)
-            return 1
-        return 0
-    args.out.write_text(text)
+    try:
+        text = render()
+        if args.check:
+            current = args.out.read_text() if args.out.exists() else ""
+            if current != text:
+                print(f"speed_doc: error: {args.out} is out of date with benchmarks/results/; "
+                      "run `python benchmarks/speed_doc.py`", file=sys.stderr)
+                return 1
+            return 0
+        args.out.write_text(text)
+    except (OSError, ValueError) as err:   # a result file missing or not JSON, an output that cannot be written
+        print(f"speed_doc: error: {err} (the result files are read from {RESULTS})", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}")
     return 0
 

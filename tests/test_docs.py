@@ -118,6 +118,13 @@ def test_speed_doc_check_fails_on_a_stale_page(speed_doc, tmp_path, capsys):
     assert "out of date" in capsys.readouterr().err
 
 
+def test_speed_doc_says_in_one_line_when_it_cannot_write(speed_doc, tmp_path, capsys):
+    assert speed_doc.main(["-o", str(tmp_path / "missing" / "speed.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("speed_doc: error: ") and "speed.md" in err[0]
+    assert not (tmp_path / "missing").exists()
+
+
 def test_speed_doc_names_a_result_file_in_every_table_row_and_lists_every_file(speed_doc):
     text = speed_doc.render()
     rows = [line for line in text.splitlines() if line.lstrip().startswith("| ")
