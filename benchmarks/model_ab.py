@@ -4,7 +4,7 @@ For every model file found under the same name in both folders (or the --files n
 loaded as stylecam loads them (stylecam.session.load_model, CPU, --threads threads each) and run on
 the same frame, alternately A, B, A, B, ... for --steps timed runs after --warmup untimed ones.
 Alternating means a slow spell of a shared machine hits both alike, which separate back-to-back
-runs do not give (on this project's VM they vary by 20-30 % from one run to the next). Reported
+runs do not give (on a shared VM they vary a lot from one run to the next). Reported
 per file and thread count: median and quartile ms of each, the B / A ratio of the medians, and
 the largest difference between their outputs (grey levels), so a faster graph is shown to
 compute the same thing.

@@ -392,11 +392,11 @@ def plan_workers(workers: int | None, threads: int | None, on_gpu: bool, cores: 
     """(frames stylised at once, onnxruntime threads per model) for video files or the live camera.
 
     Asked-for values are kept. Auto for video files: one run per core, up to 4 runs. On the CPU
-    several independent runs keep the cores busier than one run split over threads (30 -> 39 FPS
-    at 640x480 on 2 cores), and the threads split the cores between the runs; on a GPU the CPU's
-    share of each frame (pre- and post-processing) overlaps the GPU's (197 -> 596 FPS for a lite
-    style at 640x480 on an H200 with 16 cores). Auto for the camera: at most 2 runs on the CPU
-    (each frame in flight adds to the latency), 1 on a GPU (one run alone outpaces any camera).
+    several independent runs keep the cores busier than one run split over threads, and the
+    threads split the cores between the runs; on a GPU the CPU's share of each frame (pre- and
+    post-processing) overlaps the GPU's (measured in docs/speed.md). Auto for the camera: at most
+    2 runs on the CPU (each frame in flight adds to the latency), 1 on a GPU (one run alone
+    outpaces any camera).
     """
     if workers is None:
         most = (1 if on_gpu else 2) if camera else 4

@@ -140,7 +140,7 @@ def load_model(path: str, device: str = "auto", threads: int | None = None, *,
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 4   # fatal only: a failed run is raised as an exception and reported in one line
     # Idle worker threads must not spin: a chain holds one session per style, and the spinning
-    # pool of one steals the cores of the next (and of the decode/encode threads): 2x slower chains.
+    # pool of one steals the cores of the next (and of the decode/encode threads): much slower chains.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
@@ -505,7 +505,7 @@ def probe_providers(device: str = "auto") -> list[str]:
             _PROBES[device] = wanted
             return list(wanted)
         no_driver = _nvidia_driver_error()
-        if no_driver:  # the GPU providers cannot start: skip loading their libraries (0.4 s, 200 MB)
+        if no_driver:  # the GPU providers cannot start: skip loading their libraries (time and memory for nothing)
             _PROBES[device] = ["CPUExecutionProvider"]
             _PROBE_FAILURES[device] = {p: no_driver for p in wanted if p in GPU_PROVIDERS}
             return ["CPUExecutionProvider"]

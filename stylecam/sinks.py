@@ -277,7 +277,8 @@ WRITE_HINT = "check that the folder of the output is writable and has free space
 
 _VIDEO_CODECS = {
     # 4:2:0 (VP9 profile 0): browsers do not all play the 4:4:4 RGB that bgr24 input would give;
-    # the realtime deadline encodes about 9x faster than libvpx's default for 0.2 dB less
+    # the realtime deadline encodes several times faster than libvpx's default, for slightly larger
+    # files (docs/speed.md, "WebM")
     ".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "32", "-pix_fmt", "yuv420p",
               "-deadline", "realtime", "-cpu-used", "6", "-row-mt", "1"],
     # one palette for the whole clip (ffmpeg holds the frames until the end: meant for short clips)

@@ -125,7 +125,7 @@ def test_video_to_a_read_only_file_system_is_one_line_and_exit_2(tmp_path, weigh
     assert proc.returncode == 2, proc.stderr
     assert left == []
     assert_one_line(proc.stderr, "stylecam: error:", str(folder / "out.mp4"), "Read-only file system",
-                    "writable")
+                    "a folder you can write to")
     assert digest(clip) == before and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "readonly", "weights"]
 
 
@@ -159,8 +159,8 @@ def test_a_temporary_file_that_cannot_be_removed_does_not_hide_the_error(tmp_pat
     monkeypatch.setattr(pathlib.Path, "unlink", read_only_unlink)
     code, out, err = run_cli(capsys, weights, str(clip), "-o", "/proc/stylecam-out.mp4")
     assert code == 2
-    # the pipe breaks while frames are written, or ffmpeg's failure shows when the file is closed
-    assert_one_line(err, "stylecam: error: the video encoder ", "/proc/stylecam-out.mp4", "writable")
+    # the temporary output cannot be made there (the unlink of the cleanup fails too, and is not shown)
+    assert_one_line(err, "stylecam: error: cannot write /proc/stylecam-out.mp4", "a folder you can write to")
     assert digest(clip) == before and not list(Path("/proc").glob(".stylecam-out*"))
 
 

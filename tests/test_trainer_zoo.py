@@ -21,7 +21,8 @@ from trainer.gatys_batch import gatys_styles
 from trainer.losses import LossWeights, MultiStyleLoss, PerceptualLoss
 from trainer.nets.vgg import load_vgg16, random_vgg_standin
 from trainer.photo_pack import load_photo_pack, pack_photos
-from trainer.zoo import ZooConfig, ZooStyle, ZooTrainer, read_losses_zip, train_zoo
+from trainer.zoo import ZooConfig, ZooStyle, ZooTrainer, train_zoo
+from trainer.zoo_files import read_losses_zip
 from trainer.zoo_bundle import load_bundle, part_paths, save_bundle
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,11 +10,15 @@ Images: float32 (K, 3, H, W), RGB, 0..255.
 """
 from __future__ import annotations
 
+import json
 import math
+import time
+from pathlib import Path
 
 import torch
 
 from stylecam.errors import UserError
+from stylecam.fileout import atomic_write_bytes
 from trainer.losses import MultiStyleLoss
 
 
@@ -116,3 +120,35 @@ def gatys_styles(content: torch.Tensor, loss: MultiStyleLoss, steps: int = 300,
     if not all(math.isfinite(v) for v in values["total"]):
         raise UserError(f"a Gatys loss became {values['total']}", "lower that style's weights")
     return result.to(torch.uint8), values
+
+
+def gatys_references(loss: MultiStyleLoss, names: list[str], photos_dir: str | Path, out: Path, steps: int = 300,
+                     size: int = 512, minutes: float = 0.0, settings: dict | None = None, log=print) -> dict:
+    """Gatys references of every style of ``loss`` (``names``, in its order) for each photo of ``photos_dir``,
+    loaded as `stylecam-train report` loads them (long side ``size``), one batch per photo, on the loss's
+    device. After each photo OUT/gatys.tar is rewritten: NAME/NN.jpg per style and photo, and gatys.json
+    (steps, size, ``settings``, per photo its seconds and each style's final weighted terms). No new
+    photo is started after ``minutes`` (0: no limit). Returns {photos, steps, size, seconds}."""
+    from trainer.report import list_photos, load_photo
+    from trainer.zoo_files import jpeg_bytes, tar_bytes
+    photos = list_photos(photos_dir, limit=10 ** 6)
+    device = next(loss.buffers()).device
+    images: dict[str, bytes] = {}
+    record = {"steps": steps, "size": size, "styles": list(names), **(settings or {}), "photos": []}
+    started = time.perf_counter()
+    for i, photo in enumerate(photos):
+        if minutes and time.perf_counter() - started >= minutes * 60:
+            log(f"stylecam-train zoo: Gatys budget spent after {i} of {len(photos)} photos")
+            break
+        t0 = time.perf_counter()
+        content = load_photo(photo, size)[None].float().to(device)
+        result, terms = gatys_styles(content, loss, steps=steps)
+        for k, name in enumerate(names):
+            images[f"{name}/{i:02d}.jpg"] = jpeg_bytes(result[k].cpu(), quality=95)
+        record["photos"].append({"photo": photo.name, "index": i, "seconds": round(time.perf_counter() - t0, 2),
+                                 "terms": {name: {key: terms[key][k] for key in terms} for k, name in enumerate(names)}})
+        atomic_write_bytes(out / "gatys.tar", tar_bytes({**images, "gatys.json": json.dumps(record, indent=2).encode()}))
+        log(f"stylecam-train zoo: Gatys {photo.name}: {steps} steps for {len(names)} styles in "
+            f"{time.perf_counter() - t0:.1f} s")
+    return {"photos": len(record["photos"]), "steps": steps, "size": size,
+            "seconds": round(time.perf_counter() - started, 2)}

@@ -19,14 +19,10 @@ Writes to --out, every --save-every seconds and at the end (all atomically):
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import platform
-import tarfile
 import time
-import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -43,11 +39,12 @@ from trainer.nets.transformer import CONFIGS, transformer_from_config
 from trainer.nets.vgg import load_vgg16
 from trainer.photo_pack import PhotoPack, load_photo_pack
 from trainer.photos import IMAGE_SUFFIXES, center_crop_multiple, load_rgb
+from trainer.gatys_batch import gatys_references
+from trainer.zoo_files import LOSS_COLUMNS, losses_zip, sheet_jpeg
 from trainer.zoo_bundle import FORMAT, KIND, load_bundle, save_bundle, weights_for_saving, weights_for_training
 
 MIN_SIZE, MAX_SIZE = 16, 4096
 CONTENT_LAYER = "relu2_2"
-LOSS_COLUMNS = ("step", "content", "style", "tv", "total")
 
 
 @dataclass(frozen=True)
@@ -242,43 +239,6 @@ def load_painting(style: ZooStyle) -> torch.Tensor:
     return image[None].float()
 
 
-def losses_zip(histories: dict[str, list[dict]]) -> bytes:
-    """A zip archive with NAME.csv (columns step, content, style, tv, total) per style."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, history in histories.items():
-            text = io.StringIO()
-            writer = csv.writer(text)
-            writer.writerow(LOSS_COLUMNS)
-            for entry in history:
-                writer.writerow([entry["step"], *(f"{entry[k]:.6g}" for k in LOSS_COLUMNS[1:])])
-            archive.writestr(f"{name}.csv", text.getvalue())
-    return buffer.getvalue()
-
-
-def read_losses_zip(path: str | Path) -> dict[str, list[dict]]:
-    """The loss logs of a losses.zip: {style: [{step, content, style, tv, total}, ...]}."""
-    logs = {}
-    with zipfile.ZipFile(path) as archive:
-        for member in archive.namelist():
-            rows = list(csv.DictReader(io.StringIO(archive.read(member).decode())))
-            logs[Path(member).stem] = [{"step": int(r["step"]), **{k: float(r[k]) for k in LOSS_COLUMNS[1:]}}
-                                       for r in rows]
-    return logs
-
-
-def sheet_jpeg(cells: list[tuple[str, torch.Tensor]], columns: int, cell_width: int = 200) -> bytes:
-    """A labelled contact sheet of uint8 (3,H,W) RGB cells as JPEG bytes."""
-    import cv2
-    from stylecam.imageops import contact_sheet
-    frames = [(label, image.permute(1, 2, 0).flip(-1).contiguous().numpy()) for label, image in cells]
-    ok, data = cv2.imencode(".jpg", contact_sheet(frames, columns=columns, cell_width=cell_width),
-                            [cv2.IMWRITE_JPEG_QUALITY, 88])
-    if not ok:
-        raise UserError("cannot encode the sample sheet as JPEG", "check the OpenCV installation")
-    return data.tobytes()
-
-
 class Throughput:
     """Images per second over the first ``window`` seconds after the first step (which pays the warm-up)."""
 
@@ -316,10 +276,10 @@ def write_outputs(trainer: ZooTrainer, summary: dict) -> list[Path]:
     out = Path(cfg.out)
     files = save_bundle(trainer.bundle({"throughput": summary.get("throughput") or {}}), out / "zoo.pt",
                         split_bytes=int(cfg.split_mib * 2 ** 20))
-    atomic_write_bytes(losses_zip(trainer.histories), out / "losses.zip")
+    atomic_write_bytes(out / "losses.zip", losses_zip(trainer.histories))
     if trainer.pack.holdout:
-        atomic_write_bytes(sheet_jpeg(trainer.stylise_holdout(), columns=1 + len(cfg.styles)), out / "sheet.jpg")
-    atomic_write_bytes(json.dumps(summary, indent=2).encode(), out / "summary.json")
+        atomic_write_bytes(out / "sheet.jpg", sheet_jpeg(trainer.stylise_holdout(), columns=1 + len(cfg.styles)))
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     return files
 
 
@@ -405,69 +365,18 @@ def train_zoo(cfg: ZooConfig, loss_net: torch.nn.Module | None = None, resume: d
     summary["interrupted"] = interrupted
     summary["files"] = [str(p) for p in write_outputs(trainer, summary)]
     if cfg.gatys_photos and not interrupted:
-        summary["gatys"] = gatys_references(trainer, log)
-        atomic_write_bytes(json.dumps(summary, indent=2).encode(), Path(cfg.out) / "summary.json")
+        loss = trainer.loss.float().to(memory_format=torch.contiguous_format)
+        summary["gatys"] = gatys_references(
+            loss, [s.name for s in cfg.styles], cfg.gatys_photos, Path(cfg.out), steps=cfg.gatys_steps,
+            size=cfg.gatys_size, minutes=cfg.gatys_minutes, log=log,
+            settings={"loss_weights": {s.name: s.loss_weights().to_dict() for s in cfg.styles},
+                      "style_size": {s.name: s.style_size for s in cfg.styles}})
+        atomic_write_bytes(Path(cfg.out) / "summary.json", json.dumps(summary, indent=2).encode())
     if interrupted:
         log(f"stylecam-train zoo: interrupted at step {trainer.step_index}; bundle saved to {cfg.out} "
             f"(continue with --resume {Path(cfg.out) / 'zoo.pt'})")
         raise KeyboardInterrupt
     return summary
-
-
-def gatys_references(trainer: ZooTrainer, log=print) -> dict:
-    """Gatys references of every style for each photo of --gatys-photos (as `stylecam-train report` loads them),
-    optimised in one batch per photo; written to OUT/gatys.tar after each photo (NAME/NN.jpg, gatys.json)."""
-    from trainer.gatys_batch import gatys_styles
-    from trainer.report import list_photos, load_photo
-    cfg, device = trainer.cfg, trainer.device
-    photos = list_photos(cfg.gatys_photos, limit=10 ** 6)
-    loss = trainer.loss.float()
-    if trainer.channels_last:
-        loss = loss.to(memory_format=torch.contiguous_format)
-    names = [s.name for s in cfg.styles]
-    images: dict[str, bytes] = {}
-    record = {"steps": cfg.gatys_steps, "size": cfg.gatys_size, "styles": names, "photos": [], "loss_weights":
-              {s.name: s.loss_weights().to_dict() for s in cfg.styles},
-              "style_size": {s.name: s.style_size for s in cfg.styles}}
-    started = time.perf_counter()
-    for i, photo in enumerate(photos):
-        if cfg.gatys_minutes and time.perf_counter() - started >= cfg.gatys_minutes * 60:
-            log(f"stylecam-train zoo: Gatys budget spent after {i} of {len(photos)} photos")
-            break
-        t0 = time.perf_counter()
-        content = load_photo(photo, cfg.gatys_size)[None].float().to(device)
-        result, terms = gatys_styles(content, loss, steps=cfg.gatys_steps)
-        for k, name in enumerate(names):
-            images[f"{name}/{i:02d}.jpg"] = jpeg_bytes(result[k].cpu(), quality=95)
-        record["photos"].append({"photo": photo.name, "index": i, "seconds": round(time.perf_counter() - t0, 2),
-                                 "terms": {name: {key: terms[key][k] for key in terms} for k, name in enumerate(names)}})
-        atomic_write_bytes(tar_bytes({**images, "gatys.json": json.dumps(record, indent=2).encode()}),
-                     Path(cfg.out) / "gatys.tar")
-        log(f"stylecam-train zoo: Gatys {photo.name}: {cfg.gatys_steps} steps for {len(names)} styles in "
-            f"{time.perf_counter() - t0:.1f} s")
-    return {"photos": len(record["photos"]), "steps": cfg.gatys_steps, "size": cfg.gatys_size,
-            "seconds": round(time.perf_counter() - started, 2)}
-
-
-def jpeg_bytes(image: torch.Tensor, quality: int = 95) -> bytes:
-    """uint8 (3,H,W) RGB -> JPEG bytes."""
-    import cv2
-    ok, data = cv2.imencode(".jpg", image.permute(1, 2, 0).flip(-1).contiguous().numpy(),
-                            [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise UserError("cannot encode a JPEG", "check the OpenCV installation")
-    return data.tobytes()
-
-
-def tar_bytes(members: dict[str, bytes]) -> bytes:
-    """An uncompressed tar archive of {name: content}."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 # ---- command line ----

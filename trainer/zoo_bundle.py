@@ -50,14 +50,14 @@ def save_bundle(bundle: dict, path: str | Path, split_bytes: int = 0) -> list[Pa
         written = []
         for i in range(0, len(data), split_bytes):
             part = path.with_name(f"{path.name}.part{i // split_bytes:02d}")
-            atomic_write_bytes(data[i:i + split_bytes], part)
+            atomic_write_bytes(part, data[i:i + split_bytes])
             written.append(part)
         for stale in old_parts[len(written):]:
             stale.unlink()
         if path.is_file():
             path.unlink()
         return written
-    atomic_write_bytes(data, path)
+    atomic_write_bytes(path, data)
     for stale in old_parts:
         stale.unlink()
     return [path]
