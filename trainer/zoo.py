@@ -29,19 +29,34 @@ from pathlib import Path
 
 import torch
 
-from stylecam.argtypes import (file_stem, float_in, int_at_least, non_negative_float, non_negative_int,
-                               positive_float, positive_int)
+from stylecam.argtypes import (
+    file_stem,
+    float_in,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from stylecam.errors import UserError
 from stylecam.fileout import atomic_write_bytes
 from trainer.checkpoints import ensure_writable_dir
+from trainer.gatys_batch import gatys_references
 from trainer.losses import DEFAULT_STYLE_LAYERS, LossWeights, MultiStyleLoss
 from trainer.nets.transformer import CONFIGS, transformer_from_config
 from trainer.nets.vgg import load_vgg16
 from trainer.photo_pack import PhotoPack, load_photo_pack
 from trainer.photos import IMAGE_SUFFIXES, center_crop_multiple, load_rgb
-from trainer.gatys_batch import gatys_references
+from trainer.train_style import pick_device
+from trainer.zoo_bundle import (
+    FORMAT,
+    KIND,
+    load_bundle,
+    save_bundle,
+    weights_for_saving,
+    weights_for_training,
+)
 from trainer.zoo_files import LOSS_COLUMNS, losses_zip, sheet_jpeg
-from trainer.zoo_bundle import FORMAT, KIND, load_bundle, save_bundle, weights_for_saving, weights_for_training
 
 MIN_SIZE, MAX_SIZE = 16, 4096
 CONTENT_LAYER = "relu2_2"
@@ -100,14 +115,6 @@ class ZooConfig:
 def style_seed(seed: int, name: str) -> int:
     """The seed of a style network's initial weights: a function of (seed, name) only."""
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2 ** 62)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU", "use --device cpu or auto")
-    return torch.device(name)
 
 
 def environment() -> dict:
