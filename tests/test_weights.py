@@ -14,7 +14,7 @@ from stylecam.session import load_model
 from stylecam.styles import Registry
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-STYLE_FILES = sorted(p for p in WEIGHTS.rglob("*.onnx") if "classifiers" not in p.parts)
+STYLE_FILES = sorted(p for p in WEIGHTS.rglob("*.onnx") if not {"classifiers", "features"} & set(p.parts))
 CLASSIFIER_FILES = sorted((WEIGHTS / "classifiers").glob("*.onnx"))
 
 
