@@ -59,6 +59,47 @@ non_negative_float = float_in(0.0)
 positive_float = float_in(0.0, low_open=True)
 fraction = float_in(0.0, 1.0)
 
+def count_or_auto(text: str) -> int | None:
+    """"auto" (None) or a whole number >= 1."""
+    if text == "auto":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1 or 'auto', got {text!r}") from None
+
+
+MAX_SIZE = 8192  # px: the longest --size; larger inference frames only exhaust the memory
+
+
+def long_side(text: str) -> int:
+    """A long side in pixels, 8..MAX_SIZE."""
+    value = positive_int(text)
+    if value < 8:
+        raise argparse.ArgumentTypeError(f"expected a long side of at least 8 pixels, got {text!r}")
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"expected a long side of at most {MAX_SIZE} pixels, got {text!r}")
+    return value
+
+
+def long_side_or_auto(text: str) -> int | str:
+    """"auto" (the camera's adaptive size) or a long side (see long_side)."""
+    if text == "auto":
+        return "auto"
+    try:
+        return long_side(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} (or auto, for the camera)") from None
+
+
+def style_names(text: str) -> tuple[str, ...]:
+    """Style names separated by commas, none empty: "wave, muse" -> ("wave", "muse")."""
+    names = tuple(s.strip() for s in text.split(","))
+    if not names or not all(names):
+        raise argparse.ArgumentTypeError(f"expected style names separated by commas, got {text!r}")
+    return names
+
+
 _MEGAPIXELS = re.compile(r"(\d+(?:\.\d+)?)\s*(?:M|MP)", re.IGNORECASE)
 
 

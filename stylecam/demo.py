@@ -11,6 +11,7 @@ from pathlib import Path
 
 from stylecam import signals
 from stylecam.argtypes import positive_int
+from stylecam.engine_args import add_engine_arguments, engine_config
 from stylecam.errors import UserError
 
 DEMO_CHAIN = ("wave", "muse")
@@ -28,9 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="stylecam-demo", help="output folder")
     parser.add_argument("--input", default=str(DEFAULT_CLIP), help="clip to use instead of the bundled one")
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Stylise the clip (or --input) and write it and the contact sheet into --output; 0, or 128 + the
+    signal's number when stopped (the video holds the frames done so far)."""
     from stylecam.imageops import contact_sheet
     from stylecam.pipeline import Stylizer
     from stylecam.runner import Interrupted, process_video
@@ -47,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
             "or point --weights-dir / STYLECAM_WEIGHTS at a folder that has them")
     if not Path(args.input).is_file():
         raise UserError(f"demo clip not found: {args.input}", "reinstall stylecam or pass --input CLIP")
-    stylizer = Stylizer(styles=list(DEMO_CHAIN), repeat=DEMO_REPEAT, device=args.device, variant=args.variant,
-                        size=args.size, upscale=args.upscale, fp16=args.fp16, int8=args.int8, threads=args.threads, registry=registry)
+    stylizer = Stylizer.from_config(engine_config(args, styles=DEMO_CHAIN, repeat=DEMO_REPEAT), registry=registry)
     out_dir = Path(args.output)
     out_video = out_dir / f"demo_{'-'.join(DEMO_CHAIN)}_x{DEMO_REPEAT}.mp4"
     try:
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
             break
     source.close()
     try:
-        summary = process_video(args.input, out_video, stylizer, max_frames=args.max_frames, progress=args.progress)
+        summary = process_video(args.input, out_video, stylizer, max_frames=args.max_frames,
+                                progress=args.progress and not args.quiet)
     except Interrupted as stop:
         log.warning("stylecam: %s: %s holds the frames done so far", signals.describe(), stop.summary.get("output"))
         return signals.exit_code()

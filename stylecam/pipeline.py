@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
 
 from stylecam import contract, imageops, limits
+from stylecam.config import EngineConfig
 from stylecam.errors import InputRefused, UserError
 from stylecam.session import (GPU_PROVIDERS, LoadedModel, check_device, check_threads, load_model, probe_providers,
                               probe_style_model, run_chain)
@@ -96,6 +97,8 @@ def _check_styles(styles) -> list[str]:
 class Stylizer:
     """Stylise uint8 BGR frames with a chain of style models applied ``repeat`` times.
 
+    Built from an EngineConfig with ``Stylizer.from_config`` (the CLI, the demo, the study), or from the
+    same settings as keywords (the Python API); either way every value is checked once, here.
     styles: style names (looked up in ``weights_dir``) or paths to .onnx files, applied in order.
     variant: "full" / "lite"; None = lite on the CPU, full on a GPU (the other when one is missing).
     prepad: extra reflect padding (pixels per side) around every pass, cropped after.
@@ -155,6 +158,14 @@ class Stylizer:
         self._int8_warned: set[str] = set()
         self.times = StageTimes()
         self.set_styles(styles)
+
+    @classmethod
+    def from_config(cls, config: EngineConfig, registry: Registry | None = None,
+                    pad_in_graph: bool | None = None) -> Stylizer:
+        """The Stylizer of ``config`` (its every field); ``registry``: style models already found
+        (default: those of config.weights_dir); pad_in_graph: see the class."""
+        settings = {f.name: getattr(config, f.name) for f in fields(EngineConfig)}
+        return cls(**settings, registry=registry, pad_in_graph=pad_in_graph)
 
     # ----- configuration -------------------------------------------------------------------
     def set_styles(self, styles: Sequence[str]) -> None:

@@ -12,6 +12,7 @@ import queue
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -406,14 +407,6 @@ def plan_workers(workers: int | None, threads: int | None, on_gpu: bool, cores: 
     return workers, threads
 
 
-def build_stylizer(config: RunConfig, threads: int | None = None) -> Stylizer:
-    e = config.engine
-    return Stylizer(styles=list(e.styles), repeat=e.repeat, device=e.device, variant=e.variant, prepad=e.prepad,
-                    strength=e.strength, preserve_color=e.preserve_color, weights_dir=e.weights_dir, size=e.size,
-                    upscale=e.upscale, padding=e.padding, fp16=e.fp16, int8=e.int8,
-                    threads=threads if threads is not None else e.threads)
-
-
 def run(config: RunConfig, camera_opener: Callable | None = None,
         camera_retry_s: float = 3.0, camera_first_frame_s: float = 10.0) -> tuple[int, dict]:
     """Run one invocation; returns (exit code, summary). Raises UserError for bad input.
@@ -447,7 +440,7 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
     on_gpu = any(p in GPU_PROVIDERS for p in probe_providers(config.engine.device))
     workers, threads = plan_workers(config.workers, config.engine.threads, on_gpu, os.cpu_count() or 1,
                                     camera=bool(cameras))
-    stylizer = build_stylizer(config, threads)
+    stylizer = Stylizer.from_config(replace(config.engine, threads=threads))
     overlay = LabelOverlay(config.classify, device=config.engine.device,
                                                   weights_dir=config.engine.weights_dir) if config.classify else None
     summary: dict = {"stylecam": {**stylizer.describe(), "workers": workers, "threads": threads}}

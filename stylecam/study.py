@@ -15,78 +15,39 @@ For every style, padding mode and image the image is passed through the style N 
 Padding modes: reflect, zero, replicate = the same trained weights exported with that padding in
 every convolution (weights/padding/); prepad = the shipped model with the frame reflect-padded
 by --prepad pixels before each pass and cropped after.
+
+The work is split: stylecam.study_measure measures (pure, on pass functions), stylecam.study_report
+writes the tables, sheets and plots; this module finds the inputs and models and runs the command.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import glob
-import io
 import itertools
-import json
-import math
+import logging
+import os
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-import cv2
 import numpy as np
 
-from stylecam import argtypes, contract, fileout, imageops, limits, metrics
-from stylecam.cli import MAX_SIZE, long_side
+from stylecam import argtypes, contract, imageops, limits, metrics
+from stylecam.config import EngineConfig
 from stylecam.errors import InputRefused, UserError
 from stylecam.folders import make_dirs
+from stylecam.sinks import write_image
+from stylecam.sources import IMAGE_EXTS, SourceError, expand_sources, read_image
 from stylecam.styles import find_classifier
+from stylecam.study_measure import (CACHED_VGG_PATH, ID_COLUMNS, METRIC_COLUMNS, PADDING_CHOICES, PROFILE_DEPTH,
+                                    VGG_FILE, PassFn, VggFeatures, find_vgg_model, fixed_points, measure_chain,
+                                    measure_sequence, nanmean_rows, summarise)
+from stylecam.study_report import (border_sheet, chain_sheet, plot_metrics, plot_profiles, safe_name,
+                                   sequence_sheet, write_csv, write_json)
 
-
-PADDING_CHOICES = ("reflect", "zero", "replicate", "prepad")
 MAX_CELL_WIDTH = 1024  # px; wider cells only make the sheets huge
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-DEFAULT_VGG_PATH = Path("~/.cache/stylecam/vgg16_relu2_2.onnx")
-VGG_HINT = ("make it once with `stylecam-train export-vgg -o PATH` (needs PyTorch and the VGG-16 weights), "
-            "pass --vgg-onnx PATH, or leave the VGG distance out with --no-vgg")
 
-#: float32 RGB (1, 3, H, W) 0..255 -> same shape, clamped to 0..255
-PassFn = Callable[[np.ndarray], np.ndarray]
-
-#: per-step columns of metrics.csv, in order (identity columns first)
-ID_COLUMNS = ("image", "style", "padding", "variant", "step")
-METRIC_COLUMNS = (
-    "border_index", "border_band", "border_interior",
-    "border_index_cum", "border_band_cum", "border_interior_cum",
-    "mad_original", "mad_previous", "ssim_original", "ssim_previous", "vgg_original", "vgg_previous",
-    "hist_original", "fixed_point_distance",
-    "mean_r", "mean_g", "mean_b", "luma", "contrast", "saturation",
-    "agree", "p_original", "top1",
-)
-#: metric -> (axis label, plotted from step 0?)
-PLOTTED = {
-    "border_index": ("border-artifact index, pass n (band / interior)", False),
-    "border_band": ("border band mean |y - r|, pass n (0..255)", False),
-    "border_index_cum": ("border-artifact index after n passes", False),
-    "border_band_cum": ("border band mean |y_n - R_n| after n passes (0..255)", False),
-    "ssim_original": ("SSIM to the original", True),
-    "ssim_previous": ("SSIM to the previous step", False),
-    "vgg_original": ("VGG relu2_2 distance to the original", True),
-    "vgg_previous": ("VGG relu2_2 distance to the previous step", False),
-    "mad_original": ("mean |x_n - x_0| (0..255)", True),
-    "hist_original": ("colour-histogram distance to the original (0..1)", True),
-    "fixed_point_distance": ("fixed-point distance mean |x_n+1 - x_n| (0..255)", True),
-    "saturation": ("mean saturation (0..1)", True),
-    "luma": ("mean luma (0..255)", True),
-    "contrast": ("luma standard deviation (0..255)", True),
-    "agree": ("classifier top-1 agreement with the original", True),
-    "p_original": ("probability of the original's top-1 label", True),
-}
-CLASSIFIER_K = 1000  # labels asked of the classifier: all of them, so p_original is never cut off
-PROFILE_DEPTH = 48  # rings (px from the edge) in the border profiles
-OVERVIEW = ("border_band_cum", "fixed_point_distance", "ssim_original", "vgg_original",
-            "hist_original", "saturation")
-CHAIN_COMPARISONS = (  # (label, first, second) over the frames A, B, AB (= A then B), BA
-    ("A->B vs B", "AB", "B"), ("B->A vs A", "BA", "A"), ("A->B vs B->A", "AB", "BA"),
-    ("A vs B", "A", "B"), ("B vs A", "B", "A"), ("A->B vs A", "AB", "A"), ("B->A vs B", "BA", "B"),
-)  # "A vs B" is the baseline of "A->B vs B", "B vs A" that of "B->A vs A" (the VGG distance is relative to the second)
+log = logging.getLogger("stylecam")
 
 
 @dataclass(frozen=True)
@@ -103,7 +64,7 @@ class StudyConfig:
     variant: str | None = None                 # full or lite; None = full where a style has one, else lite
     chain_pairs: bool = False                  # also study A->B and B->A for every pair of styles
     classifier: str | None = None              # classifier ONNX for top-1 agreement
-    vgg_onnx: str | None = None                # VGG-16 relu2_2 ONNX (default ~/.cache/stylecam/...)
+    vgg_onnx: str | None = None                # VGG-16 relu2_2 ONNX (default: the shipped one)
     vgg: bool = True                           # compute the VGG distances
     weights_dir: str | None = None             # style models folder (default: weights/)
     device: str = "auto"                       # auto | cpu | cuda | tensorrt
@@ -130,8 +91,8 @@ class StudyConfig:
         if self.size < 4 * self.band + 16:
             raise UserError(f"--size {self.size} is too small for a border band of {self.band} px",
                             f"use --size {4 * self.band + 16} or more")
-        if self.size > MAX_SIZE:
-            raise UserError(f"--size must be ≤ {MAX_SIZE}, got {self.size}", "e.g. --size 384")
+        if self.size > argtypes.MAX_SIZE:
+            raise UserError(f"--size must be ≤ {argtypes.MAX_SIZE}, got {self.size}", "e.g. --size 384")
         if not 32 <= self.cell_width <= MAX_CELL_WIDTH:
             raise UserError(f"--cell-width must be within 32..{MAX_CELL_WIDTH}, got {self.cell_width}",
                             "e.g. --cell-width 160")
@@ -144,27 +105,25 @@ class StudyConfig:
 
 # =========================================================================== inputs
 
-def find_images(specs: Sequence[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and globs -> image paths, each once, in order."""
-    from stylecam.sources import special_file
+def find_images(specs: Sequence[str], output: str | None = None) -> list[Path]:
+    """Files, folders and globs -> image paths, each once, in order.
 
-    found: list[Path] = []
+    Found as `stylecam` finds its inputs (sources.expand_sources): folders recursively, hidden
+    files, stylecam's own outputs and anything under ``output`` left out. A file named in ``specs``
+    is always taken (one that is no image is reported unreadable later); in folders and globs only
+    images count. UserError for a missing path or when no image is found.
+    """
     for spec in specs:
-        p = Path(spec).expanduser()
-        if p.is_dir():
-            found += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and not q.is_dir())
-        elif p.is_file():
-            found.append(p)
-        elif special_file(p):
-            raise UserError(f"{spec} is {special_file(p)}, not a regular file", "give image files, folders or quoted globs")
-        elif any(ch in spec for ch in "*?["):
-            found += sorted(Path(q) for q in glob.glob(spec) if Path(q).suffix.lower() in IMAGE_EXTENSIONS)
-        else:
+        if not os.path.lexists(spec) and not any(ch in spec for ch in "*?["):
             raise UserError(f"image not found: {spec}", "give image files, folders or quoted globs")
-    unique = list(dict.fromkeys(found))
+    items, notes = expand_sources(specs, output=output)
+    for note in notes:
+        log.info("stylecam: %s", note)
+    named = set(specs)
+    unique = list(dict.fromkeys(Path(i.location) for i in items if i.kind == "image" or i.location in named))
     if not unique:
         raise UserError(f"no images found in {', '.join(specs)}",
-                        f"give image files ({', '.join(IMAGE_EXTENSIONS)}), folders or quoted globs")
+                        f"give image files ({', '.join(sorted(IMAGE_EXTS))}), folders or quoted globs")
     return unique
 
 
@@ -183,8 +142,6 @@ def load_images(paths: Sequence[Path], long_side: int, unreadable: list[str] | N
     """(name, uint8 BGR frame) for each readable image; unreadable ones, and those of more than
     ``max_pixels`` pixels (checked in the header, before decoding), are reported, skipped and
     appended to ``unreadable`` when given. A single image that is refused raises InputRefused."""
-    from stylecam.sources import SourceError, read_image
-
     out, names = [], set()
     for path in paths:
         try:
@@ -236,7 +193,7 @@ def make_style_run(spec: str, mode: str, variant: str, cfg: StudyConfig, registr
     A model file is used as is: it can be studied in its own padding mode and in prepad only.
     Raises UserError when no model of that variant exists for that padding mode.
     """
-    from stylecam.pipeline import Stylizer  # late: the study's pure parts need no onnxruntime
+    from stylecam.pipeline import Stylizer  # late: `stylecam --help` loads no onnxruntime
     from stylecam.styles import is_path_like
 
     padding = "reflect" if mode == "prepad" else mode
@@ -253,399 +210,20 @@ def make_style_run(spec: str, mode: str, variant: str, cfg: StudyConfig, registr
                         f"export one with `stylecam-train export weights/{entry.name}.{variant}.onnx -o weights/padding/{entry.name}.{variant}."
                         f"{padding}.onnx --padding {padding}`")
     prepad = cfg.prepad if mode == "prepad" else 0
-    stylizer = Stylizer(styles=[str(entry.path)], repeat=1, device=cfg.device, variant=entry.variant,
-                        prepad=prepad, padding=entry.padding, registry=registry)
+    engine = EngineConfig(styles=(str(entry.path),), repeat=1, device=cfg.device, variant=entry.variant,
+                          prepad=prepad, padding=entry.padding)
+    stylizer = Stylizer.from_config(engine, registry=registry)
     plain = None
     if prepad:  # the reference canvas of every mode is made with the model alone, without the prepad
-        plain = Stylizer(styles=[str(entry.path)], repeat=1, device=cfg.device, variant=entry.variant,
-                         prepad=0, padding=entry.padding, registry=registry).run_float
+        plain = Stylizer.from_config(replace(engine, prepad=0), registry=registry).run_float
     return StyleRun(style=entry.name, padding=mode, variant=entry.variant, path=str(entry.path),
                     prepad=prepad, apply=stylizer.run_float, reference=plain)
-
-
-def resolve_vgg_path(path: str | None, allow_build: bool = True) -> Path:
-    """The VGG-16 relu2_2 ONNX to use: ``path`` (must exist), else the cache file, built if missing.
-
-    Building needs PyTorch (trainer/export_vgg.py); without it raise UserError saying how to make it.
-    """
-    if path:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise UserError(f"VGG features model not found: {p}", VGG_HINT)
-        return p
-    p = DEFAULT_VGG_PATH.expanduser()
-    if p.is_file():
-        return p
-    if allow_build:
-        try:
-            import torch  # noqa: F401  (only to know whether the trainer can run here)
-        except ImportError:
-            pass
-        else:
-            from trainer.export_vgg import export_vgg
-            print(f"stylecam: building the VGG-16 relu2_2 features model at {p} (once)", file=sys.stderr)
-            export_vgg(p)
-            return p
-    raise UserError(f"no VGG features model at {p} and PyTorch is not installed to build it", VGG_HINT)
-
-
-def check_vgg_file(path: str | Path) -> None:
-    """Raise UserError unless ``path`` is a features model (metadata stylecam.kind = features)."""
-    from stylecam.styles import read_onnx_metadata
-
-    meta = read_onnx_metadata(path)
-    kind = meta.get(contract.KEY_KIND)
-    if kind == "features":
-        return
-    if kind == "style":
-        what = (f"a style model ({meta.get(contract.KEY_NAME, '?')}, {meta.get(contract.KEY_VARIANT, '?')}, "
-                f"{meta.get(contract.KEY_PADDING, '?')} padding)")
-    elif kind == "classifier":
-        what = f"a classifier model ({meta.get(contract.KEY_NAME, '?')})"
-    elif kind is None:
-        what = "an ONNX model without stylecam.kind metadata"
-    else:
-        what = f"a {kind!r} model"
-    raise UserError(f"{path} is {what}, not a VGG features model (stylecam.kind=features)", VGG_HINT)
-
-
-class VggFeatures:
-    """VGG-16 relu2_2 features: float32 RGB (1, 3, H, W) 0..255 -> float32 (1, 128, H/2, W/2).
-
-    Raises UserError when ``path`` is not a features model (e.g. a style model)."""
-
-    def __init__(self, path: str | Path, device: str = "auto"):
-        from stylecam.session import load_model
-        check_vgg_file(path)
-        self.model = load_model(str(path), device=device)
-        self.path = str(path)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.model.run(np.ascontiguousarray(x, dtype=np.float32))
 
 
 def load_classifier(path: str, device: str):
     """A stylecam.classify classifier (top_k on uint8 BGR frames)."""
     from stylecam.classify import load_classifier as _load
     return _load(path, device)
-
-
-# =========================================================================== measuring
-
-def _hwc(x: np.ndarray) -> np.ndarray:
-    """float32 RGB (1, 3, H, W) -> float32 RGB (H, W, 3) view."""
-    return x[0].transpose(1, 2, 0)
-
-
-def _pad_nchw(x: np.ndarray, margin: int) -> np.ndarray:
-    return np.pad(x, ((0, 0), (0, 0), (margin, margin), (margin, margin)), mode="reflect")
-
-
-def _crop_nchw(x: np.ndarray, margin: int) -> np.ndarray:
-    return x[..., margin:-margin, margin:-margin]
-
-
-def reference_pass(apply: PassFn, x: np.ndarray, margin: int) -> np.ndarray:
-    """crop(f(reflect_pad(x, M)), M) on float32 RGB (1, 3, H, W): the pass with the border M px away."""
-    return np.ascontiguousarray(_crop_nchw(apply(_pad_nchw(x, margin)), margin))
-
-
-def measure_sequence(apply: PassFn, x0: np.ndarray, repeat: int, margin: int = metrics.DEFAULT_MARGIN,
-                     band: int = metrics.DEFAULT_BAND, features: Callable | None = None,
-                     classifier=None, reference: PassFn | None = None,
-                     ) -> tuple[list[dict], list[np.ndarray], dict[str, np.ndarray]]:
-    """Pass ``x0`` through ``apply`` ``repeat`` times and measure every step.
-
-    apply: float32 RGB (1, 3, H, W) 0..255 -> same (one pass, clamped). x0: the original, same layout.
-    reference: the pass that builds the reference canvas (default ``apply``); the prepad mode gives
-    the model without its prepad, so every mode is measured against the same reference.
-    features: optional VGG features function on the same layout. classifier: optional, with
-    top_k(uint8 BGR frame, k).
-    Returns (rows, frames, maps): rows[n] = metrics of step n (0 = original); frames[n] = uint8 BGR
-    (H, W, 3) of step n; maps = {"first": d of pass 1, "cumulative": d after the last pass}, float
-    (H, W) in 0..255 units.
-    """
-    x0 = np.ascontiguousarray(x0, dtype=np.float32)
-    states, cum_refs, rows = [x0], [x0], []
-    maps: dict[str, np.ndarray] = {}
-    for n in range(1, repeat + 1):
-        prev = states[-1]
-        y = np.ascontiguousarray(apply(prev), dtype=np.float32)
-        ref = reference_pass(reference or apply, prev, margin)
-        cum_ref = reference_pass(reference or apply, cum_refs[-1], margin)
-        states.append(y)
-        cum_refs.append(cum_ref)
-        per_pass = metrics.border_artifact(_hwc(y), _hwc(ref), band=band)
-        cumulative = metrics.border_artifact(_hwc(y), _hwc(cum_ref), band=band)
-        rows.append({"border_index": per_pass["index"], "border_band": per_pass["band"],
-                     "border_interior": per_pass["interior"], "border_index_cum": cumulative["index"],
-                     "border_band_cum": cumulative["band"], "border_interior_cum": cumulative["interior"]})
-        if n == 1:
-            maps["first"] = np.abs(_hwc(y) - _hwc(ref)).mean(axis=2)
-        if n == repeat:
-            maps["cumulative"] = np.abs(_hwc(y) - _hwc(cum_ref)).mean(axis=2)
-    nan = float("nan")
-    rows.insert(0, {"border_index": nan, "border_band": nan, "border_interior": nan,
-                    "border_index_cum": nan, "border_band_cum": nan, "border_interior_cum": nan})
-
-    feats = [features(s) for s in states] if features is not None else None
-    frames = [imageops.nchw_to_bgr(s[0]) for s in states]
-    ref_top = classifier.top_k(frames[0], CLASSIFIER_K) if classifier is not None else None
-    for n, row in enumerate(rows):
-        cur = _hwc(states[n])
-        prev = _hwc(states[n - 1]) if n else None
-        row["step"] = n
-        row["mad_original"] = metrics.mean_abs_diff(cur, _hwc(x0))
-        row["mad_previous"] = metrics.mean_abs_diff(cur, prev) if n else nan
-        row["ssim_original"] = metrics.ssim(cur, _hwc(x0))
-        row["ssim_previous"] = metrics.ssim(cur, prev) if n else nan
-        row["vgg_original"] = metrics.feature_distance(feats[n], feats[0]) if feats else nan
-        row["vgg_previous"] = metrics.feature_distance(feats[n], feats[n - 1]) if feats and n else nan
-        row["hist_original"] = metrics.histogram_distance(cur, _hwc(x0))
-        row["fixed_point_distance"] = (metrics.fixed_point_distance(cur, _hwc(states[n + 1]))
-                                       if n < repeat else nan)
-        row.update(metrics.colour_stats(cur))
-        if classifier is not None:
-            top = classifier.top_k(frames[n], CLASSIFIER_K)
-            row["top1"] = top[0][0]
-            row["agree"] = metrics.classifier_agreement([ref_top[0][0]], [top[0][0]])
-            row["p_original"] = metrics.probability_of(ref_top[0][0], top)
-        else:
-            row["top1"], row["agree"], row["p_original"] = "", nan, nan
-    return rows, frames, maps
-
-
-def measure_chain(apply_a: PassFn, apply_b: PassFn, x0: np.ndarray,
-                  features: Callable | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """A(x), B(x), B(A(x)) ("A->B") and A(B(x)) ("B->A") compared pairwise (CHAIN_COMPARISONS).
-
-    Layout as in measure_sequence. Returns (rows, frames) with rows
-    {comparison, ssim, vgg, mad, hist} and frames {"original", "A", "B", "AB", "BA"} as uint8 BGR.
-    """
-    x0 = np.ascontiguousarray(x0, dtype=np.float32)
-    a = apply_a(x0)
-    b = apply_b(x0)
-    states = {"A": a, "B": b, "AB": apply_b(a), "BA": apply_a(b)}
-    feats = {k: features(v) for k, v in states.items()} if features is not None else None
-    rows = []
-    for label, p, q in CHAIN_COMPARISONS:
-        hp, hq = _hwc(states[p]), _hwc(states[q])
-        rows.append({"comparison": label, "ssim": metrics.ssim(hp, hq),
-                     "vgg": metrics.feature_distance(feats[p], feats[q]) if feats else float("nan"),
-                     "mad": metrics.mean_abs_diff(hp, hq), "hist": metrics.histogram_distance(hp, hq)})
-    frames = {"original": imageops.nchw_to_bgr(x0[0])}
-    frames.update({k: imageops.nchw_to_bgr(v[0]) for k, v in states.items()})
-    return rows, frames
-
-
-def _nanmean_rows(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """Element-wise mean of equal-length arrays ignoring NaN; NaN where every entry is NaN."""
-    stack = np.stack(arrays)
-    counts = (~np.isnan(stack)).sum(axis=0)
-    return np.where(counts > 0, np.nansum(stack, axis=0) / np.maximum(counts, 1), np.nan)
-
-
-def summarise(rows: Sequence[dict]) -> list[dict]:
-    """Mean of every numeric metric over the images, per (style, padding, variant, step); NaN-aware."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["style"], r["padding"], r["variant"], r["step"]), []).append(r)
-    out = []
-    for (style, padding, variant, step), members in groups.items():
-        s = {"style": style, "padding": padding, "variant": variant, "step": step, "images": len(members)}
-        for col in METRIC_COLUMNS:
-            if col == "top1":
-                continue
-            values = [m[col] for m in members if isinstance(m.get(col), (int, float)) and not math.isnan(m[col])]
-            s[col] = float(np.mean(values)) if values else float("nan")
-        out.append(s)
-    return out
-
-
-def fixed_points(summary: Sequence[dict], tol: float) -> list[dict]:
-    """Per (style, padding): first step n ≥ 1 whose mean fixed-point distance is ≤ tol (None = not reached)."""
-    out = []
-    keys = list(dict.fromkeys((r["style"], r["padding"], r["variant"]) for r in summary))
-    for style, padding, variant in keys:
-        series = sorted((r for r in summary if (r["style"], r["padding"], r["variant"]) == (style, padding, variant)),
-                        key=lambda r: r["step"])
-        dists = [r["fixed_point_distance"] for r in series if r["step"] >= 1]
-        last = [r for r in series if not math.isnan(r["fixed_point_distance"])]
-        out.append({"style": style, "padding": padding, "variant": variant, "tol": tol,
-                    "fixed_point_step": metrics.fixed_point_step(dists, tol),
-                    "last_fixed_point_distance": last[-1]["fixed_point_distance"] if last else None,
-                    "final_border_band_cum": series[-1]["border_band_cum"],
-                    "final_ssim_original": series[-1]["ssim_original"],
-                    "final_vgg_original": series[-1]["vgg_original"]})
-    return out
-
-
-# =========================================================================== writing
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    make_dirs(path.parent)
-    fileout.atomic_write_bytes(path, data)
-
-
-def write_png(path: Path, frame: np.ndarray) -> None:
-    """uint8 BGR (H, W, 3) -> PNG file, atomically."""
-    ok, buf = cv2.imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise UserError(f"cannot encode {path}", "report the bug")
-    _atomic_write_bytes(path, buf.tobytes())
-
-
-def _clean(value):
-    """JSON-safe value: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def write_json(path: Path, data) -> None:
-    _atomic_write_bytes(path, (json.dumps(_clean(data), indent=1) + "\n").encode())
-
-
-def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        cells = []
-        for c in columns:
-            v = r.get(c, "")
-            if isinstance(v, float):
-                v = "" if math.isnan(v) else f"{v:.6g}"
-            cells.append(v)
-        w.writerow(cells)
-    _atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def heatmap(d: np.ndarray, vmax: float = 32.0) -> np.ndarray:
-    """float (H, W) 0..255 differences -> uint8 BGR (H, W, 3) inferno colours, saturating at vmax."""
-    scaled = np.clip(d / vmax * 255.0, 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-
-
-def sequence_sheet(rows_by_mode: dict[str, list[np.ndarray]], cell_width: int) -> np.ndarray:
-    """{padding: [frame step 0..N]} -> one uint8 BGR sheet, a row per padding mode."""
-    items = [(f"{mode} {n}" if n else f"{mode} original", frame)
-             for mode, frames in rows_by_mode.items() for n, frame in enumerate(frames)]
-    return imageops.contact_sheet(items, columns=len(next(iter(rows_by_mode.values()))), cell_width=cell_width)
-
-
-def border_sheet(maps_by_mode: dict[str, dict[str, np.ndarray]], repeat: int, cell_width: int,
-                 vmax: float = 32.0) -> np.ndarray:
-    """Heat maps of |y - reference| per padding mode: top row pass 1, bottom row after ``repeat`` passes.
-
-    Colours run from black (0) to pale yellow (``vmax`` or more, 0..255 units).
-    """
-    items = []
-    for key, title in (("first", "pass 1"), ("cumulative", f"after {repeat}")):
-        for mode, maps in maps_by_mode.items():
-            items.append((f"{mode} {title}", heatmap(maps[key], vmax)))
-    return imageops.contact_sheet(items, columns=len(maps_by_mode), cell_width=cell_width)
-
-
-def chain_sheet(frames: dict[str, np.ndarray], a: str, b: str, cell_width: int) -> np.ndarray:
-    """Original, A, B / A->B, B->A, |A->B - B| (x4) as one uint8 BGR sheet."""
-    diff = np.abs(frames["AB"].astype(np.int16) - frames["B"].astype(np.int16)).mean(axis=2)
-    items = [("original", frames["original"]), (a, frames["A"]), (b, frames["B"]),
-             (f"{a} -> {b}", frames["AB"]), (f"{b} -> {a}", frames["BA"]),
-             (f"|{a}->{b} - {b}|", heatmap(diff, 64.0))]
-    return imageops.contact_sheet(items, columns=3, cell_width=cell_width)
-
-
-def plot_metrics(summary: Sequence[dict], out_dir: Path, repeat: int) -> list[Path]:
-    """One PNG per metric in PLOTTED (those with values) plus overview.png; returns the paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    keys = list(dict.fromkeys((r["style"], r["padding"]) for r in summary))
-    styles = list(dict.fromkeys(k[0] for k in keys))
-    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(styles)}
-    dashes = {p: d for p, d in zip(PADDING_CHOICES, ("-", "--", ":", "-."))}
-
-    def draw(ax, metric: str) -> bool:
-        label, from_zero = PLOTTED[metric]
-        drawn = False
-        for style, padding in keys:
-            series = sorted((r for r in summary if (r["style"], r["padding"]) == (style, padding)
-                             and (from_zero or r["step"] >= 1)), key=lambda r: r["step"])
-            xs = [r["step"] for r in series if not math.isnan(r[metric])]
-            ys = [r[metric] for r in series if not math.isnan(r[metric])]
-            if xs:
-                ax.plot(xs, ys, dashes.get(padding, "-"), color=colours[style], marker="o", markersize=3,
-                        label=f"{style} / {padding}")
-                drawn = True
-        ax.set_xlabel("pass n")
-        ax.set_title(label, fontsize=9)
-        ax.set_xticks(range(0 if from_zero else 1, repeat + 1, max(1, repeat // 10)))
-        ax.grid(alpha=0.3)
-        return drawn
-
-    def save(fig, path: Path) -> None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
-        _atomic_write_bytes(path, buf.getvalue())
-
-    written = []
-    for metric in PLOTTED:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
-        if draw(ax, metric):
-            ax.legend(fontsize=7, ncol=2 if len(keys) > 6 else 1)
-            save(fig, out_dir / f"{metric}.png")
-            written.append(out_dir / f"{metric}.png")
-        else:
-            plt.close(fig)
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), layout="constrained")
-    for ax, metric in zip(axes.ravel(), OVERVIEW):
-        draw(ax, metric)
-    handles, labels = axes.ravel()[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=7)
-    save(fig, out_dir / "overview.png")
-    written.append(out_dir / "overview.png")
-    return written
-
-
-def plot_profiles(profile_rows: Sequence[dict], path: Path, repeat: int, band: int) -> Path:
-    """Mean |y - reference| against the distance from the edge: pass 1 and after ``repeat`` passes."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    styles = list(dict.fromkeys(r["style"] for r in profile_rows))
-    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(styles)}
-    dashes = {p: d for p, d in zip(PADDING_CHOICES, ("-", "--", ":", "-."))}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained", sharey=True)
-    for ax, key, title in ((axes[0], "first", "pass 1 (per pass)"),
-                           (axes[1], "cumulative", f"after {repeat} passes (cumulative)")):
-        for r in profile_rows:
-            ys = np.asarray(r[key], dtype=float)
-            ax.plot(np.arange(ys.size), ys, dashes.get(r["padding"], "-"), color=colours[r["style"]],
-                    label=f"{r['style']} / {r['padding']}")
-        ax.axvspan(-0.5, band - 0.5, color="0.9", zorder=0)
-        ax.set_xlabel("distance from the image edge (px); shaded: the border band")
-        ax.set_title(f"mean |y - reference| (0..255), {title}", fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    _atomic_write_bytes(path, buf.getvalue())
-    return path
 
 
 # =========================================================================== the study
@@ -676,7 +254,7 @@ def run_study(cfg: StudyConfig) -> dict:
     except OSError as err:
         raise UserError(f"cannot create output folder {out}: {err.strerror}", "choose another -o") from None
     unreadable: list[str] = []
-    images = load_images(find_images(cfg.images), cfg.size, unreadable, cfg.max_pixels)
+    images = load_images(find_images(cfg.images, cfg.out), cfg.size, unreadable, cfg.max_pixels)
     small = min(min(f.shape[:2]) for _, f in images)
     if cfg.margin >= small or 2 * cfg.band >= small:
         raise UserError(f"images of {small} px are too small for --margin {cfg.margin} / --band {cfg.band}",
@@ -712,7 +290,7 @@ def run_study(cfg: StudyConfig) -> dict:
     if not runs:
         raise UserError("no style model to study", "check --styles and --padding against `stylecam --list-styles`")
 
-    features = VggFeatures(resolve_vgg_path(cfg.vgg_onnx), cfg.device) if cfg.vgg else None
+    features = VggFeatures(find_vgg_model(cfg.vgg_onnx), cfg.device) if cfg.vgg else None
     classifier = (load_classifier(str(find_classifier(cfg.classifier, cfg.weights_dir)), cfg.device)
                   if cfg.classifier else None)
     pairs = list(itertools.combinations(specs, 2)) if cfg.chain_pairs else []
@@ -751,10 +329,10 @@ def run_study(cfg: StudyConfig) -> dict:
                 bar.update(1)
             if modes:
                 style_name = runs[(spec, modes[0])].style
-                p = out / "sheets" / f"{_safe(style_name)}__{_safe(name)}.png"
-                write_png(p, sequence_sheet(sheet_frames, cfg.cell_width))
-                q = out / "sheets" / f"{_safe(style_name)}__{_safe(name)}__border.png"
-                write_png(q, border_sheet(sheet_maps, cfg.repeat, cfg.cell_width))
+                p = out / "sheets" / f"{safe_name(style_name)}__{safe_name(name)}.png"
+                write_image(p, sequence_sheet(sheet_frames, cfg.cell_width))
+                q = out / "sheets" / f"{safe_name(style_name)}__{safe_name(name)}__border.png"
+                write_image(q, border_sheet(sheet_maps, cfg.repeat, cfg.cell_width))
                 written += [p, q]
 
     chain_rows: list[dict] = []
@@ -765,8 +343,8 @@ def run_study(cfg: StudyConfig) -> dict:
             c_rows, c_frames = measure_chain(ra.apply, rb.apply, imageops.bgr_to_nchw(frame), features)
             for r in c_rows:
                 chain_rows.append({"image": name, "a": ra.style, "b": rb.style, "padding": chain_mode, **r})
-            p = out / "chains" / f"{_safe(ra.style)}__{_safe(rb.style)}__{_safe(name)}.png"
-            write_png(p, chain_sheet(c_frames, ra.style, rb.style, cfg.cell_width))
+            p = out / "chains" / f"{safe_name(ra.style)}__{safe_name(rb.style)}__{safe_name(name)}.png"
+            write_image(p, chain_sheet(c_frames, ra.style, rb.style, cfg.cell_width))
             written.append(p)
             bar.update(1)
     bar.close()
@@ -782,7 +360,7 @@ def run_study(cfg: StudyConfig) -> dict:
                                                     "mad", "hist"])
         written.append(out / "chains.csv")
     profile_rows = [{"style": style, "padding": mode,
-                     **{key: _nanmean_rows(v).tolist() for key, v in slot.items()}}
+                     **{key: nanmean_rows(v).tolist() for key, v in slot.items()}}
                     for (style, mode), slot in profiles.items()]
     written += plot_metrics(summary, out / "plots", cfg.repeat)
     written.append(plot_profiles(profile_rows, out / "plots" / "border_profile.png", cfg.repeat, cfg.band))
@@ -812,6 +390,9 @@ def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+DESCRIPTION = ("Measure and show what repeated and chained filtering does: each style is applied "
+               "--repeat times per padding mode; every step is measured (border artifacts, drift, "
+               "colour, fixed point, classifier agreement) and drawn.")
 EPILOG = """examples:
   stylecam study photos/ --styles wave,muse --repeat 10 -o study/
   stylecam study photo.jpg --styles wave --padding reflect,zero,replicate,prepad --prepad 16 -o study/
@@ -823,11 +404,8 @@ exit codes: 0 done, 1 some images could not be read (the others are studied and 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Measure and show what repeated and chained filtering does: each style is applied "
-                     "--repeat times per padding mode; every step is measured (border artifacts, drift, "
-                     "colour, fixed point, classifier agreement) and drawn.")
+    """The flags of `stylecam study` (and its epilog: examples, exit codes)."""
     p.epilog = EPILOG
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or quoted globs")
     p.add_argument("-o", "--output", default="study", help="output folder (default: study)")
     p.add_argument("--styles", type=_csv_list, default=(),
@@ -844,8 +422,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"margin M of the reference canvas, a multiple of 4 (default: {metrics.DEFAULT_MARGIN})")
     p.add_argument("--band", type=int, default=metrics.DEFAULT_BAND,
                    help=f"width k of the border band in pixels (default: {metrics.DEFAULT_BAND})")
-    p.add_argument("--size", type=long_side, default=384,
-                   help=f"long side the images are resized to, up to {MAX_SIZE} (default: 384)")
+    p.add_argument("--size", type=argtypes.long_side, default=384,
+                   help=f"long side the images are resized to, up to {argtypes.MAX_SIZE} (default: 384)")
     p.add_argument("--variant", choices=contract.VARIANTS, default=None,
                    help="model variant (default: full where a style has one, else lite)")
     p.add_argument("--chain-pairs", action="store_true", help="also compare A->B, B->A, A and B for every pair")
@@ -853,7 +431,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="classifier ONNX file or shipped name (cifar10, mnist, ...): measure top-1 agreement "
                         "with the original")
     p.add_argument("--vgg-onnx", metavar="PATH", default=None,
-                   help=f"VGG-16 relu2_2 ONNX (default: {DEFAULT_VGG_PATH}, built with PyTorch when missing)")
+                   help=f"VGG-16 relu2_2 ONNX (default: the shipped weights/{VGG_FILE.as_posix()}, else "
+                        f"{CACHED_VGG_PATH} made by `stylecam-train export-vgg`)")
     p.add_argument("--no-vgg", action="store_true", help="skip the VGG feature distances")
     p.add_argument("--weights-dir", default=None, help="folder of style models (default: weights/)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "tensorrt"),
@@ -866,6 +445,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refuse images of more pixels (width x height), read from their header before decoding; "
                         f"e.g. 100M (default: {limits.DEFAULT_MAX_PIXELS // 1_000_000}M)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr (no progress bar)")
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
@@ -874,7 +454,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
                        band=args.band, size=args.size, variant=args.variant, chain_pairs=args.chain_pairs,
                        classifier=args.classifier, vgg_onnx=args.vgg_onnx, vgg=not args.no_vgg,
                        weights_dir=args.weights_dir, device=args.device, cell_width=args.cell_width,
-                       fixed_point_tol=args.fixed_point_tol, progress=not args.no_progress,
+                       fixed_point_tol=args.fixed_point_tol, progress=not (args.no_progress or args.quiet),
                        max_pixels=args.max_pixels)
 
 
@@ -895,22 +475,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"stylecam: {len(doc['unreadable'])} of {total} images could not be read", file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m stylecam.study ...` (the same as `stylecam study ...`)."""
-    parser = argparse.ArgumentParser(prog="stylecam study")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        print(f"stylecam: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("stylecam: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,8 @@
 """The style registry: every style model found in a weights folder, described by its ONNX metadata.
 
 File names are never parsed; the name, variant and padding mode come from the metadata keys of
-``stylecam.contract``. Classifier models (``classifiers/`` or kind "classifier") are skipped.
+``stylecam.contract``. Classifier models (``classifiers/`` or kind "classifier") and the study's
+features model (``features/`` or kind "features") are skipped.
 """
 from __future__ import annotations
 
@@ -33,8 +34,12 @@ def default_weights_dir() -> Path:
     (``pip install .`` or ``pip install git+URL``); else the checkout path (found empty).
     """
     env = os.environ.get("STYLECAM_WEIGHTS")
-    if env:
-        return Path(env)
+    return Path(env) if env else shipped_weights_dir()
+
+
+def shipped_weights_dir() -> Path:
+    """The models that come with stylecam: the checkout's ``weights/`` beside the package, else
+    ``<prefix>/share/stylecam/weights`` of a wheel install, else the checkout path (found empty)."""
     checkout = Path(__file__).resolve().parents[1] / "weights"
     if checkout.is_dir():
         return checkout
@@ -170,8 +175,12 @@ def find_classifier(spec: str, weights_dir: str | Path | None = None) -> Path:
     raise UserError(f"classifier model not found: {spec}", hint)
 
 
+SKIPPED_FOLDERS = ("classifiers", "features")   # models in a weights folder that are not styles
+SKIPPED_KINDS = ("classifier", "features")
+
+
 class Registry:
-    """Style models in one folder (recursively; ``classifiers/`` is skipped).
+    """Style models in one folder (recursively; ``classifiers/`` and ``features/`` are skipped).
 
     ``problems`` lists files that were found but are not valid style models.
     """
@@ -187,11 +196,11 @@ class Registry:
         self.problems: list[tuple[Path, str]] = []
         if self.root.is_dir():
             for path in sorted(self.root.rglob("*.onnx")):
-                if "classifiers" in path.relative_to(self.root).parts[:-1]:
+                if any(part in SKIPPED_FOLDERS for part in path.relative_to(self.root).parts[:-1]):
                     continue
                 try:
                     meta = read_onnx_metadata(path)
-                    if meta.get(contract.KEY_KIND) == "classifier":
+                    if meta.get(contract.KEY_KIND) in SKIPPED_KINDS:
                         continue
                     self.entries.append(entry_from_metadata(path, meta))
                 except UserError as err:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import cli, contract
+from stylecam import argtypes, cli, contract
 from stylecam.sinks import ffmpeg_exe
 from tests.onnx_fakes import make_classifier_model, make_plain_model, make_style_model, make_weights_dir
 
@@ -115,18 +115,17 @@ def test_demo_without_styles_says_how_to_get_them(capsys, tmp_path):
     assert "stylecam-train style" in err and "--weights-dir" in err
 
 
-def test_study_is_dispatched_or_reported_missing(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "stylecam.study", None)
-    code, _, err = run_cli(capsys, "study", "--help")
-    assert code == 2 and "`stylecam study` is not available" in err
+def test_subcommands_are_a_table_of_modules():
+    from stylecam import demo, info, study
+    assert cli.COMMANDS == {"info": info, "demo": demo, "study": study}
+    for name, module in cli.COMMANDS.items():
+        parser = cli.build_command_parser(name)
+        assert parser.prog == f"stylecam {name}" and parser.description == module.DESCRIPTION
 
 
-def test_study_dispatch_to_module(capsys, monkeypatch):
-    import types
-    module = types.ModuleType("stylecam.study")
-    module.add_arguments = lambda p: p.add_argument("images", nargs="+")
-    module.run = lambda args: 7 if args.images == ["a.jpg"] else 0
-    monkeypatch.setitem(sys.modules, "stylecam.study", module)
+def test_study_dispatch_to_module(monkeypatch):
+    from stylecam import study
+    monkeypatch.setattr(study, "run", lambda args: 7 if args.images == ["a.jpg"] else 0)
     assert cli.main(["study", "a.jpg"]) == 7
 
 
@@ -196,12 +195,12 @@ def test_camera_that_does_not_exist(capsys, weights, monkeypatch):
 
 
 def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(capsys, weights, monkeypatch):
-    from stylecam import cli
+    from stylecam import info
 
     def closed_pipe(*_args):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "list_styles", closed_pipe)
+    monkeypatch.setattr(info, "list_styles", closed_pipe)
     code, _, err = run_cli(capsys, "--list-styles", "--weights-dir", weights)
     assert code == 0 and err == ""
 
@@ -296,8 +295,8 @@ def test_huge_size_is_refused_when_parsing(capsys, weights, photo, monkeypatch, 
     monkeypatch.setattr(runner, "run", lambda config: pytest.fail("parsed"))
     argv = [*command, *([] if command else [photo]), "--weights-dir", weights, "--max-frames", "1"]
     code, _, err = run_cli(capsys, *argv, "--size", "100000")
-    assert code == 2 and f"argument --size: expected a long side of at most {cli.MAX_SIZE} pixels, got '100000'" in err
-    assert cli.MAX_SIZE == 8192 and cli.long_side("8192") == 8192
+    assert code == 2 and f"argument --size: expected a long side of at most {argtypes.MAX_SIZE} pixels, got '100000'" in err
+    assert argtypes.MAX_SIZE == 8192 and argtypes.long_side("8192") == 8192
 
 
 class ReportingCapture:
@@ -386,18 +385,12 @@ def test_demo_quiet_prints_nothing_on_stderr(capsys, weights, tmp_path):
 
 
 def test_study_accepts_quiet_and_turns_off_its_progress_bar(monkeypatch):
-    import types
+    from stylecam import study
     seen = {}
-    module = types.ModuleType("stylecam.study")
-
-    def add_arguments(p):
-        p.add_argument("images", nargs="+")
-        p.add_argument("--no-progress", action="store_true")
-    module.add_arguments = add_arguments
-    module.run = lambda args: seen.update(no_progress=args.no_progress) or 0
-    monkeypatch.setitem(sys.modules, "stylecam.study", module)
-    assert cli.main(["study", "a.jpg", "-q"]) == 0 and seen == {"no_progress": True}
-    assert cli.main(["study", "a.jpg"]) == 0 and seen == {"no_progress": False}
+    monkeypatch.setattr(study, "run", lambda args: seen.update(progress=study.config_from_args(args).progress) or 0)
+    assert cli.main(["study", "a.jpg", "-q"]) == 0 and seen == {"progress": False}
+    assert cli.main(["study", "a.jpg"]) == 0 and seen == {"progress": True}
+    assert cli.main(["study", "a.jpg", "--no-progress"]) == 0 and seen == {"progress": False}
 
 
 def test_int8_with_a_style_file_warns_and_the_json_tells_the_real_precision(capsys, tmp_path, photo):

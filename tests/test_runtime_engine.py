@@ -128,6 +128,26 @@ def test_setters_validate(weights):
 
 
 
+def test_from_config_builds_the_same_stylizer_as_the_keywords(weights):
+    """Stylizer.from_config takes every EngineConfig field; the CLI, the demo and the study build from it."""
+    import inspect
+    from dataclasses import fields
+    from stylecam.config import EngineConfig
+    assert {f.name for f in fields(EngineConfig)} <= set(inspect.signature(Stylizer).parameters)
+    config = EngineConfig(styles=("wave", "muse"), repeat=2, device="cpu", strength=0.5, preserve_color=True,
+                          prepad=4, size=16, upscale=True, threads=1, weights_dir=str(weights))
+    from_config = Stylizer.from_config(config)
+    keywords = Stylizer(["wave", "muse"], repeat=2, device="cpu", strength=0.5, preserve_color=True, prepad=4,
+                        size=16, upscale=True, threads=1, weights_dir=weights)
+    assert from_config.describe() == keywords.describe() and from_config.threads == 1
+    frame = np.random.default_rng(0).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    assert np.array_equal(from_config(frame), keywords(frame))
+    registry = Registry(weights)
+    assert Stylizer.from_config(EngineConfig(styles=("muse",), device="cpu"), registry=registry).registry is registry
+    with pytest.raises(UserError, match="--repeat must be a whole number within"):
+        Stylizer.from_config(EngineConfig(repeat=0, device="cpu", weights_dir=str(weights)))
+
+
 def test_frames_that_are_not_uint8_bgr_are_refused_before_inference(weights):
     s = Stylizer(["wave"], weights_dir=weights, device="cpu")
     for bad in [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32),

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from stylecam import study
+from stylecam import cli, study, study_measure, study_report
 from tests.onnx_fakes import make_classifier_model, make_style_model, make_weights_dir
 
 REPEAT = 3
@@ -53,6 +53,11 @@ def setup(tmp_path_factory):
     return {"root": root, "weights": weights, "images": images, "vgg": vgg, "classifier": clf}
 
 
+def run_study(argv: list[str]) -> int:
+    """`stylecam study ARGV...`; its exit code."""
+    return cli.main(["study", *map(str, argv)])
+
+
 def _argv(setup, out, *extra):
     return [str(setup["images"]), "-o", str(out), "--weights-dir", str(setup["weights"]),
             "--styles", "wave,muse", "--repeat", str(REPEAT), "--size", "56", "--margin", "8", "--band", "4",
@@ -63,7 +68,7 @@ def _argv(setup, out, *extra):
 @pytest.fixture(scope="module")
 def full_run(setup):
     out = setup["root"] / "out"
-    rc = study.main(_argv(setup, out, "--padding", ",".join(MODES), "--chain-pairs",
+    rc = run_study(_argv(setup, out, "--padding", ",".join(MODES), "--chain-pairs",
                           "--classifier", str(setup["classifier"])))
     assert rc == 0
     return out
@@ -81,7 +86,7 @@ def test_writes_every_promised_file(full_run):
     expected |= {f"sheets/{s}__img{i}.png" for s in ("wave", "muse") for i in range(2)}
     expected |= {f"sheets/{s}__img{i}__border.png" for s in ("wave", "muse") for i in range(2)}
     expected |= {f"chains/wave__muse__img{i}.png" for i in range(2)}
-    expected |= {f"plots/{m}.png" for m in study.PLOTTED} | {"plots/border_profile.png"}
+    expected |= {f"plots/{m}.png" for m in study_report.PLOTTED} | {"plots/border_profile.png"}
     assert expected <= set(doc["files"])
     for name in doc["files"]:
         assert (out / name).is_file(), name
@@ -133,8 +138,8 @@ def test_values_match_the_fake_effects(full_run):
 
 def test_chain_table(full_run):
     rows = _read_csv(full_run / "chains.csv")
-    assert len(rows) == 2 * len(study.CHAIN_COMPARISONS)
-    assert {r["comparison"] for r in rows} == {c[0] for c in study.CHAIN_COMPARISONS}
+    assert len(rows) == 2 * len(study_measure.CHAIN_COMPARISONS)
+    assert {r["comparison"] for r in rows} == {c[0] for c in study_measure.CHAIN_COMPARISONS}
     # a blur and a constant shift commute away from the border: A->B is close to B->A
     ab_ba = next(r for r in rows if r["comparison"] == "A->B vs B->A" and r["image"] == "img0")
     assert float(ab_ba["mad"]) < 1.0
@@ -146,7 +151,7 @@ def test_fixed_points_in_json(full_run):
     assert fp[("muse", "reflect")]["fixed_point_step"] is None  # a shift never settles
     prof = {(p["style"], p["padding"]): p for p in doc["border_profiles"]}
     rim = prof[("wave", "zero")]["first"]
-    assert len(rim) == study.PROFILE_DEPTH and rim[0] > 10 and rim[1] == 0.0  # a 3x3 blur: 1-px rim only
+    assert len(rim) == study_measure.PROFILE_DEPTH and rim[0] > 10 and rim[1] == 0.0  # a 3x3 blur: 1-px rim only
     assert max(v for v in prof[("wave", "prepad")]["first"] if v is not None) < 0.01
     assert len(fp) == 2 * len(MODES)
 
@@ -156,7 +161,7 @@ def test_missing_padding_model_is_skipped_when_others_exist(setup, tmp_path, cap
     argv = _argv(setup, tmp_path / "o", "--padding", "reflect,zero", "--no-vgg", "--repeat", "1")
     argv[argv.index("--weights-dir") + 1] = str(weights)
     argv[argv.index("--styles") + 1] = "wave"
-    assert study.main(argv) == 0
+    assert run_study(argv) == 0
     assert "wave / zero skipped" in capsys.readouterr().err
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert [m["padding"] for m in doc["models"]] == ["reflect"] and doc["skipped"][0]["padding"] == "zero"
@@ -166,7 +171,7 @@ def test_style_given_as_onnx_path(setup, tmp_path):
     model = make_style_model(tmp_path / "solo.onnx", "solo", effect="identity")
     argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "2")
     argv[argv.index("--styles") + 1] = str(model)
-    assert study.main(argv) == 0
+    assert run_study(argv) == 0
     rows = _read_csv(tmp_path / "o" / "metrics.csv")
     assert {r["style"] for r in rows} == {"solo"}
     assert all(float(r["mad_original"]) == 0.0 for r in rows)
@@ -187,7 +192,7 @@ def test_style_given_as_onnx_path(setup, tmp_path):
 ])
 def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, extra, message):
     argv = _argv(setup, tmp_path / "o", "--repeat", "1", *extra)  # the last value of a flag wins
-    assert study.main(argv) == 2
+    assert run_study(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("stylecam: error: ") and message in err[-1]
 
@@ -195,7 +200,7 @@ def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, extra, message
 def test_missing_image_exits_2(setup, tmp_path, capsys):
     argv = _argv(setup, tmp_path / "o")
     argv[0] = str(tmp_path / "nope.jpg")
-    assert study.main(argv) == 2
+    assert run_study(argv) == 2
     assert "image not found" in capsys.readouterr().err
 
 
@@ -204,23 +209,56 @@ def test_only_padding_mode_missing_is_an_error(setup, tmp_path, capsys):
     argv = _argv(setup, tmp_path / "o", "--padding", "zero")
     argv[argv.index("--weights-dir") + 1] = str(weights)
     argv[argv.index("--styles") + 1] = "wave"
-    assert study.main(argv) == 2
+    assert run_study(argv) == 2
     assert "no 'zero'-padding model" in capsys.readouterr().err
 
 
-def test_vgg_missing_without_torch_explains_the_command(tmp_path, monkeypatch):
-    monkeypatch.setattr(study, "DEFAULT_VGG_PATH", tmp_path / "none.onnx")
-    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
-    with pytest.raises(study.UserError, match="PyTorch is not installed") as err:
-        study.resolve_vgg_path(None)
+def test_vgg_missing_is_one_error_naming_the_trainer_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(study_measure, "shipped_vgg_path", lambda: tmp_path / "features" / "none.onnx")
+    monkeypatch.setattr(study_measure, "CACHED_VGG_PATH", tmp_path / "cache" / "none.onnx")
+    monkeypatch.setitem(sys.modules, "torch", None)  # never needed: the runtime builds nothing
+    with pytest.raises(study.UserError, match="no VGG features model at .*none.onnx") as err:
+        study_measure.find_vgg_model(None)
     assert "stylecam-train export-vgg" in err.value.hint
 
 
-def test_vgg_default_path_is_used_when_present(tmp_path, monkeypatch):
-    target = tmp_path / "vgg.onnx"
-    target.write_bytes(b"x")
-    monkeypatch.setattr(study, "DEFAULT_VGG_PATH", target)
-    assert study.resolve_vgg_path(None) == target
+def test_vgg_shipped_model_first_then_the_exported_one(tmp_path, monkeypatch):
+    shipped, cached = tmp_path / "shipped.onnx", tmp_path / "cached.onnx"
+    monkeypatch.setattr(study_measure, "shipped_vgg_path", lambda: shipped)
+    monkeypatch.setattr(study_measure, "CACHED_VGG_PATH", cached)
+    cached.write_bytes(b"x")
+    assert study_measure.find_vgg_model(None) == cached
+    shipped.write_bytes(b"x")
+    assert study_measure.find_vgg_model(None) == shipped
+    assert study_measure.find_vgg_model(str(cached)) == cached   # --vgg-onnx wins
+
+
+def test_the_shipped_vgg_model_is_found_and_is_a_features_model():
+    path = study_measure.find_vgg_model(None)
+    assert path == study_measure.shipped_vgg_path() and path.parent.name == "features"
+    features = study_measure.VggFeatures(path, device="cpu")
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 36, 52)).astype(np.float32)
+    y = features(x)
+    assert y.shape == (1, 128, 18, 26) and y.dtype == np.float32 and y.min() >= 0.0 and y.max() > 1.0
+
+
+def test_images_are_found_as_stylecam_finds_its_inputs(tmp_path):
+    """Folders recursively, without hidden files, earlier outputs or the -o folder; videos passed over;
+    a file named on the command line is always taken (an unreadable one is reported later)."""
+    root = tmp_path / "photos"
+    for rel in ("b.png", "a.jpg", "sub/c.png", ".hidden/d.png", "out/sheet.png", "e_stylised.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / rel), np.full((8, 8, 3), 90, np.uint8))
+    (root / "clip.mp4").write_bytes(b"not a video")
+    assert study.find_images([str(root)], output=str(root / "out")) == [root / "a.jpg", root / "b.png",
+                                                                        root / "sub" / "c.png"]
+    named = [str(root / "clip.mp4"), str(root / "a.jpg"), str(root / "a.jpg")]
+    assert study.find_images(named) == [root / "clip.mp4", root / "a.jpg"]
+    assert study.find_images([str(root / "*.png")]) == [root / "b.png"]
+    with pytest.raises(study.UserError, match="image not found: .*nope.png"):
+        study.find_images([str(root / "nope.png")])
+    with pytest.raises(study.UserError, match="no images found in"):
+        study.find_images([str(root / "*.mp4")])
 
 
 def test_stylecam_cli_dispatches_study(setup, tmp_path):
@@ -240,7 +278,7 @@ def test_padding_variant_of_another_model_variant_is_not_mixed_in(setup, tmp_pat
     argv = _argv(setup, tmp_path / "o", "--padding", "reflect,zero", "--no-vgg", "--repeat", "1")
     argv[argv.index("--weights-dir") + 1] = str(weights)
     argv[argv.index("--styles") + 1] = "wave"
-    assert study.main(argv) == 0
+    assert run_study(argv) == 0
     assert "has no full zero-padding model" in capsys.readouterr().err
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert [(m["padding"], m["variant"]) for m in doc["models"]] == [("reflect", "full")]
@@ -252,11 +290,11 @@ def test_variant_falls_back_to_lite_quietly_unless_asked_for(setup, tmp_path, ca
     argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1")
     argv[argv.index("--weights-dir") + 1] = str(weights)
     argv[argv.index("--styles") + 1] = "wave"
-    assert study.main(argv) == 0
+    assert run_study(argv) == 0
     assert "warning" not in capsys.readouterr().err
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert [m["variant"] for m in doc["models"]] == ["lite"]
-    assert study.main(argv + ["--variant", "full"]) == 0
+    assert run_study(argv + ["--variant", "full"]) == 0
     assert "wave has no full model; studying its lite variant" in capsys.readouterr().err
 
 
@@ -269,7 +307,7 @@ def _one_style(setup, out, style, *extra):
 def test_style_file_is_used_as_is_and_other_paddings_are_skipped(setup, tmp_path, capsys):
     """A model file is never swapped for the weights folder's model of another padding mode."""
     model = make_style_model(tmp_path / "m" / "wave.onnx", "wave", effect="identity")  # reflect padding
-    assert study.main(_one_style(setup, tmp_path / "o", model, "--padding", "reflect,zero,prepad")) == 0
+    assert run_study(_one_style(setup, tmp_path / "o", model, "--padding", "reflect,zero,prepad")) == 0
     err = capsys.readouterr().err
     assert f"{model} / zero skipped: {model} is a reflect-padding model; a model file is used as is" in err
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
@@ -280,10 +318,10 @@ def test_style_file_is_used_as_is_and_other_paddings_are_skipped(setup, tmp_path
 
 def test_zero_padded_style_file_is_studied_only_in_its_own_mode(setup, tmp_path, capsys):
     model = make_style_model(tmp_path / "m" / "wave.zero.onnx", "wave", effect="identity", padding="zero")
-    assert study.main(_one_style(setup, tmp_path / "o", model, "--padding", "reflect")) == 2
+    assert run_study(_one_style(setup, tmp_path / "o", model, "--padding", "reflect")) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("stylecam: error: ") and "is a zero-padding model" in err and "--padding zero" in err
-    assert study.main(_one_style(setup, tmp_path / "z", model, "--padding", "zero")) == 0
+    assert run_study(_one_style(setup, tmp_path / "z", model, "--padding", "zero")) == 0
     doc = json.loads((tmp_path / "z" / "metrics.json").read_text())
     assert [(m["padding"], m["path"]) for m in doc["models"]] == [("zero", str(model))]
 
@@ -297,7 +335,7 @@ def test_vgg_onnx_that_is_not_a_features_model_is_refused(setup, tmp_path, capsy
      "plain": lambda: make_plain_model(path)}[kind]()
     argv = _argv(setup, tmp_path / "o", "--repeat", "1")
     argv[argv.index("--vgg-onnx") + 1] = str(path)
-    assert study.main(argv) == 2
+    assert run_study(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     expected = {"style": "is a style model (wave, lite, reflect padding)", "classifier": "is a classifier model (cifar)",
                 "plain": "is an ONNX model without stylecam.kind metadata"}[kind]
@@ -308,7 +346,7 @@ def test_vgg_onnx_that_is_not_a_features_model_is_refused(setup, tmp_path, capsy
 def test_repeated_styles_and_paddings_are_studied_once(setup, tmp_path, capsys):
     argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1", "--padding", "reflect,zero,reflect")
     argv[argv.index("--styles") + 1] = "wave,muse,wave"
-    assert study.main(argv) == 0
+    assert run_study(argv) == 0
     err = capsys.readouterr().err
     assert "note: --styles lists wave more than once; each is studied once" in err
     assert "note: --padding lists reflect more than once; each is studied once" in err
@@ -324,7 +362,7 @@ def test_unreadable_image_is_skipped_and_exits_1(setup, tmp_path, capsys):
     bad.write_text("not an image")
     argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1")
     argv[0:1] = [str(bad), str(setup["images"] / "img0.png")]
-    assert study.main(argv) == 1
+    assert run_study(argv) == 1
     err = capsys.readouterr().err
     assert f"cannot read image {bad}, skipped" in err and "stylecam: 1 of 2 images could not be read" in err
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
@@ -341,7 +379,7 @@ def test_help_documents_the_exit_codes(capsys):
 def test_chain_pairs_with_one_style_warns(setup, tmp_path, capsys):
     argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1", "--chain-pairs")
     argv[argv.index("--styles") + 1] = "wave"
-    assert study.main(argv) == 0
+    assert run_study(argv) == 0
     assert "--chain-pairs needs at least two styles" in capsys.readouterr().err
     assert _read_csv(tmp_path / "o" / "chains.csv") == []
 
@@ -374,7 +412,7 @@ def test_config_check_refuses_huge_or_invalid_values(field, value, message):
 
 def test_variant_with_a_style_file_says_the_file_is_used_as_is(setup, tmp_path, capsys):
     model = make_style_model(tmp_path / "m" / "wave.lite.onnx", "wave", effect="identity", variant="lite")
-    assert study.main(_one_style(setup, tmp_path / "o", model, "--variant", "full")) == 0
+    assert run_study(_one_style(setup, tmp_path / "o", model, "--variant", "full")) == 0
     assert f"--variant applies to styles given by name; {model} (lite) is used as is" in capsys.readouterr().err
 
 
@@ -384,6 +422,6 @@ def test_chain_pair_without_a_run_in_the_chain_padding_is_reported(setup, tmp_pa
     make_style_model(weights / "padding" / "wave.full.zero.onnx", "wave", effect="blur", padding="zero")
     argv = _argv(setup, tmp_path / "o", "--no-vgg", "--repeat", "1", "--padding", "zero,reflect", "--chain-pairs")
     argv[argv.index("--weights-dir") + 1] = str(weights)
-    assert study.main(argv) == 0
+    assert run_study(argv) == 0
     assert "chain wave / muse skipped: muse has no zero run" in capsys.readouterr().err
     assert _read_csv(tmp_path / "o" / "chains.csv") == []

@@ -14,7 +14,7 @@ from stylecam.session import load_model
 from stylecam.styles import Registry
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-STYLE_FILES = sorted(p for p in WEIGHTS.rglob("*.onnx") if "classifiers" not in p.parts)
+STYLE_FILES = sorted(p for p in WEIGHTS.rglob("*.onnx") if not {"classifiers", "features"} & set(p.parts))
 CLASSIFIER_FILES = sorted((WEIGHTS / "classifiers").glob("*.onnx"))
 
 
@@ -53,6 +53,16 @@ def test_registry_finds_every_shipped_style():
     registry = Registry(WEIGHTS)
     names = {load_model(str(p), device="cpu").metadata[contract.KEY_NAME] for p in STYLE_FILES}
     assert names <= set(registry.names())
+    assert registry.problems == []   # the classifiers and the study's features model are passed over
+
+
+def test_the_study_features_model_is_shipped_and_passed_over_by_the_registry(tmp_path):
+    import shutil
+    features = WEIGHTS / "features" / "vgg16_relu2_2.onnx"
+    assert load_model(str(features), device="cpu").metadata[contract.KEY_KIND] == "features"
+    shutil.copy(features, tmp_path / "vgg.onnx")    # also outside features/: skipped by its kind
+    registry = Registry(tmp_path)
+    assert registry.entries == [] and registry.problems == []
 
 
 @pytest.mark.parametrize("path", CLASSIFIER_FILES, ids=lambda p: p.name)

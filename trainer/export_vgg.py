@@ -2,9 +2,8 @@
 
 The ONNX model takes "image" float32 (N, 3, H, W), RGB, values 0..255 (ImageNet
 normalisation happens inside) with dynamic N, H, W, and returns "features" float32
-(N, 128, H/2, W/2), the relu2_2 activations. The file is derived from the VGG-16 weights,
-so it is built on the user's machine (default ~/.cache/stylecam/vgg16_relu2_2.onnx) and
-never shipped.
+(N, 128, H/2, W/2), the relu2_2 activations. stylecam ships one in weights/features/; this
+command makes it again (default ~/.cache/stylecam/vgg16_relu2_2.onnx, where the study also looks).
 """
 from __future__ import annotations
 
