@@ -23,6 +23,7 @@ import numpy as np
 
 from stylecam import imageheader, limits
 from stylecam.errors import UserError
+from stylecam.ffmpeg import probe_streams
 
 log = logging.getLogger("stylecam")
 
@@ -398,7 +399,7 @@ class VideoFileSource:
     with no frame after them are the end (a truncated file: fewer frames than ``frame_count``).
 
     picture_times: the presentation times (s from the file's start, sorted) of the frames the file
-    holds (sinks.probe_packets). With them, the frames lost are found by the times of the frames
+    holds (ffmpeg.probe_packets). With them, the frames lost are found by the times of the frames
     decoded, which is exact also where the decoder reorders frames; without them (or for a frame
     whose time matches none), by the decoder's failures.
 
@@ -489,8 +490,6 @@ class VideoFileSource:
 
 def _no_video_stream(path: str) -> str | None:
     """ "PATH has no video stream (only audio)" when ffmpeg finds streams but no video, else None."""
-    from stylecam.sinks import probe_streams
-
     try:
         streams = probe_streams(path)
     except (OSError, subprocess.SubprocessError):
