@@ -23,6 +23,7 @@ import numpy as np
 
 from stylecam import imageheader, limits
 from stylecam.errors import UserError
+from stylecam.exif import exif_orientation, orient
 from stylecam.ffmpeg import probe_streams
 
 log = logging.getLogger("stylecam")
@@ -315,14 +316,6 @@ def _read_bytes(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         raise SourceError(f"cannot read {path}: {err.strerror}") from None
 
 
-def orient(image: np.ndarray, code: int) -> np.ndarray:
-    """(H, W, ...) stored pixels -> as displayed for EXIF orientation ``code`` 1..8 (a contiguous copy)."""
-    turned = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-              5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
-              7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.swapaxes(a, 0, 1)[::-1]}
-    return np.ascontiguousarray(turned.get(code, lambda a: a)(image))
-
-
 def _orientation_of(stored: np.ndarray, shown: np.ndarray, hint: int) -> int | None:
     """The orientation code (1..8) that turns uint8 BGR ``stored`` into ``shown`` as OpenCV decoded it.
 
@@ -340,48 +333,6 @@ def _orientation_of(stored: np.ndarray, shown: np.ndarray, hint: int) -> int | N
         if err == 0:
             break
     return None if best is None else best[1]
-
-
-def exif_orientation(data: bytes) -> int:
-    """EXIF orientation 1..8 of an encoded PNG (eXIf chunk), WebP (EXIF chunk) or TIFF; 1 when absent."""
-    block = _exif_block(data)
-    if block.startswith(b"Exif\x00\x00"):
-        block = block[6:]
-    order = {b"II": "little", b"MM": "big"}.get(block[:2])
-    if order is None or len(block) < 8:
-        return 1
-    u = lambda at, n: int.from_bytes(block[at:at + n], order)  # noqa: E731
-    ifd = u(4, 4)
-    for at in range(ifd + 2, min(ifd + 2 + 12 * u(ifd, 2), len(block) - 11), 12):
-        if u(at, 2) == 0x0112:
-            value = u(at + 8, 2)
-            return value if 1 <= value <= 8 else 1
-    return 1
-
-
-def _exif_block(data: bytes) -> bytes:
-    """The EXIF (TIFF-structured) bytes of a PNG, WebP or TIFF file; b"" when there are none."""
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return data
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return _chunk(data, 8, b"eXIf", png=True)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _chunk(data, 12, b"EXIF", png=False)
-    return b""
-
-
-def _chunk(data: bytes, at: int, wanted: bytes, png: bool) -> bytes:
-    """The payload of the first ``wanted`` chunk from offset ``at``: PNG chunks (size BE, tag, data, CRC)
-    or RIFF chunks (tag, size LE, data padded to even); b"" when absent."""
-    while at + 8 <= len(data):
-        tag = data[at + 4:at + 8] if png else data[at:at + 4]
-        size = int.from_bytes(data[at:at + 4], "big") if png else int.from_bytes(data[at + 4:at + 8], "little")
-        if tag == wanted:
-            return data[at + 8:at + 8 + size]
-        if tag == b"IEND":
-            return b""
-        at += 12 + size if png else 8 + size + (size & 1)
-    return b""
 
 
 #: undecodable frames in a row that are skipped before a video counts as ended: at least
