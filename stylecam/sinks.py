@@ -18,92 +18,13 @@ import cv2
 import numpy as np
 
 from stylecam import fileout, imageops
+from stylecam.fileout import discard, ensure_parent, unwritable, write_image  # write_image: the image sink
 from stylecam.errors import UserError
 from stylecam.ffmpeg import ffmpeg_encoders, ffmpeg_exe, parse_duration, parse_sample_aspect, probe_text, stream_kinds
 # moved to stylecam.ffmpeg; importable from here for older callers
 from stylecam.ffmpeg import has_audio, probe_streams  # noqa: F401
-from stylecam.folders import make_dirs
 
 log = logging.getLogger("stylecam")
-
-
-def discard(path: str | Path) -> None:
-    """Delete a temporary file if it is there. Never raises: on a read-only file system even a file
-    that was never created cannot be unlinked (EROFS), and that must not hide the error that matters."""
-    try:
-        Path(path).unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-def unwritable(path: str | Path, err: OSError) -> UserError:
-    """The error for an output that cannot be created (missing/read-only folder, a file in the way)."""
-    if isinstance(err, (FileExistsError, NotADirectoryError)):
-        reason = "a file is in the way of its folder"
-    else:
-        reason = err.strerror or err.__class__.__name__
-    return UserError(f"cannot write {path}: {reason}", "choose an -o in a folder you can write to")
-
-
-def ensure_parent(path: str | Path) -> Path:
-    """Create the folder of ``path`` (and its parents); UserError when that is impossible."""
-    path = Path(path)
-    try:
-        make_dirs(path.parent)
-    except OSError as err:
-        raise unwritable(path, err) from None
-    return path
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a unique temporary file in the same folder, then rename it to ``path``.
-
-    Raises UserError when the folder or the file cannot be written.
-    """
-    path = ensure_parent(path)
-    try:
-        return fileout.atomic_write_bytes(path, data)
-    except OSError as err:
-        raise unwritable(path, err) from None
-
-
-#: image formats by what their pixels can hold (the rest, e.g. .png .webp .tif, take BGR and BGRA)
-_GREY_ONLY_EXTS = {".pgm"}
-_NO_ALPHA_EXTS = {".jpg", ".jpeg", ".bmp", ".ppm"}
-_COLOUR_ONLY_EXTS = {".ppm"}
-
-
-def encodable(frame: np.ndarray, ext: str) -> np.ndarray:
-    """uint8 BGR (H, W, 3), BGRA (H, W, 4) or grey (H, W) -> the channels ``ext`` can hold:
-    grey (H, W) for .pgm, BGR (H, W, 3) for .ppm and for BGRA to formats without alpha, else unchanged."""
-    grey = frame.ndim == 2 or frame.shape[2] == 1
-    if ext in _GREY_ONLY_EXTS:
-        return frame.reshape(frame.shape[:2]) if grey else \
-            cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    if grey and ext in _COLOUR_ONLY_EXTS:
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if not grey and ext in _NO_ALPHA_EXTS and frame.shape[2] == 4:
-        return np.ascontiguousarray(frame[..., :3])
-    return frame
-
-
-def write_image(path: str | Path, frame: np.ndarray) -> Path:
-    """Encode a uint8 BGR (H, W, 3) or BGRA (H, W, 4) frame by the extension of ``path``; write it atomically.
-
-    .pgm gets grey, formats without alpha (.jpg .bmp .ppm) get BGR; OpenCV's own log stays silent.
-    """
-    ext = Path(path).suffix.lower() or ".png"
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        ok, buf = cv2.imencode(ext, encodable(frame, ext))
-    except cv2.error:
-        ok = False
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if not ok:
-        raise UserError(f"cannot encode an image as {ext} for {path}", "use .png or .jpg")
-    return atomic_write_bytes(path, buf.tobytes())
 
 
 #: the hint of an encoder that stops or fails (ffmpeg's own message says why)

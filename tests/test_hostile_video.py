@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import cli, signals, sinks, sources
+from stylecam import cli, fileout, signals, sinks, sources
 from stylecam.ffmpeg import ffmpeg_exe, parse_duration, parse_framecrc, parse_packets, probe_text, vfr_timing
 from tests.onnx_fakes import make_weights_dir
 
@@ -200,15 +200,15 @@ def test_an_encoder_pipe_that_fails_mid_video_is_one_line_and_exit_2(tmp_path, w
 def test_discard_never_raises(tmp_path, monkeypatch):
     target = tmp_path / "x.tmp"
     target.write_bytes(b"x")
-    sinks.discard(target)
+    fileout.discard(target)
     assert not target.exists()
-    sinks.discard(target)     # not there: nothing to do
+    fileout.discard(target)     # not there: nothing to do
 
     def read_only(self, missing_ok=False):
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(pathlib.Path, "unlink", read_only)
-    sinks.discard(target)
+    fileout.discard(target)
 
 
 # ----- 6: AVIs with dropped frames keep their timing ---------------------------------------

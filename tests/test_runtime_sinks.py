@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import ffmpeg, runner, sinks
+from stylecam import ffmpeg, fileout, runner, sinks
 from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
 from tests.onnx_fakes import make_weights_dir
@@ -59,10 +59,10 @@ def test_every_listed_image_format_is_written_without_opencv_errors(tmp_path, ca
 
 def test_encodable_gives_each_format_the_channels_it_holds():
     bgra = np.zeros((4, 6, 4), np.uint8)
-    assert sinks.encodable(bgra, ".pgm").shape == (4, 6)
-    assert sinks.encodable(bgra, ".jpg").shape == (4, 6, 3)
-    assert sinks.encodable(bgra, ".png") is bgra
-    assert sinks.encodable(np.zeros((4, 6), np.uint8), ".ppm").shape == (4, 6, 3)
+    assert fileout.encodable(bgra, ".pgm").shape == (4, 6)
+    assert fileout.encodable(bgra, ".jpg").shape == (4, 6, 3)
+    assert fileout.encodable(bgra, ".png") is bgra
+    assert fileout.encodable(np.zeros((4, 6), np.uint8), ".ppm").shape == (4, 6, 3)
 
 
 # ----- video -------------------------------------------------------------------------------
