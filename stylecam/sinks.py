@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -19,42 +17,15 @@ import numpy as np
 
 from stylecam import fileout, imageops
 from stylecam.fileout import discard, ensure_parent, unwritable, write_image  # write_image: the image sink
+from stylecam.encoders import (SILENT_EXTS, WRITE_HINT, EncoderStopped, FfmpegEncoder, OpenCVEncoder,
+                               cut_sound_to_picture, encode_command, sound_args)
 from stylecam.errors import UserError
-from stylecam.ffmpeg import ffmpeg_encoders, ffmpeg_exe, parse_duration, parse_sample_aspect, probe_text, stream_kinds
-# moved to stylecam.ffmpeg; importable from here for older callers
+from stylecam.ffmpeg import ffmpeg_exe, parse_sample_aspect, probe_text, stream_kinds
+# moved to stylecam.encoders and stylecam.ffmpeg; importable from here for older callers
+from stylecam.encoders import apart_from_ctrl_c  # noqa: F401
 from stylecam.ffmpeg import has_audio, probe_streams  # noqa: F401
 
 log = logging.getLogger("stylecam")
-
-
-#: the hint of an encoder that stops or fails (ffmpeg's own message says why)
-WRITE_HINT = "check that the folder of the output is writable and has free space, or choose another -o"
-
-_VIDEO_CODECS = {
-    # 4:2:0 (VP9 profile 0): browsers do not all play the 4:4:4 RGB that bgr24 input would give;
-    # the realtime deadline encodes several times faster than libvpx's default, for slightly larger
-    # files (docs/speed.md, "WebM")
-    ".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "32", "-pix_fmt", "yuv420p",
-              "-deadline", "realtime", "-cpu-used", "6", "-row-mt", "1"],
-    # one palette for the whole clip (ffmpeg holds the frames until the end: meant for short clips)
-    ".gif": ["-filter_complex", "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=3",
-             "-loop", "0"],
-}
-_DEFAULT_CODEC = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
-#: containers without an audio track
-_SILENT_EXTS = {".gif"}
-#: audio encoders per container, best first (WebM holds only Opus or Vorbis); others get AAC
-_AUDIO_CODECS = {".webm": (["-c:a", "libopus", "-b:a", "128k"], ["-c:a", "libvorbis", "-q:a", "5"])}
-_DEFAULT_AUDIO = (["-c:a", "aac", "-b:a", "160k"],)
-
-
-def audio_codec_args(ext: str, encoders: set[str]) -> list[str] | None:
-    """ffmpeg audio codec arguments for a container ``ext`` given the ``encoders`` ffmpeg has;
-    None when none of the container's codecs is available."""
-    for args in _AUDIO_CODECS.get(ext, _DEFAULT_AUDIO):
-        if args[1] in encoders:
-            return list(args)
-    return None
 
 
 #: codecs that take any frame size (the others get odd sizes padded to even ones)
@@ -83,14 +54,6 @@ def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def apart_from_ctrl_c(platform: str | None = None) -> dict:
-    """subprocess.Popen arguments that keep a terminal's Ctrl-C from reaching the child (an encoder
-    that stylecam finalises itself): its own session on POSIX, its own process group on Windows."""
-    if (platform or sys.platform) == "win32":
-        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
-    return {"start_new_session": True}
-
-
 class VideoWriter:
     """Encode uint8 BGR frames of one size to ``path``; copy the audio of ``audio_from`` if it has some.
 
@@ -106,6 +69,9 @@ class VideoWriter:
     of ffmpeg.probe_frame_times); the first frame written starts the output, so that much of the sound is
     left out to keep it in sync.
     A failing encoder leaves no partial file behind.
+
+    This class keeps the frame timing (copies, held and lost frames), the size and the temporary
+    file; ``encoder`` (stylecam.encoders: an FfmpegEncoder or the OpenCVEncoder) does the encoding.
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: str | Path | None = None,
@@ -120,8 +86,7 @@ class VideoWriter:
         self.audio = False
         self.sample_aspect_ratio = sample_aspect_ratio
         self.video_start = video_start if np.isfinite(video_start) and video_start > 0.0 else 0.0
-        self._proc: subprocess.Popen | None = None
-        self._cv: cv2.VideoWriter | None = None
+        self.encoder: FfmpegEncoder | OpenCVEncoder | None = None   # the process or file; see stylecam.encoders
         self._held: tuple[np.ndarray, int] | None = None   # (the frame written last, copies it may still be held for)
         ext = self.path.suffix.lower()
         self.even = ext not in _ANY_SIZE_EXTS
@@ -135,61 +100,29 @@ class VideoWriter:
         except OSError as err:
             raise unwritable(self.path, err) from None
         try:
-            if exe is None:
-                self._open_opencv()
-            else:
-                self._open_ffmpeg(exe, ext, audio_from)
+            self.encoder = OpenCVEncoder(self.tmp, self.path, self.fps, self._encoded_size()) if exe is None \
+                else self._start_ffmpeg(exe, ext, audio_from)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
 
-    def _open_opencv(self) -> None:
-        """The fallback without ffmpeg: OpenCV's writer, video only."""
-        log.warning("WARNING: no ffmpeg found (pip install imageio-ffmpeg); writing video only, without audio")
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-        encoded = (self.width + self.width % 2, self.height + self.height % 2)
-        self._cv = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, encoded)
-        if not self._cv.isOpened():
-            if not os.access(self.path.parent, os.W_OK):   # also false on a read-only file system
-                raise unwritable(self.path, PermissionError(13, "not writable"))
-            raise UserError(f"cannot write video {self.path}", "use an .mp4 or .avi output name")
+    def _encoded_size(self) -> tuple[int, int]:
+        """(width, height) of the frames encoded: odd sides one larger, except for a GIF."""
+        return (self.width + self.width % 2, self.height + self.height % 2) if self.even else (self.width, self.height)
 
-    def _audio_args(self, exe: str, ext: str, source: str | Path) -> list[str]:
-        """ffmpeg arguments mapping the audio of ``source`` in a codec ``ext`` can hold ([] = no audio)."""
-        codec = audio_codec_args(ext, ffmpeg_encoders(exe))
-        if codec is None:
-            log.warning("WARNING: this ffmpeg has no audio encoder for %s; writing %s without audio", ext, self.path)
-            return []
-        self.audio = True
-        skip = ["-ss", f"{self.video_start:.6f}"] if self.video_start >= 0.0005 else []  # a sound that starts earlier
-        # the sound padded with silence and cut where the picture ends: a shorter sound must not cut the
-        # picture (-shortest alone stops reading frames there); a short output is cut exactly on close
-        return [*skip, "-i", str(source), "-map", "0:v:0", "-map", "1:a:0", *codec, "-af", "apad", "-shortest"]
-
-    def _open_ffmpeg(self, exe: str, ext: str, audio_from: str | Path | None) -> None:
-        """Start ffmpeg reading raw BGR frames from a pipe."""
+    def _start_ffmpeg(self, exe: str, ext: str, audio_from: str | Path | None) -> FfmpegEncoder:
+        """ffmpeg encoding to the temporary file, with the sound and pixel aspect of ``audio_from``."""
         info = probe_text(audio_from) if audio_from else ""
         if self.sample_aspect_ratio is None:
             self.sample_aspect_ratio = parse_sample_aspect(info)
-        width, height = (self.width + self.width % 2, self.height + self.height % 2) if self.even \
-            else (self.width, self.height)
-        cmd = [exe, "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
-               "-r", f"{self.fps:.6g}", "-i", "-"]
-        if ext not in _SILENT_EXTS and "audio" in stream_kinds(info):
-            cmd += self._audio_args(exe, ext, audio_from)
-        cmd += _VIDEO_CODECS.get(ext, _DEFAULT_CODEC)
-        sar = self.sample_aspect_ratio
-        if sar and sar[0] != sar[1] and ext != ".gif":  # a GIF has no pixel aspect
-            cmd += ["-vf", f"setsar={sar[0]}/{sar[1]}"]
-        if ext in (".mp4", ".mov", ".m4v"):
-            cmd += ["-movflags", "+faststart"]
-        cmd.append(str(self.tmp))
-        self._log = tempfile.TemporaryFile()
-        self._exe = exe
-        # own session: a Ctrl-C in the terminal reaches stylecam only, which then finalises the file
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._log, **apart_from_ctrl_c())
+        sound: list[str] = []
+        if ext not in SILENT_EXTS and "audio" in stream_kinds(info):
+            sound = sound_args(exe, ext, audio_from, self.video_start) or []
+            if not sound:
+                log.warning("WARNING: this ffmpeg has no audio encoder for %s; writing %s without audio", ext, self.path)
+            self.audio = bool(sound)
+        return FfmpegEncoder(encode_command(exe, self.tmp, self._encoded_size(), self.fps, ext, sound,
+                                            self.sample_aspect_ratio))
 
     def write(self, frame: np.ndarray, repeat: int = 1, lost_before: int = 0) -> None:
         """Append one uint8 BGR (H, W, 3) frame, ``repeat`` times (held on screen that many frame
@@ -232,67 +165,27 @@ class VideoWriter:
 
     def _emit(self, frame: np.ndarray, times: int) -> None:
         """Encode a frame already of the encoded size ``times`` times."""
-        if self._cv is not None:
-            for _ in range(times):
-                self._cv.write(frame)
-        else:
-            data = np.ascontiguousarray(frame).tobytes()
-            try:
-                if self._proc is None:  # stopped by an earlier failure
-                    raise BrokenPipeError
-                for _ in range(times):
-                    self._proc.stdin.write(data)
-            except (BrokenPipeError, OSError):
-                message = self._stop()
-                raise UserError(f"the video encoder stopped while writing {self.path}: {message}",
-                                WRITE_HINT) from None
+        try:
+            self.encoder.write(frame, times)
+        except EncoderStopped as stopped:
+            discard(self.tmp)
+            raise UserError(f"the video encoder stopped while writing {self.path}: {stopped}", WRITE_HINT) from None
         self.frames += times
-
-    def _stop(self) -> str:
-        """End a failed ffmpeg, remove the partial file; returns ffmpeg's last error line."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        discard(self.tmp)
-        return self._error()
-
-    def _error(self) -> str:
-        self._log.seek(0)
-        text = self._log.read().decode(errors="replace").strip()
-        return text.splitlines()[-1] if text else "no message"
 
     def close(self) -> Path:
         """Finalise the file and rename it to ``path``; returns ``path``.
 
         A writer with no frames, or whose encoder fails, removes its temporary file and raises UserError.
         """
-        if self._cv is not None:
-            self._cv.release()
-            self._cv = None
-        elif self._proc is not None:
-            proc, self._proc = self._proc, None
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            rc = proc.wait()
-            if rc != 0:
-                message = self._error()
-                discard(self.tmp)
-                raise UserError(f"the video encoder failed for {self.path}: {message}", WRITE_HINT)
+        failure = self.encoder.finish()
+        if failure is not None:
+            discard(self.tmp)
+            raise UserError(f"the video encoder failed for {self.path}: {failure}", WRITE_HINT)
         if self.frames == 0:
             discard(self.tmp)
             raise UserError(f"no frames were written to {self.path}", "the input delivered no frame")
         if self.audio:
-            self._cut_sound_to_picture()
+            cut_sound_to_picture(self.encoder.exe, self.tmp, self.frames / self.fps, 1.0 / self.fps)
         try:
             fileout.make_readable(self.tmp)
             os.replace(self.tmp, self.path)
@@ -301,34 +194,10 @@ class VideoWriter:
             raise unwritable(self.path, err) from None
         return self.path
 
-    def _cut_sound_to_picture(self) -> None:
-        """-shortest can let the sound run up to about a second past the last frame of a short output
-        (a few frames, or a run stopped early): cut the file to frames / fps without re-encoding when
-        it is more than a frame longer. The file is kept as it is if the cut fails."""
-        picture = self.frames / self.fps
-        duration = parse_duration(probe_text(self.tmp))
-        if duration is None or duration <= picture + 1.0 / self.fps:
-            return
-        cut = self.tmp.with_name(f".cut{self.tmp.name}")
-        faststart = ["-movflags", "+faststart"] if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else []
-        proc = subprocess.run([self._exe, "-hide_banner", "-loglevel", "error", "-y", "-i", str(self.tmp),
-                               "-map", "0", "-c", "copy", "-t", f"{picture:.6f}", *faststart, str(cut)],
-                              capture_output=True, timeout=600)
-        if proc.returncode == 0 and cut.is_file() and cut.stat().st_size > 0:
-            os.replace(cut, self.tmp)
-        else:
-            discard(cut)
-
     def abort(self) -> None:
         """Stop without keeping anything."""
         self._held = None
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait()
-            self._proc = None
-        if self._cv is not None:
-            self._cv.release()
-            self._cv = None
+        self.encoder.kill()
         discard(self.tmp)
 
 

@@ -148,8 +148,7 @@ def test_two_video_writers_to_one_path_each_finish_a_whole_file(tmp_path):
 
 def test_video_writer_that_cannot_start_leaves_no_temporary(tmp_path, monkeypatch):
     monkeypatch.setattr(sinks, "ffmpeg_exe", lambda: None)
-    monkeypatch.setattr(sinks.VideoWriter, "_open_opencv",
-                        lambda self: (_ for _ in ()).throw(UserError("cannot write video")))
+    monkeypatch.setattr(sinks, "OpenCVEncoder", lambda *args: (_ for _ in ()).throw(UserError("cannot write video")))
     with pytest.raises(UserError):
         sinks.VideoWriter(tmp_path / "x.mp4", 10, (64, 48))
     assert list(tmp_path.iterdir()) == []

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import cli, fileout, signals, sinks, sources
+from stylecam import cli, encoders, fileout, signals, sinks, sources
 from stylecam.ffmpeg import ffmpeg_exe, parse_duration, parse_framecrc, parse_packets, probe_text, vfr_timing
 from tests.onnx_fakes import make_weights_dir
 
@@ -171,7 +171,6 @@ def test_an_encoder_pipe_that_fails_mid_video_is_one_line_and_exit_2(tmp_path, w
     clip = make_clip(tmp_path / "clip.mp4")
     before = digest(clip)
     out_dir = tmp_path / "out"
-    real_open = sinks.VideoWriter._open_ffmpeg
 
     class FullDisk:
         def __init__(self, pipe):
@@ -186,11 +185,12 @@ def test_an_encoder_pipe_that_fails_mid_video_is_one_line_and_exit_2(tmp_path, w
         def close(self):
             self.pipe.close()
 
-    def open_then_fill(self, *args):
-        real_open(self, *args)
-        self._proc.stdin = FullDisk(self._proc.stdin)
+    class FillingDisk(encoders.FfmpegEncoder):
+        def __init__(self, cmd):
+            super().__init__(cmd)
+            self.process.stdin = FullDisk(self.process.stdin)
 
-    monkeypatch.setattr(sinks.VideoWriter, "_open_ffmpeg", open_then_fill)
+    monkeypatch.setattr(sinks, "FfmpegEncoder", FillingDisk)
     code, out, err = run_cli(capsys, weights, str(clip), "-o", str(out_dir / "out.mp4"), "--workers", "1")
     assert code == 2
     assert_one_line(err, "stylecam: error: the video encoder stopped while writing", "free space")

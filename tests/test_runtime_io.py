@@ -1490,7 +1490,7 @@ writer = sinks.VideoWriter(sys.argv[1], 10, (32, 24))
 writer.write(np.zeros((24, 32, 3), np.uint8))
 os.killpg(os.getpgrp(), signal.SIGINT)                      # what a terminal's Ctrl-C does to its group
 time.sleep(0.3)
-alive = writer._proc.poll() is None
+alive = writer.encoder.process.poll() is None
 writer.write(np.zeros((24, 32, 3), np.uint8))
 writer.close()
 print("alive" if alive else "killed")

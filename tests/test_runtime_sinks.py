@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import ffmpeg, fileout, runner, sinks
+from stylecam import encoders, ffmpeg, fileout, runner, sinks
 from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
 from tests.onnx_fakes import make_weights_dir
@@ -68,10 +68,10 @@ def test_encodable_gives_each_format_the_channels_it_holds():
 # ----- video -------------------------------------------------------------------------------
 
 def test_audio_codec_for_webm_is_opus_then_vorbis_else_none():
-    assert sinks.audio_codec_args(".webm", {"aac", "libopus", "libvorbis"})[:2] == ["-c:a", "libopus"]
-    assert sinks.audio_codec_args(".webm", {"aac", "libvorbis"})[:2] == ["-c:a", "libvorbis"]
-    assert sinks.audio_codec_args(".webm", {"aac"}) is None
-    assert sinks.audio_codec_args(".mp4", {"aac", "libopus"})[:2] == ["-c:a", "aac"]
+    assert encoders.audio_codec_args(".webm", {"aac", "libopus", "libvorbis"})[:2] == ["-c:a", "libopus"]
+    assert encoders.audio_codec_args(".webm", {"aac", "libvorbis"})[:2] == ["-c:a", "libvorbis"]
+    assert encoders.audio_codec_args(".webm", {"aac"}) is None
+    assert encoders.audio_codec_args(".mp4", {"aac", "libopus"})[:2] == ["-c:a", "aac"]
 
 
 @needs_ffmpeg
@@ -87,7 +87,7 @@ def test_webm_keeps_the_audio_as_opus_in_4_2_0(tmp_path):
 @needs_ffmpeg
 def test_webm_without_an_audio_encoder_warns_and_writes_video_only(tmp_path, monkeypatch, caplog):
     clip = make_clip(tmp_path / "clip.mp4")
-    monkeypatch.setattr(sinks, "ffmpeg_encoders", lambda exe: {"aac", "libvpx-vp9"})
+    monkeypatch.setattr(encoders, "ffmpeg_encoders", lambda exe: {"aac", "libvpx-vp9"})
     with caplog.at_level(logging.WARNING, logger="stylecam"):
         writer = sinks.VideoWriter(tmp_path / "x.webm", 10, (64, 48), audio_from=clip)
     out = write_frames(writer)
@@ -99,14 +99,14 @@ def test_webm_without_an_audio_encoder_warns_and_writes_video_only(tmp_path, mon
 def test_encoder_that_stops_while_writing_leaves_no_partial_file(tmp_path):
     writer = sinks.VideoWriter(tmp_path / "x.mp4", 10, (64, 48))
     writer.write(np.zeros((48, 64, 3), np.uint8))
-    writer._proc.stdin.flush()
+    writer.encoder.process.stdin.flush()
     for _ in range(100):  # until ffmpeg has created its partial output
         if writer.tmp.exists():
             break
         time.sleep(0.05)
     assert writer.tmp.exists()
-    writer._proc.kill()
-    writer._proc.wait()
+    writer.encoder.process.kill()
+    writer.encoder.process.wait()
     with pytest.raises(UserError, match="the video encoder stopped while writing"):
         for _ in range(50):
             writer.write(np.zeros((48, 64, 3), np.uint8))
