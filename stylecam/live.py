@@ -24,7 +24,7 @@ from stylecam import imageops
 from stylecam.overlay import LabelOverlay, compose
 from stylecam.pipeline import Stylizer
 from stylecam.sinks import VideoWriter, VirtualCamera, Window, hud_lines, write_image
-from stylecam.sources import CameraSource
+from stylecam.camera import CameraSource
 
 log = logging.getLogger("stylecam")
 

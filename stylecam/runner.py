@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from stylecam import imageops, live, signals
+from stylecam.camera import CameraSource
 from stylecam.config import RunConfig
 from stylecam.errors import InputRefused, UserError
 from stylecam.ffmpeg import probe_packets, vfr_timing
@@ -26,7 +27,7 @@ from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.overlay import LabelOverlay, compose
 from stylecam.sinks import VideoWriter, VirtualCamera, Window, write_image
-from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem,
+from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, SourceError, SourceItem,
                               VideoFileSource, expand_sources, image_format, prefetch, read_image,
                               read_image_alpha)
 

@@ -341,7 +341,7 @@ def test_a_camera_that_cannot_open_gets_a_hint_for_its_system(platform, expected
     assert (sources.camera_access_hint(platform) == "") == (expected is None)
     if expected:
         assert expected in sources.camera_access_hint(platform)
-    monkeypatch.setattr(sources.sys, "platform", platform)
+    monkeypatch.setattr(sys, "platform", platform)
     with pytest.raises(UserError) as err:
         CameraSource(0, opener=lambda i: FakeCapture(opened=False))
     assert (expected or "pass another index, or a video file instead") in err.value.hint
