@@ -1,4 +1,5 @@
-"""Where frames go: video files (with the input's audio), image files, a window with a HUD.
+"""Where frames go: video files (with the input's audio), image files (fileout.write_image), a window
+with a HUD, a virtual camera.
 
 Frames coming in are uint8 BGR (H, W, 3). Files are written under a temporary name in the
 target folder and renamed when complete; ``VideoWriter.close()`` after an interruption
@@ -16,11 +17,11 @@ import cv2
 import numpy as np
 
 from stylecam import fileout, imageops
-from stylecam.fileout import discard, ensure_parent, unwritable, write_image  # write_image: the image sink
 from stylecam.encoders import (SILENT_EXTS, WRITE_HINT, EncoderStopped, FfmpegEncoder, OpenCVEncoder,
                                cut_sound_to_picture, encode_command, sound_args)
 from stylecam.errors import UserError
 from stylecam.ffmpeg import ffmpeg_exe, parse_sample_aspect, probe_text, stream_kinds
+from stylecam.fileout import discard, ensure_parent, unwritable, write_image  # write_image: the image sink
 # moved to stylecam.encoders and stylecam.ffmpeg; importable from here for older callers
 from stylecam.encoders import apart_from_ctrl_c  # noqa: F401
 from stylecam.ffmpeg import has_audio, probe_streams  # noqa: F401
