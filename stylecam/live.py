@@ -1,7 +1,8 @@
 """The live camera loop: keys, HUD, recordings and snapshots, frames stylised while the next are read.
 
 Frames are uint8 BGR (H, W, 3). ``LiveState`` holds what the keys change (``handle_key``, pure);
-``run_live`` drives a CameraSource, a Stylizer and an optional Window. With ``workers`` > 1
+``run_live`` (a ``LiveLoop``) drives a CameraSource, a Stylizer and an optional Window; recordings
+and snapshot names are in stylecam.recordings. With ``workers`` > 1
 (stylecam's default on a multi-core CPU: 2, the cores split between them) that many frames are
 stylised at once, which keeps both cores of a 2-core CPU busy; frames are still shown in camera order.
 """
@@ -21,10 +22,15 @@ from typing import Callable, Sequence
 import numpy as np
 
 from stylecam import imageops
+from stylecam.camera import CameraSource
 from stylecam.overlay import LabelOverlay, compose
 from stylecam.pipeline import Stylizer
-from stylecam.sinks import VideoWriter, VirtualCamera, Window, hud_lines, write_image
-from stylecam.sources import CameraSource
+from stylecam.rates import DeliveryRate, FPSMeter
+from stylecam.recordings import Recordings, timestamped
+# the recordings' parts live in stylecam.rates and stylecam.recordings; importable from here
+from stylecam.rates import RealTimePacer  # noqa: F401
+from stylecam.recordings import unique_path  # noqa: F401
+from stylecam.sinks import VirtualCamera, Window, hud_lines, write_image
 
 log = logging.getLogger("stylecam")
 
@@ -122,68 +128,6 @@ def apply_state(stylizer: Stylizer, state: LiveState) -> None:
         stylizer.set_strength(state.strength)
 
 
-class FPSMeter:
-    """Exponential moving average of frames per second."""
-
-    def __init__(self, alpha: float = 0.1):
-        self.alpha, self.fps, self._last = alpha, 0.0, None
-
-    def tick(self, now: float | None = None) -> float:
-        now = time.perf_counter() if now is None else now
-        if self._last is not None and now > self._last:
-            inst = 1.0 / (now - self._last)
-            self.fps = inst if self.fps == 0 else (1 - self.alpha) * self.fps + self.alpha * inst
-        self._last = now
-        return self.fps
-
-
-def timestamped(prefix: str, ext: str, folder: Path = Path("."), taken: set[str] | None = None) -> Path:
-    """folder/PREFIX_YYYYmmdd_HHMMSS.EXT, made unique against ``taken`` and existing files (see unique_path)."""
-    return unique_path(folder / f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}{ext}", taken if taken is not None else set())
-
-
-def unique_path(path: Path, taken: set[str]) -> Path:
-    """``path``, else NAME_2.EXT, NAME_3.EXT, ...: the first that neither exists nor is in ``taken``
-    (names already given out in this run, e.g. a recording still being written); it is added to ``taken``."""
-    candidate, n = Path(path), 1
-    while str(candidate) in taken or candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
-    taken.add(str(candidate))
-    return candidate
-
-
-class RealTimePacer:
-    """How many times to write each processed frame so that a recording at ``fps`` plays in real time.
-
-    The live loop stylises fewer frames a second than the camera's nominal ``fps`` (the writer's
-    rate): each frame is held for the output ticks (1/fps s on ``clock``, a monotonic clock in
-    seconds) elapsed since the previous written frame, at least 1, the fraction carried over.
-    ``restart()`` (a new recording, or a pause) starts afresh, so time not recorded is left out.
-    """
-
-    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic):
-        self.fps, self.clock = float(fps), clock
-        self._last: float | None = None
-        self._carry = 0.0
-
-    def restart(self) -> None:
-        self._last, self._carry = None, 0.0
-
-    def copies(self) -> int:
-        """Copies of the frame written now (1 for the first frame after a restart)."""
-        now = self.clock()
-        if self._last is None:
-            self._last = now
-            return 1
-        ticks = max(0.0, now - self._last) * self.fps + self._carry
-        n = max(1, int(ticks + 1e-6))
-        self._carry = max(0.0, ticks - n)   # frames coming faster than fps are never owed back
-        self._last = now
-        return n
-
-
-
 class AutoSize:
     """The inference size for the live camera (``--size auto``): the largest long side of a ladder
     at which the frames in flight keep up with the camera.
@@ -249,30 +193,6 @@ class AutoSize:
         return bool(step)
 
 
-class DeliveryRate:
-    """Frames a second a camera really delivers, over the last ``span`` seconds.
-
-    ``add(now, delivered)``: at each read, time.monotonic() seconds and the frames delivered so far
-    (read + replaced unread; only differences count). ``rate(nominal)``: at most the nominal fps,
-    and the nominal fps itself until ``least`` seconds have been seen.
-    """
-
-    def __init__(self, span: float = 3.0, least: float = 1.0):
-        self.span, self.least = span, least
-        self._samples: collections.deque = collections.deque()
-
-    def add(self, now: float, delivered: int) -> None:
-        self._samples.append((now, delivered))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= self.span:
-            self._samples.popleft()
-
-    def rate(self, nominal: float) -> float:
-        if len(self._samples) < 2:
-            return nominal
-        (t0, n0), (t1, n1) = self._samples[0], self._samples[-1]
-        return nominal if t1 - t0 < self.least else min(nominal, (n1 - n0) / (t1 - t0))
-
-
 class InFlight:
     """Frames being stylised, at most ``workers`` at once (in threads; inline for 1), taken out in order.
 
@@ -329,45 +249,6 @@ class InFlight:
             self._pool.shutdown(wait=True)
 
 
-class Recordings:
-    """The live recordings: the first to ``record_to``, later ones (key r) timestamped next to it
-    with its extension (.mp4 without one). Each frame is held for the wall-clock time it covers on
-    ``clock`` (RealTimePacer), so a recording plays in real time at ``fps``; paused time is left out.
-    """
-
-    def __init__(self, record_to: Path | None, fps: float, clock: Callable[[], float], taken: set[str]):
-        self.record_to, self.fps, self.taken = record_to, fps, taken
-        self.pacer = RealTimePacer(fps, clock)
-        self.ext = record_to.suffix.lower() if record_to is not None and record_to.suffix else ".mp4"
-        self.folder = record_to.parent if record_to is not None else Path(".")
-        self.writer: VideoWriter | None = None
-        self.paths: list[str] = []
-
-    def write(self, shown: np.ndarray) -> None:
-        """Add the uint8 BGR (H, W, 3) frame shown now (opens a recording when none is open)."""
-        if self.writer is None:
-            if self.record_to is not None and not self.paths:
-                target = self.record_to
-                self.taken.add(str(target))
-            else:
-                target = timestamped("stylecam", self.ext, self.folder, self.taken)
-            self.writer = VideoWriter(target, self.fps, (shown.shape[1], shown.shape[0]))
-            self.pacer.restart()
-        self.writer.write(shown, repeat=self.pacer.copies())
-
-    def hold(self, recording: bool) -> None:
-        """Nothing recorded now (paused, or not recording): that time is left out; when recording
-        is off, the open recording is finalised."""
-        self.pacer.restart()
-        if not recording:
-            self.close()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.paths.append(str(self.writer.close()))
-            self.writer = None
-
-
 def _settings(state: LiveState) -> tuple:
     """What the stylised frames depend on: a change applies from the next frame read."""
     return state.active(), state.repeat, state.strength, state.mirror
@@ -378,7 +259,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
              snapshot_dir: Path = Path("."), stabilise: float = 0.0,
              clock: Callable[[], float] = time.monotonic, workers: int = 1,
              virtual_camera: VirtualCamera | None = None, auto_size: bool = False) -> dict:
-    """The camera loop. Returns a summary; the recording (if any) is always finalised.
+    """The camera loop (LiveLoop). Returns a summary; the recording (if any) is always finalised.
 
     workers > 1 stylises that many frames at once (InFlight) while the next are read; they are
     shown in camera order. A key that changes the styles, repeat, strength or mirroring applies
@@ -400,155 +281,203 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     a frame's capture (CameraSource.captured_at) to the end of its showing: recorded and handed to
     the window (None without frames).
     """
-    taken: set[str] = set()
-    recordings = Recordings(record_to, camera.fps, clock, taken)
-    snapshots: list[str] = []
-    meter = FPSMeter()
-    wake = threading.Event()   # set by a new camera frame or a frame done (workers > 1)
-    flight = InFlight(stylizer, workers, on_done=wake.set)
-    if flight.workers > 1:
-        camera.on_frame = wake.set
-    stabiliser = imageops.Stabiliser(stabilise)
-    state = dataclasses.replace(state, recording=state.recording or (window is None and record_to is not None))
-    shown: np.ndarray | None = None
-    settings = None
-    frames = 0
-    window_fullscreen = False
-    first_shown = last_shown = None              # time.monotonic() of the first and the last frame shown
-    latencies = array.array("d")                 # seconds from capture to shown, per frame
-    reason, interrupted = "quit", False
-    sizer: AutoSize | None = None                # made at the first frame (auto_size)
-    sizes_used: list[dict] = []                  # auto_size: {"from_frame": n, "size": long side or None}
-    delivery, frames_read = DeliveryRate(), 0    # the rate at which the camera really delivers
-    present_seconds = 0.0                        # main-thread time of the last frame shown
+    return LiveLoop(camera, stylizer, state, window, record_to, overlay, max_frames, snapshot_dir, stabilise,
+                    clock, workers, virtual_camera, auto_size).run()
 
-    def present(frame: np.ndarray | None = None, captured_at: float = 0.0, result: np.ndarray | None = None,
-                seconds: float = 0.0) -> None:
-        """Show (and record) a stylised frame, or the last one again (paused); read the key.
-        seconds: the time the frame took to stylise (for auto_size)."""
-        nonlocal state, shown, frames, first_shown, last_shown, window_fullscreen, present_seconds
-        started = time.perf_counter()
-        if result is not None:
-            if sizer is not None and sizer.size == stylizer.size:   # not a frame of the size before a change
-                # one worker: the loop also waits for the showing of each frame
-                sizer.observe(seconds + (present_seconds if flight.workers == 1 else 0.0),
-                              delivery.rate(camera.fps))
-            shown = compose(frame, stabiliser(frame, result), overlay, state.show_original)
-            frames += 1
-        meter.tick()
-        if state.recording and not state.paused:
-            recordings.write(shown)
-        else:
-            recordings.hold(state.recording)
-        if virtual_camera is not None:
-            virtual_camera.send(shown)
-        if window is not None:
-            recent = latencies[-LATENCY_WINDOW:]
-            lines = hud_lines(list(state.active()), state.repeat, meter.fps, stylizer.providers,
-                              stylizer.times.inference, state.strength,
-                              extra=hud_flags(stylizer, state, auto=sizer is not None),
-                              latency_ms=float(np.median(recent)) * 1e3 if len(recent) else None)
-            state = handle_key(state, window.show(imageops.draw_text_lines(shown, lines)))
-            if state.fullscreen != window_fullscreen:
-                window_fullscreen = state.fullscreen
-                window.set_fullscreen(window_fullscreen)
-        if result is not None:   # shown and recorded: the frame's way from the camera ends here
-            last_shown = time.monotonic()
-            first_shown = first_shown if first_shown is not None else last_shown
-            latencies.append(last_shown - captured_at)
-        if window is not None and "snapshot" in state.events:
-            snapshots.append(str(write_image(timestamped("stylecam_snapshot", ".png", snapshot_dir, taken), shown)))
-        present_seconds = time.perf_counter() - started
 
-    def show_in_flight() -> None:
-        while len(flight) and not state.quit:
-            present(*flight.pop())
+class LiveLoop:
+    """One run of the camera loop; see run_live for what it does and its arguments.
 
-    try:
-        if window is not None and state.fullscreen:
-            window.set_fullscreen(True)
-            window_fullscreen = True
-        while not state.quit:
-            wake.clear()            # from here on, a frame done or a new camera frame ends the wait below
-            capped = max_frames is not None and frames + len(flight) >= max_frames
+    ``run()`` reads frames (``_read_loop``), submits them to InFlight and shows each result
+    (``_present``); everything that changes during the run is an attribute here.
+    """
+
+    def __init__(self, camera: CameraSource, stylizer: Stylizer, state: LiveState, window: Window | None,
+                 record_to: Path | None, overlay: LabelOverlay | None, max_frames: int | None,
+                 snapshot_dir: Path, stabilise: float, clock: Callable[[], float], workers: int,
+                 virtual_camera: VirtualCamera | None, auto_size: bool):
+        self.camera, self.stylizer, self.window, self.overlay = camera, stylizer, window, overlay
+        self.max_frames, self.snapshot_dir, self.virtual_camera, self.auto_size = \
+            max_frames, snapshot_dir, virtual_camera, auto_size
+        self.taken: set[str] = set()                      # file names given out in this run
+        self.recordings = Recordings(record_to, camera.fps, clock, self.taken)
+        self.snapshots: list[str] = []
+        self.meter = FPSMeter()
+        self.wake = threading.Event()   # set by a new camera frame or a frame done (workers > 1)
+        self.flight = InFlight(stylizer, workers, on_done=self.wake.set)
+        if self.flight.workers > 1:
+            camera.on_frame = self.wake.set
+        self.stabiliser = imageops.Stabiliser(stabilise)
+        self.state = dataclasses.replace(state, recording=state.recording or (window is None and record_to is not None))
+        self.shown: np.ndarray | None = None              # the last frame shown (uint8 BGR, without the HUD)
+        self.settings: tuple | None = None                # _settings() the frames in flight were read under
+        self.frames = 0                                   # frames shown
+        self.window_fullscreen = False
+        self.first_shown: float | None = None             # time.monotonic() of the first and the last frame shown
+        self.last_shown: float | None = None
+        self.latencies = array.array("d")                 # seconds from capture to shown, per frame
+        self.reason, self.interrupted = "quit", False
+        self.sizer: AutoSize | None = None                # made at the first frame (auto_size)
+        self.sizes_used: list[dict] = []                  # auto_size: {"from_frame": n, "size": long side or None}
+        self.delivery, self.frames_read = DeliveryRate(), 0   # the rate at which the camera really delivers
+        self.present_seconds = 0.0                        # main-thread time of the last frame shown
+
+    def run(self) -> dict:
+        """The loop until quit, the camera's end, max_frames or Ctrl-C; then everything closed. The summary."""
+        try:
+            if self.window is not None and self.state.fullscreen:
+                self.window.set_fullscreen(True)
+                self.window_fullscreen = True
+            self._read_loop()
+            self._show_in_flight()          # the camera ended, or max_frames: the last frames are kept
+        except KeyboardInterrupt:
+            self.interrupted, self.reason = True, "interrupted"
+        finally:
+            self._close()
+        return self.summary()
+
+    def _read_loop(self) -> None:
+        """Read, submit and show frames; returns when the run is to stop (``reason``)."""
+        flight, camera = self.flight, self.camera
+        while not self.state.quit:
+            self.wake.clear()       # from here on, a frame done or a new camera frame ends the wait below
+            capped = self.max_frames is not None and self.frames + len(flight) >= self.max_frames
             if len(flight) and (flight.full or capped or flight.oldest_done):
-                present(*flight.pop())
+                self._present(*flight.pop())
                 continue
             if capped:
-                reason = "max frames"
-                break
+                self.reason = "max frames"
+                return
             if len(flight):   # a frame is being stylised, there is room for one more: take what comes first
                 frame = camera.read(timeout=0)
                 if frame is None:
                     if camera.ended:
-                        reason = camera.failure or "the camera stopped"
-                        log.warning("stylecam: %s; stopping", reason)
-                        break
-                    wake.wait(0.1)  # a new frame, or the one in flight done
+                        return self._camera_stopped()
+                    self.wake.wait(0.1)  # a new frame, or the one in flight done
                     continue
             else:
                 frame = camera.read()   # waits for a slow camera; None once it has ended (see CameraSource)
                 if frame is None:
-                    reason = camera.failure or "the camera stopped"
-                    log.warning("stylecam: %s; stopping", reason)
-                    break
+                    return self._camera_stopped()
             captured_at = getattr(camera, "captured_at", None) or time.monotonic()
-            frames_read += 1
-            delivery.add(time.monotonic(), frames_read + camera.dropped)
-            if auto_size and sizer is None:
-                sizer = AutoSize(max(frame.shape[:2]), flight.workers)
-                stylizer.size = sizer.size
-                sizes_used.append({"from_frame": frames + len(flight) + 1, "size": sizer.size})
-            if state.paused and shown is not None:
-                show_in_flight()
-                if not state.quit:
-                    present()
+            self._count_read(frame)
+            if self.state.paused and self.shown is not None:
+                self._show_in_flight()
+                if not self.state.quit:
+                    self._present()
                 continue
-            if _settings(state) != settings or (sizer is not None and sizer.size != stylizer.size):
-                show_in_flight()    # stylised with the settings and the size they were read under
-                if state.quit:
-                    break
-                if state.paused:    # paused while those were shown
+            if _settings(self.state) != self.settings or (self.sizer is not None and self.sizer.size != self.stylizer.size):
+                self._show_in_flight()    # stylised with the settings and the size they were read under
+                if self.state.quit:
+                    return
+                if self.state.paused:     # paused while those were shown
                     continue
-                if _settings(state) != settings:
-                    apply_state(stylizer, state)
-                    if sizer is not None and settings is not None:
-                        sizer.reset()   # another style, repeat or strength: judge the size afresh
-                    settings = _settings(state)
-                if sizer is not None and sizer.size != stylizer.size:
-                    stylizer.size = sizer.size
-                    sizes_used.append({"from_frame": frames + 1, "size": sizer.size})
-                    log.info("stylecam: inference size now %s", sizer.size or "the frame's own")
-                stabiliser.reset()
-            if state.mirror:
+                self._apply_changes()
+            if self.state.mirror:
                 frame = np.ascontiguousarray(frame[:, ::-1])
             flight.submit(frame, captured_at)
-        show_in_flight()            # the camera ended, or max_frames: the last frames are kept
-    except KeyboardInterrupt:
-        interrupted, reason = True, "interrupted"
-    finally:   # the recording first: a second Ctrl-C while a running frame is waited for must not lose it
+
+    def _camera_stopped(self) -> None:
+        self.reason = self.camera.failure or "the camera stopped"
+        log.warning("stylecam: %s; stopping", self.reason)
+
+    def _count_read(self, frame: np.ndarray) -> None:
+        """One frame read: the camera's real rate; the AutoSize, at the first frame (auto_size)."""
+        self.frames_read += 1
+        self.delivery.add(time.monotonic(), self.frames_read + self.camera.dropped)
+        if self.auto_size and self.sizer is None:
+            self.sizer = AutoSize(max(frame.shape[:2]), self.flight.workers)
+            self.stylizer.size = self.sizer.size
+            self.sizes_used.append({"from_frame": self.frames + len(self.flight) + 1, "size": self.sizer.size})
+
+    def _apply_changes(self) -> None:
+        """Bring the stylizer in line with new settings (keys) or a new AutoSize size."""
+        sizer = self.sizer
+        if _settings(self.state) != self.settings:
+            apply_state(self.stylizer, self.state)
+            if sizer is not None and self.settings is not None:
+                sizer.reset()   # another style, repeat or strength: judge the size afresh
+            self.settings = _settings(self.state)
+        if sizer is not None and sizer.size != self.stylizer.size:
+            self.stylizer.size = sizer.size
+            self.sizes_used.append({"from_frame": self.frames + 1, "size": sizer.size})
+            log.info("stylecam: inference size now %s", sizer.size or "the frame's own")
+        self.stabiliser.reset()
+
+    def _show_in_flight(self) -> None:
+        while len(self.flight) and not self.state.quit:
+            self._present(*self.flight.pop())
+
+    def _present(self, frame: np.ndarray | None = None, captured_at: float = 0.0, result: np.ndarray | None = None,
+                 seconds: float = 0.0) -> None:
+        """Show (and record) a stylised frame, or the last one again (paused); read the key.
+        seconds: the time the frame took to stylise (for auto_size)."""
+        started = time.perf_counter()
+        if result is not None:
+            if self.sizer is not None and self.sizer.size == self.stylizer.size:   # not a frame of the size before a change
+                # one worker: the loop also waits for the showing of each frame
+                self.sizer.observe(seconds + (self.present_seconds if self.flight.workers == 1 else 0.0),
+                                   self.delivery.rate(self.camera.fps))
+            self.shown = compose(frame, self.stabiliser(frame, result), self.overlay, self.state.show_original)
+            self.frames += 1
+        self.meter.tick()
+        if self.state.recording and not self.state.paused:
+            self.recordings.write(self.shown)
+        else:
+            self.recordings.hold(self.state.recording)
+        if self.virtual_camera is not None:
+            self.virtual_camera.send(self.shown)
+        if self.window is not None:
+            self._show_in_window()
+        if result is not None:   # shown and recorded: the frame's way from the camera ends here
+            self.last_shown = time.monotonic()
+            self.first_shown = self.first_shown if self.first_shown is not None else self.last_shown
+            self.latencies.append(self.last_shown - captured_at)
+        if self.window is not None and "snapshot" in self.state.events:
+            path = timestamped("stylecam_snapshot", ".png", self.snapshot_dir, self.taken)
+            self.snapshots.append(str(write_image(path, self.shown)))
+        self.present_seconds = time.perf_counter() - started
+
+    def _show_in_window(self) -> None:
+        """The shown frame with the HUD in the window; the key pressed changes the state."""
+        recent = self.latencies[-LATENCY_WINDOW:]
+        lines = hud_lines(list(self.state.active()), self.state.repeat, self.meter.fps, self.stylizer.providers,
+                          self.stylizer.times.inference, self.state.strength,
+                          extra=hud_flags(self.stylizer, self.state, auto=self.sizer is not None),
+                          latency_ms=float(np.median(recent)) * 1e3 if len(recent) else None)
+        self.state = handle_key(self.state, self.window.show(imageops.draw_text_lines(self.shown, lines)))
+        if self.state.fullscreen != self.window_fullscreen:
+            self.window_fullscreen = self.state.fullscreen
+            self.window.set_fullscreen(self.window_fullscreen)
+
+    def _close(self) -> None:
+        """The recording first: a second Ctrl-C while a running frame is waited for must not lose it."""
         try:
-            recordings.close()
+            self.recordings.close()
         finally:
             try:
-                if virtual_camera is not None:
-                    virtual_camera.close()
+                if self.virtual_camera is not None:
+                    self.virtual_camera.close()
             finally:
                 try:
-                    camera.close()
+                    self.camera.close()
                 finally:
-                    if window is not None:
-                        window.close()
-                    flight.close()
-    span = last_shown - first_shown if frames > 1 else 0.0
-    return {"kind": "camera", "camera": camera.index, "frames": frames, "stopped": reason,
-            "recordings": recordings.paths, "snapshots": snapshots, "interrupted": interrupted,
-            "dropped_frames": camera.dropped, "workers": flight.workers,
-            **({"virtual_camera": virtual_camera.device} if virtual_camera is not None else {}),
-            **({"auto_size": sizes_used} if auto_size else {}),
-            "fps": round((frames - 1) / span, 2) if span > 0 else None,
-            "latency_ms": {"median": round(float(np.median(latencies)) * 1e3, 1),
-                           "p90": round(float(np.percentile(latencies, 90)) * 1e3, 1)} if latencies else None}
+                    if self.window is not None:
+                        self.window.close()
+                    self.flight.close()
+
+    def summary(self) -> dict:
+        """What the run did: frames, why it stopped, files written, frame rate and latency (see run_live)."""
+        frames, latencies, virtual_camera = self.frames, self.latencies, self.virtual_camera
+        span = self.last_shown - self.first_shown if frames > 1 else 0.0
+        return {"kind": "camera", "camera": self.camera.index, "frames": frames, "stopped": self.reason,
+                "recordings": self.recordings.paths, "snapshots": self.snapshots, "interrupted": self.interrupted,
+                "dropped_frames": self.camera.dropped, "workers": self.flight.workers,
+                **({"virtual_camera": virtual_camera.device} if virtual_camera is not None else {}),
+                **({"auto_size": self.sizes_used} if self.auto_size else {}),
+                "fps": round((frames - 1) / span, 2) if span > 0 else None,
+                "latency_ms": {"median": round(float(np.median(latencies)) * 1e3, 1),
+                               "p90": round(float(np.percentile(latencies, 90)) * 1e3, 1)} if latencies else None}
 
 
 def hud_flags(stylizer, state: LiveState, auto: bool = False) -> list[str]:

@@ -19,14 +19,16 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from stylecam import imageops, live, signals
+from stylecam.camera import CameraSource
 from stylecam.config import RunConfig
 from stylecam.errors import InputRefused, UserError
+from stylecam.ffmpeg import probe_packets, vfr_timing
 from stylecam.fileout import refuse_overwriting_inputs
 from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.overlay import LabelOverlay, compose
-from stylecam.sinks import VideoWriter, VirtualCamera, Window, probe_packets, vfr_timing, write_image
-from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, CameraSource, SourceError, SourceItem,
+from stylecam.sinks import VideoWriter, VirtualCamera, Window, write_image
+from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, SourceError, SourceItem,
                               VideoFileSource, expand_sources, image_format, prefetch, read_image,
                               read_image_alpha)
 

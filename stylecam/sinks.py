@@ -1,4 +1,5 @@
-"""Where frames go: video files (with the input's audio), image files, a window with a HUD.
+"""Where frames go: video files (with the input's audio), image files (fileout.write_image), a window
+with a HUD, a virtual camera.
 
 Frames coming in are uint8 BGR (H, W, 3). Files are written under a temporary name in the
 target folder and renamed when complete; ``VideoWriter.close()`` after an interruption
@@ -8,12 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -21,297 +17,16 @@ import cv2
 import numpy as np
 
 from stylecam import fileout, imageops
+from stylecam.encoders import (SILENT_EXTS, WRITE_HINT, EncoderStopped, FfmpegEncoder, OpenCVEncoder,
+                               cut_sound_to_picture, encode_command, sound_args)
 from stylecam.errors import UserError
-from stylecam.folders import make_dirs
+from stylecam.ffmpeg import ffmpeg_exe, parse_sample_aspect, probe_text, stream_kinds
+from stylecam.fileout import discard, ensure_parent, unwritable, write_image  # write_image: the image sink
+# moved to stylecam.encoders and stylecam.ffmpeg; importable from here for older callers
+from stylecam.encoders import apart_from_ctrl_c  # noqa: F401
+from stylecam.ffmpeg import has_audio, probe_streams  # noqa: F401
 
 log = logging.getLogger("stylecam")
-
-
-def ffmpeg_exe() -> str | None:
-    """Path of an ffmpeg binary: imageio-ffmpeg's, else one on PATH, else None."""
-    if os.environ.get("STYLECAM_NO_FFMPEG"):
-        return None
-    try:
-        import imageio_ffmpeg
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:
-        return shutil.which("ffmpeg")
-
-
-def probe_text(path: str | Path) -> str:
-    """What ``ffmpeg -i path`` prints about the file's streams ("" without ffmpeg)."""
-    exe = ffmpeg_exe()
-    if exe is None:
-        return ""
-    proc = subprocess.run([exe, "-hide_banner", "-i", str(path)], capture_output=True, text=True,
-                          errors="replace", timeout=30)
-    return proc.stderr
-
-
-def stream_kinds(text: str) -> list[str]:
-    """Stream kinds in ``ffmpeg -i`` output, e.g. ["video", "audio"]."""
-    return [m.group(1).lower() for m in re.finditer(r"Stream #\d+:\d+.*?: (Video|Audio|Subtitle|Data):", text)]
-
-
-def probe_streams(path: str | Path) -> list[str]:
-    """Stream kinds of a media file, e.g. ["video", "audio"], parsed from ``ffmpeg -i`` (no ffprobe)."""
-    return stream_kinds(probe_text(path))
-
-
-def has_audio(path: str | Path) -> bool:
-    return "audio" in probe_streams(path)
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds of "Duration: HH:MM:SS.ss" in ``ffmpeg -i`` output; None when not given (N/A)."""
-    m = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
-    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
-
-
-def parse_sample_aspect(text: str) -> tuple[int, int] | None:
-    """Sample (pixel) aspect ratio of the first video stream in ``ffmpeg -i`` output, e.g. (32, 27)
-    for "[SAR 32:27 DAR 16:9]"; None when square (1:1), unknown (0:1) or not given."""
-    for line in text.splitlines():
-        if re.search(r"Stream #\d+:\d+.*?: Video:", line):
-            m = re.search(r"\bSAR (\d+):(\d+)", line)
-            if not m:
-                return None
-            num, den = int(m.group(1)), int(m.group(2))
-            return None if num == 0 or den == 0 or num == den else (num, den)
-    return None
-
-
-@dataclass(frozen=True)
-class VideoPackets:
-    """The packets of a file's first video stream, read without decoding (seconds from the file's start).
-
-    times: presentation times, sorted, of the packets that hold a picture. An empty packet is a frame
-    the capture dropped (dropped-frame AVI): it holds no picture, the one before stays on screen.
-    end: when the last packet shown, empty or not, stops showing (its time plus its duration).
-    """
-    times: tuple[float, ...]
-    end: float
-
-    def dropped(self, announced: int | None, fps: float) -> int:
-        """How many of the ``announced`` frames (the container's count, at ``fps``) hold no picture:
-        frames a capture dropped (AVI), which no decoder delivers. Counted only when the packets
-        reach as far as that count says (within 2 frames and 2 %); in a file that ends early
-        (truncated) the frames not there are missing, not dropped."""
-        if not announced:
-            return 0
-        reach = (self.end - self.times[0]) * fps
-        if abs(reach - announced) > max(2.0, 0.02 * announced):
-            return 0
-        return max(0, announced - len(self.times))
-
-
-def parse_packets(text: str) -> VideoPackets | None:
-    """VideoPackets of stream 0 from the output of ffmpeg's framecrc muxer ("#tb 0: 1/12800", then
-    "0, dts, pts, duration, size, crc"); None when there is no time base or no packet with a picture.
-    ffmpeg counts times from the file's start time (its earliest stream), so the first is how long
-    after the file's start the picture starts. Packets before that start (negative times: those an
-    edit list cuts away, which are not decoded) are left out."""
-    base, packets = None, []
-    for line in text.splitlines():
-        m = re.match(r"#tb 0: (\d+)/(\d+)", line)
-        if m:
-            base = int(m.group(1)) / int(m.group(2))
-        elif line.startswith("0,"):
-            fields = [f.strip() for f in line.split(",")]
-            if len(fields) > 4 and all(f.lstrip("-").isdigit() for f in fields[2:5]) and int(fields[2]) >= 0:
-                packets.append((int(fields[2]), int(fields[3]), int(fields[4])))   # pts, duration, size
-    pictures = sorted(pts for pts, _, size in packets if size > 0)
-    if base is None or not pictures:
-        return None
-    last_pts, last_duration, _ = max(packets)   # durations follow the decoding order: take the last shown's
-    return VideoPackets(times=tuple(t * base for t in pictures), end=(last_pts + max(last_duration, 0)) * base)
-
-
-def parse_framecrc(text: str) -> list[float] | None:
-    """Presentation times in seconds, sorted, of the stream-0 packets with a picture in the output of
-    ffmpeg's framecrc muxer (see parse_packets); None when there are none."""
-    packets = parse_packets(text)
-    return None if packets is None else list(packets.times)
-
-
-def probe_packets(path: str | Path) -> VideoPackets | None:
-    """The VideoPackets of ``path``'s first video stream, read without decoding (ffmpeg -c copy -f
-    framecrc); None without ffmpeg or when they cannot be read."""
-    exe = ffmpeg_exe()
-    if exe is None:
-        return None
-    try:
-        proc = subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
-                               "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
-                              errors="replace", timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_packets(proc.stdout)
-
-
-def probe_frame_times(path: str | Path) -> list[float] | None:
-    """Presentation times (s, from the start of the file) of the video frames of ``path`` that hold a
-    picture, read from its packets without decoding; None without ffmpeg or when they cannot be read."""
-    packets = probe_packets(path)
-    return None if packets is None else list(packets.times)
-
-
-#: highest frame rate a variable-frame-rate clip is written at (frames closer together than that share a tick)
-MAX_VFR_FPS = 60.0
-
-
-def vfr_timing(times: Sequence[float], fps: float, max_fps: float = MAX_VFR_FPS,
-               end: float | None = None) -> tuple[float, list[int]] | None:
-    """How to write a clip whose frames start at ``times`` (s, sorted) at a constant rate.
-
-    None when the clip is steady at ``fps``: every gap within 10 % of the median, the median within
-    10 % of 1 / fps, and the last frame showing for at most 1.5 frame times until ``end``. Then write
-    each frame once at ``fps``. Otherwise (output fps, copies of each frame): the rate is that of the
-    shortest gaps (5th percentile, at least ``fps``, at most ``max_fps``) and frame i is repeated so
-    that it starts within half a frame of times[i]; no frame is dropped (one that comes too early
-    starts a tick later). end: when the last frame stops showing (s; None: one tick after it starts),
-    e.g. after the empty frames that end a dropped-frame AVI.
-    """
-    stamps = np.asarray(times, dtype=np.float64)
-    gaps = np.diff(stamps)
-    if len(stamps) < 3 or not np.all(np.isfinite(gaps)):
-        return None
-    median = float(np.median(gaps))
-    tail = None if end is None or not np.isfinite(end) else end - stamps[-1]
-    if np.all(np.abs(gaps - median) <= 0.1 * median) and abs(median * fps - 1.0) <= 0.1 \
-            and (tail is None or tail <= 1.5 / fps):
-        return None
-    positive = gaps[gaps > 0]
-    if positive.size == 0:
-        return None
-    rate = float(min(max_fps, max(fps, 1.0 / np.percentile(positive, 5))))
-    index = np.arange(len(stamps))
-    ticks = np.round((stamps - stamps[0]) * rate).astype(np.int64)
-    ticks = np.maximum.accumulate(ticks - index) + index          # strictly increasing: never two in a tick
-    last = ticks[-1] + 1 if tail is None else max(ticks[-1] + 1, int(round((end - stamps[0]) * rate)))
-    copies = np.diff(np.append(ticks, last))
-    return rate, copies.astype(int).tolist()
-
-
-def discard(path: str | Path) -> None:
-    """Delete a temporary file if it is there. Never raises: on a read-only file system even a file
-    that was never created cannot be unlinked (EROFS), and that must not hide the error that matters."""
-    try:
-        Path(path).unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-def unwritable(path: str | Path, err: OSError) -> UserError:
-    """The error for an output that cannot be created (missing/read-only folder, a file in the way)."""
-    if isinstance(err, (FileExistsError, NotADirectoryError)):
-        reason = "a file is in the way of its folder"
-    else:
-        reason = err.strerror or err.__class__.__name__
-    return UserError(f"cannot write {path}: {reason}", "choose an -o in a folder you can write to")
-
-
-def ensure_parent(path: str | Path) -> Path:
-    """Create the folder of ``path`` (and its parents); UserError when that is impossible."""
-    path = Path(path)
-    try:
-        make_dirs(path.parent)
-    except OSError as err:
-        raise unwritable(path, err) from None
-    return path
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a unique temporary file in the same folder, then rename it to ``path``.
-
-    Raises UserError when the folder or the file cannot be written.
-    """
-    path = ensure_parent(path)
-    try:
-        return fileout.atomic_write_bytes(path, data)
-    except OSError as err:
-        raise unwritable(path, err) from None
-
-
-#: image formats by what their pixels can hold (the rest, e.g. .png .webp .tif, take BGR and BGRA)
-_GREY_ONLY_EXTS = {".pgm"}
-_NO_ALPHA_EXTS = {".jpg", ".jpeg", ".bmp", ".ppm"}
-_COLOUR_ONLY_EXTS = {".ppm"}
-
-
-def encodable(frame: np.ndarray, ext: str) -> np.ndarray:
-    """uint8 BGR (H, W, 3), BGRA (H, W, 4) or grey (H, W) -> the channels ``ext`` can hold:
-    grey (H, W) for .pgm, BGR (H, W, 3) for .ppm and for BGRA to formats without alpha, else unchanged."""
-    grey = frame.ndim == 2 or frame.shape[2] == 1
-    if ext in _GREY_ONLY_EXTS:
-        return frame.reshape(frame.shape[:2]) if grey else \
-            cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    if grey and ext in _COLOUR_ONLY_EXTS:
-        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
-    if not grey and ext in _NO_ALPHA_EXTS and frame.shape[2] == 4:
-        return np.ascontiguousarray(frame[..., :3])
-    return frame
-
-
-def write_image(path: str | Path, frame: np.ndarray) -> Path:
-    """Encode a uint8 BGR (H, W, 3) or BGRA (H, W, 4) frame by the extension of ``path``; write it atomically.
-
-    .pgm gets grey, formats without alpha (.jpg .bmp .ppm) get BGR; OpenCV's own log stays silent.
-    """
-    ext = Path(path).suffix.lower() or ".png"
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        ok, buf = cv2.imencode(ext, encodable(frame, ext))
-    except cv2.error:
-        ok = False
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if not ok:
-        raise UserError(f"cannot encode an image as {ext} for {path}", "use .png or .jpg")
-    return atomic_write_bytes(path, buf.tobytes())
-
-
-#: the hint of an encoder that stops or fails (ffmpeg's own message says why)
-WRITE_HINT = "check that the folder of the output is writable and has free space, or choose another -o"
-
-_VIDEO_CODECS = {
-    # 4:2:0 (VP9 profile 0): browsers do not all play the 4:4:4 RGB that bgr24 input would give;
-    # the realtime deadline encodes several times faster than libvpx's default, for slightly larger
-    # files (docs/speed.md, "WebM")
-    ".webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "32", "-pix_fmt", "yuv420p",
-              "-deadline", "realtime", "-cpu-used", "6", "-row-mt", "1"],
-    # one palette for the whole clip (ffmpeg holds the frames until the end: meant for short clips)
-    ".gif": ["-filter_complex", "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=3",
-             "-loop", "0"],
-}
-_DEFAULT_CODEC = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
-#: containers without an audio track
-_SILENT_EXTS = {".gif"}
-#: audio encoders per container, best first (WebM holds only Opus or Vorbis); others get AAC
-_AUDIO_CODECS = {".webm": (["-c:a", "libopus", "-b:a", "128k"], ["-c:a", "libvorbis", "-q:a", "5"])}
-_DEFAULT_AUDIO = (["-c:a", "aac", "-b:a", "160k"],)
-
-
-def audio_codec_args(ext: str, encoders: set[str]) -> list[str] | None:
-    """ffmpeg audio codec arguments for a container ``ext`` given the ``encoders`` ffmpeg has;
-    None when none of the container's codecs is available."""
-    for args in _AUDIO_CODECS.get(ext, _DEFAULT_AUDIO):
-        if args[1] in encoders:
-            return list(args)
-    return None
-
-
-_ENCODERS: dict[str, set[str]] = {}
-
-
-def ffmpeg_encoders(exe: str) -> set[str]:
-    """Names of the encoders of the ffmpeg binary ``exe`` (``ffmpeg -encoders``), cached."""
-    if exe not in _ENCODERS:
-        proc = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True,
-                              errors="replace", timeout=30)
-        _ENCODERS[exe] = {m.group(1) for m in re.finditer(r"^ [VAS][\w.]{5} (\S+)", proc.stdout, re.M)}
-    return _ENCODERS[exe]
 
 
 #: codecs that take any frame size (the others get odd sizes padded to even ones)
@@ -340,14 +55,6 @@ def letterbox(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
-def apart_from_ctrl_c(platform: str | None = None) -> dict:
-    """subprocess.Popen arguments that keep a terminal's Ctrl-C from reaching the child (an encoder
-    that stylecam finalises itself): its own session on POSIX, its own process group on Windows."""
-    if (platform or sys.platform) == "win32":
-        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
-    return {"start_new_session": True}
-
-
 class VideoWriter:
     """Encode uint8 BGR frames of one size to ``path``; copy the audio of ``audio_from`` if it has some.
 
@@ -357,12 +64,15 @@ class VideoWriter:
     repeated once (H.264 and VP9 need even sizes); a GIF keeps the exact size.
     sample_aspect_ratio: (num, den) of non-square pixels, e.g. (32, 27) for 16:9 DVD video; None
     takes the one of ``audio_from`` (the source clip), so anamorphic video keeps its display shape.
-    copies: how many times to write each frame given to ``write`` (vfr_timing), so that a
+    copies: how many times to write each frame given to ``write`` (ffmpeg.vfr_timing), so that a
     variable-frame-rate clip keeps its timing at a constant ``fps``; frames past the list: once.
     video_start: seconds after the start of ``audio_from`` at which its picture starts (the first
-    of probe_frame_times); the first frame written starts the output, so that much of the sound is
+    of ffmpeg.probe_frame_times); the first frame written starts the output, so that much of the sound is
     left out to keep it in sync.
     A failing encoder leaves no partial file behind.
+
+    This class keeps the frame timing (copies, held and lost frames), the size and the temporary
+    file; ``encoder`` (stylecam.encoders: an FfmpegEncoder or the OpenCVEncoder) does the encoding.
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], audio_from: str | Path | None = None,
@@ -377,8 +87,7 @@ class VideoWriter:
         self.audio = False
         self.sample_aspect_ratio = sample_aspect_ratio
         self.video_start = video_start if np.isfinite(video_start) and video_start > 0.0 else 0.0
-        self._proc: subprocess.Popen | None = None
-        self._cv: cv2.VideoWriter | None = None
+        self.encoder: FfmpegEncoder | OpenCVEncoder | None = None   # the process or file; see stylecam.encoders
         self._held: tuple[np.ndarray, int] | None = None   # (the frame written last, copies it may still be held for)
         ext = self.path.suffix.lower()
         self.even = ext not in _ANY_SIZE_EXTS
@@ -392,61 +101,29 @@ class VideoWriter:
         except OSError as err:
             raise unwritable(self.path, err) from None
         try:
-            if exe is None:
-                self._open_opencv()
-            else:
-                self._open_ffmpeg(exe, ext, audio_from)
+            self.encoder = OpenCVEncoder(self.tmp, self.path, self.fps, self._encoded_size()) if exe is None \
+                else self._start_ffmpeg(exe, ext, audio_from)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
 
-    def _open_opencv(self) -> None:
-        """The fallback without ffmpeg: OpenCV's writer, video only."""
-        log.warning("WARNING: no ffmpeg found (pip install imageio-ffmpeg); writing video only, without audio")
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-        encoded = (self.width + self.width % 2, self.height + self.height % 2)
-        self._cv = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, encoded)
-        if not self._cv.isOpened():
-            if not os.access(self.path.parent, os.W_OK):   # also false on a read-only file system
-                raise unwritable(self.path, PermissionError(13, "not writable"))
-            raise UserError(f"cannot write video {self.path}", "use an .mp4 or .avi output name")
+    def _encoded_size(self) -> tuple[int, int]:
+        """(width, height) of the frames encoded: odd sides one larger, except for a GIF."""
+        return (self.width + self.width % 2, self.height + self.height % 2) if self.even else (self.width, self.height)
 
-    def _audio_args(self, exe: str, ext: str, source: str | Path) -> list[str]:
-        """ffmpeg arguments mapping the audio of ``source`` in a codec ``ext`` can hold ([] = no audio)."""
-        codec = audio_codec_args(ext, ffmpeg_encoders(exe))
-        if codec is None:
-            log.warning("WARNING: this ffmpeg has no audio encoder for %s; writing %s without audio", ext, self.path)
-            return []
-        self.audio = True
-        skip = ["-ss", f"{self.video_start:.6f}"] if self.video_start >= 0.0005 else []  # a sound that starts earlier
-        # the sound padded with silence and cut where the picture ends: a shorter sound must not cut the
-        # picture (-shortest alone stops reading frames there); a short output is cut exactly on close
-        return [*skip, "-i", str(source), "-map", "0:v:0", "-map", "1:a:0", *codec, "-af", "apad", "-shortest"]
-
-    def _open_ffmpeg(self, exe: str, ext: str, audio_from: str | Path | None) -> None:
-        """Start ffmpeg reading raw BGR frames from a pipe."""
+    def _start_ffmpeg(self, exe: str, ext: str, audio_from: str | Path | None) -> FfmpegEncoder:
+        """ffmpeg encoding to the temporary file, with the sound and pixel aspect of ``audio_from``."""
         info = probe_text(audio_from) if audio_from else ""
         if self.sample_aspect_ratio is None:
             self.sample_aspect_ratio = parse_sample_aspect(info)
-        width, height = (self.width + self.width % 2, self.height + self.height % 2) if self.even \
-            else (self.width, self.height)
-        cmd = [exe, "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
-               "-r", f"{self.fps:.6g}", "-i", "-"]
-        if ext not in _SILENT_EXTS and "audio" in stream_kinds(info):
-            cmd += self._audio_args(exe, ext, audio_from)
-        cmd += _VIDEO_CODECS.get(ext, _DEFAULT_CODEC)
-        sar = self.sample_aspect_ratio
-        if sar and sar[0] != sar[1] and ext != ".gif":  # a GIF has no pixel aspect
-            cmd += ["-vf", f"setsar={sar[0]}/{sar[1]}"]
-        if ext in (".mp4", ".mov", ".m4v"):
-            cmd += ["-movflags", "+faststart"]
-        cmd.append(str(self.tmp))
-        self._log = tempfile.TemporaryFile()
-        self._exe = exe
-        # own session: a Ctrl-C in the terminal reaches stylecam only, which then finalises the file
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._log, **apart_from_ctrl_c())
+        sound: list[str] = []
+        if ext not in SILENT_EXTS and "audio" in stream_kinds(info):
+            sound = sound_args(exe, ext, audio_from, self.video_start) or []
+            if not sound:
+                log.warning("WARNING: this ffmpeg has no audio encoder for %s; writing %s without audio", ext, self.path)
+            self.audio = bool(sound)
+        return FfmpegEncoder(encode_command(exe, self.tmp, self._encoded_size(), self.fps, ext, sound,
+                                            self.sample_aspect_ratio))
 
     def write(self, frame: np.ndarray, repeat: int = 1, lost_before: int = 0) -> None:
         """Append one uint8 BGR (H, W, 3) frame, ``repeat`` times (held on screen that many frame
@@ -489,67 +166,27 @@ class VideoWriter:
 
     def _emit(self, frame: np.ndarray, times: int) -> None:
         """Encode a frame already of the encoded size ``times`` times."""
-        if self._cv is not None:
-            for _ in range(times):
-                self._cv.write(frame)
-        else:
-            data = np.ascontiguousarray(frame).tobytes()
-            try:
-                if self._proc is None:  # stopped by an earlier failure
-                    raise BrokenPipeError
-                for _ in range(times):
-                    self._proc.stdin.write(data)
-            except (BrokenPipeError, OSError):
-                message = self._stop()
-                raise UserError(f"the video encoder stopped while writing {self.path}: {message}",
-                                WRITE_HINT) from None
+        try:
+            self.encoder.write(frame, times)
+        except EncoderStopped as stopped:
+            discard(self.tmp)
+            raise UserError(f"the video encoder stopped while writing {self.path}: {stopped}", WRITE_HINT) from None
         self.frames += times
-
-    def _stop(self) -> str:
-        """End a failed ffmpeg, remove the partial file; returns ffmpeg's last error line."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        discard(self.tmp)
-        return self._error()
-
-    def _error(self) -> str:
-        self._log.seek(0)
-        text = self._log.read().decode(errors="replace").strip()
-        return text.splitlines()[-1] if text else "no message"
 
     def close(self) -> Path:
         """Finalise the file and rename it to ``path``; returns ``path``.
 
         A writer with no frames, or whose encoder fails, removes its temporary file and raises UserError.
         """
-        if self._cv is not None:
-            self._cv.release()
-            self._cv = None
-        elif self._proc is not None:
-            proc, self._proc = self._proc, None
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-            rc = proc.wait()
-            if rc != 0:
-                message = self._error()
-                discard(self.tmp)
-                raise UserError(f"the video encoder failed for {self.path}: {message}", WRITE_HINT)
+        failure = self.encoder.finish()
+        if failure is not None:
+            discard(self.tmp)
+            raise UserError(f"the video encoder failed for {self.path}: {failure}", WRITE_HINT)
         if self.frames == 0:
             discard(self.tmp)
             raise UserError(f"no frames were written to {self.path}", "the input delivered no frame")
         if self.audio:
-            self._cut_sound_to_picture()
+            cut_sound_to_picture(self.encoder.exe, self.tmp, self.frames / self.fps, 1.0 / self.fps)
         try:
             fileout.make_readable(self.tmp)
             os.replace(self.tmp, self.path)
@@ -558,34 +195,10 @@ class VideoWriter:
             raise unwritable(self.path, err) from None
         return self.path
 
-    def _cut_sound_to_picture(self) -> None:
-        """-shortest can let the sound run up to about a second past the last frame of a short output
-        (a few frames, or a run stopped early): cut the file to frames / fps without re-encoding when
-        it is more than a frame longer. The file is kept as it is if the cut fails."""
-        picture = self.frames / self.fps
-        duration = parse_duration(probe_text(self.tmp))
-        if duration is None or duration <= picture + 1.0 / self.fps:
-            return
-        cut = self.tmp.with_name(f".cut{self.tmp.name}")
-        faststart = ["-movflags", "+faststart"] if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else []
-        proc = subprocess.run([self._exe, "-hide_banner", "-loglevel", "error", "-y", "-i", str(self.tmp),
-                               "-map", "0", "-c", "copy", "-t", f"{picture:.6f}", *faststart, str(cut)],
-                              capture_output=True, timeout=600)
-        if proc.returncode == 0 and cut.is_file() and cut.stat().st_size > 0:
-            os.replace(cut, self.tmp)
-        else:
-            discard(cut)
-
     def abort(self) -> None:
         """Stop without keeping anything."""
         self._held = None
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.wait()
-            self._proc = None
-        if self._cv is not None:
-            self._cv.release()
-            self._cv = None
+        self.encoder.kill()
         discard(self.tmp)
 
 

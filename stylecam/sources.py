@@ -1,4 +1,5 @@
-"""Where frames come from: cameras (newest frame only), video files (every frame), images, folders.
+"""Where frames come from: video files (every frame), images, folders, globs; cameras (newest frame
+only) in stylecam.camera.
 
 Every frame leaving this module is uint8 BGR (H, W, 3), as OpenCV decodes it.
 """
@@ -6,27 +7,25 @@ from __future__ import annotations
 
 import bisect
 import glob
-import logging
 import os
 import queue
 import stat
 import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from stylecam import imageheader, limits
+# the cameras live in stylecam.camera; importable from here, where the other sources are
+from stylecam.camera import CAMERA_PROBE, CameraSource, camera_access_hint, camera_bgr, describe_cameras  # noqa: F401
 from stylecam.errors import UserError
+from stylecam.exif import exif_orientation, orient
+from stylecam.ffmpeg import probe_streams
 
-log = logging.getLogger("stylecam")
-
-CAMERA_PROBE = 5   # camera indices looked at when listing cameras: 0..CAMERA_PROBE-1
 MAX_CAMERA_INDEX = 9999   # OpenCV takes small indices, also an index plus a backend's CAP_* offset (e.g. 200 + 0)
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif"}
@@ -314,14 +313,6 @@ def _read_bytes(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         raise SourceError(f"cannot read {path}: {err.strerror}") from None
 
 
-def orient(image: np.ndarray, code: int) -> np.ndarray:
-    """(H, W, ...) stored pixels -> as displayed for EXIF orientation ``code`` 1..8 (a contiguous copy)."""
-    turned = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-              5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
-              7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.swapaxes(a, 0, 1)[::-1]}
-    return np.ascontiguousarray(turned.get(code, lambda a: a)(image))
-
-
 def _orientation_of(stored: np.ndarray, shown: np.ndarray, hint: int) -> int | None:
     """The orientation code (1..8) that turns uint8 BGR ``stored`` into ``shown`` as OpenCV decoded it.
 
@@ -341,48 +332,6 @@ def _orientation_of(stored: np.ndarray, shown: np.ndarray, hint: int) -> int | N
     return None if best is None else best[1]
 
 
-def exif_orientation(data: bytes) -> int:
-    """EXIF orientation 1..8 of an encoded PNG (eXIf chunk), WebP (EXIF chunk) or TIFF; 1 when absent."""
-    block = _exif_block(data)
-    if block.startswith(b"Exif\x00\x00"):
-        block = block[6:]
-    order = {b"II": "little", b"MM": "big"}.get(block[:2])
-    if order is None or len(block) < 8:
-        return 1
-    u = lambda at, n: int.from_bytes(block[at:at + n], order)  # noqa: E731
-    ifd = u(4, 4)
-    for at in range(ifd + 2, min(ifd + 2 + 12 * u(ifd, 2), len(block) - 11), 12):
-        if u(at, 2) == 0x0112:
-            value = u(at + 8, 2)
-            return value if 1 <= value <= 8 else 1
-    return 1
-
-
-def _exif_block(data: bytes) -> bytes:
-    """The EXIF (TIFF-structured) bytes of a PNG, WebP or TIFF file; b"" when there are none."""
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return data
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return _chunk(data, 8, b"eXIf", png=True)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _chunk(data, 12, b"EXIF", png=False)
-    return b""
-
-
-def _chunk(data: bytes, at: int, wanted: bytes, png: bool) -> bytes:
-    """The payload of the first ``wanted`` chunk from offset ``at``: PNG chunks (size BE, tag, data, CRC)
-    or RIFF chunks (tag, size LE, data padded to even); b"" when absent."""
-    while at + 8 <= len(data):
-        tag = data[at + 4:at + 8] if png else data[at:at + 4]
-        size = int.from_bytes(data[at:at + 4], "big") if png else int.from_bytes(data[at + 4:at + 8], "little")
-        if tag == wanted:
-            return data[at + 8:at + 8 + size]
-        if tag == b"IEND":
-            return b""
-        at += 12 + size if png else 8 + size + (size & 1)
-    return b""
-
-
 #: undecodable frames in a row that are skipped before a video counts as ended: at least
 #: SKIP_AT_LEAST (a count the file does not announce, or only estimates), at most SKIP_AT_MOST
 SKIP_AT_LEAST, SKIP_AT_MOST = 8, 1000
@@ -398,7 +347,7 @@ class VideoFileSource:
     with no frame after them are the end (a truncated file: fewer frames than ``frame_count``).
 
     picture_times: the presentation times (s from the file's start, sorted) of the frames the file
-    holds (sinks.probe_packets). With them, the frames lost are found by the times of the frames
+    holds (ffmpeg.probe_packets). With them, the frames lost are found by the times of the frames
     decoded, which is exact also where the decoder reorders frames; without them (or for a frame
     whose time matches none), by the decoder's failures.
 
@@ -489,8 +438,6 @@ class VideoFileSource:
 
 def _no_video_stream(path: str) -> str | None:
     """ "PATH has no video stream (only audio)" when ffmpeg finds streams but no video, else None."""
-    from stylecam.sinks import probe_streams
-
     try:
         streams = probe_streams(path)
     except (OSError, subprocess.SubprocessError):
@@ -543,247 +490,3 @@ def prefetch(iterable: Iterable, maxsize: int = 8) -> Iterator:
         except queue.Empty:
             pass
         thread.join(timeout=2.0)
-
-
-# ----- cameras -----------------------------------------------------------------------------
-
-def _quiet_capture(opener: Callable, index: int):
-    """Open a capture with OpenCV's own warnings silenced (absent cameras are noisy)."""
-    try:
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except AttributeError:
-        level = None
-    try:
-        return opener(index)
-    finally:
-        if level is not None:
-            cv2.utils.logging.setLogLevel(level)
-
-
-def list_cameras(max_index: int = CAMERA_PROBE, opener: Callable = cv2.VideoCapture) -> list[int]:
-    """Camera indices 0..max_index-1 that open on this machine."""
-    found = []
-    for i in range(max_index):
-        cap = _quiet_capture(opener, i)
-        if cap is not None and cap.isOpened():
-            found.append(i)
-        if cap is not None:
-            cap.release()
-    return found
-
-
-def camera_access_hint(platform: str | None = None) -> str:
-    """Where a camera that exists but does not open is usually held back, for the error's hint."""
-    platform = platform or sys.platform
-    if platform == "darwin":
-        return ("; on macOS, allow your terminal (or Python) in System Settings > Privacy & Security > Camera, "
-                "then start it again")
-    if platform == "win32":
-        return "; on Windows, allow desktop apps in Settings > Privacy & security > Camera, and close other apps using it"
-    if platform.startswith("linux"):
-        return "; on Linux, check that /dev/video* exists and that your user may read it (the video group)"
-    return ""
-
-
-def describe_cameras(max_index: int = CAMERA_PROBE, opener: Callable | None = None) -> list[dict]:
-    """The cameras at indices 0..max_index-1 that open here, as the driver reports them:
-    [{"index": i, "size": "WxH" or None, "fps": float or None}] (None where it reports nothing).
-    ``opener`` defaults to cv2.VideoCapture."""
-    found = []
-    for i in range(max_index):
-        cap = _quiet_capture(opener or cv2.VideoCapture, i)
-        if cap is None:
-            continue
-        try:
-            if not cap.isOpened():
-                continue
-            width, height, fps = (cap.get(p) if hasattr(cap, "get") else 0.0 for p in
-                                  (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS))
-            found.append({"index": i, "size": f"{int(width)}x{int(height)}" if width > 0 and height > 0 else None,
-                          "fps": round(float(fps), 2) if 0 < fps < 1000 else None})
-        finally:
-            cap.release()
-    return found
-
-
-def camera_bgr(frame: np.ndarray) -> np.ndarray:
-    """A camera frame -> uint8 BGR (H, W, 3).
-
-    Grey (H, W) or (H, W, 1) is expanded, BGRA (H, W, 4) loses its alpha, 16-bit is scaled to 8 bits;
-    anything else that is not an image raises ValueError.
-    """
-    frame = np.asarray(frame)
-    if frame.dtype == np.uint16:
-        frame = (frame // 257).astype(np.uint8)
-    if frame.dtype != np.uint8 or frame.ndim not in (2, 3) or 0 in frame.shape \
-            or (frame.ndim == 3 and frame.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"a frame of {frame.dtype} {frame.shape} is not an image")
-    if frame.ndim == 2 or frame.shape[2] == 1:
-        return cv2.cvtColor(np.ascontiguousarray(frame.reshape(frame.shape[:2])), cv2.COLOR_GRAY2BGR)
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_BGRA2BGR)
-    return frame
-
-
-class CameraSource:
-    """A camera read by a background thread that keeps only the newest frame (lowest latency).
-
-    ``read()`` returns the next frame not seen yet: uint8 BGR (H, W, 3) (grey and BGRA frames
-    are converted, see camera_bgr), or None once the camera has ended; ``captured_at`` is then
-    the time.monotonic() at which the driver delivered it. ``opener(index)`` must
-    return an object like cv2.VideoCapture (isOpened, read, get, release); tests pass fakes.
-
-    When the camera counts as ended (``failure`` then says why, with a driver's own error message
-    when its read() raised):
-      - before its first frame: when it has reported failure (read() returning False or no frame,
-        or raising) and ``first_frame_seconds`` (at least ``retry_seconds``) have passed since opening:
-        webcams can take a few seconds to start;
-      - after that: when its reads have failed, with no frame in between, for ``retry_seconds``
-        (counted from the start of the first failed read).
-    A read that is merely slow (it blocks, then delivers) is a live camera, however slow. Only a
-    driver that answers nothing at all for ``stall_seconds`` makes ``read()`` give up (returns None,
-    ``failure`` set).
-
-    size: (width, height) asked of the driver (CAP_PROP_FRAME_WIDTH / _HEIGHT); a driver that gives
-    another size is warned about once, at the first frame, and its frames are used as they come.
-    fps: frames a second asked of it (CAP_PROP_FPS); fourcc: the pixel format asked of it, four
-    characters such as "MJPG" (CAP_PROP_FOURCC; many USB webcams give 1280x720 and above at 30
-    FPS only as MJPEG). ``self.fps`` is what the driver then reports.
-    """
-
-    def __init__(self, index: int, opener: Callable = cv2.VideoCapture, retry_seconds: float = 3.0,
-                 probe: int = CAMERA_PROBE, first_frame_seconds: float = 10.0, stall_seconds: float = 30.0,
-                 size: tuple[int, int] | None = None, fps: float | None = None, fourcc: str | None = None):
-        self.index = index
-        self.size = size           # (width, height) asked of the driver, None = its own
-        self.retry_seconds = retry_seconds
-        self.first_frame_seconds = max(first_frame_seconds, retry_seconds)
-        self.stall_seconds = max(stall_seconds, self.first_frame_seconds)
-        self._cap = _quiet_capture(opener, index)
-        if self._cap is None or not self._cap.isOpened():
-            others = [i for i in list_cameras(probe, opener) if i != index]
-            tried = f"tried index {index}"
-            have = f"cameras that open here: {', '.join(map(str, others))}" if others else \
-                f"no camera opened at indices 0..{probe - 1}"
-            raise UserError(f"cannot open camera {index} ({tried})",
-                            f"{have}; pass another index, or a video file instead" + camera_access_hint())
-        try:
-            asked = fps
-            if hasattr(self._cap, "set"):
-                if fourcc is not None:    # before the size: some drivers offer large sizes only as MJPEG
-                    self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
-                if size is not None:
-                    self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-                    self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
-                if asked is not None:
-                    self._cap.set(cv2.CAP_PROP_FPS, float(asked))
-            fps = self._cap.get(cv2.CAP_PROP_FPS) if hasattr(self._cap, "get") else 0
-        except BaseException:
-            self._cap.release()
-            raise
-        self.fps = fps if fps and 0 < fps < 240 else 30.0
-        self._lock = threading.Lock()
-        self._new = threading.Condition(self._lock)
-        self._frame: np.ndarray | None = None
-        self._frame_time = 0.0
-        self.captured_at = 0.0     # seconds, time.monotonic() at which the driver delivered the frame read() returned last (0.0 before)
-        self._seq = 0
-        self._seen = 0
-        self._ended = False
-        self._stop = threading.Event()
-        self.dropped = 0           # frames replaced before anyone read them
-        self.failure: str | None = None
-        self.on_frame: Callable[[], None] | None = None   # called (reader thread) on each new frame and at the end
-        self._thread = threading.Thread(target=self._reader, name=f"stylecam-camera{index}", daemon=True)
-        self._thread.start()
-
-    def _read_one(self) -> tuple[np.ndarray | None, str | None]:
-        """(uint8 BGR frame, None) or (None, the driver's error message or None for a plain failure)."""
-        try:
-            ok, frame = self._cap.read()
-        except Exception as err:  # a driver error counts as a failed read; its message is kept
-            return None, f"camera {self.index}: {err or type(err).__name__}"
-        if not ok or frame is None:
-            return None, None
-        try:
-            return camera_bgr(frame), None
-        except ValueError as err:
-            return None, f"camera {self.index}: {err}"
-
-    def _reader(self) -> None:
-        opened = time.monotonic()
-        failing_since = None       # start of the first failed read since the last frame
-        error = None               # the last driver error message of the current failure streak
-        while not self._stop.is_set():
-            started = time.monotonic()
-            frame, message = self._read_one()
-            if frame is not None:
-                delivered = time.monotonic()
-                if self._seq == 0:
-                    self._check_size(frame)
-                failing_since, error = None, None
-                with self._new:
-                    if self._seq > self._seen:
-                        self.dropped += 1
-                    self._frame, self._frame_time, self._seq = frame, delivered, self._seq + 1
-                    self._new.notify_all()
-                if self.on_frame is not None:
-                    self.on_frame()
-                continue
-            error = message or error
-            now = time.monotonic()
-            failing_since = started if failing_since is None else failing_since
-            if self._seq == 0:
-                if now - opened >= self.first_frame_seconds:
-                    self.failure = error or \
-                        f"camera {self.index} delivered no frame in {self.first_frame_seconds:g} s after opening"
-                    break
-            elif now - failing_since >= self.retry_seconds:
-                self.failure = error or f"camera {self.index} delivered no frame for {self.retry_seconds:g} s"
-                break
-            time.sleep(0.02)
-        with self._new:
-            self._ended = True
-            self._new.notify_all()
-        if self.on_frame is not None:
-            self.on_frame()
-
-    def _check_size(self, frame: np.ndarray) -> None:
-        """Say so (once, at the first frame) when the driver did not give the size asked for."""
-        got = (frame.shape[1], frame.shape[0])
-        if self.size is not None and got != tuple(self.size):
-            log.warning("WARNING: camera %d gives %dx%d frames, not the %dx%d asked for; using %dx%d",
-                        self.index, *got, *self.size, *got)
-
-    def read(self, timeout: float | None = None) -> np.ndarray | None:
-        """The newest unseen uint8 BGR (H, W, 3) frame; None when the camera has ended, or when none
-        came within ``timeout`` seconds (default ``stall_seconds``: then ``failure`` says so too)."""
-        with self._new:
-            wait = self.stall_seconds if timeout is None else timeout
-            ok = self._new.wait_for(lambda: self._seq > self._seen or self._ended, timeout=wait)
-            if not ok and timeout is None:
-                self.failure = self.failure or \
-                    f"camera {self.index} delivered no frame for {wait:g} s (its driver does not answer)"
-            if not ok or self._seq <= self._seen:
-                return None
-            self._seen = self._seq
-            self.captured_at = self._frame_time
-            return self._frame
-
-    @property
-    def ended(self) -> bool:
-        with self._lock:
-            return self._ended and self._seq <= self._seen
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self._cap.release()
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        while True:
-            frame = self.read()
-            if frame is None:
-                return
-            yield frame

@@ -1,6 +1,7 @@
 """stylecam.fileout: unique temporary names, whole files under concurrent writers, the same-file check."""
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -147,8 +148,7 @@ def test_two_video_writers_to_one_path_each_finish_a_whole_file(tmp_path):
 
 def test_video_writer_that_cannot_start_leaves_no_temporary(tmp_path, monkeypatch):
     monkeypatch.setattr(sinks, "ffmpeg_exe", lambda: None)
-    monkeypatch.setattr(sinks.VideoWriter, "_open_opencv",
-                        lambda self: (_ for _ in ()).throw(UserError("cannot write video")))
+    monkeypatch.setattr(sinks, "OpenCVEncoder", lambda *args: (_ for _ in ()).throw(UserError("cannot write video")))
     with pytest.raises(UserError):
         sinks.VideoWriter(tmp_path / "x.mp4", 10, (64, 48))
     assert list(tmp_path.iterdir()) == []
@@ -187,3 +187,41 @@ def test_refuse_overwriting_inputs_names_the_input_and_the_option(tmp_path):
     with pytest.raises(UserError, match=r"would overwrite the input .*ck.pt \(given as --init\)"):
         fileout.refuse_overwriting_inputs(names["hardlink"], {"--style-image": None, "--init": target}, "--out")
     fileout.refuse_overwriting_inputs(tmp_path / "new.pt", [target, None, ""])   # nothing to refuse
+
+
+# ----- images: the one writer -------------------------------------------------------------------
+
+def test_write_image_writes_opencvs_encoding_with_the_params_given(tmp_path):
+    frame = np.random.default_rng(1).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    path = fileout.write_image(tmp_path / "new" / "deep" / "sheet.jpg", frame, (cv2.IMWRITE_JPEG_QUALITY, 40))
+    assert path == tmp_path / "new" / "deep" / "sheet.jpg"                 # its folder made
+    assert path.read_bytes() == cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 40])[1].tobytes()
+    assert fileout.write_image(tmp_path / "x.png", frame).read_bytes() == cv2.imencode(".png", frame)[1].tobytes()
+    assert fileout.write_image(tmp_path / "noext", frame).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == usual_mode() and leftovers(tmp_path) == []
+    grey = fileout.encode_image(".pgm", frame)
+    assert cv2.imdecode(np.frombuffer(grey, np.uint8), cv2.IMREAD_UNCHANGED).shape == (12, 20)
+    assert fileout.encode_image(".nosuchformat", frame) is None
+
+
+def test_write_image_errors_are_one_line_and_name_the_option(tmp_path):
+    frame = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(UserError, match=r"cannot encode an image as \.xyz") as err:
+        fileout.write_image(tmp_path / "x.xyz", frame)
+    assert err.value.hint == "use .png or .jpg" and list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(UserError, match="a file is in the way of its folder") as err:
+        fileout.write_image(tmp_path / "file" / "x.png", frame, flag="--out")
+    assert err.value.hint == "choose an --out in a folder you can write to"
+
+
+def test_images_are_encoded_only_by_stylecam_fileout():
+    """Every image file of the runtime and the trainer goes through fileout.write_image / encode_image."""
+    modules = [p for p in sorted((REPO / "stylecam").glob("*.py")) + sorted((REPO / "trainer").rglob("*.py"))
+               if p.name != "fileout.py"]
+    encoding = []
+    for module in modules:
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("imencode", "imwrite", "fromarray"):  # OpenCV, Pillow
+                encoding.append(f"{module.relative_to(REPO)}:{node.lineno}")
+    assert encoding == []

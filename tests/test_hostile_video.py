@@ -22,10 +22,11 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import cli, signals, sinks, sources
+from stylecam import cli, encoders, fileout, signals, sinks, sources
+from stylecam.ffmpeg import ffmpeg_exe, parse_duration, parse_framecrc, parse_packets, probe_text, vfr_timing
 from tests.onnx_fakes import make_weights_dir
 
-FFMPEG = sinks.ffmpeg_exe()
+FFMPEG = ffmpeg_exe()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and /proc")
 TREE_AVI = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "tree.avi"
@@ -85,7 +86,7 @@ def frames_ffmpeg_decodes(path: Path) -> tuple[int, str]:
 
 
 def duration(path: Path) -> float:
-    return sinks.parse_duration(sinks.probe_text(path))
+    return parse_duration(probe_text(path))
 
 
 # ----- 5: outputs that cannot be written ------------------------------------------------------
@@ -170,7 +171,6 @@ def test_an_encoder_pipe_that_fails_mid_video_is_one_line_and_exit_2(tmp_path, w
     clip = make_clip(tmp_path / "clip.mp4")
     before = digest(clip)
     out_dir = tmp_path / "out"
-    real_open = sinks.VideoWriter._open_ffmpeg
 
     class FullDisk:
         def __init__(self, pipe):
@@ -185,11 +185,12 @@ def test_an_encoder_pipe_that_fails_mid_video_is_one_line_and_exit_2(tmp_path, w
         def close(self):
             self.pipe.close()
 
-    def open_then_fill(self, *args):
-        real_open(self, *args)
-        self._proc.stdin = FullDisk(self._proc.stdin)
+    class FillingDisk(encoders.FfmpegEncoder):
+        def __init__(self, cmd):
+            super().__init__(cmd)
+            self.process.stdin = FullDisk(self.process.stdin)
 
-    monkeypatch.setattr(sinks.VideoWriter, "_open_ffmpeg", open_then_fill)
+    monkeypatch.setattr(sinks, "FfmpegEncoder", FillingDisk)
     code, out, err = run_cli(capsys, weights, str(clip), "-o", str(out_dir / "out.mp4"), "--workers", "1")
     assert code == 2
     assert_one_line(err, "stylecam: error: the video encoder stopped while writing", "free space")
@@ -199,15 +200,15 @@ def test_an_encoder_pipe_that_fails_mid_video_is_one_line_and_exit_2(tmp_path, w
 def test_discard_never_raises(tmp_path, monkeypatch):
     target = tmp_path / "x.tmp"
     target.write_bytes(b"x")
-    sinks.discard(target)
+    fileout.discard(target)
     assert not target.exists()
-    sinks.discard(target)     # not there: nothing to do
+    fileout.discard(target)     # not there: nothing to do
 
     def read_only(self, missing_ok=False):
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(pathlib.Path, "unlink", read_only)
-    sinks.discard(target)
+    fileout.discard(target)
 
 
 # ----- 6: AVIs with dropped frames keep their timing ---------------------------------------
@@ -261,25 +262,25 @@ def test_the_tree_sample_lasts_as_long_as_its_input(tmp_path, weights, capsys):
 def test_empty_packets_are_frames_without_a_picture_unless_the_file_ends_early():
     text = ("#tb 0: 1/15\n0, 0, 0, 1, 900, 0x1\n0, 1, 1, 1, 0, 0x0\n0, 2, 2, 1, 0, 0x0\n"
             "0, 3, 3, 1, 700, 0x2\n0, 4, 4, 1, 0, 0x0\n0, 5, 5, 1, 0, 0x0\n")
-    packets = sinks.parse_packets(text)
+    packets = parse_packets(text)
     assert packets.times == pytest.approx((0.0, 0.2)) and packets.end == pytest.approx(0.4)
     assert packets.dropped(6, 15.0) == 4          # 6 frames announced, 2 pictures: the packets reach that far
     assert packets.dropped(20, 15.0) == 0         # 20 announced: a truncated file, the rest are missing
     assert packets.dropped(None, 15.0) == 0
-    assert sinks.parse_framecrc(text) == pytest.approx([0.0, 0.2])
-    assert sinks.parse_packets("#tb 0: 1/15\n0, 0, 0, 1, 0, 0x0\n") is None     # no picture at all
+    assert parse_framecrc(text) == pytest.approx([0.0, 0.2])
+    assert parse_packets("#tb 0: 1/15\n0, 0, 0, 1, 0, 0x0\n") is None     # no picture at all
 
 
 def test_vfr_timing_holds_the_last_frame_until_the_end_and_knows_a_steady_rate_that_is_not_fps():
     # pictures every 2nd slot of a 15 fps AVI: steady, but at 7.5 fps
-    rate, copies = sinks.vfr_timing([i * 2 / 15 for i in range(6)], 15.0)
+    rate, copies = vfr_timing([i * 2 / 15 for i in range(6)], 15.0)
     assert rate == 15.0 and copies == [2, 2, 2, 2, 2, 1]
-    rate, copies = sinks.vfr_timing([i * 2 / 15 for i in range(6)], 15.0, end=12 / 15)
+    rate, copies = vfr_timing([i * 2 / 15 for i in range(6)], 15.0, end=12 / 15)
     assert copies == [2, 2, 2, 2, 2, 2] and sum(copies) / rate == pytest.approx(0.8)
     # a steady clip whose last slots were dropped: its last frame is held until the end
-    rate, copies = sinks.vfr_timing([i / 10 for i in range(5)], 10.0, end=1.0)
+    rate, copies = vfr_timing([i / 10 for i in range(5)], 10.0, end=1.0)
     assert rate == pytest.approx(10.0) and copies == [1, 1, 1, 1, 6]
-    assert sinks.vfr_timing([i / 10 for i in range(5)], 10.0, end=0.5) is None
+    assert vfr_timing([i / 10 for i in range(5)], 10.0, end=0.5) is None
 
 
 # ----- 10: damage in the middle of an MP4 ------------------------------------------------------

@@ -341,7 +341,7 @@ def test_a_camera_that_cannot_open_gets_a_hint_for_its_system(platform, expected
     assert (sources.camera_access_hint(platform) == "") == (expected is None)
     if expected:
         assert expected in sources.camera_access_hint(platform)
-    monkeypatch.setattr(sources.sys, "platform", platform)
+    monkeypatch.setattr(sys, "platform", platform)
     with pytest.raises(UserError) as err:
         CameraSource(0, opener=lambda i: FakeCapture(opened=False))
     assert (expected or "pass another index, or a video file instead") in err.value.hint
@@ -1490,7 +1490,7 @@ writer = sinks.VideoWriter(sys.argv[1], 10, (32, 24))
 writer.write(np.zeros((24, 32, 3), np.uint8))
 os.killpg(os.getpgrp(), signal.SIGINT)                      # what a terminal's Ctrl-C does to its group
 time.sleep(0.3)
-alive = writer._proc.poll() is None
+alive = writer.encoder.process.poll() is None
 writer.write(np.zeros((24, 32, 3), np.uint8))
 writer.close()
 print("alive" if alive else "killed")

@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from stylecam import runner, sinks
+from stylecam import encoders, ffmpeg, fileout, runner, sinks
 from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
 from tests.onnx_fakes import make_weights_dir
 
-FFMPEG = sinks.ffmpeg_exe()
+FFMPEG = ffmpeg.ffmpeg_exe()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
 IMAGE_OUTPUTS = (".bmp", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -59,27 +59,27 @@ def test_every_listed_image_format_is_written_without_opencv_errors(tmp_path, ca
 
 def test_encodable_gives_each_format_the_channels_it_holds():
     bgra = np.zeros((4, 6, 4), np.uint8)
-    assert sinks.encodable(bgra, ".pgm").shape == (4, 6)
-    assert sinks.encodable(bgra, ".jpg").shape == (4, 6, 3)
-    assert sinks.encodable(bgra, ".png") is bgra
-    assert sinks.encodable(np.zeros((4, 6), np.uint8), ".ppm").shape == (4, 6, 3)
+    assert fileout.encodable(bgra, ".pgm").shape == (4, 6)
+    assert fileout.encodable(bgra, ".jpg").shape == (4, 6, 3)
+    assert fileout.encodable(bgra, ".png") is bgra
+    assert fileout.encodable(np.zeros((4, 6), np.uint8), ".ppm").shape == (4, 6, 3)
 
 
 # ----- video -------------------------------------------------------------------------------
 
 def test_audio_codec_for_webm_is_opus_then_vorbis_else_none():
-    assert sinks.audio_codec_args(".webm", {"aac", "libopus", "libvorbis"})[:2] == ["-c:a", "libopus"]
-    assert sinks.audio_codec_args(".webm", {"aac", "libvorbis"})[:2] == ["-c:a", "libvorbis"]
-    assert sinks.audio_codec_args(".webm", {"aac"}) is None
-    assert sinks.audio_codec_args(".mp4", {"aac", "libopus"})[:2] == ["-c:a", "aac"]
+    assert encoders.audio_codec_args(".webm", {"aac", "libopus", "libvorbis"})[:2] == ["-c:a", "libopus"]
+    assert encoders.audio_codec_args(".webm", {"aac", "libvorbis"})[:2] == ["-c:a", "libvorbis"]
+    assert encoders.audio_codec_args(".webm", {"aac"}) is None
+    assert encoders.audio_codec_args(".mp4", {"aac", "libopus"})[:2] == ["-c:a", "aac"]
 
 
 @needs_ffmpeg
 def test_webm_keeps_the_audio_as_opus_in_4_2_0(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4")
     out = write_frames(sinks.VideoWriter(tmp_path / "x.webm", 10, (64, 48), audio_from=clip))
-    info = sinks.probe_text(out)
-    assert sinks.stream_kinds(info) == ["video", "audio"]
+    info = ffmpeg.probe_text(out)
+    assert ffmpeg.stream_kinds(info) == ["video", "audio"]
     assert "Audio: opus" in info and "yuv420p" in info
     assert not list(tmp_path.glob(".*partial*"))
 
@@ -87,11 +87,11 @@ def test_webm_keeps_the_audio_as_opus_in_4_2_0(tmp_path):
 @needs_ffmpeg
 def test_webm_without_an_audio_encoder_warns_and_writes_video_only(tmp_path, monkeypatch, caplog):
     clip = make_clip(tmp_path / "clip.mp4")
-    monkeypatch.setattr(sinks, "ffmpeg_encoders", lambda exe: {"aac", "libvpx-vp9"})
+    monkeypatch.setattr(encoders, "ffmpeg_encoders", lambda exe: {"aac", "libvpx-vp9"})
     with caplog.at_level(logging.WARNING, logger="stylecam"):
         writer = sinks.VideoWriter(tmp_path / "x.webm", 10, (64, 48), audio_from=clip)
     out = write_frames(writer)
-    assert not writer.audio and sinks.probe_streams(out) == ["video"]
+    assert not writer.audio and ffmpeg.probe_streams(out) == ["video"]
     assert "no audio encoder for .webm" in caplog.text
 
 
@@ -99,29 +99,19 @@ def test_webm_without_an_audio_encoder_warns_and_writes_video_only(tmp_path, mon
 def test_encoder_that_stops_while_writing_leaves_no_partial_file(tmp_path):
     writer = sinks.VideoWriter(tmp_path / "x.mp4", 10, (64, 48))
     writer.write(np.zeros((48, 64, 3), np.uint8))
-    writer._proc.stdin.flush()
+    writer.encoder.process.stdin.flush()
     for _ in range(100):  # until ffmpeg has created its partial output
         if writer.tmp.exists():
             break
         time.sleep(0.05)
     assert writer.tmp.exists()
-    writer._proc.kill()
-    writer._proc.wait()
+    writer.encoder.process.kill()
+    writer.encoder.process.wait()
     with pytest.raises(UserError, match="the video encoder stopped while writing"):
         for _ in range(50):
             writer.write(np.zeros((48, 64, 3), np.uint8))
     assert not list(tmp_path.glob(".*partial*")) and not (tmp_path / "x.mp4").exists()
     writer.abort()  # what the caller does next: nothing left to remove, no error
-
-
-def test_parse_sample_aspect_from_ffmpeg_output():
-    text = ("  Stream #0:0[0x1](und): Video: h264 (High), yuv420p(progressive), 720x480 [SAR 32:27 DAR 16:9], "
-            "30 fps\n  Stream #0:1[0x2](und): Audio: aac (LC), 48000 Hz, stereo")
-    assert sinks.parse_sample_aspect(text) == (32, 27)
-    assert sinks.parse_sample_aspect(text.replace("32:27", "1:1")) is None
-    assert sinks.parse_sample_aspect("  Stream #0:0: Video: mjpeg, 640x480, SAR 0:1 DAR 0:1") is None
-    assert sinks.parse_sample_aspect("  Stream #0:0: Video: h264, 640x480, 25 fps") is None
-    assert sinks.parse_sample_aspect("") is None
 
 
 @needs_ffmpeg
@@ -130,46 +120,13 @@ def test_anamorphic_source_keeps_its_sample_aspect_ratio(tmp_path):
     writer = sinks.VideoWriter(tmp_path / "out.mp4", 10, (64, 48), audio_from=clip)
     assert writer.sample_aspect_ratio == (32, 27)
     out = write_frames(writer)
-    assert sinks.parse_sample_aspect(sinks.probe_text(out)) == (32, 27)
+    assert ffmpeg.parse_sample_aspect(ffmpeg.probe_text(out)) == (32, 27)
     square = write_frames(sinks.VideoWriter(tmp_path / "sq.mp4", 10, (64, 48), audio_from=clip,
                                             sample_aspect_ratio=(1, 1)))
-    assert sinks.parse_sample_aspect(sinks.probe_text(square)) is None
+    assert ffmpeg.parse_sample_aspect(ffmpeg.probe_text(square)) is None
 
 
 # ----- variable frame rate ----------------------------------------------------------------
-
-def test_parse_framecrc_sorts_presentation_times_from_the_start_of_the_file():
-    text = "#software: Lavf\n#tb 0: 1/10240\n#media_type 0: video\n" \
-           "0,      -2048,       1024,     1024,     1387, 0x90864d0b\n" \
-           "0,      -1024,       5120,     1024,      765, 0x8907773d, F=0x0\n" \
-           "0,          0,       3072,     1024,      745, 0x268372af, F=0x0\n"
-    assert sinks.parse_framecrc(text) == pytest.approx([0.1, 0.3, 0.5], abs=1e-12)
-    cut = "#tb 0: 1/100\n0, -40, -20, 10, 9, 0x1\n0, -30, -10, 10, 9, 0x2\n0, -20, 0, 10, 9, 0x3\n0, -10, 10, 10, 9, 0x4\n"
-    assert sinks.parse_framecrc(cut) == pytest.approx([0.0, 0.1])   # packets an edit list cuts away: not decoded
-    assert sinks.parse_framecrc("#tb 0: 1/100\n") is None
-    assert sinks.parse_framecrc("") is None
-
-
-def test_vfr_timing_leaves_constant_rate_clips_alone():
-    assert sinks.vfr_timing([i / 25 for i in range(50)], 25.0) is None
-    jitter = [0.0, 0.034, 0.066, 0.101, 0.133, 0.167]  # a phone's 30 fps, within 10 %
-    assert sinks.vfr_timing(jitter, 30.0) is None
-    assert sinks.vfr_timing([0.0, 0.5], 2.0) is None
-
-
-def test_vfr_timing_repeats_frames_to_keep_their_start_times():
-    rate, copies = sinks.vfr_timing([0.0, 0.1, 0.2, 0.4, 0.6, 1.0], 5.0)
-    assert rate == pytest.approx(10.0)
-    assert copies == [1, 1, 2, 2, 4, 1]
-    starts = np.cumsum([0] + copies[:-1]) / rate
-    np.testing.assert_allclose(starts, [0.0, 0.1, 0.2, 0.4, 0.6, 1.0])
-
-
-def test_vfr_timing_never_drops_a_frame_that_comes_too_early():
-    rate, copies = sinks.vfr_timing([0.0, 0.01, 0.5, 1.0], 2.0, max_fps=10.0)
-    assert rate == 10.0
-    assert copies == [1, 4, 5, 1] and all(c >= 1 for c in copies)
-
 
 @needs_ffmpeg
 def test_variable_frame_rate_clip_keeps_its_timing(tmp_path):
@@ -178,7 +135,7 @@ def test_variable_frame_rate_clip_keeps_its_timing(tmp_path):
     subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
                     "-i", "testsrc=size=64x48:rate=10:duration=1", "-vf", "setpts='(N*0.1+gte(N,5)*0.4)/TB'",
                     "-fps_mode", "passthrough", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)], check=True)
-    assert [round(t, 3) for t in sinks.probe_frame_times(clip)] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.9, 1.0, 1.1, 1.2, 1.3]
+    assert [round(t, 3) for t in ffmpeg.probe_frame_times(clip)] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.9, 1.0, 1.1, 1.2, 1.3]
     out = tmp_path / "out.mp4"
     code, summary = runner.run(RunConfig(engine=EngineConfig(styles=("wave",), weights_dir=str(weights), device="cpu"),
                                          sources=(str(clip),), output=str(out), progress=False))
@@ -209,7 +166,7 @@ def test_a_picture_that_starts_after_its_sound_stays_in_sync(tmp_path):
                     "nullsrc=s=64x48:r=25:d=1.5,geq=lum='if(gte(T,0.5),235,16)':cb=128:cr=128",
                     "-f", "lavfi", "-i", "aevalsrc='if(gte(t,1.0),0.8*sin(2*PI*440*t),0)':d=2:s=16000",
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip)], check=True)
-    assert sinks.probe_frame_times(clip)[0] == pytest.approx(0.5, abs=0.03)
+    assert ffmpeg.probe_frame_times(clip)[0] == pytest.approx(0.5, abs=0.03)
     out = tmp_path / "out.mp4"
     code, summary = runner.run(RunConfig(engine=EngineConfig(styles=("wave",), weights_dir=str(weights), device="cpu"),
                                          sources=(str(clip),), output=str(out), progress=False))
@@ -238,7 +195,7 @@ def test_every_frame_is_kept_whatever_the_length_of_the_sound(tmp_path, picture_
                                          sources=(str(clip),), output=str(out), progress=False))
     assert code == 0 and summary["done"][0]["frames"] == 50
     assert len(decode_all(out)) == 50
-    info = sinks.probe_text(out)
+    info = ffmpeg.probe_text(out)
     assert "Audio" in info
     h, m, sec = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info).groups()
     assert float(sec) == pytest.approx(2.0, abs=0.1)       # the picture's length, sound cut or padded to it
@@ -252,7 +209,7 @@ def test_frame_times_of_an_edit_list_cut_clip_are_the_frames_that_decode(tmp_pat
     cut = tmp_path / "cut.mp4"   # starts between key frames: the packets before the cut stay, with negative times
     subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-ss", "0.5", "-i", str(whole), "-c", "copy",
                     str(cut)], check=True)
-    times = sinks.probe_frame_times(cut)
+    times = ffmpeg.probe_frame_times(cut)
     assert times[0] >= 0.0 and len(times) == len(decode_all(cut))
 
 
@@ -268,15 +225,10 @@ def test_a_short_output_gets_the_sound_of_its_frames_only(tmp_path, ext, frames)
     for i in range(frames):
         writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
     out = writer.close()
-    assert writer.audio and "Audio" in sinks.probe_text(out)
-    assert sinks.parse_duration(sinks.probe_text(out)) <= frames / 25 + 1 / 25 + 0.03
+    assert writer.audio and "Audio" in ffmpeg.probe_text(out)
+    assert ffmpeg.parse_duration(ffmpeg.probe_text(out)) <= frames / 25 + 1 / 25 + 0.03
     assert len(decode_all(out)) == frames
     assert not list(tmp_path.glob(".*"))                 # no temporary file left
-
-
-def test_parse_duration():
-    assert sinks.parse_duration("  Duration: 01:02:03.50, start: 0.000000, bitrate: 1 kb/s") == pytest.approx(3723.5)
-    assert sinks.parse_duration("  Duration: N/A, bitrate: N/A") is None
 
 
 # ----- held frames, letterboxing (live recordings) -----------------------------------------

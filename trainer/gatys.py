@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from stylecam.argtypes import float_in, int_at_least, non_negative_float, non_negative_int, positive_int
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_write_bytes, refuse_overwriting_inputs
+from stylecam.fileout import refuse_overwriting_inputs, write_image
 from trainer.checkpoints import ensure_writable_file
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.vgg import load_vgg16
@@ -98,15 +98,6 @@ def output_path(text: str) -> Path:
     return ensure_writable_file(out, "--out")
 
 
-def write_image(path: Path, image: torch.Tensor) -> None:
-    """uint8 (3,H,W) RGB -> ``path`` encoded by its suffix, via a temporary file (none left on failure)."""
-    import cv2
-    ok, data = cv2.imencode(path.suffix.lower(), image.permute(1, 2, 0).flip(-1).contiguous().numpy())
-    if not ok:
-        raise UserError(f"cannot encode an image as {path.suffix} for {path}", "use .png or .jpg")
-    atomic_write_bytes(path, data.tobytes())
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = LossWeights()
     size = int_at_least(MIN_SIZE, MAX_SIZE)
@@ -154,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     image, history = gatys(content[None].float().to(device), style[None].float().to(device), weights,
                            steps=args.steps, optimizer=args.optimizer, init=args.init,
                            vgg_weights=args.vgg_weights, seed=args.seed)
-    write_image(out, image)
+    write_image(out, image.permute(1, 2, 0).flip(-1).contiguous().numpy(), flag="--out")   # uint8 (3,H,W) RGB -> BGR
     first, final = history[0], history[-1]
     print(f"stylecam-train: wrote {out}; loss {first['total']:.4g} -> {final['total']:.4g} "
           f"(content {final['content']:.4g}, style {final['style']:.4g}) in {args.steps} step{'' if args.steps == 1 else 's'}")

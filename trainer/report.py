@@ -32,7 +32,7 @@ from stylecam import contract, imageops
 from stylecam.argtypes import int_at_least, non_negative_int, positive_float, positive_int
 from stylecam.metrics import colour_stats, grid_pattern
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_output, atomic_write_bytes, refuse_overwriting_inputs
+from stylecam.fileout import atomic_write_bytes, refuse_overwriting_inputs, write_image
 from stylecam.session import load_model
 from stylecam.styles import Registry, entry_from_metadata, read_onnx_metadata
 from trainer.checkpoints import ensure_writable_dir
@@ -177,8 +177,7 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
             else:
                 result, _ = gatys(content, style, weights, steps=gatys_steps, loss_net=loss_net, progress=False)
                 images["gatys"] = result[None].float().to(dev)
-                with atomic_output(cached) as tmp:
-                    cv2.imwrite(str(tmp), imageops.nchw_to_bgr(images["gatys"].cpu().numpy())[0])
+                write_image(cached, imageops.nchw_to_bgr(images["gatys"].cpu().numpy())[0], flag="--out")
         rows.append({"photo": photo.name, "original": {"luma": mean_luma(content)},
                      **{m: {**measure(loss, images[m], content), **grid_patterns(images[m]), "luma": mean_luma(images[m])}
                         for m in methods}})
@@ -187,7 +186,7 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
             if m in images:
                 cells.append((m, imageops.nchw_to_bgr(images[m].cpu().numpy())[0]))
     sheet = imageops.contact_sheet(cells, columns=1 + len(methods), cell_width=240)
-    atomic_write_bytes(out / "sheet.jpg", cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+    write_image(out / "sheet.jpg", sheet, (cv2.IMWRITE_JPEG_QUALITY, 85), flag="--out")
     report = {"style": name, "size": size, "gatys_steps": gatys_steps, "loss_weights": weights.to_dict(),
               "style_size": style_size, "models": {v: Path(sessions[v].path).name for v in sessions},
               "photos": rows, **summarise(rows, methods)}

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from stylecam.argtypes import file_stem, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from stylecam.contract import PADDING_MODES
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_output, atomic_write_bytes, refuse_overwriting_inputs
+from stylecam.fileout import atomic_output, atomic_write_bytes, refuse_overwriting_inputs, write_image
 from stylecam.folders import make_dirs
 from trainer.checkpoints import atomic_save, ensure_writable_dir, read_checkpoint
 from trainer.losses import LossWeights, PerceptualLoss
@@ -297,22 +297,14 @@ def stylise(net: TransformerNet, images: list[torch.Tensor], device: torch.devic
 
 def save_sample_sheet(net: TransformerNet, holdout: list[torch.Tensor], device: torch.device, path: Path) -> Path:
     """PNG with one row per held-out photo: content | stylised."""
-    from PIL import Image
     rows = []
     for content, styled in zip(holdout, stylise(net, holdout, device)):
         content = center_crop_multiple(content)
         rows.append(torch.cat([content, styled], dim=2))
     width = max(r.shape[2] for r in rows)
     rows = [torch.nn.functional.pad(r, (0, width - r.shape[2])) for r in rows]
-    sheet = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
-    _save_png(path, lambda tmp: Image.fromarray(sheet).save(tmp, format="PNG"))
-    return path
-
-
-def _save_png(path: Path, write) -> None:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename; no temporary left on failure."""
-    with atomic_output(path) as tmp:
-        write(str(tmp))
+    sheet = torch.cat(rows, dim=1).permute(1, 2, 0).flip(-1).contiguous().numpy()   # uint8 (H, W, 3) BGR
+    return write_image(path, sheet, flag="--out")
 
 
 def save_loss_curve(history: list[dict], path: Path, title: str) -> Path:
@@ -332,7 +324,8 @@ def save_loss_curve(history: list[dict], path: Path, title: str) -> Path:
     ax.legend()
     fig.tight_layout()
     try:
-        _save_png(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+        with atomic_output(path) as tmp:
+            fig.savefig(str(tmp), dpi=100, format="png")
     finally:
         plt.close(fig)
     return path

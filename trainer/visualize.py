@@ -18,7 +18,7 @@ from torch import nn
 
 from stylecam.argtypes import positive_int
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_output, refuse_overwriting_inputs
+from stylecam.fileout import refuse_overwriting_inputs, write_image
 from trainer.checkpoints import ensure_writable_dir
 
 
@@ -131,16 +131,6 @@ def vgg_maps(layer: str, image_bgr: np.ndarray, weights: str | None = None,
     return maps, first_conv(extractor).weight.detach().numpy()
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_output(path) as tmp:
-            if not cv2.imwrite(str(tmp), image):
-                raise UserError(f"cannot write {path}", "check that the folder is writable")
-    except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror or err}", "choose another --out") from None
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="input image (JPEG/PNG)")
     p.add_argument("--model", required=True,
@@ -162,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
         maps, weight = vgg_maps(args.layer, image, args.vgg_weights)
     else:
         maps, weight = classifier_maps(args.model, args.layer, image)
-    write_png(out / f"{args.layer}_maps.png", feature_grid(maps, args.max_maps))
-    write_png(out / "filters.png", filter_grid(weight))
+    write_image(out / f"{args.layer}_maps.png", feature_grid(maps, args.max_maps), flag="--out")
+    write_image(out / "filters.png", filter_grid(weight), flag="--out")
     print(f"{args.layer}: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}; "
           f"first layer {weight.shape[0]} filters {weight.shape[2]}x{weight.shape[3]}\n"
           f"wrote {out / (args.layer + '_maps.png')} and {out / 'filters.png'}")

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from stylecam.errors import UserError
+from stylecam.fileout import encode_image
 
 LOSS_COLUMNS = ("step", "content", "style", "tv", "total")
 
@@ -48,21 +49,20 @@ def sheet_jpeg(cells: list[tuple[str, torch.Tensor]], columns: int, cell_width: 
     import cv2
     from stylecam.imageops import contact_sheet
     frames = [(label, image.permute(1, 2, 0).flip(-1).contiguous().numpy()) for label, image in cells]
-    ok, data = cv2.imencode(".jpg", contact_sheet(frames, columns=columns, cell_width=cell_width),
-                            [cv2.IMWRITE_JPEG_QUALITY, 88])
-    if not ok:
+    data = encode_image(".jpg", contact_sheet(frames, columns=columns, cell_width=cell_width),
+                        (cv2.IMWRITE_JPEG_QUALITY, 88))
+    if data is None:
         raise UserError("cannot encode the sample sheet as JPEG", "check the OpenCV installation")
-    return data.tobytes()
+    return data
 
 
 def jpeg_bytes(image: torch.Tensor, quality: int = 95) -> bytes:
     """uint8 (3,H,W) RGB -> JPEG bytes."""
     import cv2
-    ok, data = cv2.imencode(".jpg", image.permute(1, 2, 0).flip(-1).contiguous().numpy(),
-                            [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
+    data = encode_image(".jpg", image.permute(1, 2, 0).flip(-1).contiguous().numpy(), (cv2.IMWRITE_JPEG_QUALITY, quality))
+    if data is None:
         raise UserError("cannot encode a JPEG", "check the OpenCV installation")
-    return data.tobytes()
+    return data
 
 
 def tar_bytes(members: dict[str, bytes]) -> bytes:
