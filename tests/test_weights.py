@@ -49,6 +49,41 @@ def test_style_model_contract(path):
     assert y.shape == x.shape and y.min() >= 0.0 and y.max() <= 255.0
 
 
+SHARED = WEIGHTS.parent.parent / "shared"
+
+
+def _git_blob_sha256(commit: str, path: str) -> str | None:
+    """sha256 of ``path`` as committed in ``commit``; None without git or without that commit (a shallow clone)."""
+    import hashlib
+    import shutil
+    import subprocess
+    if not shutil.which("git") or not (WEIGHTS.parent / ".git").exists():
+        return None
+    blob = subprocess.run(["git", "-C", str(WEIGHTS.parent), "show", f"{commit}:{path}"], capture_output=True)
+    return hashlib.sha256(blob.stdout).hexdigest() if blob.returncode == 0 else None
+
+
+@pytest.mark.parametrize("path", STYLE_FILES, ids=lambda p: p.relative_to(WEIGHTS).as_posix())
+def test_every_shipped_style_records_its_whole_training_chain_portably(path):
+    """Every stage names its painting, photo folder, settings and steps; every init is a file of the
+    repository at a named commit (checked against its sha256 where git has that commit), or a stage of
+    the chain itself; paths are relative to the repository or ../shared (which holds them, where present)."""
+    from trainer.provenance import INIT_PREVIOUS_STAGE, chain_problems, training_stages
+    meta = load_model(str(path), device="cpu").metadata
+    training = json.loads(meta[contract.KEY_TRAINING])
+    assert chain_problems(training) == []
+    stages = training_stages(training)
+    assert stages[-1] is training and stages[0]["init"] == ""
+    assert training["style_image"] == f"../shared/data/styles/{meta[contract.KEY_NAME]}.jpg"
+    for stage in stages:
+        for key in ("style_image", "data"):
+            if SHARED.is_dir():
+                assert (WEIGHTS.parent / stage[key]).exists(), stage[key]
+        if stage["init"] and stage["init"] != INIT_PREVIOUS_STAGE:
+            committed = _git_blob_sha256(stage["init_commit"], stage["init"])
+            assert committed in (None, stage["init_sha256"]), (stage["init"], stage["init_commit"])
+
+
 def test_registry_finds_every_shipped_style():
     registry = Registry(WEIGHTS)
     names = {load_model(str(p), device="cpu").metadata[contract.KEY_NAME] for p in STYLE_FILES}
