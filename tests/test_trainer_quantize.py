@@ -127,8 +127,8 @@ def test_the_int8_copy_records_its_calibration_and_evaluation_photos(tmp_path, t
     assert main(["quantize", str(src), "--photos", str(tiny_photos), "--eval-photos", str(tiny_photos),
                  "--long-side", "48", "--calibration-images", "3"]) == 0
     settings = json.loads(load_entry(tmp_path / "w" / "int8" / "blur.lite.int8.onnx").metadata[quantize.KEY_QUANTIZATION])
-    assert settings["calibration_photos"] == "photos: the first 3 photos by name, long side 48"   # outside the repo
-    assert settings["evaluation_photos"] == "photos: 8 photos, long side 48"
+    assert settings["calibration_photos"] == settings["evaluation_photos"] == "photos"   # outside the repo: the name
+    assert settings["calibration_selection"] == "the first 3 image files by name" and settings["long_side"] == 48
     assert (settings["calibration_images"], settings["evaluation_images"]) == (3, 8)
     # measured again here: the recorded worst photo is the worst of the eight
     again = quantize.agreement(src, tmp_path / "w" / "int8" / "blur.lite.int8.onnx",

@@ -153,17 +153,32 @@ def test_no_shipped_style_turns_photos_dark(path):
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
 def test_every_shipped_lite_style_has_a_checked_int8_copy(path):
-    """weights/int8/NAME.lite.int8.onnx: same model in int8, agreeing with float32 (PSNR measured here too)."""
-    from trainer.quantize import KEY_QUANTIZATION, psnr
+    """weights/int8/NAME.lite.int8.onnx: the same model in int8; its agreement with float32 is measured here
+    again on the evaluation photos it records (where ../shared holds them): every photo at least 30 dB,
+    and the recorded figures are what the file gives. Without them, on a synthetic photo (>= 25 dB)."""
+    from trainer.quantize import KEY_QUANTIZATION, agreement, photo_paths, photo_tensor, psnr
     int8_path = WEIGHTS / "int8" / path.name.replace(".lite.onnx", ".lite.int8.onnx")
     fp32, int8 = load_model(str(path), device="cpu"), load_model(str(int8_path), device="cpu")
     assert int8.metadata["stylecam.precision"] == "int8"
-    for key in (contract.KEY_NAME, contract.KEY_VARIANT, contract.KEY_PADDING, contract.KEY_CONFIG):
+    for key in (contract.KEY_NAME, contract.KEY_VARIANT, contract.KEY_PADDING, contract.KEY_CONFIG,
+                contract.KEY_TRAINING):
         assert int8.metadata[key] == fp32.metadata[key]
     settings = json.loads(int8.metadata[KEY_QUANTIZATION])
-    assert settings["psnr_db"] >= 30.0 and settings["int8_convs"] >= 6 and settings["float32_convs"] == 2
+    assert settings["int8_convs"] >= 6 and settings["float32_convs"] == 2
+    assert settings["gate"] == "PSNR against float32 at least 30 dB on every evaluation photo"
+    assert (settings["calibration_photos"], settings["evaluation_photos"]) == ("../shared/data/train",
+                                                                              "../shared/data/content")
+    assert settings["psnr_min_db"] >= 30.0 and settings["psnr_db"] >= settings["psnr_min_db"]
     x = photo_like(96, 128)[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32)
     assert psnr(fp32.run(x), int8.run(x)) >= 25.0
+    evaluation = WEIGHTS.parent / settings["evaluation_photos"]
+    if evaluation.is_dir():
+        photos = [photo_tensor(p, settings["long_side"]) for p in photo_paths(evaluation, 1000)]
+        assert len(photos) == settings["evaluation_images"]
+        measured = agreement(path, int8_path, photos)
+        assert measured["psnr_min_db"] >= 30.0
+        for key in ("psnr_db", "psnr_min_db", "mean_abs_diff"):
+            assert measured[key] == pytest.approx(settings[key], abs=0.01), key
     entry = Registry(WEIGHTS).find(fp32.metadata[contract.KEY_NAME], variant="lite", precision="int8")
     assert entry.path == int8_path
 

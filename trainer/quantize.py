@@ -108,7 +108,7 @@ def common_crop(images: list[np.ndarray]) -> list[np.ndarray]:
 
 def quantize_style(model_path: str | Path, out_path: str | Path, calibration: list[np.ndarray],
                    evaluation: list[np.ndarray], min_psnr: float = 30.0, method: str = "minmax",
-                   percentile: float = 99.999, calibration_source: str = "", evaluation_source: str = "") -> dict:
+                   percentile: float = 99.999, sources: dict | None = None) -> dict:
     """Write an int8 (QDQ) copy of the float32 style model ``model_path`` to ``out_path``.
 
     calibration / evaluation: float32 (1, 3, H, W) RGB 0..255 images (calibration sets the
@@ -116,9 +116,9 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
     metadata key, with ``stylecam.precision`` = "int8" and KEY_QUANTIZATION (JSON: settings and
     the measured agreement). method: how activation ranges are set from the calibration images:
     "minmax" (the full range seen), "percentile" (the ``percentile``-th percentile of the
-    magnitudes seen: a few outliers no longer widen the int8 steps) or "entropy". calibration_source /
-    evaluation_source: where those images came from (recorded as given, e.g. "../shared/data/train, the
-    first 32 photos by name"). Raises UserError for a model that is not a float32 style model, or when
+    magnitudes seen: a few outliers no longer widen the int8 steps) or "entropy". sources: where those
+    images came from, recorded as given (the CLI: calibration_photos, calibration_selection,
+    evaluation_photos, long_side). Raises UserError for a model that is not a float32 style model, or when
     the PSNR of any evaluation image (the worst) is below ``min_psnr`` (the file is then not written).
     Returns {path, **agreement, calibration_images}.
     """
@@ -178,10 +178,8 @@ def quantize_style(model_path: str | Path, out_path: str | Path, calibration: li
         settings = {"method": f"static QDQ, {method_name} calibration", "ops": ["Conv"],
                     "int8_convs": len(convs) - len(kept_float), "float32_convs": len(kept_float),
                     "weights": "int8 per channel",
-                    "activations": "uint8", "calibration_photos": calibration_source,
-                    "calibration_images": len(calibration),
-                    "calibration_size": list(calibration[0].shape[-2:]), "evaluation_photos": evaluation_source,
-                    "evaluation_images": len(evaluation),
+                    "activations": "uint8", **(sources or {}), "calibration_images": len(calibration),
+                    "calibration_size": list(calibration[0].shape[-2:]), "evaluation_images": len(evaluation),
                     "gate": f"PSNR against float32 at least {min_psnr:g} dB on every evaluation photo",
                     **{k: round(v, 3) for k, v in measured.items()}}
         meta = {**entry.metadata, "stylecam.precision": "int8", KEY_QUANTIZATION: json.dumps(settings)}
@@ -238,17 +236,16 @@ def run(args: argparse.Namespace) -> int:
     evaluation_paths = photo_paths(args.eval_photos, 1000)
     calibration = [photo_tensor(p, args.long_side) for p in calibration_paths]
     evaluation = [photo_tensor(p, args.long_side) for p in evaluation_paths]
-    sources = {"calibration_source": f"{portable_path(args.photos)}: the first {len(calibration_paths)} photos by name, "
-                                     f"long side {args.long_side}",
-               "evaluation_source": f"{portable_path(args.eval_photos)}: {len(evaluation_paths)} photos, "
-                                    f"long side {args.long_side}"}
+    sources = {"calibration_photos": portable_path(args.photos),
+               "calibration_selection": f"the first {len(calibration_paths)} image files by name",
+               "evaluation_photos": portable_path(args.eval_photos), "long_side": args.long_side}
     failed = []
     for model in args.models:
         out = Path(args.output) if args.output else default_output(model)
         try:
             report = quantize_style(model, out, calibration, evaluation, min_psnr=args.min_psnr,
                                     method=args.calibration_method, percentile=args.calibration_percentile,
-                                    **sources)
+                                    sources=sources)
         except UserError as err:
             if len(args.models) == 1:
                 raise
