@@ -21,7 +21,7 @@ from stylecam.encoders import (SILENT_EXTS, WRITE_HINT, EncoderStopped, FfmpegEn
                                cut_sound_to_picture, encode_command, sound_args)
 from stylecam.errors import UserError
 from stylecam.ffmpeg import ffmpeg_exe, parse_sample_aspect, probe_text, stream_kinds
-from stylecam.fileout import discard, ensure_parent, unwritable, write_image  # write_image: the image sink
+from stylecam.fileout import discard, ensure_parent, unwritable, write_image  # noqa: F401  write_image: the image sink
 # moved to stylecam.encoders and stylecam.ffmpeg; importable from here for older callers
 from stylecam.encoders import apart_from_ctrl_c  # noqa: F401
 from stylecam.ffmpeg import has_audio, probe_streams  # noqa: F401

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,5 +13,6 @@ def load_benchmark(name: str) -> ModuleType:
     """benchmarks/NAME.py, loaded fresh (its main(argv) is what the tests call)."""
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module      # dataclasses look their module up while the script runs
     spec.loader.exec_module(module)
     return module

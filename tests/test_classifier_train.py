@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import cv2
 import numpy as np
@@ -15,17 +16,31 @@ from tests.test_data_idx import make_idx_folder, make_pattern_images
 from trainer import cli
 from trainer import train_classifier as T
 from trainer import visualize as V
-from trainer.data import Dataset
+from trainer.data import Dataset, hold_out_validation
 from trainer.nets.classifier import build_classifier
 from trainer.nets.vgg import random_vgg_standin
 
 
-def tiny_dataset(n=96, size=12) -> Dataset:
+def tiny_dataset(n=96, size=12, val=16) -> Dataset:
+    """n pattern images, ``val`` of them held out as the validation split, and 32 test images."""
     x, y = make_pattern_images(n, size)
     tx, ty = make_pattern_images(32, size, seed=1)
     t = lambda a: torch.from_numpy(a).unsqueeze(1)  # noqa: E731
-    return Dataset("mnist", [str(i) for i in range(4)], t(x), torch.from_numpy(y.astype(np.int64)),
-                   t(tx), torch.from_numpy(ty.astype(np.int64)), "memory")
+    return hold_out_validation(Dataset("mnist", [str(i) for i in range(4)], t(x), torch.from_numpy(y.astype(np.int64)),
+                                       t(tx), torch.from_numpy(ty.astype(np.int64)), "memory"), val)
+
+
+class Untouchable:
+    """Stands in for the test split: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError("the test split was read during training")
+
+    def __getitem__(self, item):
+        raise AssertionError("the test split was read during training")
+
+    def __len__(self):
+        raise AssertionError("the test split was read during training")
 
 
 def mean_loss(model, data):
@@ -69,18 +84,62 @@ def test_a_few_steps_reduce_the_loss(optimizer):
     cfg = T.TrainConfig(epochs=4, batch_size=16, optimizer=optimizer, eval_every=2, label_smoothing=0.0)
     result = T.train(model, data, cfg, progress=False)
     assert mean_loss(model, data) < 0.7 * before
-    assert result.steps == 24 and result.epochs == pytest.approx(4.0)
-    assert [round(e["epoch"]) for e in result.evals] == [2, 4]
-    assert result.test_accuracy > 0.5 and result.predictions.shape == (32,)
+    assert len(data.train_y) == 80 and result.steps == 20 and result.epochs == pytest.approx(4.0)
+    assert [round(e["epoch"]) for e in result.evals] == [2, 4] and "test_accuracy" not in result.evals[0]
+    assert result.val_accuracy > 0.5 and result.val_predictions.shape == (16,)
+    assert result.val_accuracy == pytest.approx(float((result.val_predictions == data.val_y.numpy()).mean()))
 
 
-def test_time_budget_stops_training():
+def test_training_never_reads_the_test_split():
     data = tiny_dataset()
+    data.test_x, data.test_y = Untouchable(), Untouchable()
     model = build_classifier("conv4-pool-fc8", 1, 4, 12, 12)
-    result = T.train(model, data, T.TrainConfig(time_budget=0.3, batch_size=8, augment=True, flip=True,
-                                                eval_every=0), progress=False)
-    assert result.train_seconds >= 0.3 and result.steps >= 1
-    assert len(result.evals) == 1
+    result = T.train(model, data, T.TrainConfig(epochs=2, batch_size=16, eval_every=1), progress=False)
+    assert len(result.evals) == 2 and result.val_accuracy is not None
+
+
+def test_the_validation_split_is_fixed_and_apart_from_the_training_images():
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 1, 2, 2).contiguous()
+    full = Dataset("mnist", ["a"], images, torch.zeros(100, dtype=torch.int64), images[:3], torch.zeros(3, dtype=torch.int64),
+                   "memory")
+    a, b = hold_out_validation(full, 10), hold_out_validation(full, 10)
+    assert torch.equal(a.val_x, b.val_x) and a.val_size == 10 and len(a.train_y) == 90
+    ids = lambda x: set(x[:, 0, 0, 0].tolist())  # noqa: E731
+    assert ids(a.val_x).isdisjoint(ids(a.train_x)) and ids(a.val_x) | ids(a.train_x) == set(range(100))
+    assert ids(a.val_x) != set(range(10))                     # a permutation, not the first images
+    assert torch.equal(a.test_x, full.test_x)
+    assert not torch.equal(hold_out_validation(full, 10, seed=1).val_x, a.val_x)
+    assert hold_out_validation(full, 0).val_size == 0
+    with pytest.raises(T.UserError, match="does not fit 100 training images"):
+        hold_out_validation(full, 100)
+
+
+def test_time_budget_bounds_the_training_clock_and_leaves_evaluations_out(monkeypatch):
+    """The clock stops within one step after the budget; evaluations between epochs are not on it.
+
+    Each evaluation is made to take 10 s on the clock the trainer reads (the real one plus 10 s per
+    evaluation), without waiting for them: had they been counted, the first would end the budget."""
+    data = tiny_dataset(n=24)                                # 8 training images: one step an epoch
+    model = build_classifier("conv4-pool-fc8", 1, 4, 12, 12)
+    real_predict, extra = T.predict, {"seconds": 0.0}
+
+    def slow_predict(*args, **kwargs):
+        extra["seconds"] += 10.0
+        return real_predict(*args, **kwargs)
+
+    real_clock = time.perf_counter
+    clock = lambda: real_clock() + extra["seconds"]  # noqa: E731
+    monkeypatch.setattr(T, "predict", slow_predict)
+    monkeypatch.setattr(T.time, "perf_counter", clock)
+    started = clock()
+    result = T.train(model, data, T.TrainConfig(time_budget=0.6, batch_size=8, augment=True, flip=True,
+                                                eval_every=1), progress=False)
+    wall = clock() - started
+    evaluations = len(result.evals)                        # after each epoch within the budget, and the final one
+    assert evaluations == result.steps >= 2
+    assert 0.6 <= result.train_seconds <= 0.6 + result.longest_step_seconds + 1e-6
+    assert 0 < result.longest_step_seconds < 0.6
+    assert wall >= result.train_seconds + 10.0 * evaluations   # every evaluation's 10 s is off the clock
 
 
 def test_cli_end_to_end(tmp_path, capsys):
@@ -90,7 +149,8 @@ def test_cli_end_to_end(tmp_path, capsys):
                    "--epochs", "1", "--batch-size", "16", "--augment", "--out", str(out), "--name", "digits"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "total" in text and "(4, 12, 12)" in text and "test accuracy" in text
+    assert "total" in text and "(4, 12, 12)" in text and "validation accuracy" in text and "test accuracy" in text
+    assert "58 train / 6 validation / 32 test" in text       # a tenth of the 64 training images held out
     for name in ("checkpoint.pt", "curves.png", "confusion.png", "report.json", "digits.onnx"):
         assert (out / name).is_file(), name
     assert cv2.imread(str(out / "confusion.png")) is not None
@@ -98,8 +158,12 @@ def test_cli_end_to_end(tmp_path, capsys):
     meta = {p.key: p.value for p in onnx.load(str(out / "digits.onnx")).metadata_props}
     assert meta[contract.KEY_KIND] == "classifier" and meta[contract.KEY_NAME] == "digits"
     assert float(meta[contract.KEY_ACCURACY]) == pytest.approx(report["test_accuracy"], abs=1e-4)
+    training = json.loads(meta[contract.KEY_TRAINING])
+    assert training["val_size"] == report["val_size"] == 6 and training["val_accuracy"] == report["val_accuracy"]
     assert json.loads(meta[contract.KEY_NORMALISATION])["channels"] == "GRAY"
-    assert sum(map(sum, report["confusion"])) == 32
+    assert report["confusion_split"] == "test" and sum(map(sum, report["confusion"])) == 32
+    correct = sum(report["confusion"][i][i] for i in range(4))
+    assert report["test_accuracy"] == pytest.approx(correct / 32)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -120,10 +184,21 @@ def test_sweep_writes_table_json_and_plot(tmp_path, capsys):
                    "--lrs", "0.1,0.01", "--batch-sizes", "16", "--optimizers", "sgd", "--epochs", "1",
                    "--out", str(out)])
     assert rc == 0
-    rows = json.loads((out / "results.json").read_text())["runs"]
+    results = json.loads((out / "results.json").read_text())
+    rows = results["runs"]
     assert [(r["lr"], r["batch_size"], r["optimizer"]) for r in rows] == [(0.1, 16, "sgd"), (0.01, 16, "sgd")]
+    assert results["val_size"] == 3 and all(0 <= r["val_accuracy"] <= 1 and "test_accuracy" not in r for r in rows)
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    assert results["best"]["folder"] == best["folder"] and results["best"]["val_accuracy"] == best["val_accuracy"]
+    model, _ = T.load_checkpoint(out / best["folder"] / "checkpoint.pt")   # the one test measurement, redone
+    from trainer.data import load_dataset
+    data = load_dataset("mnist", str(folder))
+    assert results["best"]["test_accuracy"] == pytest.approx(T.accuracy(model, data.test_x, data.test_y))
     table = (out / "results.md").read_text()
-    assert table.count("| `conv4-pool-fc8` |") == 2 and "| 1 |" in table
+    assert table.count("| `conv4-pool-fc8` |") == 2 and "| 1 |" in table and "validation accuracy |" in table
+    assert f"measured once after the sweep: {results['best']['test_accuracy']:.2%}" in table
+    assert all(json.loads((out / r["folder"] / "report.json").read_text())["test_accuracy"] is None for r in rows)
+    assert "best by validation" in capsys.readouterr().out
     assert cv2.imread(str(out / "sweep.png")) is not None
 
 
@@ -133,24 +208,41 @@ def test_sweep_rejects_bad_lists(tmp_path):
 
 
 def test_visualize_checkpoint_and_vgg(tmp_path, monkeypatch, capsys):
+    """The PNGs hold the layer's real feature maps (one tile each) and the first layer's real kernels."""
+    from stylecam.classify import Normalisation, preprocess
     data = tiny_dataset()
     out = tmp_path / "run"
     T.run_training(data, "conv6-bn-pool-conv4-fc8", T.TrainConfig(epochs=1, batch_size=32), out, "tiny",
                    progress=False, quiet=True, export=False)
     image = tmp_path / "photo.png"
-    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    bgr = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    cv2.imwrite(str(image), bgr)
     assert cli.main(["visualize", "--model", str(out / "checkpoint.pt"), "--layer", "conv2", str(image),
                      "--out", str(tmp_path / "vis")]) == 0
+    model, ckpt = T.load_checkpoint(out / "checkpoint.pt")
+    x = torch.from_numpy(preprocess(bgr, Normalisation.from_json(json.dumps(ckpt["normalisation"]))))
+    with torch.no_grad():
+        expected = model.body[2](model.body[1](model.body[0](x)))[0].numpy()     # conv1, pool1, conv2
+    assert expected.shape == (4, 6, 6) and any(np.ptp(m) > 0 for m in expected)
     maps = cv2.imread(str(tmp_path / "vis" / "conv2_maps.png"))
-    filters = cv2.imread(str(tmp_path / "vis" / "filters.png"))
-    assert maps is not None and filters is not None
+    assert np.array_equal(maps, V.feature_grid(expected))                        # 2 x 2 tiles of 32 px
+    assert maps.shape == (2 * 34 + 2, 2 * 34 + 2, 3)
+    first = ckpt["state_dict"]["body.conv1.1.weight"].numpy()
+    assert first.shape == (6, 1, 3, 3)
+    assert np.array_equal(cv2.imread(str(tmp_path / "vis" / "filters.png")), V.filter_grid(first))
+    assert "conv2: 4 maps of 6x6; first layer 6 filters 3x3" in capsys.readouterr().out
     assert cli.main(["visualize", "--model", str(out / "checkpoint.pt"), "--layer", "conv9", str(image)]) == 2
     assert "layers: conv1, pool1, conv2" in capsys.readouterr().err
 
-    monkeypatch.setattr("trainer.nets.vgg.load_vgg16", lambda layers, w=None: random_vgg_standin(layers, width=4))
+    standin = random_vgg_standin(["relu2_1"], width=4)
+    monkeypatch.setattr("trainer.nets.vgg.load_vgg16", lambda layers, w=None: standin)
     assert cli.main(["visualize", "--model", "vgg16", "--layer", "relu2_1", str(image),
                      "--out", str(tmp_path / "vgg")]) == 0
-    assert (tmp_path / "vgg" / "relu2_1_maps.png").is_file()
+    rgb = cv2.resize(bgr, (280, 224), interpolation=cv2.INTER_AREA)[:, :, ::-1]          # short side 224
+    with torch.no_grad():
+        vgg = standin(torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32).copy())[None])["relu2_1"][0].numpy()
+    assert vgg.shape == (8, 112, 140)
+    assert np.array_equal(cv2.imread(str(tmp_path / "vgg" / "relu2_1_maps.png")), V.feature_grid(vgg))
 
 
 def test_grids():
@@ -185,13 +277,24 @@ def test_cifar_challenge_benchmark_runs_on_a_tiny_zip(tmp_path, monkeypatch):
     spec.loader.exec_module(bench)
     out = tmp_path / "challenge.json"
     rc = bench.main(["--budgets", "0.2,0.4", "--arch", "conv4-bn-pool-fc8", "--batch-size", "4", "--threads", "1",
-                     "--data", str(make_zip(tmp_path / "tiny.zip")), "--runs", str(tmp_path / "runs"),
-                     "--out", str(out), "--plot", str(tmp_path / "challenge.png")])
+                     "--data", str(make_zip(tmp_path / "tiny.zip", per_class=(10, 4))), "--runs", str(tmp_path / "runs"),
+                     "--val-size", "6", "--out", str(out), "--plot", str(tmp_path / "challenge.png")])
     assert rc == 0
     result = json.loads(out.read_text())
+    settings = result["settings"]
+    assert (settings["train_images"], settings["val_images"], settings["test_images"]) == (24, 6, 12)
+    assert "excluded: dataset decoding (cached), warm-up, evaluations" in settings["clock"]
     assert [r["budget_s"] for r in result["results"]] == [0.2, 0.4]
-    assert all(r["train_seconds"] >= r["budget_s"] and 0 <= r["test_accuracy"] <= 1 for r in result["results"])
+    for r in result["results"]:
+        # within one step of the budget: the clock stops after the step that reaches it
+        assert r["budget_s"] <= r["train_seconds"] <= round(r["budget_s"] + r["longest_step_seconds"], 1) + 0.05
+        report = json.loads((Path(r["run_folder"]) / "report.json").read_text())
+        assert (r["test_accuracy"], r["val_accuracy"]) == (report["test_accuracy"], report["val_accuracy"])
+        correct = sum(report["confusion"][i][i] for i in range(3))
+        assert r["test_accuracy"] == pytest.approx(correct / 12) and sum(map(sum, report["confusion"])) == 12
+        assert r["steps"] == report["training"]["steps"] >= 1
     assert result["machine"]["threads_used"] == 1 and "cpu" in result["machine"]
+    assert len(result["machine"]["load_average_before"]) == 3
     assert cv2.imread(str(tmp_path / "challenge.png")) is not None
 
 
@@ -304,13 +407,13 @@ def test_sweep_records_a_diverged_run_and_goes_on(tmp_path, capsys):
     assert _sweep(tmp_path, "--lrs", "1e30,0.05") == 0
     rows = json.loads((tmp_path / "sweep" / "results.json").read_text())["runs"]
     assert [(r["lr"], r["status"]) for r in rows] == [(1e30, "diverged"), (0.05, "ok")]
-    assert rows[0]["test_accuracy"] is None and "training diverged" in rows[0]["error"]
-    assert 0 <= rows[1]["test_accuracy"] <= 1
+    assert rows[0]["val_accuracy"] is None and "training diverged" in rows[0]["error"]
+    assert 0 <= rows[1]["val_accuracy"] <= 1
     table = (tmp_path / "sweep" / "results.md").read_text()
     assert "| 1 | `conv4-pool-fc8` | sgd | 0.05 |" in table and "| diverged |" in table
     assert cv2.imread(str(tmp_path / "sweep" / "sweep.png")) is not None
     captured = capsys.readouterr()
-    assert "best: sgd lr=0.05" in captured.out and "1 of 2 runs diverged" in captured.err
+    assert "best by validation: sgd lr=0.05" in captured.out and "1 of 2 runs diverged" in captured.err
 
 
 def test_sweep_exits_1_when_every_run_diverged(tmp_path, capsys):

@@ -101,6 +101,41 @@ def test_quantize_refuses_below_min_psnr_and_writes_nothing(tmp_path):
     assert not out.exists() and not list(tmp_path.glob("*.part"))
 
 
+def test_the_worst_evaluation_photo_decides_not_the_mean(tmp_path, monkeypatch):
+    """A copy whose mean PSNR passes but whose worst photo does not is refused, and the refusal says so."""
+    src = make_style_model(tmp_path / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    real = quantize.agreement
+    measured = real(src, src, images(1))                          # only to have every key
+
+    def one_bad_photo(reference, candidate, evaluation):
+        return {**measured, "psnr_db": 33.0, "psnr_min_db": 29.9, "mean_abs_diff": 2.0, "max_abs_diff": 90.0}
+
+    monkeypatch.setattr(quantize, "agreement", one_bad_photo)
+    out = tmp_path / "int8.onnx"
+    with pytest.raises(UserError, match=r"only 29\.9 dB on its worst evaluation photo \(< 30.0 dB; mean 33\.0 dB\)"):
+        quantize.quantize_style(src, out, images(2), images(2))
+    assert not out.exists()
+    quantize.quantize_style(src, out, images(2), images(2), min_psnr=29.5)    # the same copy under a lower bar
+    settings = json.loads(load_entry(out).metadata[quantize.KEY_QUANTIZATION])
+    assert settings["gate"] == "PSNR against float32 at least 29.5 dB on every evaluation photo"
+    assert (settings["psnr_db"], settings["psnr_min_db"]) == (33.0, 29.9)
+
+
+def test_the_int8_copy_records_its_calibration_and_evaluation_photos(tmp_path, tiny_photos):
+    from trainer.cli import main
+    src = make_style_model(tmp_path / "w" / "blur.lite.onnx", "blur", effect="blur", variant="lite")
+    assert main(["quantize", str(src), "--photos", str(tiny_photos), "--eval-photos", str(tiny_photos),
+                 "--long-side", "48", "--calibration-images", "3"]) == 0
+    settings = json.loads(load_entry(tmp_path / "w" / "int8" / "blur.lite.int8.onnx").metadata[quantize.KEY_QUANTIZATION])
+    assert settings["calibration_photos"] == settings["evaluation_photos"] == "photos"   # outside the repo: the name
+    assert settings["calibration_selection"] == "the first 3 image files by name" and settings["long_side"] == 48
+    assert (settings["calibration_images"], settings["evaluation_images"]) == (3, 8)
+    # measured again here: the recorded worst photo is the worst of the eight
+    again = quantize.agreement(src, tmp_path / "w" / "int8" / "blur.lite.int8.onnx",
+                               [quantize.photo_tensor(p, 48) for p in quantize.photo_paths(tiny_photos, 100)])
+    assert settings["psnr_min_db"] == pytest.approx(again["psnr_min_db"], abs=1e-3)
+
+
 def test_quantize_refuses_an_int8_model_and_a_non_style_file(tmp_path):
     src = make_style_model(tmp_path / "q.onnx", "q", effect="blur", metadata={"stylecam.precision": "int8"})
     with pytest.raises(UserError, match="int8 model"):

@@ -49,6 +49,41 @@ def test_style_model_contract(path):
     assert y.shape == x.shape and y.min() >= 0.0 and y.max() <= 255.0
 
 
+SHARED = WEIGHTS.parent.parent / "shared"
+
+
+def _git_blob_sha256(commit: str, path: str) -> str | None:
+    """sha256 of ``path`` as committed in ``commit``; None without git or without that commit (a shallow clone)."""
+    import hashlib
+    import shutil
+    import subprocess
+    if not shutil.which("git") or not (WEIGHTS.parent / ".git").exists():
+        return None
+    blob = subprocess.run(["git", "-C", str(WEIGHTS.parent), "show", f"{commit}:{path}"], capture_output=True)
+    return hashlib.sha256(blob.stdout).hexdigest() if blob.returncode == 0 else None
+
+
+@pytest.mark.parametrize("path", STYLE_FILES, ids=lambda p: p.relative_to(WEIGHTS).as_posix())
+def test_every_shipped_style_records_its_whole_training_chain_portably(path):
+    """Every stage names its painting, photo folder, settings and steps; every init is a file of the
+    repository at a named commit (checked against its sha256 where git has that commit), or a stage of
+    the chain itself; paths are relative to the repository or ../shared (which holds them, where present)."""
+    from trainer.provenance import INIT_PREVIOUS_STAGE, chain_problems, training_stages
+    meta = load_model(str(path), device="cpu").metadata
+    training = json.loads(meta[contract.KEY_TRAINING])
+    assert chain_problems(training) == []
+    stages = training_stages(training)
+    assert stages[-1] is training and stages[0]["init"] == ""
+    assert training["style_image"] == f"../shared/data/styles/{meta[contract.KEY_NAME]}.jpg"
+    for stage in stages:
+        for key in ("style_image", "data"):
+            if SHARED.is_dir():
+                assert (WEIGHTS.parent / stage[key]).exists(), stage[key]
+        if stage["init"] and stage["init"] != INIT_PREVIOUS_STAGE:
+            committed = _git_blob_sha256(stage["init_commit"], stage["init"])
+            assert committed in (None, stage["init_sha256"]), (stage["init"], stage["init_commit"])
+
+
 def test_registry_finds_every_shipped_style():
     registry = Registry(WEIGHTS)
     names = {load_model(str(p), device="cpu").metadata[contract.KEY_NAME] for p in STYLE_FILES}
@@ -128,17 +163,32 @@ def test_no_shipped_style_turns_photos_dark(path):
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
 def test_every_shipped_lite_style_has_a_checked_int8_copy(path):
-    """weights/int8/NAME.lite.int8.onnx: same model in int8, agreeing with float32 (PSNR measured here too)."""
-    from trainer.quantize import KEY_QUANTIZATION, psnr
+    """weights/int8/NAME.lite.int8.onnx: the same model in int8; its agreement with float32 is measured here
+    again on the evaluation photos it records (where ../shared holds them): every photo at least 30 dB,
+    and the recorded figures are what the file gives. Without them, on a synthetic photo (>= 25 dB)."""
+    from trainer.quantize import KEY_QUANTIZATION, agreement, photo_paths, photo_tensor, psnr
     int8_path = WEIGHTS / "int8" / path.name.replace(".lite.onnx", ".lite.int8.onnx")
     fp32, int8 = load_model(str(path), device="cpu"), load_model(str(int8_path), device="cpu")
     assert int8.metadata["stylecam.precision"] == "int8"
-    for key in (contract.KEY_NAME, contract.KEY_VARIANT, contract.KEY_PADDING, contract.KEY_CONFIG):
+    for key in (contract.KEY_NAME, contract.KEY_VARIANT, contract.KEY_PADDING, contract.KEY_CONFIG,
+                contract.KEY_TRAINING):
         assert int8.metadata[key] == fp32.metadata[key]
     settings = json.loads(int8.metadata[KEY_QUANTIZATION])
-    assert settings["psnr_db"] >= 30.0 and settings["int8_convs"] >= 6 and settings["float32_convs"] == 2
+    assert settings["int8_convs"] >= 6 and settings["float32_convs"] == 2
+    assert settings["gate"] == "PSNR against float32 at least 30 dB on every evaluation photo"
+    assert (settings["calibration_photos"], settings["evaluation_photos"]) == ("../shared/data/train",
+                                                                              "../shared/data/content")
+    assert settings["psnr_min_db"] >= 30.0 and settings["psnr_db"] >= settings["psnr_min_db"]
     x = photo_like(96, 128)[None, :, :, ::-1].transpose(0, 3, 1, 2).astype(np.float32)
     assert psnr(fp32.run(x), int8.run(x)) >= 25.0
+    evaluation = WEIGHTS.parent / settings["evaluation_photos"]
+    if evaluation.is_dir():
+        photos = [photo_tensor(p, settings["long_side"]) for p in photo_paths(evaluation, 1000)]
+        assert len(photos) == settings["evaluation_images"]
+        measured = agreement(path, int8_path, photos)
+        assert measured["psnr_min_db"] >= 30.0
+        for key in ("psnr_db", "psnr_min_db", "mean_abs_diff"):
+            assert measured[key] == pytest.approx(settings[key], abs=0.01), key
     entry = Registry(WEIGHTS).find(fp32.metadata[contract.KEY_NAME], variant="lite", precision="int8")
     assert entry.path == int8_path
 

@@ -9,11 +9,14 @@ Accepted layouts (``--data PATH`` or the standard locations, see ``candidate_pat
 
 Every loader returns images as uint8 tensors (N, C, H, W), RGB or gray, values 0..255, and int64 labels.
 Decoded image folders are cached as .npz under ~/.cache/stylecam/datasets (never in the project).
+
+Validation: ``hold_out_validation`` moves a fixed set of training images (the same for every run) into
+a validation split. Every choice (sweeps, epoch-by-epoch looks) uses it; the test set is for the one
+final measurement of a finished model.
 """
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import pickle
 import struct
@@ -32,6 +35,10 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+#: training images held out for validation, by dataset (of 60,000 MNIST / Fashion-MNIST, 50,000 CIFAR-10)
+DEFAULT_VAL_SIZE = {"mnist": 5000, "fashion-mnist": 5000, "cifar10": 5000}
+#: seed of the permutation that picks the validation images: one fixed split for every run
+VAL_SEED = 0
 #: IDX element type code -> numpy dtype (big-endian)
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 HOW_TO_GET = {
@@ -54,6 +61,12 @@ class Dataset:
     test_x: torch.Tensor
     test_y: torch.Tensor
     source: str                   # where it was read from
+    val_x: torch.Tensor | None = None   # validation images held out of the training set (hold_out_validation)
+    val_y: torch.Tensor | None = None
+
+    @property
+    def val_size(self) -> int:
+        return 0 if self.val_y is None else len(self.val_y)
 
     @property
     def channels(self) -> int:
@@ -72,6 +85,21 @@ class Dataset:
         h, w = self.size
         return {"height": h, "width": w, "channels": "GRAY" if self.channels == 1 else "RGB",
                 "scale": 1.0 / 255.0, "mean": [round(m, 4) for m in mean], "std": [round(s, 4) for s in std]}
+
+
+def hold_out_validation(data: Dataset, size: int, seed: int = VAL_SEED) -> Dataset:
+    """A copy of ``data`` whose training images are split in two: ``size`` images picked by a permutation
+    seeded with ``seed`` (so the same ones every run) become the validation split, the others stay for
+    training, in their order. The test split is not touched. ``size`` 0 gives an empty validation split.
+    Raises UserError when ``size`` would leave no training image."""
+    n = len(data.train_y)
+    if size < 0 or size >= n:
+        raise UserError(f"a validation split of {size} images does not fit {n} training images",
+                        f"use --val-size from 0 to {max(n - 1, 0)}")
+    picked = torch.zeros(n, dtype=torch.bool)
+    picked[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]] = True
+    return Dataset(data.name, data.classes, data.train_x[~picked], data.train_y[~picked], data.test_x,
+                   data.test_y, data.source, data.train_x[picked], data.train_y[picked])
 
 
 # ----------------------------------------------------------------------------- IDX

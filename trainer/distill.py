@@ -95,16 +95,26 @@ def load_teacher(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     return net.eval(), meta
 
 
+def distillation_record(ckpt: dict) -> dict:
+    """The training stage a distilled checkpoint records: the teacher (portable path, its network and its
+    own training chain), the photo folder, the settings, steps, final losses and PSNR against the teacher."""
+    from trainer.provenance import portable_path
+    meta, cfg = ckpt["teacher_metadata"], ckpt["config"]
+    return {"method": "distillation", "teacher": portable_path(cfg["teacher"]),
+            "teacher_variant": meta.get(contract.KEY_VARIANT),
+            "teacher_network": json.loads(meta.get(contract.KEY_CONFIG, "null")),
+            "teacher_training": json.loads(meta.get(contract.KEY_TRAINING, "{}")),
+            "data": portable_path(cfg.get("data", "")),
+            **{k: cfg.get(k) for k in ("size", "batch_size", "iterations", "lr", "edge_weight", "seed", "holdout")},
+            "steps_trained": ckpt["step"], "final_losses": ckpt["history"][-1] if ckpt.get("history") else {},
+            "psnr_vs_teacher_db": ckpt.get("psnr_vs_teacher_db")}
+
+
 def distilled_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
     """Contract metadata of a distilled checkpoint: the teacher's painting data, the student's network."""
     meta = dict(ckpt["teacher_metadata"])
     cfg = ckpt["config"]
-    teacher_training = json.loads(meta.get(contract.KEY_TRAINING, "{}"))
-    training = {"method": "distillation", "teacher": Path(cfg["teacher"]).name,
-                "teacher_variant": meta.get(contract.KEY_VARIANT), "teacher_training": teacher_training,
-                **{k: cfg[k] for k in ("size", "batch_size", "iterations", "lr", "edge_weight", "seed")},
-                "steps_trained": ckpt["step"], "final_losses": ckpt["history"][-1] if ckpt.get("history") else {},
-                "psnr_vs_teacher_db": ckpt.get("psnr_vs_teacher_db")}
+    training = distillation_record(ckpt)
     meta.update({contract.KEY_VARIANT: runtime_variant(cfg["variant"]), contract.KEY_PADDING: padding,
                  contract.KEY_CONFIG: json.dumps(ckpt["network"]), contract.KEY_TRAINING: json.dumps(training, default=str),
                  "stylecam.precision": precision})

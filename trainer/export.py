@@ -26,6 +26,7 @@ from stylecam.errors import UserError
 from stylecam.fileout import atomic_output, refuse_overwriting_inputs
 from trainer.checkpoints import ensure_writable_file, read_checkpoint
 from trainer.nets.transformer import TransformerConfig, runtime_variant, transformer_from_config
+from trainer.provenance import init_record, portable_path
 
 #: max |onnxruntime - PyTorch| allowed, in 0..255 pixel units
 TOLERANCE = {"fp32": 0.05, "fp16": 4.0}
@@ -35,8 +36,8 @@ PARITY_SHAPES = ((1, 3, 68, 92), (2, 3, 100, 132))
 OPSETS = (11, 23)
 DEFAULT_OPSET = 17
 TRAINING_KEYS = ("size", "batch_size", "iterations", "content_weight", "style_weight", "tv_weight", "style_size",
-                 "content_layer", "style_layers", "lr", "seed", "style_image", "init", "stability_weight",
-                 "stability_noise")
+                 "content_layer", "style_layers", "lr", "seed", "holdout", "stability_weight", "stability_noise",
+                 "precision")
 
 
 class _Fp16(nn.Module):
@@ -63,7 +64,8 @@ def network_from_checkpoint(ckpt: dict, padding: str | None = None) -> torch.nn.
 
 
 def init_provenance(init: str) -> dict:
-    """{"init": path, "init_training": how those weights were made} for a run started with --init ({} if none)."""
+    """For a run started with --init: {"init": portable path, "init_sha256", ["init_commit"], "init_training":
+    the whole training chain of those weights} (trainer.provenance); {} for a run from random weights."""
     if not init:
         return {}
     made = {}
@@ -73,15 +75,26 @@ def init_provenance(init: str) -> dict:
             made = json.loads({p.key: p.value for p in model.metadata_props}.get(contract.KEY_TRAINING, "{}"))
         else:
             ckpt = read_checkpoint(init, required=())
-            cfg = ckpt.get("config", {})
-            made = {"method": "distillation" if ckpt.get("kind") == "stylecam-distilled" else "style training",
-                    "teacher": Path(str(cfg.get("teacher", ""))).name, "steps_trained": ckpt.get("step"),
-                    "psnr_vs_teacher_db": ckpt.get("psnr_vs_teacher_db"),
-                    "teacher_network": json.loads(ckpt.get("teacher_metadata", {}).get(contract.KEY_CONFIG, "null")),
-                    **{k: cfg.get(k) for k in ("size", "batch_size", "lr", "edge_weight", "style_weight")}}
-    except (OSError, ValueError, RuntimeError, AttributeError, UserError):
+            if ckpt.get("kind") == "stylecam-distilled":
+                from trainer.distill import distillation_record
+                made = distillation_record(ckpt)
+            else:
+                made = training_record(ckpt)
+    except (OSError, ValueError, RuntimeError, KeyError, AttributeError, UserError):
         pass  # the weights were loaded once already; provenance is informative only
-    return {"init": init, "init_training": made}
+    return {**init_record(init), "init_training": made}
+
+
+def training_record(ckpt: dict) -> dict:
+    """The training stage a style checkpoint records (stylecam.training): its settings, the painting and
+    photo folder (portable paths), the steps, the final losses and, for a run started from other weights,
+    their own chain (init_provenance)."""
+    raw = ckpt["config"]
+    final = ckpt["history"][-1] if ckpt.get("history") else {}
+    return {**{k: raw.get(k) for k in TRAINING_KEYS}, "steps_trained": ckpt["step"],
+            "style_image": portable_path(str(raw.get("style_image", ""))),
+            "data": portable_path(str(raw.get("data", ""))), "final_losses": final,
+            **({"init": ""} if not raw.get("init") else init_provenance(raw["init"]))}
 
 
 def style_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
@@ -91,10 +104,7 @@ def style_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
     names = {f.name for f in fields(StyleTrainConfig)}
     cfg = StyleTrainConfig(**{k: v for k, v in raw.items() if k in names})
     info = cfg.metadata()
-    final = ckpt["history"][-1] if ckpt.get("history") else {}
-    training = {**{k: raw.get(k) for k in TRAINING_KEYS}, "steps_trained": ckpt["step"],
-                "style_image": Path(str(raw.get("style_image", ""))).name, "final_losses": final,
-                **init_provenance(raw.get("init") or "")}
+    training = training_record(ckpt)
     return {
         contract.KEY_KIND: "style", contract.KEY_FORMAT: contract.FORMAT_VERSION, contract.KEY_NAME: cfg.name,
         contract.KEY_PAINTING: info["painting"], contract.KEY_ARTIST: info["artist"], contract.KEY_YEAR: info["year"],

@@ -3,8 +3,13 @@
 The whole dataset sits in memory as uint8 tensors; batches are normalised and augmented on the fly
 (random shift by padding + crop, horizontal flip where it makes sense). The learning rate follows one
 cycle (linear warm-up, linear decay to zero) over the epochs or over ``--time-budget`` seconds of
-training wall time; evaluation time is not counted in the budget. Outputs in --out: checkpoint.pt,
-curves.png, confusion.png, report.json and the ONNX model with class names and normalisation in metadata.
+training wall time; evaluation time is not counted in the budget.
+
+Protocol: ``--val-size`` training images (a fixed split, trainer.data.hold_out_validation) are held out;
+the accuracy looked at during training, and every choice made from it (sweep ranking), is on them. The
+test set is measured once, on the finished model, and never during training. Outputs in --out:
+checkpoint.pt, curves.png, confusion.png (test set), report.json and the ONNX model with class names,
+normalisation and the test accuracy in its metadata.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from stylecam.argtypes import (file_stem, float_in, int_at_least, non_negative_f
 from stylecam.errors import UserError
 from stylecam.fileout import atomic_output, refuse_overwriting_inputs
 from trainer.checkpoints import atomic_save, ensure_writable_dir, ensure_writable_file, read_checkpoint
-from trainer.data import DATASETS, Dataset, load_dataset
+from trainer.data import DATASETS, DEFAULT_VAL_SIZE, Dataset, hold_out_validation, load_dataset
 from trainer.nets.classifier import PRESETS, Classifier, ClassifierConfig, build_classifier, format_summary
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -56,8 +61,8 @@ class TrainConfig:
     augment: bool = False             # random shift (pad + crop), and flips where FLIP_OK
     flip: bool = False                # horizontal flips (set from the dataset when augmenting)
     channels_last: bool = True        # NHWC memory format (faster convolutions on CPU)
-    bf16: bool = False                # bfloat16 autocast on CPU (training and epoch evals; final test in fp32)
-    eval_every: int = 1               # test accuracy every N epochs (0: only at the end)
+    bf16: bool = False                # bfloat16 autocast on CPU (training and epoch evals; final evaluations in fp32)
+    eval_every: int = 1               # validation accuracy every N epochs (0: only at the end)
     seed: int = 0
 
     @property
@@ -67,13 +72,14 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    test_accuracy: float
+    val_accuracy: float | None        # final model on the validation split (None: no validation split)
     train_seconds: float              # training wall time, evaluation excluded
     epochs: float                     # passes over the training set actually done
     steps: int
+    longest_step_seconds: float = 0.0                   # the slowest training step (a budget may overrun by one)
     history: list[dict] = field(default_factory=list)   # periodic train loss / accuracy / lr
-    evals: list[dict] = field(default_factory=list)     # test accuracy after epochs
-    predictions: np.ndarray | None = None               # test-set predictions of the final model
+    evals: list[dict] = field(default_factory=list)     # validation accuracy after epochs
+    val_predictions: np.ndarray | None = None           # validation predictions of the final model
 
 
 # ----------------------------------------------------------------------------- batches
@@ -153,10 +159,13 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
 # ----------------------------------------------------------------------------- training
 
 def train(model: Classifier, data: Dataset, cfg: TrainConfig, progress: bool = True) -> TrainResult:
-    """Train ``model`` on ``data`` in place and return the test accuracy and curves.
+    """Train ``model`` on ``data`` in place and return the validation accuracy and curves.
 
     Stops after ``cfg.epochs`` passes or, with ``cfg.time_budget``, when the training wall clock
     (evaluation excluded) reaches the budget; the learning-rate cycle is spread over whichever applies.
+    The clock runs over each step: batch gathering, augmentation, normalisation, forward, backward,
+    update; evaluations between epochs are taken out of it. A budget ends after the step that reaches
+    it, so train_seconds exceeds the budget by less than longest_step_seconds. Never reads the test set.
     """
     from tqdm import tqdm
 
@@ -175,7 +184,7 @@ def train(model: Classifier, data: Dataset, cfg: TrainConfig, progress: bool = T
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    result = TrainResult(0.0, 0.0, 0.0, 0)
+    result = TrainResult(None, 0.0, 0.0, 0)
     bar_total = cfg.time_budget if cfg.time_budget else total_steps
     bar = tqdm(total=bar_total, disable=not progress, unit="s" if cfg.time_budget else "step",
                desc="training", dynamic_ncols=True, bar_format=None if not cfg.time_budget else
@@ -214,6 +223,7 @@ def train(model: Classifier, data: Dataset, cfg: TrainConfig, progress: bool = T
             run_acc = acc if run_acc is None else 0.95 * run_acc + 0.05 * acc
             took = time.perf_counter() - clock - eval_seconds - trained
             trained += took
+            result.longest_step_seconds = max(result.longest_step_seconds, took)
             step += 1
             if step % max(1, steps_per_epoch // 20) == 0 or step == 1:
                 result.history.append({"step": step, "epoch": step / steps_per_epoch, "seconds": trained,
@@ -224,32 +234,35 @@ def train(model: Classifier, data: Dataset, cfg: TrainConfig, progress: bool = T
             if done:
                 break
         epoch += 1
-        if cfg.eval_every and epoch % cfg.eval_every == 0 and not done:
+        if cfg.eval_every and epoch % cfg.eval_every == 0 and not done and data.val_size:
             eval_start = time.perf_counter()
-            acc = _accuracy(model, data, cfg)
+            acc = accuracy(model, data.val_x, data.val_y, channels_last=cfg.channels_last, bf16=cfg.bf16)
             eval_seconds += time.perf_counter() - eval_start
-            result.evals.append({"epoch": step / steps_per_epoch, "seconds": trained, "test_accuracy": acc})
-            bar.write(f"epoch {epoch}: test accuracy {acc:.4f} after {trained:.1f} s of training")
+            result.evals.append({"epoch": step / steps_per_epoch, "seconds": trained, "val_accuracy": acc})
+            bar.write(f"epoch {epoch}: validation accuracy {acc:.4f} after {trained:.1f} s of training")
     bar.close()
-    preds = predict(model, data.test_x, mean, std, channels_last=cfg.channels_last)  # fp32, as the ONNX model
-    result.predictions = preds.numpy()
-    result.test_accuracy = float((preds == data.test_y).float().mean()) if len(preds) else 0.0
-    result.evals.append({"epoch": step / steps_per_epoch, "seconds": trained, "test_accuracy": result.test_accuracy})
     result.train_seconds, result.epochs, result.steps = trained, step / steps_per_epoch, step
+    if data.val_size:
+        preds = predict(model, data.val_x, mean, std, channels_last=cfg.channels_last)  # fp32, as the ONNX model
+        result.val_predictions = preds.numpy()
+        result.val_accuracy = float((preds == data.val_y).float().mean())
+        result.evals.append({"epoch": step / steps_per_epoch, "seconds": trained, "val_accuracy": result.val_accuracy})
     model.to(memory_format=torch.contiguous_format)
     return result
 
 
-def _accuracy(model, data: Dataset, cfg: TrainConfig) -> float:
-    preds = predict(model, data.test_x, list(model.config.mean), list(model.config.std),
-                    channels_last=cfg.channels_last, bf16=cfg.bf16)
-    return float((preds == data.test_y).float().mean()) if len(preds) else 0.0
+def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, channels_last: bool = False,
+             bf16: bool = False) -> float:
+    """Share of ``images`` (uint8 (N, C, H, W) 0..255) whose predicted class is ``labels`` (N,); 0.0 for none."""
+    preds = predict(model, images, list(model.config.mean), list(model.config.std),
+                    channels_last=channels_last, bf16=bf16)
+    return float((preds == labels).float().mean()) if len(preds) else 0.0
 
 
 # ----------------------------------------------------------------------------- outputs
 
 def plot_curves(result: TrainResult, path: str | os.PathLike, title: str = "") -> None:
-    """Training loss and accuracy (running mean) and test accuracy against training seconds -> PNG."""
+    """Training loss and accuracy (running mean) and validation accuracy against training seconds -> PNG."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -259,7 +272,7 @@ def plot_curves(result: TrainResult, path: str | os.PathLike, title: str = "") -
     ax1.plot(t, [h["train_loss"] for h in result.history], color="tab:red")
     ax1.set(xlabel="training time (s)", ylabel="train loss", title="loss")
     ax2.plot(t, [h["train_accuracy"] for h in result.history], label="train (running)")
-    ax2.plot([e["seconds"] for e in result.evals], [e["test_accuracy"] for e in result.evals], "o-", label="test")
+    ax2.plot([e["seconds"] for e in result.evals], [e["val_accuracy"] for e in result.evals], "o-", label="validation")
     ax2.set(xlabel="training time (s)", ylabel="accuracy", title="accuracy")
     ax2.legend(loc="lower right", fontsize=8)
     ax2.grid(alpha=0.3)
@@ -411,7 +424,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     length.add_argument("--epochs", type=positive_float, default=None,
                         help="passes over the training set (default: 5, unless --time-budget is given)")
     length.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS",
-                        help="stop after this much training wall time (evaluation not counted), instead of --epochs")
+                        help="stop after this much training wall time (evaluations not counted), instead of --epochs")
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default by optimizer: "
                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
     p.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="images per training step")
@@ -426,7 +439,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--padding", choices=("zero", "reflect", "replicate"), default="zero", help="padding of every conv")
     add_speed_arguments(p)
     p.add_argument("--eval-every", type=non_negative_int, default=1, metavar="N",
-                   help="test accuracy every N epochs (0: only at the end)")
+                   help="validation accuracy every N epochs (0: only at the end)")
+    add_validation_argument(p)
     p.add_argument("--seed", type=seed_int, default=0, help="random seed of initialisation, batches and augmentation (default: 0)")
     p.add_argument("--vgg-weights", default=None, metavar="FILE", help="VGG-16 features state dict for vgg16:... specs "
                    "(default: $STYLECAM_VGG16, else torchvision's download)")
@@ -435,6 +449,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder, created if needed")
     p.add_argument("--onnx", default=None, metavar="FILE.onnx",
                    help="where to write the ONNX model (default: OUT/NAME.onnx)")
+
+
+def add_validation_argument(p: argparse.ArgumentParser) -> None:
+    """--val-size (shared with sweep and the benchmark)."""
+    p.add_argument("--val-size", type=non_negative_int, default=None, metavar="N",
+                   help="training images held out as the validation split, the same ones every run (default: "
+                   + ", ".join(f"{k} {v}" for k, v in DEFAULT_VAL_SIZE.items())
+                   + ", at most a tenth of the training images; 0: none)")
+
+
+def validation_size(args: argparse.Namespace, train_images: int) -> int:
+    """--val-size, else the dataset's DEFAULT_VAL_SIZE, at most a tenth of ``train_images``."""
+    if args.val_size is not None:
+        return args.val_size
+    return min(DEFAULT_VAL_SIZE[args.dataset], train_images // 10)
+
+
+def load_split(args: argparse.Namespace) -> Dataset:
+    """The dataset of --dataset / --data with the validation split of --val-size held out."""
+    data = load_dataset(args.dataset, args.data)
+    return hold_out_validation(data, validation_size(args, len(data.train_y)))
 
 
 def add_speed_arguments(p: argparse.ArgumentParser) -> None:
@@ -512,10 +547,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run_training(data: Dataset, arch: str, cfg: TrainConfig, out: str | os.PathLike, name: str,
                  padding: str = "zero", onnx_path: str | os.PathLike | None = None,
                  vgg_weights: str | None = None, progress: bool = True, quiet: bool = False,
-                 export: bool = True, vgg_extractor: nn.Module | None = None) -> dict:
+                 export: bool = True, vgg_extractor: nn.Module | None = None, measure_test: bool = True) -> dict:
     """Build, summarise, train, plot, checkpoint and (``export``) write the ONNX model; returns the report.
 
-    ``vgg_extractor`` replaces the ImageNet VGG-16 for vgg16:... specs (tests use a small stand-in).
+    ``data`` holds its validation split already (hold_out_validation). With ``measure_test`` the finished
+    model is measured once on the test set (report test_accuracy, confusion matrix, ONNX metadata);
+    without it (sweep runs) the test set is not read: test_accuracy is None, the confusion matrix is the
+    validation split's. ``vgg_extractor`` replaces the ImageNet VGG-16 for vgg16:... specs (tests use a
+    small stand-in).
     """
     out = Path(out)
     norm = data.normalisation()
@@ -526,36 +565,51 @@ def run_training(data: Dataset, arch: str, cfg: TrainConfig, out: str | os.PathL
     model = build_classifier(arch, data.channels, len(data.classes), *data.size, padding=padding,
                              mean=norm["mean"], std=norm["std"], vgg_extractor=vgg)
     if not quiet:
-        print(f"{name}: {data.name} from {data.source}: {len(data.train_x)} train / {len(data.test_x)} test, "
-              f"{len(data.classes)} classes\narch: {model.config.arch}\n{format_summary(model)}\n"
+        print(f"{name}: {data.name} from {data.source}: {len(data.train_x)} train / {data.val_size} validation / "
+              f"{len(data.test_x)} test, {len(data.classes)} classes\narch: {model.config.arch}\n{format_summary(model)}\n"
               f"threads {torch.get_num_threads()}, {'bf16 autocast' if cfg.bf16 else 'fp32'}, "
               f"{'channels-last' if cfg.channels_last else 'NCHW'}", flush=True)
     result = train(model, data, cfg, progress=progress)
-    cm = confusion_matrix(data.test_y.numpy(), result.predictions, len(data.classes))
-    training = {**asdict(cfg), "dataset": data.name, "train_seconds": round(result.train_seconds, 1),
+    test_accuracy, test_seconds = None, None
+    if measure_test:    # the one look at the test set, after training
+        started = time.perf_counter()
+        test_predictions = predict(model, data.test_x, norm["mean"], norm["std"]).numpy()
+        test_seconds = time.perf_counter() - started
+        test_accuracy = float((test_predictions == data.test_y.numpy()).mean()) if len(test_predictions) else 0.0
+        cm, cm_split = confusion_matrix(data.test_y.numpy(), test_predictions, len(data.classes)), "test"
+    else:
+        predictions = result.val_predictions if result.val_predictions is not None else np.zeros(0, np.int64)
+        labels = data.val_y.numpy() if data.val_size else np.zeros(0, np.int64)
+        cm, cm_split = confusion_matrix(labels, predictions, len(data.classes)), "validation"
+    training = {**asdict(cfg), "dataset": data.name, "val_size": data.val_size,
+                "val_accuracy": result.val_accuracy, "train_seconds": round(result.train_seconds, 1),
                 "epochs_done": round(result.epochs, 2), "steps": result.steps,
                 "threads": torch.get_num_threads()}
     if cfg.time_budget:
         training["epochs"] = None   # the budget, not an epoch count, decided the length
-    report = {"name": name, "dataset": data.name, "arch": model.config.arch, "test_accuracy": result.test_accuracy,
+    report = {"name": name, "dataset": data.name, "arch": model.config.arch, "val_accuracy": result.val_accuracy,
+              "test_accuracy": test_accuracy, "val_size": data.val_size,
               "params": sum(p.numel() for p in model.parameters() if p.requires_grad), "training": training,
-              "evals": result.evals, "confusion": cm.tolist(), "classes": data.classes}
-    title = f"{name}: {model.config.arch} — test accuracy {result.test_accuracy:.2%}"
-    plot_curves(result, out / "curves.png", title)
-    plot_confusion(cm, data.classes, out / "confusion.png", f"{name}: test accuracy {result.test_accuracy:.2%}")
+              "longest_step_seconds": result.longest_step_seconds, "test_seconds": test_seconds,
+              "evals": result.evals, "confusion": cm.tolist(), "confusion_split": cm_split, "classes": data.classes}
+    scores = "; ".join(f"{what} accuracy {value:.2%}" for what, value in
+                       (("validation", result.val_accuracy), ("test", test_accuracy)) if value is not None)
+    plot_curves(result, out / "curves.png", f"{name}: {model.config.arch} — {scores}")
+    plot_confusion(cm, data.classes, out / "confusion.png", f"{name}: {cm_split} split, {scores}")
     save_classifier(out / "checkpoint.pt", model, {"classes": data.classes, "normalisation": norm,
                                                     "dataset": data.name, "name": name, "training": training,
-                                                    "test_accuracy": result.test_accuracy,
+                                                    "val_accuracy": result.val_accuracy,
+                                                    "test_accuracy": test_accuracy,
                                                     "history": result.history, "evals": result.evals})
     onnx_file = None
     if export:
         onnx_file = export_onnx(model, onnx_path or out / f"{name}.onnx", name, data.classes, norm,
-                                result.test_accuracy, training)
+                                test_accuracy, training)
     report["onnx"] = str(onnx_file) if onnx_file else None
     with atomic_target(out / "report.json") as tmp:
         tmp.write_text(json.dumps({**report, "history": result.history}, indent=1))
     if not quiet:
-        print(f"test accuracy {result.test_accuracy:.4f} after {result.train_seconds:.1f} s of training "
+        print(f"{scores or 'no evaluation'} after {result.train_seconds:.1f} s of training "
               f"({result.epochs:.2f} epochs, {result.steps} steps)\nwrote {out}/checkpoint.pt, curves.png, "
               f"confusion.png, report.json" + (f" and {onnx_file}" if onnx_file else ""))
     return report
@@ -578,7 +632,7 @@ def run(args: argparse.Namespace) -> int:
     out = ensure_writable_dir(args.out)                                  # outputs checked before training,
     onnx_path = ensure_writable_file(args.onnx or out / f"{name}.onnx", "--onnx")   # not after it
     set_threads(args.threads)
-    data = load_dataset(args.dataset, args.data)
+    data = load_split(args)
     run_training(data, arch, cfg, out, name, padding=args.padding, onnx_path=onnx_path,
                  vgg_weights=args.vgg_weights)
     return 0
