@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from stylecam import contract
+from trainer.provenance import portable_path
 from trainer.checkpoints import atomic_save, read_checkpoint, to_plain
 from trainer.cli import main as train_main
 from trainer.convert_checkpoint import convert_checkpoint
@@ -122,7 +123,7 @@ def test_export_does_not_unpickle_the_init_named_in_a_checkpoint(tmp_path):
     assert not marker.exists()
     meta = {p.key: p.value for p in onnx.load(report["path"]).metadata_props}
     training = json.loads(meta[contract.KEY_TRAINING])
-    assert training["init"] == str(evil) and training["init_training"] == {}
+    assert training["init"] == portable_path(str(evil)) and training["init_training"] == {}
 
 
 # ----- what checkpoints hold, and converting old ones ---------------------------------------------
