@@ -8,25 +8,23 @@ the content photos, the output and the painting, Gram targets recomputed every s
 Both run in the same process on the same batches: warm-up steps, then a fixed number of
 timed steps. Writes JSON.
 
-    python benchmarks/train_throughput.py --vgg-weights ../shared/vgg16/vgg16_features_imagenet.pth \
+    python -m benchmarks.train_throughput --vgg-weights ../shared/vgg16/vgg16_features_imagenet.pth \
         --out benchmarks/results/train_throughput_cpu.json
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import run_script, write_results
 from stylecam.argtypes import int_at_least, non_negative_int, output_file, positive_int
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_write_bytes
 from trainer.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
 from trainer.nets.transformer import CONFIGS, build_transformer
 from trainer.nets.vgg import load_vgg16
@@ -161,12 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    return run_script(PROG, run, build_parser().parse_args(argv))
 
 
 def run(args) -> int:
@@ -183,7 +176,7 @@ def run(args) -> int:
         "warmup_steps": args.warmup, "precision": args.precision, "channels_last": args.channels_last,
         "results": results,
     }
-    atomic_write_bytes(out, json.dumps(report, indent=2).encode())
+    write_results(out, report)
     for r in results:
         print(f"{r['variant']:5s} stylecam {r['stylecam']['images_per_s']:7.2f} img/s   reference "
               f"{r['reference']['images_per_s']:7.2f} img/s   x{r['speedup']:.2f}")

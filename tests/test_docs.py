@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark_scripts import load_benchmark
+from benchmarks import speed_doc as speed_doc_module
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -101,12 +101,12 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 @pytest.fixture(scope="module")
 def speed_doc():
-    return load_benchmark("speed_doc")
+    return speed_doc_module
 
 
 def test_speed_doc_is_what_the_results_give_now(speed_doc):
     assert (DOCS / "speed.md").read_text() == speed_doc.render(), \
-        "docs/speed.md is out of date: run `python benchmarks/speed_doc.py`"
+        "docs/speed.md is out of date: run `python -m benchmarks.speed_doc`"
 
 
 def test_speed_doc_check_fails_on_a_stale_page(speed_doc, tmp_path, capsys):
