@@ -2,6 +2,8 @@
 error line and exit 2, before any work: no tracebacks, no silent nonsense, no stray files."""
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import json
 import os
@@ -42,6 +44,18 @@ def one_line_error(main, argv, capsys, prog: str) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith(f"{prog}: error: "), err
     return err[0]
+
+
+def test_every_benchmark_imports_as_a_module_of_the_package_without_touching_sys_path():
+    scripts = sorted((REPO / "benchmarks").glob("*.py"))
+    assert len(scripts) >= 9
+    for path in scripts:
+        tree = ast.parse(path.read_text())
+        patched = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "path"
+                   and isinstance(node.value, ast.Name) and node.value.id == "sys"]
+        assert patched == [], f"benchmarks/{path.name} uses sys.path (lines {patched})"
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        assert module.__file__ == str(path)
 
 
 # ----- runtime_fps ------------------------------------------------------------------------------
