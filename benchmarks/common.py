@@ -128,7 +128,7 @@ def machine() -> dict:
 
 def fake_models(folder: Path) -> Path:
     """The tiny test models (wave +10, muse x0.5; no compute) in ``folder``: loop overhead only."""
-    from tests.onnx_fakes import make_weights_dir
+    from tests.fakes.onnx_models import make_weights_dir
     return make_weights_dir(folder)
 
 

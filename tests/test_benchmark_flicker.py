@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import temporal_flicker
-from tests.onnx_fakes import make_weights_dir
+from tests.fakes.onnx_models import make_weights_dir
 
 
 def write_clip(path: Path, frames: int = 8) -> Path:

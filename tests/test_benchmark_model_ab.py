@@ -6,7 +6,7 @@ import json
 import pytest
 
 from benchmarks import model_ab
-from tests.onnx_fakes import make_style_model, make_weights_dir
+from tests.fakes.onnx_models import make_style_model, make_weights_dir
 
 
 def test_interleaved_ms_alternates_and_times_each_call():

@@ -94,7 +94,7 @@ def test_runtime_json_marks_flush_timing_and_passes_warmup(tmp_path, monkeypatch
 
 
 def test_missing_variant_or_int8_copy_is_skipped_not_mislabelled(tmp_path, monkeypatch, capsys):
-    from tests.onnx_fakes import make_weights_dir
+    from tests.fakes.onnx_models import make_weights_dir
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     weights = make_weights_dir(tmp_path / "w", lite=False)          # full models only, no int8 copies
     out = tmp_path / "fps.json"

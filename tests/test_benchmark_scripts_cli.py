@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from benchmarks import cifar_challenge, runtime_fps, train_throughput
-from tests.onnx_fakes import make_weights_dir
+from tests.fakes.onnx_models import make_weights_dir
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import pytest
 from stylecam.errors import InputRefused, UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import probe_style_model
-from tests.onnx_fakes import make_broken_style_model, make_style_model
+from tests.fakes.onnx_models import make_broken_style_model, make_style_model
 from tests.test_hostile_inputs import assert_clean_failure, engine_args, file_hashes, run_cli, tiny_video
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from stylecam import cli, signals, sinks, sources
-from tests.onnx_fakes import make_weights_dir
+from tests.fakes.onnx_models import make_weights_dir
 
 FFMPEG = sinks.ffmpeg_exe()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")

@@ -11,7 +11,7 @@ from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import load_model, run_chain, run_chain_bound
 from stylecam.styles import Registry
-from tests.onnx_fakes import (make_classifier_model, make_plain_model, make_style_model, make_weights_dir,
+from tests.fakes.onnx_models import (make_classifier_model, make_plain_model, make_style_model, make_weights_dir,
                               write_corrupt_model)
 
 

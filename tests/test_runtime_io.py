@@ -19,7 +19,7 @@ from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.sources import CameraSource, SourceError, VideoFileSource, expand_sources, prefetch
-from tests.onnx_fakes import make_classifier_model, make_weights_dir
+from tests.fakes.onnx_models import make_classifier_model, make_weights_dir
 
 FFMPEG = sinks.ffmpeg_exe()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")

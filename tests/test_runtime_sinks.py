@@ -14,7 +14,7 @@ import pytest
 from stylecam import runner, sinks
 from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
-from tests.onnx_fakes import make_weights_dir
+from tests.fakes.onnx_models import make_weights_dir
 
 FFMPEG = sinks.ffmpeg_exe()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
