@@ -1,8 +1,8 @@
 """Live camera speed: frames shown per second and the delay from capture to display, JSON out.
 
-A simulated camera delivers the bundled clip, scaled to each size, at a fixed rate (--camera-fps,
-like a webcam: frames that arrive while the loop is busy replace each other, as with a real one)
-to stylecam's real camera loop (stylecam.live.run_live). --modes show: a window stand-in that
+A simulated camera (tests.fakes.cameras.PacedCapture) delivers the bundled clip, scaled to each
+size, at a fixed rate (--camera-fps, like a webcam: frames that arrive while the loop is busy
+replace each other, as with a real one) to stylecam's real camera loop (stylecam.live.run_live). --modes show: a window stand-in that
 draws the HUD and displays nothing (`stylecam` with a window, less the screen); record: no
 window, every frame recorded to an .mp4 (`stylecam 0 --no-window -o live.mp4`); window:
 OpenCV's real window (`stylecam` itself; needs a display: an X server, Xvfb for a headless one).
@@ -23,7 +23,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -40,56 +39,12 @@ from stylecam.runner import plan_workers
 from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS
 from stylecam.sinks import Window
 from stylecam.sources import CameraSource, VideoFileSource
+from tests.fakes.cameras import PacedCapture
+from tests.fakes.windows import NullWindow
 
 PROG = "live_fps.py"
 MODES = ("show", "record", "window")
 PRECISIONS = ("fp32", "int8")
-
-
-class PacedCapture:
-    """cv2.VideoCapture stand-in: ``frames`` (uint8 BGR (H, W, 3)) in a loop, one every 1/fps s.
-
-    A read that comes late restarts the schedule from now (no burst of frames to catch up).
-    """
-
-    def __init__(self, frames: list[np.ndarray], fps: float):
-        self.frames, self.fps, self.n, self._next = frames, float(fps), 0, None
-
-    def isOpened(self) -> bool:
-        return True
-
-    def read(self) -> tuple[bool, np.ndarray]:
-        now = time.monotonic()
-        if self._next is None or self._next < now:
-            self._next = now
-        time.sleep(max(0.0, self._next - now))
-        self._next += 1.0 / self.fps
-        frame = self.frames[self.n % len(self.frames)]
-        self.n += 1
-        return True, frame
-
-    def get(self, prop: int) -> float:
-        return self.fps if prop == cv2.CAP_PROP_FPS else 0.0
-
-    def release(self) -> None:
-        pass
-
-
-class NullWindow:
-    """A window that shows nothing: run_live still draws its HUD on every frame. No key is pressed."""
-
-    def __init__(self):
-        self.frames = 0
-
-    def show(self, frame: np.ndarray, wait_ms: int = 1) -> int:
-        self.frames += 1
-        return -1
-
-    def set_fullscreen(self, on: bool) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def camera_frames(width: int, height: int) -> list[np.ndarray]:

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny photo folders and paintings made on the fly (no data from outside)."""
+"""Shared fixtures: tiny photo folders and paintings made on the fly (no data from outside), and a
+folder of fake style models."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fakes.onnx_models import make_weights_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -14,6 +17,13 @@ def _write_png(path: Path, array: np.ndarray) -> Path:
     from PIL import Image
     Image.fromarray(array).save(path)
     return path
+
+
+@pytest.fixture
+def weights(tmp_path: Path) -> Path:
+    """A weights folder of fake style models (tests.fakes.onnx_models.make_weights_dir: wave adds 10,
+    muse halves; full and lite)."""
+    return make_weights_dir(tmp_path / "weights")
 
 
 @pytest.fixture

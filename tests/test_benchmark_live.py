@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from benchmarks import common, live_fps
+from tests.fakes.cameras import PacedCapture
 
 
 def test_paced_capture_delivers_frames_in_a_loop_at_its_rate():
     frames = [np.full((4, 6, 3), i, np.uint8) for i in range(3)]
-    camera = live_fps.PacedCapture(frames, fps=50)
+    camera = PacedCapture(frames, fps=50)
     t0 = time.monotonic()
     got = [camera.read() for _ in range(6)]
     elapsed = time.monotonic() - t0

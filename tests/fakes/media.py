@@ -1,0 +1,37 @@
+"""Media made on the fly with the ffmpeg of imageio-ffmpeg (its lavfi test patterns), and read back."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+from stylecam import sinks
+
+FFMPEG = sinks.ffmpeg_exe()
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
+
+
+def make_clip(path: Path, frames: int = 12, size: str = "64x48", audio: bool = True, sar: str | None = None) -> Path:
+    """A short H.264 clip (testsrc pattern, 10 fps) with an optional 440 Hz AAC track and a sample
+    aspect ratio such as "32/27"."""
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+           "-i", f"testsrc=size={size}:rate=10:duration={frames / 10}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={frames / 10}", "-c:a", "aac"]
+    if sar:
+        cmd += ["-vf", f"setsar={sar}"]
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-frames:v", str(frames), str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def count_frames(path: Path) -> int:
+    """The number of frames OpenCV decodes from the video file at ``path``."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
