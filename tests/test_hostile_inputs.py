@@ -23,7 +23,7 @@ from stylecam import cli, folders, limits
 from stylecam.errors import InputRefused, UserError
 from stylecam.pipeline import Stylizer
 from stylecam.sources import camera_index, expand_sources, special_file
-from tests.fakes.onnx_models import make_style_model, make_weights_dir
+from tests.fakes.onnx_models import make_weights_dir
 from tests.test_imageheader import png_claiming
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,11 +56,6 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture
-def weights(tmp_path) -> Path:
-    return make_weights_dir(tmp_path / "weights")
 
 
 @pytest.fixture

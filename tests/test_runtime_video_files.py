@@ -155,16 +155,7 @@ def test_interrupted_write_leaves_a_playable_file(tmp_path, weights, monkeypatch
 @needs_ffmpeg
 def test_error_mid_video_removes_the_partial_file(tmp_path, weights, monkeypatch):
     clip = make_clip(tmp_path / "clip.mp4", frames=10, audio=False)
-    calls = {"n": 0}
-    original = Stylizer.stylize_batch
-
-    def broken(self, frames):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RuntimeError("inference failed")
-        return original(self, frames)
-
-    monkeypatch.setattr(Stylizer, "stylize_batch", broken)
+    interrupt_at_call(monkeypatch, 4, RuntimeError("inference failed"))
     out = tmp_path / "o" / "x.mp4"
     with pytest.raises(RuntimeError, match="inference failed"):
         runner.process_video(str(clip), out, Stylizer(["wave"], weights_dir=weights, device="cpu"), progress=False)

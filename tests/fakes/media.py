@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from stylecam import sinks
@@ -27,11 +28,16 @@ def make_clip(path: Path, frames: int = 12, size: str = "64x48", audio: bool = T
     return path
 
 
+def decode_frames(path: Path) -> list[np.ndarray]:
+    """Every frame OpenCV decodes from the video file at ``path``, in order: uint8 BGR (H, W, 3)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    cap.release()
+    return frames
+
+
 def count_frames(path: Path) -> int:
     """The number of frames OpenCV decodes from the video file at ``path``."""
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
+    return len(decode_frames(path))
