@@ -653,7 +653,7 @@ def section_training() -> list[str]:
         "stylecam's step: one VGG pass over the output serves all losses, the photos' content targets are",
         "computed without autograd and only up to relu2_2, the painting's Gram targets once per run,",
         f"{data['precision']} autocast and channels-last. The `lite` row was measured with the network then",
-        "called `lite` (now `lite-v1`).",
+        "called `lite`, the earlier `lite-v1` design.",
         "",
     ]
     rows = [[data["device"], r["variant"], num(r["stylecam"]["images_per_s"], 2), num(r["reference"]["images_per_s"], 2),

@@ -285,7 +285,7 @@ def test_torchrun_two_cpu_processes_match_one(tiny_photos, tiny_painting, tmp_pa
 
 
 @pytest.mark.parametrize("config,variant,file_name", [("full", "full", "w.onnx"), ("lite", "lite", "w.lite.onnx"),
-                                                      ("lite-fr", "lite", "w.lite.onnx"), ("lite-v1", "lite", "w.lite.onnx")])
+                                                      ("lite-fr", "lite", "w.lite.onnx")])
 def test_every_lite_config_exports_as_the_lite_variant(config, variant, file_name, tmp_path):
     """The runtime knows two variants (full, lite); which lite network a file holds is in its config metadata."""
     from trainer.export import style_metadata
@@ -296,6 +296,38 @@ def test_every_lite_config_exports_as_the_lite_variant(config, variant, file_nam
     ckpt = {"config": {"style_image": "p.jpg", "data": "photos", "name": "w", "variant": config}, "step": 1, "history": [], "network": CONFIGS[config].to_dict()}
     meta = style_metadata(ckpt, "reflect", "fp32")
     assert meta["stylecam.variant"] == variant
+
+
+#: network configurations of checkpoints from earlier lite designs, as they were saved
+EARLIER_DESIGNS = {
+    "lite-v1": {"channels": [8, 16, 32], "residual_blocks": 3, "end_kernel": 3, "separable": False,
+                "padding": "reflect"},
+    "lite-shuffle": {"channels": [0, 16, 32], "residual_blocks": 3, "end_kernel": 3, "separable": False,
+                     "padding": "reflect", "half_res_ends": True},
+}
+
+
+@pytest.mark.parametrize("design", sorted(EARLIER_DESIGNS))
+def test_checkpoints_of_earlier_lite_designs_still_export_but_train_no_more(design, tmp_path, capsys):
+    """lite-v1 and lite-shuffle are no --config any more; their checkpoints carry their own network."""
+    from stylecam.styles import network_name
+    from trainer.nets.transformer import TransformerConfig, transformer_from_config
+    torch.manual_seed(0)
+    net = transformer_from_config(TransformerConfig.from_dict(EARLIER_DESIGNS[design])).eval()
+    ckpt = tmp_path / "old.pt"
+    torch.save({"config": {"style_image": "p.jpg", "data": "photos", "name": "old", "variant": design}, "step": 1,
+                "history": [], "network": EARLIER_DESIGNS[design], "model": net.state_dict()}, ckpt)
+    report = export_style(ckpt, tmp_path / "old.lite.onnx")
+    model = load_model(report["path"], device="cpu")
+    assert model.metadata["stylecam.variant"] == "lite"
+    assert network_name(model.metadata["stylecam.config"]) == design
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 32, 48)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.run(x), expected, atol=1e-2)
+    err = parse_error(["style", "--style-image", "p.jpg", "--data", "photos", "--name", "t", "--config", design],
+                      capsys)
+    assert f"invalid choice: '{design}'" in err and "'lite-fr'" in err
 
 
 def test_sensor_noise_is_clamped_sized_and_repeatable_per_step():
