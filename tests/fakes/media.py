@@ -1,4 +1,5 @@
-"""Media made on the fly with the ffmpeg of imageio-ffmpeg (its lavfi test patterns), and read back."""
+"""Media made on the fly (frames; clips with the ffmpeg of imageio-ffmpeg and its lavfi test patterns),
+and read back."""
 from __future__ import annotations
 
 import subprocess
@@ -12,6 +13,11 @@ from stylecam import sinks
 
 FFMPEG = sinks.ffmpeg_exe()
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
+
+
+def grey(value: int, h: int = 8, w: int = 8) -> np.ndarray:
+    """A uniform uint8 BGR (h, w, 3) frame of grey level ``value`` (0..255)."""
+    return np.full((h, w, 3), value, np.uint8)
 
 
 def make_clip(path: Path, frames: int = 12, size: str = "64x48", audio: bool = True, sar: str | None = None) -> Path:
