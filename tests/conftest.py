@@ -1,5 +1,5 @@
-"""Shared fixtures: tiny photo folders and paintings made on the fly (no data from outside), and a
-folder of fake style models."""
+"""Shared fixtures: tiny photo folders and paintings made on the fly (no data from outside), a folder
+of fake style models, and the checkpoint of a tiny style training run."""
 from __future__ import annotations
 
 import os
@@ -47,6 +47,16 @@ def tiny_painting(tmp_path: Path) -> Path:
     stripes = ((xx + yy) // 4) % 2
     img = np.stack([stripes * 230 + 10, (1 - stripes) * 120 + 40, np.full_like(xx, 200)], -1).astype(np.uint8)
     return _write_png(tmp_path / "painting.png", img)
+
+
+@pytest.fixture
+def trained_checkpoint(tiny_photos: Path, tiny_painting: Path, tmp_path: Path) -> Path:
+    """checkpoint.pt of a 2-step lite training run (tests.fakes.training.tiny_config) with a VGG stand-in."""
+    from tests.fakes.training import LAYERS, tiny_config
+    from trainer.nets.vgg import random_vgg_standin
+    from trainer.train_style import train_style
+    cfg = tiny_config(tiny_photos, tiny_painting, tmp_path, iterations=2)
+    return Path(train_style(cfg, loss_net=random_vgg_standin(LAYERS), export=False, progress=False)["checkpoint"])
 
 
 @pytest.fixture

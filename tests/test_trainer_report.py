@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.training import LAYERS
 from trainer.cli import main as train_main
 from trainer.nets.vgg import random_vgg_standin
 from trainer.report import build_report, list_photos, summarise
 from trainer.train_style import StyleTrainConfig, train_style
-
-LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 
 
 def test_summarise_means_and_ratios_by_hand():

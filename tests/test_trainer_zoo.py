@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from stylecam.errors import UserError
+from tests.fakes.training import LAYERS
 from trainer import zoo as zoo_module
 from trainer.cli import main as train_main
 from trainer.gatys import gatys
@@ -26,7 +27,6 @@ from trainer.zoo_files import read_losses_zip
 from trainer.zoo_bundle import load_bundle, part_paths, save_bundle
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 
 
 def random_photos(count: int = 3, seed: int = 0) -> list[torch.Tensor]:
