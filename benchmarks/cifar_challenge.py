@@ -14,7 +14,7 @@ validation and test passes), the checkpoint, plots and ONNX export, and starting
 stops after the step that reaches it, so train_seconds exceeds it by less than one step. Writes JSON
 (machine, load average, settings, results, goals).
 
-    python benchmarks/cifar_challenge.py [--budgets 60,300,600] [--arch cifar-resnet] [--plot PNG]
+    python -m benchmarks.cifar_challenge [--budgets 60,300,600] [--arch cifar-resnet] [--plot PNG]
 """
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import load_average, run_script, write_results
 from stylecam.argtypes import non_negative_int, output_file, positive_float, positive_int
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_output, atomic_write_bytes
+from stylecam.fileout import atomic_output
 from trainer.data import DEFAULT_VAL_SIZE, hold_out_validation, load_dataset
 from trainer.nets.classifier import build_classifier, parse_spec
 from trainer.train_classifier import OPTIMIZERS, TrainConfig, run_training, set_threads, train, use_bf16
@@ -105,7 +106,7 @@ def plot(result: dict, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--budgets", type=budget_list, default="60,300,600",
                    help="comma-separated training seconds (positive numbers)")
@@ -124,14 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="benchmarks/results/cifar_challenge.json")
     p.add_argument("--plot", default=None, help="also draw accuracy against budget into this PNG")
     p.add_argument("--plot-only", action="store_true", help="redraw --plot from the JSON in --out, no training")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.plot_only and not args.plot:
-        p.error("--plot-only needs --plot PATH")
-    try:
-        return run(args)
-    except UserError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+        parser.error("--plot-only needs --plot PATH")
+    return run_script(PROG, run, args)
 
 
 def run(args) -> int:
@@ -149,7 +151,7 @@ def run(args) -> int:
     data = hold_out_validation(data, min(DEFAULT_VAL_SIZE["cifar10"], n // 10) if args.val_size is None
                                else args.val_size)
     load_seconds = time.perf_counter() - t0
-    load_before = os.getloadavg()
+    load_before = load_average()
     threads = set_threads(args.threads)
     bf16 = use_bf16(args.precision)
     base = TrainConfig(batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
@@ -181,8 +183,7 @@ def run(args) -> int:
     out = {
         "benchmark": "cifar_challenge",
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "threads_used": threads,
-                    "load_average_before": [round(v, 2) for v in load_before],
-                    "load_average_after": [round(v, 2) for v in os.getloadavg()],
+                    "load_average_before": load_before, "load_average_after": load_average(),
                     "python": sys.version.split()[0], "torch": torch.__version__},
         "settings": {"arch": args.arch, "precision": "bf16 autocast" if bf16 else "fp32",
                      "channels_last": base.channels_last, "batch_size": base.batch_size,
@@ -194,7 +195,7 @@ def run(args) -> int:
                               "excluded: dataset decoding (cached), warm-up, evaluations, checkpoint, export"},
         "results": results, "goals": goals,
     }
-    atomic_write_bytes(path, json.dumps(out, indent=1).encode())
+    write_results(path, out)
     if plot_path:
         plot(out, plot_path)
     for r in results:

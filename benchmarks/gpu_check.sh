@@ -33,8 +33,8 @@ step info sh -c "$python -m stylecam.cli info --device cuda --json > '$out/gpu_i
 step tests bash -o pipefail -c "$python -m pytest -q -m gpu -rs tests 2>&1 | tee '$out/gpu_tests.txt'"
 bench=(--device cuda --sizes 640x480,1280x720 --precisions fp32,fp16 --batch 1 --workers 1,auto
        --frames 60 --warmup 10 --e2e-frames 150 --no-peer)
-step bench-shipped "$python" benchmarks/runtime_fps.py "${bench[@]}" --models shipped --variants lite "$@" \
+step bench-shipped "$python" -m benchmarks.runtime_fps "${bench[@]}" --models shipped --variants lite "$@" \
     -o "$out/runtime_fps_gpu.json"
-step bench-proxy "$python" benchmarks/runtime_fps.py "${bench[@]}" --models proxy --variants full "$@" \
+step bench-proxy "$python" -m benchmarks.runtime_fps "${bench[@]}" --models proxy --variants full "$@" \
     -o "$out/runtime_fps_gpu_proxy.json"
 exit "$status"

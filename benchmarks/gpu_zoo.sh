@@ -13,7 +13,7 @@
 #   gatys.tar           NAME/NN.jpg for every style and photo, gatys.json with their losses
 #   run.log             everything printed
 #
-# Before (on the CPU machine, once): python benchmarks/gpu_zoo_carry.py   -> .gpu_zoo/ (carried, ~34 MiB)
+# Before (on the CPU machine, once): python -m benchmarks.gpu_zoo_carry   -> .gpu_zoo/ (carried, ~34 MiB)
 # Usage: benchmarks/gpu_zoo.sh OUT            the GPU run (needs CUDA; fails in seconds otherwise)
 #        benchmarks/gpu_zoo.sh OUT --cpu-check the same script end to end on a CPU, tiny sizes, ~2 minutes
 # Settings can be changed through the environment: ZOO_MINUTES, GATYS_MINUTES, ZOO_SIZE, ZOO_BATCH,
@@ -54,7 +54,7 @@ if device == "cuda":
     print("gpu:", torch.cuda.get_device_name(0), f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB")
 for need in ("vgg16_relu4_3_fp16.pth", "train", "styles", "content", "MANIFEST.json"):
     if not (carry / need).exists():
-        sys.exit(f"{carry / need} is missing: build it with benchmarks/gpu_zoo_carry.py and carry {carry}")
+        sys.exit(f"{carry / need} is missing: build it with python -m benchmarks.gpu_zoo_carry and carry {carry}")
 print("carried:", json.loads((carry / "MANIFEST.json").read_text())["carried_mib"], "MiB")
 t = time.perf_counter()
 conv = torch.nn.Conv2d(3, 8, 3).to(device)

@@ -10,7 +10,7 @@ A borrowed GPU machine receives the checkout's tracked files plus the folders na
                            (long side --gatys-size, cropped to x4), lossless, for the Gatys references
   MANIFEST.json            sources, sizes, the JPEG quality chosen, and what the whole transfer weighs
 
-Usage: python benchmarks/gpu_zoo_carry.py [--shared ../shared] [--out .gpu_zoo] [--limit-mib 64]
+Usage (from the repository root): python -m benchmarks.gpu_zoo_carry [--shared ../shared] [--out .gpu_zoo] [--limit-mib 64]
 """
 from __future__ import annotations
 
@@ -21,15 +21,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+from PIL import Image
+
+from trainer.nets.vgg import VGG16_LAYERS
+from trainer.photos import IMAGE_SUFFIXES
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from trainer.nets.vgg import VGG16_LAYERS  # noqa: E402
-from trainer.photos import IMAGE_SUFFIXES  # noqa: E402
 
 MIB = 2 ** 20
 

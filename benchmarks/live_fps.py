@@ -1,8 +1,8 @@
 """Live camera speed: frames shown per second and the delay from capture to display, JSON out.
 
-A simulated camera delivers the bundled clip, scaled to each size, at a fixed rate (--camera-fps,
-like a webcam: frames that arrive while the loop is busy replace each other, as with a real one)
-to stylecam's real camera loop (stylecam.live.run_live). --modes show: a window stand-in that
+A simulated camera (tests.fakes.cameras.PacedCapture) delivers the bundled clip, scaled to each
+size, at a fixed rate (--camera-fps, like a webcam: frames that arrive while the loop is busy
+replace each other, as with a real one) to stylecam's real camera loop (stylecam.live.run_live). --modes show: a window stand-in that
 draws the HUD and displays nothing (`stylecam` with a window, less the screen); record: no
 window, every frame recorded to an .mp4 (`stylecam 0 --no-window -o live.mp4`); window:
 OpenCV's real window (`stylecam` itself; needs a display: an X server, Xvfb for a headless one).
@@ -14,88 +14,37 @@ The simulated camera costs no CPU; a real webcam's driver (MJPEG decoding, often
 the same cores, so real figures can be lower. "camera_frames_dropped" counts the camera frames
 replaced before the loop read them, until the camera is closed (after the last frame shown).
 
-    python benchmarks/live_fps.py --styles wave,mosaic --precisions fp32,int8 --workers 1,auto \\
+    python -m benchmarks.live_fps --styles wave,mosaic --precisions fp32,int8 --workers 1,auto \\
         -o benchmarks/results/live_fps_cpu.json
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from runtime_fps import (comma_list, choice, fake_models, frame_size, infer_size, load_average,  # noqa: E402
-                         load_text, run_script, workers_value, write_results)
-
-from stylecam.argtypes import int_at_least, output_file, positive_int  # noqa: E402
-from stylecam.demo import DEFAULT_CLIP  # noqa: E402
-from stylecam.errors import UserError  # noqa: E402
-from stylecam.live import initial_state, run_live  # noqa: E402
-from stylecam.pipeline import Stylizer  # noqa: E402
-from stylecam.runner import plan_workers  # noqa: E402
-from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS  # noqa: E402
-from stylecam.sinks import Window  # noqa: E402
-from stylecam.sources import CameraSource, VideoFileSource  # noqa: E402
+from benchmarks.common import (RESULTS, choice, comma_list, fake_models, frame_size, infer_size, load_average,
+                               load_text, machine, run_script, workers_value, write_results)
+from stylecam.argtypes import int_at_least, output_file, positive_int
+from stylecam.demo import DEFAULT_CLIP
+from stylecam.errors import UserError
+from stylecam.live import initial_state, run_live
+from stylecam.pipeline import Stylizer
+from stylecam.runner import plan_workers
+from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS
+from stylecam.sinks import Window
+from stylecam.sources import CameraSource, VideoFileSource
+from tests.fakes.cameras import PacedCapture
+from tests.fakes.windows import NullWindow
 
 PROG = "live_fps.py"
 MODES = ("show", "record", "window")
 PRECISIONS = ("fp32", "int8")
-
-
-class PacedCapture:
-    """cv2.VideoCapture stand-in: ``frames`` (uint8 BGR (H, W, 3)) in a loop, one every 1/fps s.
-
-    A read that comes late restarts the schedule from now (no burst of frames to catch up).
-    """
-
-    def __init__(self, frames: list[np.ndarray], fps: float):
-        self.frames, self.fps, self.n, self._next = frames, float(fps), 0, None
-
-    def isOpened(self) -> bool:
-        return True
-
-    def read(self) -> tuple[bool, np.ndarray]:
-        now = time.monotonic()
-        if self._next is None or self._next < now:
-            self._next = now
-        time.sleep(max(0.0, self._next - now))
-        self._next += 1.0 / self.fps
-        frame = self.frames[self.n % len(self.frames)]
-        self.n += 1
-        return True, frame
-
-    def get(self, prop: int) -> float:
-        return self.fps if prop == cv2.CAP_PROP_FPS else 0.0
-
-    def release(self) -> None:
-        pass
-
-
-class NullWindow:
-    """A window that shows nothing: run_live still draws its HUD on every frame. No key is pressed."""
-
-    def __init__(self):
-        self.frames = 0
-
-    def show(self, frame: np.ndarray, wait_ms: int = 1) -> int:
-        self.frames += 1
-        return -1
-
-    def set_fullscreen(self, on: bool) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def camera_frames(width: int, height: int) -> list[np.ndarray]:
@@ -172,13 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=tuple(DEVICE_PROVIDERS), default="cpu")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="onnxruntime threads per run (default: the cores split between the workers)")
-    p.add_argument("-o", "--output", default=str(REPO / "benchmarks" / "results" / "live_fps.json"),
+    p.add_argument("-o", "--output", default=str(RESULTS / "live_fps.json"),
                    help="JSON file (.json); the Markdown table is written beside it (.md)")
     return p
 
 
 def main(argv=None) -> int:
-    return run_script(PROG, build_parser(), run, argv)
+    return run_script(PROG, run, build_parser().parse_args(argv))
 
 
 def run(args) -> int:
@@ -186,6 +135,7 @@ def run(args) -> int:
     with tempfile.TemporaryDirectory(prefix="stylecam-live-bench-") as folder:
         results = measure_all(args, Path(folder))
     write_results(out, results, markdown_table(results))
+    print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
     return 0
 
 
@@ -194,8 +144,7 @@ def measure_all(args, tmp: Path) -> dict:
     weights = fake_models(tmp / "fake") if args.models == "fake" else args.weights_dir
     results = {"benchmark": "live_fps", "models": args.models, "device": args.device,
                "camera_fps": args.camera_fps, "frames": args.frames, "warmup": args.warmup,
-               "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                           "cpus": os.cpu_count(), "load_avg_start": load_average()},
+               "machine": machine(),
                "notes": ["fps: frames shown per second between the first and the last shown; latency_ms: capture "
                          "(the camera driver's read returning) to the frame recorded and handed to the window",
                          "the simulated camera costs no CPU (a real webcam's driver takes some from the same cores)"],

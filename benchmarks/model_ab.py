@@ -9,27 +9,20 @@ per file and thread count: median and quartile ms of each, the B / A ratio of th
 the largest difference between their outputs (grey levels), so a faster graph is shown to
 compute the same thing.
 
-    python benchmarks/model_ab.py --a old_weights --b weights --threads 1,2 -o benchmarks/results/model_ab.json
+    python -m benchmarks.model_ab --a old_weights --b weights --threads 1,2 -o benchmarks/results/model_ab.json
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from stylecam.argtypes import int_at_least, output_file  # noqa: E402
-from stylecam.errors import UserError  # noqa: E402
-from stylecam.fileout import atomic_write_bytes  # noqa: E402
-from stylecam.session import load_model  # noqa: E402
+from benchmarks.common import machine, run_script, write_results
+from stylecam.argtypes import int_at_least, output_file
+from stylecam.errors import UserError
+from stylecam.session import load_model
 
 PROG = "model_ab.py"
 
@@ -132,12 +125,7 @@ def check_output(text: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    return run_script(PROG, run, build_parser().parse_args(argv))
 
 
 def run(args) -> int:
@@ -148,7 +136,7 @@ def run(args) -> int:
     frame = np.random.default_rng(0).uniform(0, 255, (1, 3, height, width)).astype(np.float32)
     result = {"benchmark": "model_ab", "a": str(args.a), "b": str(args.b), "size": [width, height],
               "warmup": args.warmup, "steps": args.steps, "order": "interleaved a, b per step",
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},
+              "machine": machine(),
               "rows": []}
     for threads in args.threads:
         for name, path_a, path_b in todo:
@@ -156,7 +144,7 @@ def run(args) -> int:
             result["rows"].append(row)
             print(f"{name:36s} {threads} thread(s): A {row['a']['median_ms']:7.2f} ms  B {row['b']['median_ms']:7.2f} ms"
                   f"  B/A {row['b_over_a']:.3f}  max diff {row['max_abs_diff']:.4f}")
-    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    write_results(out, result)
     print(f"wrote {out}")
     return 0
 

@@ -14,15 +14,13 @@ untrained networks of the real full/lite architectures exported from trainer/ (-
 PyTorch; speed does not depend on the weights); --models fake uses the tiny test models (no compute,
 measures pure overhead). The JSON names which were used.
 
-    python benchmarks/runtime_fps.py --frames 30 --warmup 5 -o benchmarks/results/runtime_fps_cpu.json
+    python -m benchmarks.runtime_fps --frames 30 --warmup 5 -o benchmarks/results/runtime_fps_cpu.json
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,83 +30,24 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from stylecam import contract  # noqa: E402
-from stylecam.argtypes import int_at_least, non_negative_int, output_file, positive_int  # noqa: E402
-from stylecam.demo import DEFAULT_CLIP  # noqa: E402
-from stylecam.errors import UserError  # noqa: E402
-from stylecam.fileout import atomic_write_bytes  # noqa: E402
-from stylecam.pipeline import Stylizer  # noqa: E402
-from stylecam.runner import plan_workers, process_video  # noqa: E402
-from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS  # noqa: E402
-from stylecam.sinks import VideoWriter, ffmpeg_exe  # noqa: E402
-from stylecam.sources import SourceError, VideoFileSource  # noqa: E402
-from stylecam.styles import Registry  # noqa: E402
+from benchmarks.common import (MIN_SIDE, RESULTS, choice, comma_list, fake_models, frame_size, gpu_name, infer_size,
+                               load_average, load_text, machine, run_script, workers_value, write_results)
+from stylecam import contract
+from stylecam.argtypes import non_negative_int, output_file, positive_int
+from stylecam.demo import DEFAULT_CLIP
+from stylecam.errors import UserError
+from stylecam.pipeline import Stylizer
+from stylecam.runner import plan_workers, process_video
+from stylecam.session import DEVICE_PROVIDERS, GPU_PROVIDERS
+from stylecam.sinks import VideoWriter, ffmpeg_exe
+from stylecam.sources import VideoFileSource
+from stylecam.styles import Registry
 
 PROG = "runtime_fps.py"
 CONFIGS = {"single": (("wave",), 1), "chain_x3": (("wave", "muse"), 3)}
 VARIANTS = ("lite", "full")
 PRECISIONS = ("fp32", "int8", "fp16")
 CONTAINERS = ("mp4", "webm", "mkv", "mov")
-MIN_SIDE = 16        # smallest frame side benchmarked
-MIN_INFER = 8        # smallest inference long side (as Stylizer / stylecam --size)
-
-
-# ----- argument types (argparse turns ArgumentTypeError into "error: argument ...", exit 2) -----
-
-def comma_list(item, what: str):
-    """A comma-separated list, each entry parsed by ``item``; empty lists and entries refused."""
-    def parse(text: str) -> list:
-        parts = text.split(",")
-        if not text.strip() or any(not part.strip() for part in parts):
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}")
-        return [item(part.strip()) for part in parts]
-    return parse
-
-
-def choice(allowed) -> callable:
-    def parse(text: str) -> str:
-        if text not in allowed:
-            raise argparse.ArgumentTypeError(f"expected one of {', '.join(allowed)}, got {text!r}")
-        return text
-    return parse
-
-
-def frame_size(text: str) -> tuple[int, int]:
-    """WIDTHxHEIGHT, both even (H.264 4:2:0 needs even sizes) and at least MIN_SIDE."""
-    m = re.fullmatch(r"(\d+)x(\d+)", text)
-    if m is None:
-        raise argparse.ArgumentTypeError(f"expected a frame size WIDTHxHEIGHT such as 640x480, got {text!r}")
-    w, h = int(m[1]), int(m[2])
-    if w < MIN_SIDE or h < MIN_SIDE:
-        raise argparse.ArgumentTypeError(f"frame size {text!r} is too small: both sides must be at least {MIN_SIDE}")
-    if w % 2 or h % 2:
-        raise argparse.ArgumentTypeError(
-            f"frame size {text!r} has an odd side: the H.264 clips need even sizes "
-            f"(e.g. {w + w % 2}x{h + h % 2})")
-    return w, h
-
-
-def infer_size(text: str) -> int | None:
-    """native (None) or a long side >= MIN_INFER."""
-    if text == "native":
-        return None
-    try:
-        return int_at_least(MIN_INFER)(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected native or a whole number ≥ {MIN_INFER}, got {text!r}") from None
-
-
-def workers_value(text: str) -> int | None:
-    """auto (None) or a whole number >= 1."""
-    if text == "auto":
-        return None
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected auto or a whole number ≥ 1, got {text!r}") from None
 
 
 def check_output(text: str) -> Path:
@@ -149,11 +88,6 @@ def export_proxies(folder: Path) -> Path:
                 model.metadata_props.add(key=key, value=value)
             onnx.save(model, str(path))
     return folder
-
-
-def fake_models(folder: Path) -> Path:
-    from tests.onnx_fakes import make_weights_dir
-    return make_weights_dir(folder)
 
 
 def clip_usable(path: Path, frames: int) -> bool:
@@ -281,30 +215,6 @@ def peer(clip: Path, warmup: int, frames: int, tmp: Path, threads: int | None) -
             "stylize_ms": round(1e3 * t_stylize / n, 2), "fps_end_to_end": round(n / elapsed, 2), "frames": n}
 
 
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15-minute load averages, None where the system has none (Windows)."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
-def load_text(machine: dict) -> str:
-    """The table header's note on the load at the start of a run."""
-    load = machine.get("load_avg_start")
-    return f"load average at start {load[0]:.2f}" if load else "no load average on this system"
-
-
-def gpu_name() -> str:
-    """The GPU as nvidia-smi names it, with its driver; "unknown" without nvidia-smi."""
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
-        return out.strip().splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return "unknown"
-
-
 def markdown_table(results: dict) -> str:
     """README table: one row per run plus the peer rows."""
     gpu = f" ({results['machine']['gpu']})" if results["machine"].get("gpu") else ""
@@ -367,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--container", choices=CONTAINERS, default="mp4",
                    help="output container of the encode stage and the end-to-end runs (mp4: H.264, webm: VP9)")
     p.add_argument("--no-peer", dest="peer", action="store_false")
-    p.add_argument("-o", "--output", default=str(REPO / "benchmarks" / "results" / "runtime_fps.json"),
+    p.add_argument("-o", "--output", default=str(RESULTS / "runtime_fps.json"),
                    help="JSON file (.json); the Markdown table is written beside it (.md)")
     return p
 
@@ -384,18 +294,7 @@ def mismatch(stylizer: Stylizer, variant: str, precision: str) -> str | None:
 
 def main(argv=None) -> int:
     # the defaults are strings: argparse runs their type too, so every option below is parsed
-    return run_script(PROG, build_parser(), run, argv)
-
-
-def run_script(prog: str, parser: argparse.ArgumentParser, run_args, argv=None) -> int:
-    """Parse ``argv`` (argparse exits 2 on bad values), then ``run_args(args)``; a UserError or
-    SourceError becomes one line "PROG: error: ..." on stderr and exit code 2."""
-    args = parser.parse_args(argv)
-    try:
-        return run_args(args)
-    except (UserError, SourceError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 2
+    return run_script(PROG, run, build_parser().parse_args(argv))
 
 
 def run(args) -> int:
@@ -422,9 +321,7 @@ def run(args) -> int:
         registry.resolve(style)  # UserError (did you mean ...) before any clip is made
 
     results = {"benchmark": "runtime_fps", "models": models, "weights_dir": str(weights), "device": args.device,
-               "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                           "cpus": os.cpu_count(), "load_avg_start": load_average()},
-               "frames": args.frames, "warmup": args.warmup, "batch": ",".join(map(str, args.batch)),
+               "machine": machine(), "frames": args.frames, "warmup": args.warmup, "batch": ",".join(map(str, args.batch)),
                "container": args.container,
                "e2e_includes_flush": True, "e2e_warmup_frames": args.warmup,
                "notes": ["end_to_end.fps = frames / seconds of the whole process_video call, encoder flush and "
@@ -492,14 +389,8 @@ def run(args) -> int:
                         "ask for a variant and precision these weights have (e.g. --variants lite --precisions fp32)")
     results["machine"]["load_avg_end"] = load_average()
     write_results(out, results, markdown_table(results))
-    return 0
-
-
-def write_results(out: Path, results: dict, table: str) -> None:
-    """``results`` as JSON to ``out`` (written whole or not at all) and ``table`` beside it as .md."""
-    atomic_write_bytes(out, json.dumps(results, indent=2).encode())
-    out.with_suffix(".md").write_text(table)
     print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

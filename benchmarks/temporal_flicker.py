@@ -9,33 +9,27 @@ flicker. Reported per style: the mean over the frame pairs, and the same measure
 itself (its sensor noise and compression, the floor a model starts from), and with --stabilise the
 same after imageops.Stabiliser (what `stylecam --stabilise A` does to videos and the camera).
 
-    python benchmarks/temporal_flicker.py --stabilise 0.5,0.8 -o benchmarks/results/temporal_flicker_cpu.json
-    python benchmarks/temporal_flicker.py --set shipped=weights --set older=old_weights/ -o cmp.json
+    python -m benchmarks.temporal_flicker --stabilise 0.5,0.8 -o benchmarks/results/temporal_flicker_cpu.json
+    python -m benchmarks.temporal_flicker --set shipped=weights --set older=old_weights/ -o cmp.json
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from stylecam import imageops, metrics  # noqa: E402
-from stylecam.argtypes import float_in, fraction, int_at_least, output_file  # noqa: E402
-from stylecam.demo import DEFAULT_CLIP  # noqa: E402
-from stylecam.errors import UserError  # noqa: E402
-from stylecam.fileout import atomic_write_bytes  # noqa: E402
-from stylecam.pipeline import Stylizer  # noqa: E402
-from stylecam.styles import Registry  # noqa: E402
+from benchmarks.common import REPO, machine, run_script, write_results
+from stylecam import imageops, metrics
+from stylecam.argtypes import float_in, fraction, int_at_least, output_file
+from stylecam.demo import DEFAULT_CLIP
+from stylecam.errors import UserError
+from stylecam.pipeline import Stylizer
+from stylecam.styles import Registry
 
 PROG = "temporal_flicker.py"
 
@@ -132,12 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    return run_script(PROG, run, build_parser().parse_args(argv))
 
 
 def run(args) -> int:
@@ -170,7 +159,7 @@ def run(args) -> int:
     result = {"benchmark": "temporal_flicker", "input": Path(args.input).name, "frames": len(frames),
               "size": list(frames[0].shape[:2]), "threshold": args.threshold,
               "static_fraction": float(np.mean(static)), "input_flicker": finite(np.nanmean(input_floor)),
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "sets": {}}
+              "machine": machine(), "sets": {}}
     for label, folder, names in plan:
         weights = Path(folder)
         rows = []
@@ -181,7 +170,7 @@ def run(args) -> int:
             print(f"{label:10s} {name:16s} flicker {row['flicker']:6.2f} grey levels (max {row['flicker_max']:.2f}{held})")
         result["sets"][label] = {"weights_dir": str(folder), "styles": rows}
     print(f"input itself: {result['input_flicker']:.2f} grey levels over {result['static_fraction']:.0%} still pixels")
-    atomic_write_bytes(out, (json.dumps(result, indent=2, allow_nan=False) + "\n").encode())
+    write_results(out, result, allow_nan=False)
     print(f"wrote {out}")
     return 0
 

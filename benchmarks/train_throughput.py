@@ -19,7 +19,7 @@ all alike), after --warmup untimed steps of each. Reported per arm: median and q
 step, images/s from the median, speed relative to the first arm, and the loss of the first step
 (the same for every arm up to bf16 rounding: they compute one loss).
 
-    python benchmarks/train_throughput.py --vgg-weights ../shared/vgg16/vgg16_features_imagenet.pth \\
+    python -m benchmarks.train_throughput --vgg-weights ../shared/vgg16/vgg16_features_imagenet.pth \\
         --out benchmarks/results/train_throughput_cpu.json
 """
 from __future__ import annotations
@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import os
 import platform
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import run_script, write_results
 from stylecam.argtypes import int_at_least, non_negative_int, output_file, positive_int
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_write_bytes
 from trainer.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
 from trainer.nets.transformer import CONFIGS, build_transformer
 from trainer.nets.vgg import load_vgg16
@@ -280,12 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    return run_script(PROG, run, build_parser().parse_args(argv))
 
 
 def run(args, vgg=None) -> int:
@@ -308,8 +301,7 @@ def run(args, vgg=None) -> int:
         "load_average_start": load_start, "load_average_end": load_average(), "results": results,
     }
     table = markdown_table(report)
-    for path, text in ((out, json.dumps(report, indent=2) + "\n"), (out.with_suffix(".md"), table)):
-        atomic_write_bytes(path, text.encode())
+    write_results(out, report, table)
     print(table, end="")
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny photo folders and paintings made on the fly (no data from outside)."""
+"""Shared fixtures: tiny photo folders and paintings made on the fly (no data from outside), a folder
+of fake style models, and the checkpoint of a tiny style training run."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fakes.onnx_models import make_weights_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -14,6 +17,13 @@ def _write_png(path: Path, array: np.ndarray) -> Path:
     from PIL import Image
     Image.fromarray(array).save(path)
     return path
+
+
+@pytest.fixture
+def weights(tmp_path: Path) -> Path:
+    """A weights folder of fake style models (tests.fakes.onnx_models.make_weights_dir: wave adds 10,
+    muse halves; full and lite)."""
+    return make_weights_dir(tmp_path / "weights")
 
 
 @pytest.fixture
@@ -37,6 +47,16 @@ def tiny_painting(tmp_path: Path) -> Path:
     stripes = ((xx + yy) // 4) % 2
     img = np.stack([stripes * 230 + 10, (1 - stripes) * 120 + 40, np.full_like(xx, 200)], -1).astype(np.uint8)
     return _write_png(tmp_path / "painting.png", img)
+
+
+@pytest.fixture
+def trained_checkpoint(tiny_photos: Path, tiny_painting: Path, tmp_path: Path) -> Path:
+    """checkpoint.pt of a 2-step lite training run (tests.fakes.training.tiny_config) with a VGG stand-in."""
+    from tests.fakes.training import LAYERS, tiny_config
+    from trainer.nets.vgg import random_vgg_standin
+    from trainer.train_style import train_style
+    cfg = tiny_config(tiny_photos, tiny_painting, tmp_path, iterations=2)
+    return Path(train_style(cfg, loss_net=random_vgg_standin(LAYERS), export=False, progress=False)["checkpoint"])
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmark_scripts import load_benchmark
-from onnx_fakes import make_weights_dir
+from benchmarks import temporal_flicker
+from tests.fakes.onnx_models import make_weights_dir
 
 
 def write_clip(path: Path, frames: int = 8) -> Path:
@@ -29,7 +29,7 @@ def test_flicker_of_pointwise_models_follows_the_input(tmp_path):
     weights = make_weights_dir(tmp_path / "w", lite=True)          # wave: +10, muse: x0.5
     clip = write_clip(tmp_path / "clip.avi")
     out = tmp_path / "flicker.json"
-    rc = load_benchmark("temporal_flicker").main(
+    rc = temporal_flicker.main(
         ["--set", f"fake={weights}", "--input", str(clip), "--frames", "8", "--stabilise", "0.8", "-o", str(out)])
     assert rc == 0
     result = json.loads(out.read_text())
@@ -47,14 +47,13 @@ def test_flicker_of_pointwise_models_follows_the_input(tmp_path):
 
 def test_flicker_benchmark_refuses_a_clip_without_two_frames(tmp_path):
     from stylecam.errors import UserError
-    bench = load_benchmark("temporal_flicker")
     with pytest.raises(UserError, match="cannot open"):
-        bench.read_frames(tmp_path / "missing.mp4", 5)
+        temporal_flicker.read_frames(tmp_path / "missing.mp4", 5)
     (tmp_path / "junk.mp4").write_bytes(b"not a video")
     with pytest.raises(UserError, match="cannot"):
-        bench.read_frames(tmp_path / "junk.mp4", 5)
+        temporal_flicker.read_frames(tmp_path / "junk.mp4", 5)
     with pytest.raises(UserError, match="gave 1 frame"):
-        bench.read_frames(write_clip(tmp_path / "one.avi", frames=1), 5)
+        temporal_flicker.read_frames(write_clip(tmp_path / "one.avi", frames=1), 5)
 
 
 @pytest.fixture
@@ -86,7 +85,7 @@ def test_flicker_input_problems_are_one_error_line(tmp_path, flicker_setup, caps
         for i in range(3):
             writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
         writer.release()
-    rc = load_benchmark("temporal_flicker").main(argv)
+    rc = temporal_flicker.main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("temporal_flicker.py: error: "), err
     assert not out.exists()
@@ -100,7 +99,7 @@ def test_flicker_input_problems_are_one_error_line(tmp_path, flicker_setup, caps
                                   ["--threshold", "-1"], ["--threshold", "nan"], ["--frames", "1"], ["--set", "x"]])
 def test_flicker_refuses_bad_numbers_at_parse_time(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
-        load_benchmark("temporal_flicker").main(argv + ["-o", "/nonexistent/never.json"])
+        temporal_flicker.main(argv + ["-o", "/nonexistent/never.json"])
     assert exit_.value.code == 2 and "error: argument" in capsys.readouterr().err
 
 
@@ -108,7 +107,7 @@ def test_flicker_json_is_strict(tmp_path, flicker_setup):
     """The JSON never holds NaN (allow_nan=False): it parses with a strict parser."""
     weights, clip = flicker_setup
     out = tmp_path / "f.json"
-    assert load_benchmark("temporal_flicker").main(
+    assert temporal_flicker.main(
         ["--set", f"fake={weights}", "--input", str(clip), "--frames", "4", "--threshold", "0", "-o", str(out)]) == 0
 
     def refuse(name):

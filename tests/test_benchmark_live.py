@@ -7,14 +7,13 @@ import time
 import numpy as np
 import pytest
 
-from benchmark_scripts import load_benchmark
-
-live_fps = load_benchmark("live_fps")
+from benchmarks import common, live_fps
+from tests.fakes.cameras import PacedCapture
 
 
 def test_paced_capture_delivers_frames_in_a_loop_at_its_rate():
     frames = [np.full((4, 6, 3), i, np.uint8) for i in range(3)]
-    camera = live_fps.PacedCapture(frames, fps=50)
+    camera = PacedCapture(frames, fps=50)
     t0 = time.monotonic()
     got = [camera.read() for _ in range(6)]
     elapsed = time.monotonic() - t0
@@ -68,11 +67,10 @@ def test_window_mode_without_a_display_is_one_error_line(tmp_path, monkeypatch, 
 
 
 def test_the_table_says_when_there_is_no_load_average(monkeypatch):
-    runtime_fps = load_benchmark("runtime_fps")
-    assert runtime_fps.load_text({"load_avg_start": [1.234, 1.0, 1.0]}) == "load average at start 1.23"
-    assert runtime_fps.load_text({"load_avg_start": None}) == "no load average on this system"
-    monkeypatch.delattr(runtime_fps.os, "getloadavg")
-    assert runtime_fps.load_average() is None
+    assert common.load_text({"load_avg_start": [1.234, 1.0, 1.0]}) == "load average at start 1.23"
+    assert common.load_text({"load_avg_start": None}) == "no load average on this system"
+    monkeypatch.delattr(common.os, "getloadavg")
+    assert common.load_average() is None
 
 
 def test_auto_inference_size_rows_list_the_sizes_chosen(tmp_path):

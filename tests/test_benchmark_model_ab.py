@@ -5,10 +5,8 @@ import json
 
 import pytest
 
-from benchmark_scripts import load_benchmark
-from onnx_fakes import make_style_model, make_weights_dir
-
-model_ab = load_benchmark("model_ab")
+from benchmarks import model_ab
+from tests.fakes.onnx_models import make_style_model, make_weights_dir
 
 
 def test_interleaved_ms_alternates_and_times_each_call():

@@ -6,13 +6,13 @@ import tempfile
 
 import pytest
 
-from benchmark_scripts import load_benchmark
+from benchmarks import runtime_fps
 
 
 def test_runtime_benchmark_rows_per_batch_and_precision(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     out = tmp_path / "fps.json"
-    rc = load_benchmark("runtime_fps").main([
+    rc = runtime_fps.main([
         "--models", "fake", "--sizes", "160x120", "--variants", "lite", "--precisions", "fp32,fp16",
         "--batch", "1,3", "--configs", "single,chain_x3", "--frames", "2", "--warmup", "1",
         "--e2e-frames", "7", "--workers", "1", "--no-peer", "--device", "cpu", "-o", str(out)])
@@ -38,7 +38,7 @@ def test_benchmark_clip_without_ffmpeg(tmp_path, monkeypatch):
     """Machines without ffmpeg still get a clip of the asked size and length (OpenCV's writer)."""
     from stylecam.sources import VideoFileSource
     monkeypatch.setenv("STYLECAM_NO_FFMPEG", "1")
-    clip = load_benchmark("runtime_fps").make_clip(96, 64, 9, tmp_path)
+    clip = runtime_fps.make_clip(96, 64, 9, tmp_path)
     frames = list(VideoFileSource(clip))
     assert len(frames) == 9 and frames[0].shape == (64, 96, 3)
 
@@ -52,7 +52,6 @@ def test_end_to_end_fps_includes_the_encoder_flush_and_uses_warmup(tmp_path, mon
     """The timed span covers process_video's writer.close() (which its own clock leaves out);
     the warm-up run takes --warmup frames (at least two per worker; none for 0)."""
     import time
-    bench = load_benchmark("runtime_fps")
     calls = []
 
     def fake_process_video(path, out, stylizer, batch=1, progress=True, workers=1, max_frames=None):
@@ -63,30 +62,29 @@ def test_end_to_end_fps_includes_the_encoder_flush_and_uses_warmup(tmp_path, mon
         time.sleep(0.2)                       # writer.close(): the encoder flush, after its clock stopped
         return {"frames": 10, "seconds": round(loop, 3), "fps": round(10 / loop, 2)}
 
-    monkeypatch.setattr(bench, "process_video", fake_process_video)
-    row = bench.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=1, warmup=3)
+    monkeypatch.setattr(runtime_fps, "process_video", fake_process_video)
+    row = runtime_fps.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=1, warmup=3)
     assert calls == [3, None]
     assert row["seconds"] >= 0.2 and row["fps"] <= 10 / 0.2 and row["loop_seconds"] < 0.2
     calls.clear()
-    bench.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=2, warmup=1)
+    runtime_fps.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=2, warmup=1)
     assert calls == [4, None]
     calls.clear()
-    bench.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=1, warmup=0)
+    runtime_fps.end_to_end(None, tmp_path / "clip.mp4", tmp_path, workers=1, warmup=0)
     assert calls == [None]
 
 
 def test_runtime_json_marks_flush_timing_and_passes_warmup(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    bench = load_benchmark("runtime_fps")
-    real, warmups = bench.process_video, []
+    real, warmups = runtime_fps.process_video, []
 
     def recording(*args, max_frames=None, **kwargs):
         warmups.append(max_frames)
         return real(*args, max_frames=max_frames, **kwargs)
 
-    monkeypatch.setattr(bench, "process_video", recording)
+    monkeypatch.setattr(runtime_fps, "process_video", recording)
     out = tmp_path / "fps.json"
-    assert bench.main(_tiny_run(out, "--models", "fake", "--variants", "lite", "--warmup", "3")) == 0
+    assert runtime_fps.main(_tiny_run(out, "--models", "fake", "--variants", "lite", "--warmup", "3")) == 0
     result = json.loads(out.read_text())
     assert result["e2e_includes_flush"] is True and result["e2e_warmup_frames"] == 3
     assert warmups == [3, None]
@@ -96,12 +94,11 @@ def test_runtime_json_marks_flush_timing_and_passes_warmup(tmp_path, monkeypatch
 
 
 def test_missing_variant_or_int8_copy_is_skipped_not_mislabelled(tmp_path, monkeypatch, capsys):
-    from onnx_fakes import make_weights_dir
+    from tests.fakes.onnx_models import make_weights_dir
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     weights = make_weights_dir(tmp_path / "w", lite=False)          # full models only, no int8 copies
-    bench = load_benchmark("runtime_fps")
     out = tmp_path / "fps.json"
-    rc = bench.main(_tiny_run(out, "--models", "shipped", "--weights-dir", str(weights),
+    rc = runtime_fps.main(_tiny_run(out, "--models", "shipped", "--weights-dir", str(weights),
                               "--variants", "lite,full", "--precisions", "fp32,int8"))
     assert rc == 0
     result = json.loads(out.read_text())
@@ -111,7 +108,7 @@ def test_missing_variant_or_int8_copy_is_skipped_not_mislabelled(tmp_path, monke
     assert "skipped lite fp32: no lite model of wave" in out.with_suffix(".md").read_text()
     assert "skipping lite fp32" in capsys.readouterr().err
     # nothing left to measure: an error, no file
-    rc = bench.main(_tiny_run(tmp_path / "none.json", "--models", "shipped", "--weights-dir", str(weights),
+    rc = runtime_fps.main(_tiny_run(tmp_path / "none.json", "--models", "shipped", "--weights-dir", str(weights),
                               "--variants", "lite"))
     assert rc == 2 and not (tmp_path / "none.json").exists()
     assert "nothing was measured: no lite model of wave" in capsys.readouterr().err
@@ -119,14 +116,13 @@ def test_missing_variant_or_int8_copy_is_skipped_not_mislabelled(tmp_path, monke
 
 def test_clip_cache_rebuilds_empty_or_unreadable_clips(tmp_path):
     from stylecam.sources import VideoFileSource
-    bench = load_benchmark("runtime_fps")
     for junk in (b"", b"not a video"):
         cached = tmp_path / "clip_64x48_5.mp4"
         cached.write_bytes(junk)
-        clip = bench.make_clip(64, 48, 5, tmp_path)
+        clip = runtime_fps.make_clip(64, 48, 5, tmp_path)
         assert clip == cached and len(list(VideoFileSource(clip))) == 5
     stamp = cached.stat().st_mtime_ns
-    assert bench.make_clip(64, 48, 5, tmp_path) == cached and cached.stat().st_mtime_ns == stamp   # reused
+    assert runtime_fps.make_clip(64, 48, 5, tmp_path) == cached and cached.stat().st_mtime_ns == stamp   # reused
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_64x48_5.mp4"]                   # no temp files
 
 
@@ -134,26 +130,24 @@ def test_failed_clip_encoder_leaves_no_clip_behind(tmp_path, monkeypatch):
     import shutil
 
     from stylecam.errors import UserError
-    bench = load_benchmark("runtime_fps")
-    monkeypatch.setattr(bench, "ffmpeg_exe", lambda: shutil.which("false"))   # an "ffmpeg" that fails
+    monkeypatch.setattr(runtime_fps, "ffmpeg_exe", lambda: shutil.which("false"))   # an "ffmpeg" that fails
     with pytest.raises(UserError, match="could not make the 64x48 benchmark clip"):
-        bench.make_clip(64, 48, 5, tmp_path)
+        runtime_fps.make_clip(64, 48, 5, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_container_option_writes_that_container(tmp_path, monkeypatch):
     """--container webm: the encode stage and the end-to-end runs write .webm files (VP9)."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    bench = load_benchmark("runtime_fps")
-    real, outputs = bench.process_video, []
+    real, outputs = runtime_fps.process_video, []
 
     def recording(clip, out, *args, **kwargs):
         outputs.append(str(out))
         return real(clip, out, *args, **kwargs)
 
-    monkeypatch.setattr(bench, "process_video", recording)
+    monkeypatch.setattr(runtime_fps, "process_video", recording)
     out = tmp_path / "fps.json"
-    assert bench.main(_tiny_run(out, "--models", "fake", "--variants", "lite", "--container", "webm")) == 0
+    assert runtime_fps.main(_tiny_run(out, "--models", "fake", "--variants", "lite", "--container", "webm")) == 0
     result = json.loads(out.read_text())
     assert result["container"] == "webm" and result["runs"]
     assert outputs and all(path.endswith("e2e.webm") for path in outputs)

@@ -2,6 +2,8 @@
 error line and exit 2, before any work: no tracebacks, no silent nonsense, no stray files."""
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import json
 import os
@@ -14,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmark_scripts import load_benchmark
-from onnx_fakes import make_weights_dir
+from benchmarks import cifar_challenge, runtime_fps, train_throughput
+from tests.fakes.onnx_models import make_weights_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,6 +46,18 @@ def one_line_error(main, argv, capsys, prog: str) -> str:
     return err[0]
 
 
+def test_every_benchmark_imports_as_a_module_of_the_package_without_touching_sys_path():
+    scripts = sorted((REPO / "benchmarks").glob("*.py"))
+    assert len(scripts) >= 9
+    for path in scripts:
+        tree = ast.parse(path.read_text())
+        patched = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "path"
+                   and isinstance(node.value, ast.Name) and node.value.id == "sys"]
+        assert patched == [], f"benchmarks/{path.name} uses sys.path (lines {patched})"
+        module = importlib.import_module(f"benchmarks.{path.stem}")
+        assert module.__file__ == str(path)
+
+
 # ----- runtime_fps ------------------------------------------------------------------------------
 
 RUNTIME_BAD = [
@@ -58,12 +72,12 @@ RUNTIME_BAD = [
 
 @pytest.mark.parametrize("argv,expected", RUNTIME_BAD, ids=[" ".join(a) for a, _ in RUNTIME_BAD])
 def test_runtime_fps_refuses_bad_values_at_parse_time(argv, expected, capsys):
-    line = parse_error(load_benchmark("runtime_fps").main, argv + ["-o", "/nonexistent/never.json"], capsys)
+    line = parse_error(runtime_fps.main, argv + ["-o", "/nonexistent/never.json"], capsys)
     assert line.startswith("runtime_fps.py: error: argument") and expected in line
 
 
 def test_runtime_fps_odd_size_hint_names_an_even_size(capsys):
-    line = parse_error(load_benchmark("runtime_fps").main, ["--sizes", "63x47"], capsys)
+    line = parse_error(runtime_fps.main, ["--sizes", "63x47"], capsys)
     assert "64x48" in line
 
 
@@ -76,7 +90,7 @@ def test_runtime_fps_user_errors_are_one_line_before_any_work(case, tmp_path, mo
             "proc out": ["-o", "/proc/x.json"],
             "missing weights": ["--weights-dir", str(tmp_path / "nonexistent"), "-o", out],
             "unknown style": ["--models", "fake", "--single-style", "nosuch", "-o", out]}[case]
-    line = one_line_error(load_benchmark("runtime_fps").main, argv + ["--sizes", "64x48", "--no-peer"], capsys,
+    line = one_line_error(runtime_fps.main, argv + ["--sizes", "64x48", "--no-peer"], capsys,
                           "runtime_fps.py")
     assert {"markdown out": "must name a .json file", "folder out": "is a folder", "proc out": "cannot write -o",
             "missing weights": "no such weights folder", "unknown style": "unknown style 'nosuch'"}[case] in line
@@ -86,9 +100,9 @@ def test_runtime_fps_user_errors_are_one_line_before_any_work(case, tmp_path, mo
 
 def test_runtime_fps_script_prints_no_traceback(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "runtime_fps.py"), "--weights-dir",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.runtime_fps", "--weights-dir",
                            str(tmp_path / "nonexistent"), "-o", str(tmp_path / "x.json")],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "runtime_fps.py: error: no such weights" \
         in proc.stderr
@@ -103,7 +117,7 @@ THROUGHPUT_BAD = [["--steps", "0"], ["--steps", "-1"], ["--warmup", "-1"], ["--s
 
 @pytest.mark.parametrize("argv", THROUGHPUT_BAD, ids=[" ".join(a) for a in THROUGHPUT_BAD])
 def test_train_throughput_refuses_bad_values_at_parse_time(argv, capsys):
-    line = parse_error(load_benchmark("train_throughput").main, argv + ["--out", "/nonexistent/x.json"], capsys)
+    line = parse_error(train_throughput.main, argv + ["--out", "/nonexistent/x.json"], capsys)
     assert line.startswith("train_throughput.py: error: argument " + argv[0])
 
 
@@ -115,7 +129,7 @@ def test_train_throughput_user_errors_are_one_line(case, tmp_path, capsys):
     argv = {"missing vgg": ["--vgg-weights", str(tmp_path / "none.pth"), "--out", str(tmp_path / "t.json")],
             "folder out": ["--out", str(tmp_path)], "text out": ["--out", str(tmp_path / "t.txt")],
             "cuda": ["--device", "cuda", "--out", str(tmp_path / "t.json")]}[case]
-    line = one_line_error(load_benchmark("train_throughput").main, argv, capsys, "train_throughput.py")
+    line = one_line_error(train_throughput.main, argv, capsys, "train_throughput.py")
     assert {"missing vgg": "VGG-16 weights file not found", "folder out": "is a folder",
             "text out": "must name a .json file", "cuda": "no CUDA GPU"}[case] in line
     assert not list(tmp_path.iterdir())
@@ -131,7 +145,7 @@ CIFAR_BAD = [(["--budgets", "0"], "positive"), (["--budgets", "-1"], "positive")
 
 @pytest.mark.parametrize("argv,expected", CIFAR_BAD, ids=[" ".join(a) for a, _ in CIFAR_BAD])
 def test_cifar_challenge_refuses_bad_values_at_parse_time(argv, expected, capsys):
-    line = parse_error(load_benchmark("cifar_challenge").main, argv + ["--out", "/nonexistent/x.json"], capsys)
+    line = parse_error(cifar_challenge.main, argv + ["--out", "/nonexistent/x.json"], capsys)
     assert line.startswith("cifar_challenge.py: error: argument") and expected in line
 
 
@@ -146,7 +160,7 @@ def test_cifar_challenge_user_errors_are_one_line(case, tmp_path, capsys):
             "plot-only bad json": ["--plot-only", "--plot", str(tmp_path / "p.png"), "--out", str(tmp_path / "bad.json")],
             "plot svg": ["--plot", str(tmp_path / "p.svg"), *out],
             "folder out": ["--out", str(tmp_path)]}[case]
-    line = one_line_error(load_benchmark("cifar_challenge").main, argv, capsys, "cifar_challenge.py")
+    line = one_line_error(cifar_challenge.main, argv, capsys, "cifar_challenge.py")
     assert {"unknown arch": "bad token 'foo'", "missing data": "cifar10 not found", "plot-only missing json":
             "no results file", "plot-only bad json": "not a cifar_challenge results file", "plot svg": "must name a .png",
             "folder out": "is a folder"}[case] in line
@@ -158,7 +172,7 @@ def test_cifar_challenge_plot_only_redraws_from_the_json(tmp_path):
               "results": [{"budget_s": 60.0, "test_accuracy": 0.61}, {"budget_s": 600.0, "test_accuracy": 0.8}]}
     (tmp_path / "c.json").write_text(json.dumps(result))
     png = tmp_path / "plots" / "c.png"
-    rc = load_benchmark("cifar_challenge").main(["--plot-only", "--plot", str(png), "--out", str(tmp_path / "c.json")])
+    rc = cifar_challenge.main(["--plot-only", "--plot", str(png), "--out", str(tmp_path / "c.json")])
     assert rc == 0 and cv2.imread(str(png)) is not None
 
 

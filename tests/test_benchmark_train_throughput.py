@@ -7,12 +7,11 @@ import json
 import pytest
 import torch
 
-from benchmark_scripts import load_benchmark
+from benchmarks import train_throughput as bench
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.transformer import build_transformer
 from trainer.nets.vgg import random_vgg_standin
 
-bench = load_benchmark("train_throughput")
 LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 
 

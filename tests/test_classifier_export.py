@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import onnx
 import pytest
@@ -12,7 +11,7 @@ import torch
 from stylecam import contract
 from stylecam.classify import Normalisation, load_classifier, overlay_labels, preprocess, softmax
 from stylecam.errors import UserError
-from tests.onnx_fakes import make_classifier_model, make_style_model
+from tests.fakes.onnx_models import make_classifier_model, make_style_model
 from trainer.nets.classifier import build_classifier
 from trainer.train_classifier import export_onnx
 

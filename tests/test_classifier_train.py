@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -265,20 +266,14 @@ def test_vgg16_head_trains_and_keeps_backbone_frozen(tmp_path):
 
 
 def test_cifar_challenge_benchmark_runs_on_a_tiny_zip(tmp_path, monkeypatch):
-    import importlib.util
-    from pathlib import Path
-
+    from benchmarks import cifar_challenge
     from tests.test_data_imagefolder import make_zip
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    spec = importlib.util.spec_from_file_location(
-        "cifar_challenge", Path(__file__).resolve().parents[1] / "benchmarks" / "cifar_challenge.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     out = tmp_path / "challenge.json"
-    rc = bench.main(["--budgets", "0.2,0.4", "--arch", "conv4-bn-pool-fc8", "--batch-size", "4", "--threads", "1",
-                     "--data", str(make_zip(tmp_path / "tiny.zip", per_class=(10, 4))), "--runs", str(tmp_path / "runs"),
-                     "--val-size", "6", "--out", str(out), "--plot", str(tmp_path / "challenge.png")])
+    rc = cifar_challenge.main(["--budgets", "0.2,0.4", "--arch", "conv4-bn-pool-fc8", "--batch-size", "4", "--threads", "1",
+                               "--data", str(make_zip(tmp_path / "tiny.zip", per_class=(10, 4))), "--runs", str(tmp_path / "runs"),
+                               "--val-size", "6", "--out", str(out), "--plot", str(tmp_path / "challenge.png")])
     assert rc == 0
     result = json.loads(out.read_text())
     settings = result["settings"]

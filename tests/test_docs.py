@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark_scripts import load_benchmark
+from benchmarks import speed_doc, speed_results
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -99,17 +99,12 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 # ----- docs/speed.md and its generator -----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def speed_doc():
-    return load_benchmark("speed_doc")
-
-
-def test_speed_doc_is_what_the_results_give_now(speed_doc):
+def test_speed_doc_is_what_the_results_give_now():
     assert (DOCS / "speed.md").read_text() == speed_doc.render(), \
-        "docs/speed.md is out of date: run `python benchmarks/speed_doc.py`"
+        "docs/speed.md is out of date: run `python -m benchmarks.speed_doc`"
 
 
-def test_speed_doc_check_fails_on_a_stale_page(speed_doc, tmp_path, capsys):
+def test_speed_doc_check_fails_on_a_stale_page(tmp_path, capsys):
     page = tmp_path / "speed.md"
     page.write_text(speed_doc.render())
     assert speed_doc.main(["--check", "-o", str(page)]) == 0
@@ -118,14 +113,14 @@ def test_speed_doc_check_fails_on_a_stale_page(speed_doc, tmp_path, capsys):
     assert "out of date" in capsys.readouterr().err
 
 
-def test_speed_doc_says_in_one_line_when_it_cannot_write(speed_doc, tmp_path, capsys):
+def test_speed_doc_says_in_one_line_when_it_cannot_write(tmp_path, capsys):
     assert speed_doc.main(["-o", str(tmp_path / "missing" / "speed.md")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("speed_doc: error: ") and "speed.md" in err[0]
     assert not (tmp_path / "missing").exists()
 
 
-def test_speed_doc_names_a_result_file_in_every_table_row_and_lists_every_file(speed_doc):
+def test_speed_doc_names_a_result_file_in_every_table_row_and_lists_every_file():
     text = speed_doc.render()
     rows = [line for line in text.splitlines() if line.lstrip().startswith("| ")
             and not re.match(r"\s*\|[-| ]+\|$", line)]
@@ -137,16 +132,16 @@ def test_speed_doc_names_a_result_file_in_every_table_row_and_lists_every_file(s
         assert f"(../benchmarks/results/{path.relative_to(results)})" in text
 
 
-def test_span_gives_a_range_or_one_figure(speed_doc):
-    assert speed_doc.span([24.36, 22.81]) == "22.8-24.4"
-    assert speed_doc.span([1.601, 1.62]) == "1.6"
-    assert speed_doc.span([None]) == "-"
-    assert speed_doc.span([0.223, 0.289], 2) == "0.22-0.29"
+def test_span_gives_a_range_or_one_figure():
+    assert speed_results.span([24.36, 22.81]) == "22.8-24.4"
+    assert speed_results.span([1.601, 1.62]) == "1.6"
+    assert speed_results.span([None]) == "-"
+    assert speed_results.span([0.223, 0.289], 2) == "0.22-0.29"
 
 
-def test_machine_text_keeps_what_the_file_records(speed_doc):
+def test_machine_text_keeps_what_the_file_records():
     data = {"machine": {"platform": "Linux-x", "processor": "", "cpus": 2, "load_avg_start": [1, 1, 1],
                         "gpu": "NVIDIA H200, 580.159.04"}, "torch": "2.14.1"}
-    assert speed_doc.machine_text(data) == "platform Linux-x, cpus 2, gpu NVIDIA H200, 580.159.04, torch 2.14.1"
-    assert speed_doc.machine_text({"device": "x86_64 CPU, 2 threads"}) == "device x86_64 CPU, 2 threads"
-    assert speed_doc.machine_text({"runs": [{"machine": {"cpus": 16}}]}) == "cpus 16"
+    assert speed_results.machine_text(data) == "platform Linux-x, cpus 2, gpu NVIDIA H200, 580.159.04, torch 2.14.1"
+    assert speed_results.machine_text({"device": "x86_64 CPU, 2 threads"}) == "device x86_64 CPU, 2 threads"
+    assert speed_results.machine_text({"runs": [{"machine": {"cpus": 16}}]}) == "cpus 16"

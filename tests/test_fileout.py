@@ -14,9 +14,9 @@ import pytest
 
 from stylecam import fileout, sinks
 from stylecam.errors import UserError
+from tests.fakes.media import decode_frames, needs_ffmpeg
 
 REPO = Path(__file__).resolve().parents[1]
-needs_ffmpeg = pytest.mark.skipif(sinks.ffmpeg_exe() is None, reason="no ffmpeg binary")
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -133,14 +133,7 @@ def test_two_video_writers_to_one_path_each_finish_a_whole_file(tmp_path):
     first.close()
     assert out.is_file()
     second.close()
-    capture = cv2.VideoCapture(str(out))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames = decode_frames(out)
     assert len(frames) == 8 and all(abs(float(f.mean()) - 200) < 6 for f in frames)
     assert out.stat().st_mode & 0o777 == usual_mode()
     assert leftovers(tmp_path) == []

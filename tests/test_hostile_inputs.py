@@ -23,7 +23,7 @@ from stylecam import cli, folders, limits
 from stylecam.errors import InputRefused, UserError
 from stylecam.pipeline import Stylizer
 from stylecam.sources import camera_index, expand_sources, special_file
-from tests.onnx_fakes import make_style_model, make_weights_dir
+from tests.fakes.onnx_models import make_weights_dir
 from tests.test_imageheader import png_claiming
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,11 +56,6 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture
-def weights(tmp_path) -> Path:
-    return make_weights_dir(tmp_path / "weights")
 
 
 @pytest.fixture
@@ -194,7 +189,7 @@ def test_memory_needed_and_the_size_that_fits():
 
 
 def test_onnxruntime_out_of_memory_becomes_one_line_with_a_size_hint(tmp_path):
-    from tests.onnx_fakes import make_broken_style_model
+    from tests.fakes.onnx_models import make_broken_style_model
     model = make_broken_style_model(tmp_path / "greedy.onnx", "greedy", "huge_allocation_wider_than_20")
     stylizer = Stylizer([str(model)], device="cpu")          # passes the probe at 20 px wide
     with pytest.raises(InputRefused, match=r"out of memory while stylising 32x24 pixels \(stylise it smaller, "

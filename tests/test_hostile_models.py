@@ -15,8 +15,9 @@ import pytest
 from stylecam.errors import InputRefused, UserError
 from stylecam.pipeline import Stylizer
 from stylecam.session import probe_style_model
-from tests.onnx_fakes import make_broken_style_model, make_style_model
-from tests.test_hostile_inputs import assert_clean_failure, engine_args, file_hashes, run_cli, tiny_video
+from tests.fakes.cameras import FakeCapture
+from tests.fakes.onnx_models import make_broken_style_model, make_style_model
+from tests.test_hostile_inputs import assert_clean_failure, file_hashes, run_cli, tiny_video
 
 
 @pytest.fixture
@@ -105,30 +106,6 @@ def test_run_float_checks_every_collected_state(tmp_path):
         stylizer.run_float(np.zeros((1, 3, 16, 24), np.float32), collect=True)
 
 
-class _GreyCamera:
-    """cv2.VideoCapture look-alike: ``frames`` grey 32x24 frames, then read() fails."""
-
-    def __init__(self, frames: int = 5):
-        self.left, self.opened = frames, True
-
-    def isOpened(self):
-        return self.opened
-
-    def read(self):
-        import time
-        time.sleep(0.005)
-        if self.left <= 0:
-            return False, None
-        self.left -= 1
-        return True, np.full((24, 32, 3), 90, np.uint8)
-
-    def get(self, prop):
-        return 10.0 if prop == cv2.CAP_PROP_FPS else 0.0
-
-    def release(self):
-        self.opened = False
-
-
 def test_nan_at_run_time_ends_a_camera_run_with_a_user_error(tmp_path):
     from stylecam import runner
     from stylecam.config import EngineConfig, RunConfig
@@ -137,6 +114,6 @@ def test_nan_at_run_time_ends_a_camera_run_with_a_user_error(tmp_path):
                        output=str(tmp_path / "rec" / "live.mp4"), window=False, progress=False, workers=1)
     before = file_hashes(tmp_path)
     with pytest.raises(InputRefused, match="the style late returned NaN or infinite values for a 32x24 frame"):
-        runner.run(config, camera_opener=lambda i: _GreyCamera(), camera_retry_s=0.2)
+        runner.run(config, camera_opener=lambda i: FakeCapture(), camera_retry_s=0.2)
     assert_clean_failure(tmp_path, before, 2, "", 2, [])
     assert not (tmp_path / "rec" / "live.mp4").exists()

@@ -23,18 +23,10 @@ import numpy as np
 import pytest
 
 from stylecam import cli, encoders, fileout, signals, sinks, sources
-from stylecam.ffmpeg import ffmpeg_exe, parse_duration, parse_framecrc, parse_packets, probe_text, vfr_timing
-from tests.onnx_fakes import make_weights_dir
-
-FFMPEG = ffmpeg_exe()
-needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
+from stylecam.ffmpeg import parse_duration, parse_framecrc, parse_packets, probe_text, vfr_timing
+from tests.fakes.media import FFMPEG, decode_frames, needs_ffmpeg
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and /proc")
 TREE_AVI = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "tree.avi"
-
-
-@pytest.fixture
-def weights(tmp_path) -> Path:
-    return make_weights_dir(tmp_path / "weights")
 
 
 def ffmpeg(*args: str) -> None:
@@ -316,7 +308,7 @@ def test_damage_in_the_middle_of_an_mp4_skips_the_frames_and_goes_on(tmp_path, w
                     f"holds the other {readable} frames")
     frames, errors = frames_ffmpeg_decodes(out)
     assert frames == 45 and errors == ""                        # the lost frames' time is held: 4.5 s
-    levels = [float(f.mean()) for f in _frames(out)]
+    levels = [float(f.mean()) for f in decode_frames(out)]
     assert levels[14:20] == pytest.approx([levels[14]] * 6, abs=0.5)   # frame 14 held through 15..19
     assert digest(clip) == before and hidden_files(out.parent) == []
 
@@ -383,17 +375,8 @@ def test_the_writer_holds_the_frame_before_frames_that_were_lost(tmp_path):
     assert all(abs(v - 30) < 8 for v in levels[:5]) and abs(levels[5] - 220) < 8
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    return frames
-
-
 def _levels(path: Path) -> list[int]:
-    return [int(np.median(frame)) for frame in _frames(path)]
+    return [int(np.median(frame)) for frame in decode_frames(path)]
 
 
 # ----- 8: stop signals -------------------------------------------------------------------------

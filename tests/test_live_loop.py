@@ -8,7 +8,7 @@ import numpy as np
 
 from stylecam import live
 from stylecam.pipeline import Stylizer
-from tests.onnx_fakes import make_weights_dir
+from tests.fakes.onnx_models import make_weights_dir
 
 
 class CountingCamera:

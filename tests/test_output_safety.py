@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from stylecam import cli as runtime_cli
-from tests.onnx_fakes import make_style_model, make_weights_dir
+from tests.fakes.onnx_models import make_style_model, make_weights_dir
 from trainer.cli import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,12 +11,7 @@ import pytest
 
 from stylecam import argtypes, cli, contract
 from stylecam.sinks import ffmpeg_exe
-from tests.onnx_fakes import make_classifier_model, make_plain_model, make_style_model, make_weights_dir
-
-
-@pytest.fixture
-def weights(tmp_path):
-    return make_weights_dir(tmp_path / "weights")
+from tests.fakes.onnx_models import make_classifier_model, make_plain_model, make_style_model
 
 
 @pytest.fixture

@@ -14,24 +14,10 @@ import pytest
 from stylecam import encoders, ffmpeg, fileout, runner, sinks
 from stylecam.config import EngineConfig, RunConfig
 from stylecam.errors import UserError
-from tests.onnx_fakes import make_weights_dir
+from tests.fakes.media import FFMPEG, decode_frames, make_clip, needs_ffmpeg
+from tests.fakes.onnx_models import make_weights_dir
 
-FFMPEG = ffmpeg.ffmpeg_exe()
-needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg binary")
 IMAGE_OUTPUTS = (".bmp", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
-
-
-def make_clip(path: Path, frames: int = 6, audio: bool = True, sar: str | None = None) -> Path:
-    """A short H.264 clip (64x48 testsrc, 10 fps), optionally with a sine AAC track and a SAR like "32/27"."""
-    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
-           "-i", f"testsrc=size=64x48:rate=10:duration={frames / 10}"]
-    if audio:
-        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={frames / 10}", "-c:a", "aac"]
-    if sar:
-        cmd += ["-vf", f"setsar={sar}"]
-    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-frames:v", str(frames), str(path)]
-    subprocess.run(cmd, check=True)
-    return path
 
 
 def write_frames(writer: sinks.VideoWriter, count: int = 6) -> Path:
@@ -76,7 +62,7 @@ def test_audio_codec_for_webm_is_opus_then_vorbis_else_none():
 
 @needs_ffmpeg
 def test_webm_keeps_the_audio_as_opus_in_4_2_0(tmp_path):
-    clip = make_clip(tmp_path / "clip.mp4")
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
     out = write_frames(sinks.VideoWriter(tmp_path / "x.webm", 10, (64, 48), audio_from=clip))
     info = ffmpeg.probe_text(out)
     assert ffmpeg.stream_kinds(info) == ["video", "audio"]
@@ -86,7 +72,7 @@ def test_webm_keeps_the_audio_as_opus_in_4_2_0(tmp_path):
 
 @needs_ffmpeg
 def test_webm_without_an_audio_encoder_warns_and_writes_video_only(tmp_path, monkeypatch, caplog):
-    clip = make_clip(tmp_path / "clip.mp4")
+    clip = make_clip(tmp_path / "clip.mp4", frames=6)
     monkeypatch.setattr(encoders, "ffmpeg_encoders", lambda exe: {"aac", "libvpx-vp9"})
     with caplog.at_level(logging.WARNING, logger="stylecam"):
         writer = sinks.VideoWriter(tmp_path / "x.webm", 10, (64, 48), audio_from=clip)
@@ -116,7 +102,7 @@ def test_encoder_that_stops_while_writing_leaves_no_partial_file(tmp_path):
 
 @needs_ffmpeg
 def test_anamorphic_source_keeps_its_sample_aspect_ratio(tmp_path):
-    clip = make_clip(tmp_path / "dvd.mp4", audio=False, sar="32/27")
+    clip = make_clip(tmp_path / "dvd.mp4", frames=6, audio=False, sar="32/27")
     writer = sinks.VideoWriter(tmp_path / "out.mp4", 10, (64, 48), audio_from=clip)
     assert writer.sample_aspect_ratio == (32, 27)
     out = write_frames(writer)
@@ -142,13 +128,7 @@ def test_variable_frame_rate_clip_keeps_its_timing(tmp_path):
     done = summary["done"][0]
     assert code == 0 and done["frames"] == 10 and done["variable_frame_rate"] and done["output_fps"] == 10.0
     # written at 10 fps with the 5th frame held through the pause: 14 frames, the 6th first shown at 0.9 s
-    cap = cv2.VideoCapture(str(out))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame.astype(int))
+    frames = [frame.astype(int) for frame in decode_frames(out)]
     assert len(frames) == 14
     changes = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:])]
     held, moving = changes[4:8], changes[:4] + changes[8:]
@@ -171,7 +151,7 @@ def test_a_picture_that_starts_after_its_sound_stays_in_sync(tmp_path):
     code, summary = runner.run(RunConfig(engine=EngineConfig(styles=("wave",), weights_dir=str(weights), device="cpu"),
                                          sources=(str(clip),), output=str(out), progress=False))
     assert code == 0 and summary["done"][0]["audio"]
-    means = [float(f.mean()) for f in decode_all(out)]
+    means = [float(f.mean()) for f in decode_frames(out)]
     jump = int(np.argmax(np.diff(means))) + 1            # first white frame
     assert 10 <= jump <= 15 and means[jump] > means[0] + 50
     pcm = subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-i", str(out), "-map", "0:a:0",
@@ -194,7 +174,7 @@ def test_every_frame_is_kept_whatever_the_length_of_the_sound(tmp_path, picture_
     code, summary = runner.run(RunConfig(engine=EngineConfig(styles=("wave",), weights_dir=str(weights), device="cpu"),
                                          sources=(str(clip),), output=str(out), progress=False))
     assert code == 0 and summary["done"][0]["frames"] == 50
-    assert len(decode_all(out)) == 50
+    assert len(decode_frames(out)) == 50
     info = ffmpeg.probe_text(out)
     assert "Audio" in info
     h, m, sec = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info).groups()
@@ -210,7 +190,7 @@ def test_frame_times_of_an_edit_list_cut_clip_are_the_frames_that_decode(tmp_pat
     subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-ss", "0.5", "-i", str(whole), "-c", "copy",
                     str(cut)], check=True)
     times = ffmpeg.probe_frame_times(cut)
-    assert times[0] >= 0.0 and len(times) == len(decode_all(cut))
+    assert times[0] >= 0.0 and len(times) == len(decode_frames(cut))
 
 
 @needs_ffmpeg
@@ -227,20 +207,11 @@ def test_a_short_output_gets_the_sound_of_its_frames_only(tmp_path, ext, frames)
     out = writer.close()
     assert writer.audio and "Audio" in ffmpeg.probe_text(out)
     assert ffmpeg.parse_duration(ffmpeg.probe_text(out)) <= frames / 25 + 1 / 25 + 0.03
-    assert len(decode_all(out)) == frames
+    assert len(decode_frames(out)) == frames
     assert not list(tmp_path.glob(".*"))                 # no temporary file left
 
 
 # ----- held frames, letterboxing (live recordings) -----------------------------------------
-
-def decode_all(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while (got := cap.read())[0]:
-        frames.append(got[1])
-    cap.release()
-    return frames
-
 
 @needs_ffmpeg
 def test_write_repeat_holds_a_frame_and_keeps_the_copies_of_file_videos(tmp_path):
@@ -251,7 +222,7 @@ def test_write_repeat_holds_a_frame_and_keeps_the_copies_of_file_videos(tmp_path
     with pytest.raises(ValueError, match="at least 1"):
         writer.write(np.zeros((48, 64, 3), np.uint8), repeat=0)
     assert writer.frames == 9 and writer.given == 3
-    levels = [int(round(f.mean())) for f in decode_all(writer.close())]
+    levels = [int(round(f.mean())) for f in decode_frames(writer.close())]
     assert len(levels) == 9
     assert [abs(v - w) <= 4 for v, w in zip(levels, [40] * 6 + [120] + [200] * 2)] == [True] * 9
 
@@ -275,6 +246,6 @@ def test_video_writer_letterboxes_a_frame_of_another_shape_instead_of_squashing_
     writer = sinks.VideoWriter(tmp_path / "turned.mp4", 10, (64, 48))
     writer.write(np.full((48, 64, 3), 255, np.uint8))
     writer.write(np.full((96, 48, 3), 255, np.uint8))          # the camera turned to portrait
-    second = decode_all(writer.close())[1].astype(int)
+    second = decode_frames(writer.close())[1].astype(int)
     assert second[:, 24:40].mean() > 240                        # the picture, in the middle
     assert second[:, :16].mean() < 15 and second[:, 48:].mean() < 15   # black bars left and right

@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from stylecam import cli, study, study_measure, study_report
-from tests.onnx_fakes import make_classifier_model, make_style_model, make_weights_dir
+from tests.fakes.onnx_models import make_classifier_model, make_style_model, make_weights_dir
 
 REPEAT = 3
 MODES = ("reflect", "zero", "replicate", "prepad")
@@ -328,7 +328,7 @@ def test_zero_padded_style_file_is_studied_only_in_its_own_mode(setup, tmp_path,
 
 @pytest.mark.parametrize("kind", ["style", "classifier", "plain"])
 def test_vgg_onnx_that_is_not_a_features_model_is_refused(setup, tmp_path, capsys, kind):
-    from tests.onnx_fakes import make_plain_model
+    from tests.fakes.onnx_models import make_plain_model
     path = tmp_path / f"{kind}.onnx"
     {"style": lambda: make_style_model(path, "wave", variant="lite"),
      "classifier": lambda: make_classifier_model(path, name="cifar"),

@@ -21,8 +21,8 @@ from trainer.train_style import StyleTrainConfig, train_style
 
 @pytest.fixture
 def teacher_onnx(tiny_photos, tiny_painting, tmp_path) -> Path:
-    """A lite-v1 style model trained for 4 steps with a VGG stand-in, exported to ONNX."""
-    cfg = StyleTrainConfig(name="tiny", style_image=str(tiny_painting), data=str(tiny_photos), variant="lite-v1",
+    """A lite-fr style model trained for 4 steps with a VGG stand-in, exported to ONNX."""
+    cfg = StyleTrainConfig(name="tiny", style_image=str(tiny_painting), data=str(tiny_photos), variant="lite-fr",
                            size=32, batch_size=2, iterations=4, style_size=48, holdout=2, checkpoint_every=4,
                            out=str(tmp_path / "teacher_run"), weights_dir=str(tmp_path / "teacher"), device="cpu")
     train_style(cfg, loss_net=random_vgg_standin(["relu1_2", "relu2_2", "relu3_3", "relu4_3"]), progress=False)
@@ -139,7 +139,7 @@ def test_style_training_can_start_from_distilled_weights(teacher_onnx, tiny_phot
     assert provenance["init_training"]["teacher"] == "tiny.lite.onnx"
     assert provenance["init_training"]["teacher_network"]["channels"] == [8, 16, 32]
     with pytest.raises(UserError, match="different network"):
-        make_trainer(StyleTrainConfig(**base, variant="lite-v1", init=student["checkpoint"]), loss_net=standin)
+        make_trainer(StyleTrainConfig(**base, variant="lite-fr", init=student["checkpoint"]), loss_net=standin)
     with pytest.raises(UserError, match="different network"):
         make_trainer(StyleTrainConfig(**base, variant="lite", init=str(teacher_onnx)), loss_net=standin)
 

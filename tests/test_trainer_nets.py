@@ -6,8 +6,8 @@ import torch
 
 from trainer.losses import gram_matrix, total_variation
 from trainer.nets.blocks import ResizeConv
-from trainer.nets.transformer import (FULL, LITE, LITE_FR, LITE_SHUFFLE, LITE_V1, HalfResTransformerNet, TransformerConfig,
-                                      TransformerNet, build_transformer, count_macs, transformer_from_config)
+from trainer.nets.transformer import (FULL, LITE, LITE_FR, HalfResTransformerNet, TransformerConfig, TransformerNet,
+                                      build_transformer, count_macs, transformer_from_config)
 from trainer.nets.vgg import load_vgg16, random_vgg_standin
 
 
@@ -16,7 +16,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, (-w) % multiple, 0, (-h) % multiple), mode="reflect")
 
 
-@pytest.mark.parametrize("variant", ["full", "lite", "lite-fr", "lite-v1", "lite-shuffle"])
+@pytest.mark.parametrize("variant", ["full", "lite", "lite-fr"])
 @pytest.mark.parametrize("height,width", [(33, 47), (17, 18), (64, 64), (29, 101)])
 def test_output_matches_padded_input_shape(variant, height, width):
     net = build_transformer(variant).eval()
@@ -59,14 +59,14 @@ def test_padding_mode_changes_only_the_border():
 
 
 def test_config_round_trips_through_dict():
-    for cfg in (FULL, LITE, LITE_FR, LITE_V1, LITE_SHUFFLE):
+    for cfg in (FULL, LITE, LITE_FR):
         assert TransformerConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_a_config_saved_before_half_res_ends_existed_builds_the_old_lite():
     old = {"channels": [8, 16, 32], "residual_blocks": 3, "end_kernel": 3, "separable": False, "padding": "reflect"}
     cfg = TransformerConfig.from_dict(old)
-    assert cfg == LITE_V1
+    assert cfg == TransformerConfig(channels=(8, 16, 32), residual_blocks=3, end_kernel=3)     # lite-v1
     assert type(transformer_from_config(cfg)) is TransformerNet
     assert type(build_transformer("lite")) is HalfResTransformerNet
 
@@ -75,7 +75,7 @@ def test_a_half_res_config_saved_before_tied_upsampling_existed_builds_the_shuff
     old = {"channels": [0, 16, 32], "residual_blocks": 3, "end_kernel": 3, "separable": False,
            "padding": "reflect", "half_res_ends": True}
     cfg = TransformerConfig.from_dict(old)
-    assert cfg == LITE_SHUFFLE
+    assert cfg == TransformerConfig(**{**LITE.__dict__, "tied_upsampling": False})    # lite-shuffle
     assert not any(isinstance(m, ResizeConv) for m in transformer_from_config(cfg).modules())
     assert sum(isinstance(m, ResizeConv) for m in build_transformer("lite").modules()) == 2
 
@@ -92,7 +92,6 @@ def test_lite_has_no_convolution_at_full_resolution():
     assert y.shape == (1, 3, 64, 96)
     assert len(sizes) == 10  # stem, down, 3 x 2 residual, up, head
     assert max(h for h, _ in sizes) == 32 and max(w for _, w in sizes) == 48
-    assert count_macs(net, 480, 640) < count_macs(build_transformer("lite-v1"), 480, 640)
 
 
 @pytest.mark.parametrize("height,width", [(5, 7), (8, 8)])
@@ -171,7 +170,7 @@ def test_lite_fr_has_only_its_last_conv_at_full_resolution():
     assert y.shape == (1, 3, 64, 96)
     assert [(m.in_channels, m.out_channels, m.kernel_size) for m in full_res] == [(8, 3, (3, 3))]
     macs = count_macs(net, 480, 640)
-    assert count_macs(build_transformer("lite"), 480, 640) < macs < count_macs(build_transformer("lite-v1"), 480, 640)
+    assert count_macs(build_transformer("lite"), 480, 640) < macs < 2.0e9     # 1.96 GMAC (docs/training.md)
     assert LITE_FR.channels[0] == 8 and LITE_FR.full_res_head and not LITE.full_res_head
 
 

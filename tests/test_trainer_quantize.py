@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from onnx_fakes import make_style_model, make_weights_dir
+from tests.fakes.onnx_models import make_style_model, make_weights_dir
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
 from stylecam.styles import Registry, load_entry
@@ -287,7 +287,7 @@ def test_quantize_output_gets_the_usual_file_mode(tmp_path):
 
 
 def test_quantize_refuses_a_classifier_with_a_hint_for_quantize(tmp_path, tiny_photos, capsys):
-    from onnx_fakes import make_classifier_model
+    from tests.fakes.onnx_models import make_classifier_model
     from trainer.cli import main
     clf = make_classifier_model(tmp_path / "colours.onnx")
     assert main(_quantize_argv(clf, tiny_photos, "-o", str(tmp_path / "x.onnx"))) == 2

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.training import LAYERS
 from trainer.cli import main as train_main
 from trainer.nets.vgg import random_vgg_standin
 from trainer.report import build_report, list_photos, summarise
 from trainer.train_style import StyleTrainConfig, train_style
-
-LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 
 
 def test_summarise_means_and_ratios_by_hand():
@@ -146,7 +145,7 @@ def test_report_at_the_smallest_size_on_a_panorama(shipped_tiny, tiny_painting, 
 
 def test_report_refuses_a_classifier_to_compare_before_any_work(shipped_tiny, tiny_photos, tiny_painting, tmp_path,
                                                                capsys):
-    from onnx_fakes import make_classifier_model
+    from tests.fakes.onnx_models import make_classifier_model
     clf = make_classifier_model(tmp_path / "mnist.onnx")
     code = train_main(["report", "tiny", "--style-image", str(tiny_painting), "--photos", str(tiny_photos),
                        "--weights-dir", str(shipped_tiny), "--gatys-steps", "0", "--out", str(tmp_path / "r"),

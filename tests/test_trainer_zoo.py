@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from stylecam.errors import UserError
+from tests.fakes.training import LAYERS
 from trainer import zoo as zoo_module
 from trainer.cli import main as train_main
 from trainer.gatys import gatys
@@ -26,7 +27,6 @@ from trainer.zoo_files import read_losses_zip
 from trainer.zoo_bundle import load_bundle, part_paths, save_bundle
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 
 
 def random_photos(count: int = 3, seed: int = 0) -> list[torch.Tensor]:
@@ -298,11 +298,7 @@ def test_batched_gatys_takes_the_steps_lbfgs_takes_for_each_image_alone():
 def test_vgg_weights_up_to_relu4_3_in_float16_load_and_match(tmp_path, vgg_weights_path):
     if vgg_weights_path is None:
         pytest.skip("needs STYLECAM_VGG16 (real VGG-16 weights)")
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from gpu_zoo_carry import vgg_up_to
-    finally:
-        sys.path.pop(0)
+    from benchmarks.gpu_zoo_carry import vgg_up_to
     state = torch.load(vgg_weights_path, map_location="cpu", weights_only=True)
     small = tmp_path / "vgg_fp16.pth"
     torch.save(vgg_up_to(state), small)
@@ -322,5 +318,5 @@ def test_gpu_zoo_script_stops_in_seconds_without_its_carried_data(tmp_path):
                             env={**os.environ, "ZOO_CARRY": str(tmp_path / "nothing"), "PYTHON": sys.executable},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 3
-    assert "gpu_zoo_carry.py" in result.stdout + result.stderr
+    assert "python -m benchmarks.gpu_zoo_carry" in result.stdout + result.stderr
     assert (tmp_path / "out" / "run.log").is_file()

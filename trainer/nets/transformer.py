@@ -9,8 +9,10 @@ phases tied as in nearest-upsample + conv), because on a CPU the full-resolution
 few channels cost more in memory traffic (pad, norm, layout changes) than in arithmetic.
 LITE_FR is LITE with one full-resolution layer at the end (the last x2 step goes to 8 channels,
 then a 3x3 conv), for paintings whose fine lines LITE can only draw as a regular hatch.
-LITE_V1 (the earlier lite design with full-resolution ends) and LITE_SHUFFLE (LITE with free
-PixelShuffle phases, which learn a dot pattern) are kept so their files still load.
+Every checkpoint stores its own TransformerConfig, so files of earlier designs that are no longer
+in CONFIGS still load: lite-v1 (8/16/32 channels, full-resolution ends) as a TransformerNet,
+lite-shuffle (LITE with free PixelShuffle phases, which learn a dot pattern) as a
+HalfResTransformerNet without tied_upsampling.
 """
 from __future__ import annotations
 
@@ -45,12 +47,9 @@ class TransformerConfig:
 FULL = TransformerConfig()
 LITE = TransformerConfig(channels=(0, 16, 32), residual_blocks=3, end_kernel=3, half_res_ends=True,
                          tied_upsampling=True)
-LITE_V1 = TransformerConfig(channels=(8, 16, 32), residual_blocks=3, end_kernel=3)
-#: the first half-resolution design, free PixelShuffle convs (stamps a 2-/4-pixel dot pattern)
-LITE_SHUFFLE = replace(LITE, tied_upsampling=False)
 #: LITE with a full-resolution head (ResizeConv to 8 channels, then a 3x3 conv), for fine-textured paintings
 LITE_FR = replace(LITE, channels=(8, 16, 32), full_res_head=True)
-CONFIGS = {"full": FULL, "lite": LITE, "lite-fr": LITE_FR, "lite-v1": LITE_V1, "lite-shuffle": LITE_SHUFFLE}
+CONFIGS = {"full": FULL, "lite": LITE, "lite-fr": LITE_FR}
 
 
 def runtime_variant(config_name: str) -> str:
@@ -92,8 +91,8 @@ class HalfResTransformerNet(nn.Module):
     (N,3,H,W) RGB 0..255 -> (N,3,H,W); the half-resolution features of the first conv are
     added back before the last conv, which predicts each 2x2 block of output pixels. With
     ``tied_upsampling`` (LITE) both x2 steps are ResizeConv: nearest-upsample + 3x3 conv computed
-    at the lower resolution; without it (LITE_SHUFFLE) a 1x1 conv and a 3x3 conv with free
-    PixelShuffle phases.
+    at the lower resolution; without it (the earlier lite-shuffle files) a 1x1 conv and a 3x3 conv
+    with free PixelShuffle phases.
     """
 
     def __init__(self, config: TransformerConfig = LITE):

@@ -1,0 +1,70 @@
+"""--classify: classifier labels beside the stylised frame (stylecam.overlay), with a stand-in
+stylecam.classify and with the real one."""
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from stylecam import runner
+from stylecam import overlay as overlay_module
+from stylecam.config import RunConfig
+from stylecam.errors import UserError
+from tests.fakes.engine import engine
+from tests.fakes.modules import stub_classify_module
+from tests.fakes.onnx_models import make_classifier_model
+
+
+def test_classify_overlay_side_by_side_with_stub(tmp_path, weights, monkeypatch):
+    module = stub_classify_module()
+    monkeypatch.setitem(sys.modules, "stylecam.classify", module)
+    model = make_classifier_model(tmp_path / "clf.onnx")
+    overlay = overlay_module.LabelOverlay(str(model))
+    original = np.zeros((20, 30, 3), np.uint8)
+    original[..., 2] = 200
+    stylised = np.zeros((20, 30, 3), np.uint8)
+    stylised[..., 0] = 200
+    out = overlay.compose(original, stylised)
+    assert out.shape == (20, 60, 3)
+    image = tmp_path / "red.png"
+    cv2.imwrite(str(image), original)
+    code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(image),), classify=str(model),
+                                         progress=False))
+    assert code == 0 and cv2.imread(str(tmp_path / "red_stylised.png")).shape == (20, 60, 3)
+
+
+def test_classify_missing_module_or_file(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "stylecam.classify", None)  # import fails
+    with pytest.raises(UserError, match="--classify is not available"):
+        overlay_module.LabelOverlay(str(tmp_path / "x.onnx"))
+    monkeypatch.setitem(sys.modules, "stylecam.classify", stub_classify_module())
+    with pytest.raises(UserError, match="classifier model not found"):
+        overlay_module.LabelOverlay(str(tmp_path / "x.onnx"))
+
+
+def test_classify_by_shipped_name(tmp_path, weights, monkeypatch):
+    module = stub_classify_module()
+    loaded = []
+    module.load_classifier = lambda path, device="auto": loaded.append(path) or object()
+    monkeypatch.setitem(sys.modules, "stylecam.classify", module)
+    model = make_classifier_model(weights / "classifiers" / "colours.onnx")
+    overlay_module.LabelOverlay("colours", weights_dir=str(weights))
+    assert loaded == [str(model)]
+    with pytest.raises(UserError, match="classifier model not found: colour .*shipped name: colours"):
+        overlay_module.LabelOverlay("colour", weights_dir=str(weights))
+    with pytest.raises(UserError, match="not found: colours.onnx"):  # a path is never looked up by name
+        overlay_module.LabelOverlay("colours.onnx", weights_dir=str(weights))
+
+
+def test_classify_with_the_real_module_when_present(tmp_path):
+    classify = pytest.importorskip("stylecam.classify")
+    model = make_classifier_model(tmp_path / "clf.onnx")
+    overlay = overlay_module.LabelOverlay(str(model), device="cpu")
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[..., 2] = 255
+    labels = overlay.classifier.top_k(red, k=3)
+    assert labels[0][0] == "red"
+    assert overlay.compose(red, red).shape == (32, 64, 3)
+    assert classify is not None
