@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from stylecam import __version__, argtypes, folders, limits, signals
+from stylecam.cluster import options as cluster_options
 from stylecam.config import DEFAULT_STYLE, DEVICES, EngineConfig, RunConfig
 from stylecam.errors import UserError
 
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: {limits.DEFAULT_MAX_PIXELS // 1_000_000}M)")
     parser.add_argument("--version", action="version", version=f"stylecam {__version__}")
     add_engine_arguments(parser, size_auto=True)
+    cluster_options.add_arguments(parser)   # cluster hook: --cluster [ADDRESS] (stylecam.cluster)
     return parser
 
 
@@ -270,6 +272,7 @@ def info(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the same facts as JSON on stdout")
     parser.add_argument("--no-cameras", dest="cameras", action="store_false",
                         help="do not look for cameras (opening each index can take a moment)")
+    cluster_options.add_info_argument(parser)   # cluster hook: --cluster [ADDRESS]
     args = parser.parse_args(argv)
     from stylecam.session import runtime_info
     from stylecam.sources import CAMERA_PROBE, describe_cameras
@@ -281,6 +284,7 @@ def info(argv: list[str]) -> int:
             "classifiers": [str(p) for p in classifier_files(registry.root)]}
     if args.cameras:
         data["cameras"] = describe_cameras(CAMERA_PROBE)
+    data["cluster"] = cluster_options.info_facts(args.cluster)   # cluster hook
     if args.json:
         _print_json(data)
         return 0
@@ -295,6 +299,7 @@ def info(argv: list[str]) -> int:
     if args.cameras:
         print("cameras: " + (", ".join(_camera_text(c) for c in data["cameras"])
                              or f"none opened at indices 0..{CAMERA_PROBE - 1}"))
+    print("\n".join(cluster_options.info_lines(data["cluster"])))   # cluster hook
     return 0
 
 
@@ -371,9 +376,12 @@ def _run_command(argv: list[str]) -> int:
             if args.list_styles:
                 return list_styles(args.weights_dir, args.json)
             config = config_from_args(args)
-            from stylecam.runner import run
+            if args.cluster is not None:   # cluster hook: the files on a Ray cluster
+                code, summary = cluster_options.run_from_args(args, config)
+            else:
+                from stylecam.runner import run
 
-            code, summary = run(config)
+                code, summary = run(config)
             if config.json:
                 _print_json(summary)
             return code
