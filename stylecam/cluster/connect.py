@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import io
 import logging
 import os
 import signal
+import socket
 import threading
 from typing import Iterator
 
 from stylecam.errors import UserError
 from stylecam.signals import STOP_SIGNALS
+
+log = logging.getLogger("stylecam")
 
 INSTALL_HINT = "pip install 'stylecam[cluster]' (Ray)"
 START_HINT = "start one with `ray start --head` on its head machine, or give --cluster alone for a local one"
@@ -54,16 +58,56 @@ def check_address(address: str) -> str:
                     "for a local cluster; put --cluster after the inputs or write --cluster=ADDRESS")
 
 
+class _DebugLines(io.TextIOBase):
+    """A text stream whose lines go to the "stylecam" log at debug level."""
+
+    def __init__(self):
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            if line.strip():
+                log.debug("ray: %s", line)
+        return len(text)
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """UserError at once when nothing answers at HOST:PORT (or ray://HOST:PORT) within ``timeout``
+    seconds (Ray itself would keep trying for minutes). "auto" is left to Ray."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise UserError(f"cannot reach a Ray cluster at {address}: {reason}", START_HINT) from None
+
+
 @contextlib.contextmanager
 def connected(address: str = "local", num_cpus: int | None = None) -> Iterator:
     """Within: the ray module, connected to the cluster at ``address`` (see the module). A local
     cluster gets ``num_cpus`` CPUs (None: this machine's) and is shut down on leaving, as is the
-    connection to any other. Ray's own log stays quiet (errors only, no worker output copied here),
-    and the stop signals keep the handlers they had (ray.init would take SIGTERM)."""
+    connection to any other. Ray's own log stays quiet (errors only, no worker output copied here);
+    what Ray's driver prints on stdout (the errors its machines report, e.g. that a worker died,
+    which stylecam says in its own words) goes to the debug log, so that stdout holds only what
+    stylecam prints (--json). The stop signals keep the handlers they had (ray.init takes SIGTERM)."""
     ray = import_ray()
-    if ray.is_initialized():
-        yield ray
-        return
+    with contextlib.redirect_stdout(_DebugLines()):
+        if ray.is_initialized():
+            yield ray
+            return
+        with _connection(ray, address, num_cpus):
+            yield ray
+
+
+@contextlib.contextmanager
+def _connection(ray, address: str, num_cpus: int | None) -> Iterator[None]:
+    """ray.init for the address (see connected), ray.shutdown on leaving."""
     address = check_address(address)
     in_main = threading.current_thread() is threading.main_thread()
     handlers = {s: signal.getsignal(s) for s in STOP_SIGNALS} if in_main else {}
@@ -72,6 +116,7 @@ def connected(address: str = "local", num_cpus: int | None = None) -> Iterator:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         options.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
     else:
+        check_reachable(address)
         options.update(address=address)
     try:
         ray.init(**options)
@@ -83,7 +128,7 @@ def connected(address: str = "local", num_cpus: int | None = None) -> Iterator:
             if handler is not None:
                 signal.signal(signum, handler)
     try:
-        yield ray
+        yield
     finally:
         ray.shutdown()
 

@@ -100,6 +100,8 @@ class ClusterRun:
         self.inflight: dict = {}                    # object ref -> (task, actor index, job)
         self.data: dict[str, object] = {}           # task id -> object ref of its input bytes
         self.avoid: dict[str, int] = {}             # task id -> the actor that died with it
+        self.reviving: dict = {}                    # object ref of ready() -> actor index (Ray restarts it)
+        self.asleep: dict[int, float] = {}          # actor index -> when to ask again whether it is back
         self.jobs: list[FileJob] = []
         self.frames_done = 0
         self.stack = contextlib.ExitStack()
@@ -183,7 +185,12 @@ class ClusterRun:
 
     # ----- the loop --------------------------------------------------------------------------
     def dispatch(self) -> None:
-        """Give pending tasks to idle workers."""
+        """Give pending tasks to idle workers (and ask restarted workers whether they are back)."""
+        now = time.monotonic()
+        for actor, when in list(self.asleep.items()):
+            if when <= now:
+                del self.asleep[actor]
+                self.reviving[self.actors[actor].ready.remote()] = actor
         while self.pending and self.idle:
             task, job = self.pending.popleft()
             if job.finished:
@@ -206,15 +213,29 @@ class ClusterRun:
         return self.idle.popleft()
 
     def wait(self, timeout: float = 0.25) -> None:
-        """Take in the results that come within ``timeout`` seconds."""
-        refs = list(self.inflight)
+        """Take in the results (and the workers back from a restart) that come within ``timeout`` seconds."""
+        refs = list(self.inflight) + list(self.reviving)
         if not refs:
+            time.sleep(timeout)
             return
         ready, rest = self.ray.wait(refs, num_returns=1, timeout=timeout)
         if ready and rest:
             ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         for ref in ready:
-            self._collect(ref)
+            if ref in self.reviving:
+                self._revived(ref)
+            else:
+                self._collect(ref)
+
+    def _revived(self, ref) -> None:
+        """A restarted worker answered ready(): idle again; not yet restarted: ask again in a moment."""
+        actor = self.reviving.pop(ref)
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.RayError:
+            self.asleep[actor] = time.monotonic() + 0.5
+            return
+        self.idle.append(actor)
 
     def _collect(self, ref) -> None:
         task, actor, job = self.inflight.pop(ref)
@@ -226,7 +247,7 @@ class ClusterRun:
             result = {"ok": False, "error": str(err).strip().splitlines()[-1], "error_kind": "other",
                       "worker": "?", "log": []}
         except exceptions.RayError as err:          # the worker died: another one takes the task
-            self.idle.append(actor)                 # Ray restarts it; it gets work again in its turn
+            self.asleep[actor] = time.monotonic()   # Ray restarts it; it gets work again once it is back
             self._retry(task, actor, job, " ".join(str(err).split())[:200])
             return
         self.idle.append(actor)
@@ -241,9 +262,10 @@ class ClusterRun:
         elif job.plan is not None:
             self._part_done(job, _part_of(task), result)
         else:
-            self._write(job, result["data"])
-            self.frames_done += result["summary"].get("frames", 0)
-            self._finish(job, result["summary"])
+            with signals.deferred():                # a stop signal waits until the file is written and noted
+                self._write(job, result["data"])
+                self.frames_done += result["summary"].get("frames", 0)
+                self._finish(job, result["summary"])
 
     def _retry(self, task: Task, actor: int, job: FileJob, reason: str) -> None:
         job.retries += 1
@@ -275,7 +297,10 @@ class ClusterRun:
             return
         if len(job.parts) < len(job.plan):
             return
-        parts = [job.parts[i] for i in range(len(job.plan))]
+        with signals.deferred():                    # a stop signal waits until the file is joined and noted
+            self._join(job, [job.parts[i] for i in range(len(job.plan))])
+
+    def _join(self, job: FileJob, parts: list[dict]) -> None:
         frames = sum(p["frames"] for p in parts)
         ensure_parent(job.out)
         try:
