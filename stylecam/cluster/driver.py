@@ -35,6 +35,8 @@ from stylecam.sources import SourceItem, expand_sources
 
 log = logging.getLogger("stylecam")
 
+WORKERS_START_S = 600     # how long starting the workers (and loading their models) may take
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -109,7 +111,7 @@ class ClusterRun:
     # ----- workers ---------------------------------------------------------------------------
     def start_workers(self) -> dict:
         """Start the worker actors and wait until each has loaded its models; returns the first's ready()."""
-        ray, facts = self.ray, describe_cluster(self.ray)
+        ray, facts, started = self.ray, describe_cluster(self.ray), time.perf_counter()
         threads = self.config.engine.threads or 1
         use_gpus = facts["gpus"] > 0 and self.config.engine.device != "cpu"
         count = self.cluster.workers or (int(facts["gpus"]) if use_gpus else int(facts["cpus"] // threads))
@@ -120,13 +122,23 @@ class ClusterRun:
         actor = ray.remote(Worker).options(max_restarts=-1, max_task_retries=0, **resources)
         self.actors = [actor.remote(self.config, threads) for _ in range(count)]
         self.board = ray.remote(ProgressBoard).options(num_cpus=0).remote()
-        answers = ray.get([a.ready.remote() for a in self.actors])
+        try:
+            answers = ray.get([a.ready.remote() for a in self.actors], timeout=WORKERS_START_S)
+        except ray.exceptions.GetTimeoutError:
+            raise UserError(f"the {count} worker(s) did not start within {WORKERS_START_S} s",
+                            "check what the cluster has free (`stylecam info --cluster ADDRESS`); "
+                            "ask for fewer --cluster-workers") from None
+        except ray.exceptions.RayError as err:
+            reason = " ".join(str(err).split())[-300:]
+            raise UserError(f"a worker could not start: {reason}",
+                            "install the same stylecam (pip install 'stylecam[cluster]') on every machine") from None
         for answer in answers:
             if answer["error"]:
                 raise UserError(answer["error"], answer["hint"])
         self.idle.extend(range(count))
         self.facts = facts | {"workers": count, "threads": threads, "gpu_share": resources.get("num_gpus", 0.0),
-                              "worker_names": [a["worker"] for a in answers]}
+                              "worker_names": [a["worker"] for a in answers],
+                              "workers_start_s": round(time.perf_counter() - started, 3)}
         return answers[0]
 
     def stop_workers(self) -> None:
@@ -140,7 +152,13 @@ class ClusterRun:
         """The tasks of every output not yet done (manifest), longest first; skipped ones are noted."""
         tasks = []
         for index, (item, out) in enumerate(self.pairs):
-            key = manifest.work_key(manifest.file_digest(item.location), settings)
+            try:
+                key = manifest.work_key(manifest.file_digest(item.location), settings)
+            except OSError as err:
+                log.error("stylecam: skipped %s: cannot read it: %s", item.location, err.strerror or err)
+                self.failed.append({"input": item.location, "error": f"cannot read it: {err.strerror or err}",
+                                    "retries": 0, "worker": None})
+                continue
             if manifest.is_done(out, key):
                 self.skipped.append({"input": item.location, "output": str(out), "kind": item.kind})
                 continue
@@ -177,7 +195,7 @@ class ClusterRun:
                 path = Path(task.source)
             else:
                 if job.folder is None:
-                    job.folder = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="stylecam-")))
+                    job.folder = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="stylecam-", ignore_cleanup_errors=True)))
                     segments.split(job.item.location, job.plan, job.folder)
                 path = job.folder / f"part{_part_of(task):05d}{segments.SEGMENT_EXT}"
             self.data[task.id] = self.ray.put(path.read_bytes())
