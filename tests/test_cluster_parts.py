@@ -260,6 +260,23 @@ def test_the_worker_stylises_a_video_given_as_bytes_and_reports_its_frames(tmp_p
     assert np.array_equal(frames, decoded(alone))
 
 
+@needs_ffmpeg
+def test_the_worker_hands_back_its_warnings_naming_the_input_as_given(tmp_path, weights):
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=10:duration=4", "-c:v", "libx264", "-g", "5", "-pix_fmt", "yuv420p",
+                    "-movflags", "+faststart", str(clip)], check=True)
+    data = clip.read_bytes()
+    truncated = data[:len(data) // 2]                   # the index says 40 frames; half of them are there
+    worker = Worker(worker_config(weights, workers=3), threads=1)
+    assert worker.frames_in_flight == 3                 # --workers: frames in flight in each worker
+    result = worker.run(Task("0", "/films/cut.mp4", "video", ".mp4", ".mp4"), truncated)
+    assert result["ok"] and 0 < result["summary"]["frames"] < 40
+    assert result["summary"]["frames_missing"] > 0
+    [warning] = result["log"]
+    assert warning.startswith("stylecam: warning: /films/cut.mp4: decoded only ") and "stylecam-worker-" not in warning
+
+
 def test_the_worker_returns_an_unreadable_input_as_one_line_naming_it(tmp_path, weights):
     worker = Worker(worker_config(weights), threads=1)
     result = worker.run(Task("3", "/data/broken.mp4", "video", ".mp4", ".mp4"), b"not a video at all")

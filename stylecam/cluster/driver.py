@@ -453,7 +453,8 @@ def _run(run: ClusterRun) -> tuple[int, dict]:
         return signals.exit_code(), summary | {"done": run.done, "failed": run.failed, "skipped": run.skipped,
                                                "interrupted": True}
     bar.close()
-    run.done.sort(key=lambda entry: run.order[entry["input"]])
+    for entries in (run.done, run.failed):
+        entries.sort(key=lambda entry: run.order[entry["input"]])
     incomplete = [d["input"] for d in run.done if d.get("frames_missing") or d.get("frames_lost")]
     summary.update({"done": run.done, "failed": run.failed, "skipped": run.skipped, "incomplete": incomplete})
     if run.skipped:

@@ -88,17 +88,14 @@ class _Collect(logging.Handler):
 class Worker:
     """Holds one Stylizer built from ``config.engine`` with ``threads`` onnxruntime threads per model.
 
-    On a GPU it keeps several frames in flight (runner.plan_workers, as a single-machine run does);
-    on a CPU one frame at a time, its ``threads`` being the CPUs it was given.
+    Frames in flight: ``config.workers`` when given; else on a GPU several (runner.plan_workers, as a
+    single-machine run does), on a CPU one at a time, its ``threads`` being the CPUs it was given.
     """
 
     def __init__(self, config: RunConfig, threads: int | None = None):
         self.config = config
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._log = _Collect()
-        log.handlers[:] = [self._log]
-        log.setLevel(logging.INFO)
-        log.propagate = False
         self.error: UserError | None = None
         self.stylizer = self.overlay = None
         self.frames_in_flight = 1
@@ -109,8 +106,8 @@ class Worker:
                 self.overlay = LabelOverlay(config.classify, device=config.engine.device,
                                             weights_dir=config.engine.weights_dir)
             on_gpu = any(p in GPU_PROVIDERS for p in self.stylizer.providers)
-            if on_gpu:
-                self.frames_in_flight = plan_workers(None, threads, True, os.cpu_count() or 1)[0]
+            if config.workers or on_gpu:
+                self.frames_in_flight = plan_workers(config.workers, threads, on_gpu, os.cpu_count() or 1)[0]
         except UserError as err:
             self.error = err
 
@@ -134,7 +131,13 @@ class Worker:
         """
         started = time.perf_counter()
         self._log.lines = []
-        report = _reporter(board, task)
+        log.addHandler(self._log)
+        try:
+            return self._run(task, data, _reporter(board, task), started)
+        finally:
+            log.removeHandler(self._log)
+
+    def _run(self, task: Task, data: bytes, report, started: float) -> dict:
         with tempfile.TemporaryDirectory(prefix="stylecam-worker-") as folder:
             src = Path(folder) / f"input{task.input_ext}"
             dst = Path(folder) / f"output{task.output_ext}"
@@ -142,7 +145,10 @@ class Worker:
             def plain(text: str) -> str:   # messages name the input as the user gave it
                 return text.replace(str(src), task.source).replace(str(dst), f"the output of {task.source}")
 
-            facts = {"worker": self.name, "log": []}
+            def result(**fields) -> dict:
+                return {"worker": self.name, "seconds": time.perf_counter() - started,
+                        "log": [plain(line) for line in self._log.lines], **fields}
+
             try:
                 if self.error is not None:
                     raise self.error
@@ -160,14 +166,8 @@ class Worker:
                 output = dst.read_bytes()
             except (SourceError, UserError, Interrupted, OSError) as err:
                 message = "interrupted" if isinstance(err, Interrupted) else plain(str(err))
-                return facts | {"ok": False, "error": message, "error_kind": error_kind(err),
-                                "seconds": time.perf_counter() - started,
-                                "log": [plain(line) for line in self._log.lines]}
+                return result(ok=False, error=message, error_kind=error_kind(err))
             except Exception as err:   # a fault of this input alone: the run goes on with the others
-                return facts | {"ok": False, "error": plain(f"{type(err).__name__}: {err}"), "error_kind": "other",
-                                "seconds": time.perf_counter() - started,
-                                "log": [plain(line) for line in self._log.lines]}
+                return result(ok=False, error=plain(f"{type(err).__name__}: {err}"), error_kind="other")
             summary = {k: v for k, v in summary.items() if k not in ("input", "output")}
-            return facts | {"ok": True, "data": output, "summary": summary,
-                            "seconds": time.perf_counter() - started,
-                            "log": [plain(line) for line in self._log.lines]}
+            return result(ok=True, data=output, summary=summary)
