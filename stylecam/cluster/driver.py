@@ -449,10 +449,11 @@ def _run(run: ClusterRun) -> tuple[int, dict]:
                 run.ray.cancel(ref)
         log.warning("stylecam: %s: %d file(s) written whole, %d not finished (nothing of them written); "
                     "the same command again goes on from there", signals.describe(), len(run.done),
-                    len(run.jobs) - len(run.done) - len(run.failed))
+                    sum(not job.finished for job in run.jobs))
         return signals.exit_code(), summary | {"done": run.done, "failed": run.failed, "skipped": run.skipped,
                                                "interrupted": True}
-    bar.close()
+    finally:
+        bar.close()
     for entries in (run.done, run.failed):
         entries.sort(key=lambda entry: run.order[entry["input"]])
     incomplete = [d["input"] for d in run.done if d.get("frames_missing") or d.get("frames_lost")]
