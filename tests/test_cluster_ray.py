@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from stylecam import cli, sinks
-from stylecam.cluster import manifest
+from stylecam.cluster import manifest, segments
 from tests.onnx_fakes import make_weights_dir
 from tests.test_cluster_parts import decoded, make_clip
 
@@ -136,6 +136,24 @@ def test_a_bad_file_fails_alone_with_its_error_in_the_summary(cluster, media, ca
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "stylecam: 2 of 3 files could not be read"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [manifest.MANIFEST_NAME, "a.mp4"]
+
+
+@pytest.mark.parametrize("fault", ["split", "join"])
+def test_a_video_that_cannot_be_cut_or_joined_is_stylised_whole(cluster, media, capsys, tmp_path, monkeypatch,
+                                                                  fault):
+    def fails(*args, **kwargs):
+        raise segments.SegmentError(f"cannot {fault} it here")
+
+    monkeypatch.setattr(segments, fault, fails)
+    out = tmp_path / "long.mp4"
+    code, stdout, err = stylecam(capsys, media, *on_cluster(str(media / "clips" / "long.mp4"), "-o", str(out),
+                                                            "--no-progress"))
+    assert code == 0, err
+    [entry] = json.loads(stdout)["done"]
+    assert entry["segments"] == 1 and entry["frames"] == 60 and entry["audio"]
+    assert f"stylecam: cannot {fault} it here; stylising the file whole" in err
+    assert sinks.probe_packets(out).times == sinks.probe_packets(media / "clips" / "long.mp4").times
+    assert temporaries(tmp_path) == []
 
 
 def test_a_style_that_does_not_exist_is_one_line_and_exit_2(cluster, media, capsys, tmp_path):

@@ -215,8 +215,12 @@ class ClusterRun:
                 continue
             try:
                 data = self._input_of(task, job)
-            except (OSError, segments.SegmentError) as err:
-                self._fail(job, f"cannot read {task.source}: {getattr(err, 'strerror', None) or err}")
+            except segments.SegmentError as err:    # cannot be cut as planned: the file goes whole
+                log.warning("stylecam: %s; stylising the file whole", err)
+                self._redo_whole(job)
+                continue
+            except OSError as err:
+                self._fail(job, f"cannot read {task.source}: {err.strerror or err}")
                 continue
             actor = self._pick(self.avoid.get(task.id))
             job.started = job.started or time.perf_counter()
