@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmarks.speed_cluster import section_cluster
 from benchmarks.speed_live import section_auto, section_live
 from benchmarks.speed_results import RESULTS, ROOT, USED, files, load, machine_text, num, read_result, reflow, table
 from benchmarks.speed_runtime import (section_batches, section_cpu_files, section_gpu, section_graph_changes,
@@ -40,7 +41,8 @@ def header() -> list[str]:
         "[graph changes, A/B](#graph-changes-measured-ab) · [lite against lite-v1](#lite-against-lite-v1) ·",
         "[batches, encoder flush, lite-fr styles](#batches-the-encoders-flush-and-the-lite-fr-styles) ·",
         "[WebM](#webm-vp9-encoder) · [GPU](#gpu-cuda) · [live camera](#live-camera) ·",
-        "[--size auto](#--size-auto) · [training](#training-throughput) · [result files](#result-files-and-their-machines)",
+        "[--size auto](#--size-auto) · [training](#training-throughput) · [cluster](#cluster-ray) ·",
+        "[result files](#result-files-and-their-machines)",
         "",
     ]
 
@@ -97,7 +99,7 @@ def render() -> str:
     USED.clear()
     lines = header()
     for section in (section_cpu_files, section_graph_changes, section_lite_v1, section_batches, section_webm,
-                    section_gpu, section_live, section_auto, section_training, section_index):
+                    section_gpu, section_live, section_auto, section_training, section_cluster, section_index):
         lines += section()
     lines = reflow(lines)
     while lines and lines[-1] == "":

@@ -12,6 +12,7 @@ import os
 import sys
 
 from stylecam import __version__, argtypes, demo, folders, info, limits, signals, study
+from stylecam.cluster import options as cluster_options
 from stylecam.config import DEFAULT_STYLE, RunConfig
 from stylecam.engine_args import add_engine_arguments, engine_config
 from stylecam.errors import UserError
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default: {limits.DEFAULT_MAX_PIXELS // 1_000_000}M)")
     parser.add_argument("--version", action="version", version=f"stylecam {__version__}")
     add_engine_arguments(parser, size_auto=True)
+    cluster_options.add_arguments(parser)   # cluster hook: --cluster [ADDRESS] (stylecam.cluster)
     return parser
 
 
@@ -199,9 +201,12 @@ def _run_command(argv: list[str]) -> int:
             if args.list_styles:
                 return info.list_styles(args.weights_dir, args.json)
             config = config_from_args(args)
-            from stylecam.runner import run
+            if args.cluster is not None:   # cluster hook: the files on a Ray cluster
+                code, summary = cluster_options.run_from_args(args, config)
+            else:
+                from stylecam.runner import run
 
-            code, summary = run(config)
+                code, summary = run(config)
             if config.json:
                 info.print_json(summary)
             return code

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from stylecam import __version__
+from stylecam.cluster import options as cluster_options
 from stylecam.config import DEVICES
 
 DESCRIPTION = "version, onnxruntime providers, styles and cameras found"
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the same facts as JSON on stdout")
     parser.add_argument("--no-cameras", dest="cameras", action="store_false",
                         help="do not look for cameras (opening each index can take a moment)")
+    cluster_options.add_info_argument(parser)   # cluster hook: --cluster [ADDRESS]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
             "classifiers": [str(p) for p in classifier_files(registry.root)]}
     if args.cameras:
         data["cameras"] = describe_cameras(CAMERA_PROBE)
+    data["cluster"] = cluster_options.info_facts(args.cluster)   # cluster hook
     if args.json:
         print_json(data)
         return 0
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cameras:
         print("cameras: " + (", ".join(camera_text(c) for c in data["cameras"])
                              or f"none opened at indices 0..{CAMERA_PROBE - 1}"))
+    print("\n".join(cluster_options.info_lines(data["cluster"])))   # cluster hook
     return 0
 
 
