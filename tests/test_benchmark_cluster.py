@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.benchmark_scripts import load_benchmark
+from benchmarks import cluster_fps
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_benchmark("cluster_fps")
+    return cluster_fps
 
 
 @pytest.mark.parametrize("argv, flag", [
