@@ -288,7 +288,7 @@ def test_torchrun_two_cpu_processes_match_one(tiny_photos, tiny_painting, tmp_pa
                                                       ("lite-fr", "lite", "w.lite.onnx"), ("lite-v1", "lite", "w.lite.onnx")])
 def test_every_lite_config_exports_as_the_lite_variant(config, variant, file_name, tmp_path):
     """The runtime knows two variants (full, lite); which lite network a file holds is in its config metadata."""
-    from trainer.export import style_metadata
+    from trainer.metadata import style_metadata
     from trainer.nets.transformer import CONFIGS, runtime_variant
     assert runtime_variant(config) == variant
     cfg = StyleTrainConfig(style_image="p.jpg", data="photos", name="w", variant=config, weights_dir=str(tmp_path))
@@ -428,8 +428,9 @@ def test_onnx_parity_returns_nan_instead_of_dropping_it(trained_checkpoint, tmp_
     import math
 
     from trainer import export as module
+    from trainer.network_files import network_from_checkpoint
     path = export_style(trained_checkpoint, tmp_path / "ok.onnx")["path"]
-    net = module.network_from_checkpoint(torch.load(trained_checkpoint, weights_only=True))
+    net = network_from_checkpoint(torch.load(trained_checkpoint, weights_only=True))
     real_abs = module.np.abs
 
     def nan_abs(a):                     # the runtime side of the comparison turns NaN
