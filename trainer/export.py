@@ -26,6 +26,7 @@ from stylecam.fileout import atomic_output, refuse_overwriting_inputs
 from trainer.checkpoints import ensure_writable_file, read_checkpoint
 from trainer.metadata import KEY_PRECISION, checkpoint_metadata
 from trainer.network_files import network_from_checkpoint, network_from_onnx
+from trainer.onnx_weights import MIN_ELEMENTS, store_weights_fp16
 
 #: max |onnxruntime - PyTorch| allowed, in 0..255 pixel units
 TOLERANCE = {"fp32": 0.05, "fp16": 4.0}
@@ -34,6 +35,9 @@ PARITY_SHAPES = ((1, 3, 68, 92), (2, 3, 100, 132))
 #: (its in-graph padding); every one in between was checked to export, run and pass the parity check
 OPSETS = (11, 23)
 DEFAULT_OPSET = 17
+#: metadata key saying how the weights are stored: "fp16" (float16 + Cast, trainer/onnx_weights.py);
+#: absent when they are stored as the graph computes them
+KEY_WEIGHTS = "stylecam.weights"
 
 
 class _Fp16(nn.Module):
@@ -80,19 +84,40 @@ def check_opset(opset: int) -> None:
         raise UserError(f"--opset {opset} is not supported", f"use {OPSETS[0]}..{OPSETS[1]} (default {DEFAULT_OPSET})")
 
 
+def fp16_rounded(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` whose float tensors of at least MIN_ELEMENTS values are rounded to float16 and
+    back: the float32 network a file written by store_weights_fp16 computes."""
+    rounded = copy.deepcopy(net)
+    with torch.no_grad():
+        for tensor in rounded.state_dict().values():
+            if tensor.is_floating_point() and tensor.numel() >= MIN_ELEMENTS:
+                tensor.copy_(tensor.half().float())
+    return rounded
+
+
 def export_network(net: nn.Module, metadata: dict[str, str], out_path: str | Path, *, fp16: bool = False,
-                   opset: int = DEFAULT_OPSET, tolerance: float | None = None) -> dict:
+                   weights_fp16: bool = False, opset: int = DEFAULT_OPSET, tolerance: float | None = None) -> dict:
     """Write ``net`` (float32 in eval mode) as a checked ONNX file with ``metadata`` (all values strings).
 
-    ``fp16``: the graph computes in float16 (input and output stay float32). The metadata written gets
-    stylecam.precision ("fp16" or "fp32"). Returns {path, precision, max_abs_diff, tolerance}. Raises
-    UserError when the output is not writable or parity fails; no temporary file is left behind.
+    ``fp16``: the graph computes in float16 (input and output stay float32). ``weights_fp16``: the graph
+    computes in float32 but stores its weights as float16 (half the file); parity is then measured
+    against ``net`` with those rounded weights, within the fp32 tolerance. The metadata written gets
+    stylecam.precision ("fp16" or "fp32") and stylecam.weights ("fp16", only with ``weights_fp16``).
+    Returns {path, precision, weights, max_abs_diff, tolerance}. Raises UserError when the output is not
+    writable or parity fails; no temporary file is left behind.
     """
+    if fp16 and weights_fp16:
+        raise ValueError("fp16 already stores float16 weights; weights_fp16 is for float32 graphs")
     check_opset(opset)
     out_path = ensure_writable_file(out_path, "-o")
     precision = "fp16" if fp16 else "fp32"
-    metadata = {**metadata, KEY_PRECISION: precision}
+    weights = "fp16" if fp16 or weights_fp16 else "fp32"
+    metadata = {k: v for k, v in metadata.items() if k != KEY_WEIGHTS}
+    metadata[KEY_PRECISION] = precision
+    if weights_fp16:
+        metadata[KEY_WEIGHTS] = "fp16"
     exported: nn.Module = _Fp16(copy.deepcopy(net)) if fp16 else net
+    reference = fp16_rounded(net) if weights_fp16 else net
     with atomic_output(out_path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -102,17 +127,20 @@ def export_network(net: nn.Module, metadata: dict[str, str], out_path: str | Pat
                               dynamic_axes={contract.STYLE_INPUT: {0: "batch", 2: "height", 3: "width"},
                                             contract.STYLE_OUTPUT: {0: "batch", 2: "height", 3: "width"}})
         model = onnx.load(tmp)
+        if weights_fp16:
+            store_weights_fp16(model)
         for key, value in metadata.items():
             model.metadata_props.add(key=key, value=value)
         model.producer_name = "stylecam"
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, tmp)
-        diff = onnx_parity(tmp, net)
+        diff = onnx_parity(tmp, reference)
         limit = TOLERANCE[precision] if tolerance is None else tolerance
         if not diff <= limit:
             raise UserError(f"ONNX output differs from PyTorch by {diff:.3g} (> {limit}) for {out_path.name}",
                             "do not ship this file; try fp32, or report the bug")
-    return {"path": str(out_path), "precision": precision, "max_abs_diff": diff, "tolerance": limit}
+    return {"path": str(out_path), "precision": precision, "weights": weights, "max_abs_diff": diff,
+            "tolerance": limit}
 
 
 def export_style(checkpoint: str | Path, out_path: str | Path, padding: str | None = None, fp16: bool = False,

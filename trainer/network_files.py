@@ -1,8 +1,9 @@
 """A trained style network read back from its checkpoint.pt or its style ONNX file.
 
 Both give a TransformerNet in eval mode, float32 weights, taking float32 (N, 3, H, W) RGB 0..255
-(H, W multiples of 4). fp16- or int8-computing copies are refused: their weights are not the
-trained ones.
+(H, W multiples of 4). An ONNX file may store its weights as float16 (trainer/onnx_weights.py);
+they are read back as float32. fp16- or int8-computing copies are refused: their weights are not
+the trained ones.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from stylecam import contract
 from stylecam.errors import UserError
 from trainer.metadata import KEY_PRECISION
 from trainer.nets.transformer import TransformerConfig, transformer_from_config
+from trainer.onnx_weights import float32_initializers
 
 
 def network_from_checkpoint(ckpt: dict, padding: str | None = None) -> torch.nn.Module:
@@ -52,7 +54,7 @@ def network_from_onnx(path: str | Path, padding: str | None = None) -> tuple[tor
         fp32 = f"weights/{name}{'' if meta.get(contract.KEY_VARIANT) == 'full' else '.lite'}.onnx"
         raise UserError(f"{path} holds {precision} weights, which cannot be trained or re-exported",
                         f"use the fp32 model it was made from, e.g. {fp32}, or the training checkpoint.pt")
-    state = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    state = {name: torch.from_numpy(array.copy()) for name, array in float32_initializers(model).items()}
     net = network_from_checkpoint({"network": json.loads(meta[contract.KEY_CONFIG]),
                                    "model": {k: v for k, v in state.items() if "." in k}}, padding)
     return net, meta
