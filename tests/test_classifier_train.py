@@ -16,6 +16,7 @@ from tests.test_data_idx import make_idx_folder, make_pattern_images
 from trainer import cli
 from trainer import train_classifier as T
 from trainer import visualize as V
+from trainer.classifier_outputs import load_classifier
 from trainer.data import Dataset, hold_out_validation
 from trainer.nets.classifier import build_classifier
 from trainer.nets.vgg import random_vgg_standin
@@ -190,7 +191,7 @@ def test_sweep_writes_table_json_and_plot(tmp_path, capsys):
     assert results["val_size"] == 3 and all(0 <= r["val_accuracy"] <= 1 and "test_accuracy" not in r for r in rows)
     best = max(rows, key=lambda r: r["val_accuracy"])
     assert results["best"]["folder"] == best["folder"] and results["best"]["val_accuracy"] == best["val_accuracy"]
-    model, _ = T.load_classifier(out / best["folder"] / "checkpoint.pt")   # the one test measurement, redone
+    model, _ = load_classifier(out / best["folder"] / "checkpoint.pt")   # the one test measurement, redone
     from trainer.data import load_dataset
     data = load_dataset("mnist", str(folder))
     assert results["best"]["test_accuracy"] == pytest.approx(T.accuracy(model, data.test_x, data.test_y))
@@ -219,7 +220,7 @@ def test_visualize_checkpoint_and_vgg(tmp_path, monkeypatch, capsys):
     cv2.imwrite(str(image), bgr)
     assert cli.main(["visualize", "--model", str(out / "checkpoint.pt"), "--layer", "conv2", str(image),
                      "--out", str(tmp_path / "vis")]) == 0
-    model, ckpt = T.load_classifier(out / "checkpoint.pt")
+    model, ckpt = load_classifier(out / "checkpoint.pt")
     x = torch.from_numpy(preprocess(bgr, Normalisation.from_json(json.dumps(ckpt["normalisation"]))))
     with torch.no_grad():
         expected = model.body[2](model.body[1](model.body[0](x)))[0].numpy()     # conv1, pool1, conv2
@@ -260,7 +261,7 @@ def test_vgg16_head_trains_and_keeps_backbone_frozen(tmp_path):
                             "vgghead", progress=False, quiet=True, vgg_extractor=vgg)
     assert all(torch.equal(frozen[k], v) for k, v in vgg.state_dict().items())
     assert report["onnx"].endswith("vgghead.onnx")
-    model, ckpt = T.load_classifier(tmp_path / "checkpoint.pt")
+    model, ckpt = load_classifier(tmp_path / "checkpoint.pt")
     assert model.config.arch == "vgg16:relu2_2-fc16" and ckpt["classes"] == data.classes
 
 
