@@ -245,7 +245,7 @@ def distill(cfg: DistillConfig, resume: str | None = None, export: bool = True, 
 
 
 def save_loss_curve_l1(history: list[dict], path: Path, title: str) -> Path:
-    """Loss curve of a distillation (pixel, edge, total), via the style trainer's plotter."""
+    """Loss curve of a distillation (pixel, edge, total), drawn by common.save_loss_curve."""
     rows = [{"step": h["step"], "total": h["total"], "content": h["pixel"], "style": h["edge"], "tv": float("nan")}
             for h in history]
     return save_loss_curve(rows, path, title + " (content = pixel L1, style = edge L1)")
