@@ -13,7 +13,7 @@ from stylecam.classify import Normalisation, load_classifier, overlay_labels, pr
 from stylecam.errors import UserError
 from tests.fakes.onnx_models import make_classifier_model, make_style_model
 from trainer.nets.classifier import build_classifier
-from trainer.train_classifier import export_onnx
+from trainer.classifier_outputs import export_onnx
 
 RGB_NORM = {"height": 16, "width": 16, "channels": "RGB", "scale": 1 / 255,
             "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.3]}

@@ -17,6 +17,7 @@ from tests.test_data_idx import make_idx_folder, make_pattern_images
 from trainer import cli
 from trainer import train_classifier as T
 from trainer import visualize as V
+from trainer.classifier_outputs import load_classifier
 from trainer.data import Dataset, hold_out_validation
 from trainer.nets.classifier import build_classifier
 from trainer.nets.vgg import random_vgg_standin
@@ -261,7 +262,7 @@ def test_vgg16_head_trains_and_keeps_backbone_frozen(tmp_path):
                             "vgghead", progress=False, quiet=True, vgg_extractor=vgg)
     assert all(torch.equal(frozen[k], v) for k, v in vgg.state_dict().items())
     assert report["onnx"].endswith("vgghead.onnx")
-    model, ckpt = T.load_classifier(tmp_path / "checkpoint.pt")
+    model, ckpt = load_classifier(tmp_path / "checkpoint.pt")
     assert model.config.arch == "vgg16:relu2_2-fc16" and ckpt["classes"] == data.classes
 
 

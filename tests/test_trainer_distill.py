@@ -14,7 +14,8 @@ from stylecam import contract
 from stylecam.session import load_model
 from trainer.cli import main as train_main
 from trainer.distill import DistillConfig, distill, distill_loss, learning_rate, psnr
-from trainer.export import export_style, init_provenance
+from trainer.export import export_style
+from trainer.metadata import init_provenance
 from trainer.nets.vgg import random_vgg_standin
 from trainer.train_style import StyleTrainConfig, train_style
 

@@ -177,7 +177,7 @@ def test_torchrun_two_cpu_processes_match_one(tiny_photos, tiny_painting, tmp_pa
                                                       ("lite-fr", "lite", "w.lite.onnx")])
 def test_every_lite_config_exports_as_the_lite_variant(config, variant, file_name, tmp_path):
     """The runtime knows two variants (full, lite); which lite network a file holds is in its config metadata."""
-    from trainer.export import style_metadata
+    from trainer.metadata import style_metadata
     from trainer.nets.transformer import CONFIGS, runtime_variant
     assert runtime_variant(config) == variant
     cfg = StyleTrainConfig(style_image="p.jpg", data="photos", name="w", variant=config, weights_dir=str(tmp_path))

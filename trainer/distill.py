@@ -27,11 +27,14 @@ from stylecam.argtypes import int_at_least, non_negative_float, non_negative_int
 from stylecam.errors import UserError
 from stylecam.fileout import atomic_write_bytes, refuse_overwriting_inputs
 from stylecam.folders import make_dirs
+from stylecam.styles import is_path_like
 from trainer.checkpoints import atomic_save, ensure_writable_file, read_checkpoint
-from trainer.nets.transformer import CONFIGS, runtime_variant, transformer_from_config
+from trainer.common import MIN_SIZE, check_finite_loss, pick_device, save_loss_curve, save_sample_sheet, writable_dir
+from trainer.export import export_style
+from trainer.metadata import style_metadata
+from trainer.nets.transformer import CONFIGS, transformer_from_config
+from trainer.network_files import network_from_checkpoint, network_from_onnx
 from trainer.photos import center_crop_multiple, load_photo_set, make_batch
-from trainer.train_style import (MIN_SIZE, check_finite_loss, pick_device, save_loss_curve,
-                                 save_sample_sheet, writable_dir)
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,6 @@ def learning_rate(step: int, cfg: DistillConfig) -> float:
 
 def load_teacher(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     """The teacher network (eval, frozen) and its style metadata, from a style .onnx or checkpoint.pt."""
-    from trainer.export import network_from_checkpoint, network_from_onnx, style_metadata
     if str(path).endswith(".onnx"):
         if not Path(path).is_file():
             raise UserError(f"teacher model not found: {path}", "pass a style model such as weights/wave.onnx")
@@ -93,32 +95,6 @@ def load_teacher(path: str) -> tuple[torch.nn.Module, dict[str, str]]:
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval(), meta
-
-
-def distillation_record(ckpt: dict) -> dict:
-    """The training stage a distilled checkpoint records: the teacher (portable path, its network and its
-    own training chain), the photo folder, the settings, steps, final losses and PSNR against the teacher."""
-    from trainer.provenance import portable_path
-    meta, cfg = ckpt["teacher_metadata"], ckpt["config"]
-    return {"method": "distillation", "teacher": portable_path(cfg["teacher"]),
-            "teacher_variant": meta.get(contract.KEY_VARIANT),
-            "teacher_network": json.loads(meta.get(contract.KEY_CONFIG, "null")),
-            "teacher_training": json.loads(meta.get(contract.KEY_TRAINING, "{}")),
-            "data": portable_path(cfg.get("data", "")),
-            **{k: cfg.get(k) for k in ("size", "batch_size", "iterations", "lr", "edge_weight", "seed", "holdout")},
-            "steps_trained": ckpt["step"], "final_losses": ckpt["history"][-1] if ckpt.get("history") else {},
-            "psnr_vs_teacher_db": ckpt.get("psnr_vs_teacher_db")}
-
-
-def distilled_metadata(ckpt: dict, padding: str, precision: str) -> dict[str, str]:
-    """Contract metadata of a distilled checkpoint: the teacher's painting data, the student's network."""
-    meta = dict(ckpt["teacher_metadata"])
-    cfg = ckpt["config"]
-    training = distillation_record(ckpt)
-    meta.update({contract.KEY_VARIANT: runtime_variant(cfg["variant"]), contract.KEY_PADDING: padding,
-                 contract.KEY_CONFIG: json.dumps(ckpt["network"]), contract.KEY_TRAINING: json.dumps(training, default=str),
-                 "stylecam.precision": precision})
-    return meta
 
 
 @dataclass
@@ -262,7 +238,6 @@ def distill(cfg: DistillConfig, resume: str | None = None, export: bool = True, 
     if distiller.history:
         save_loss_curve_l1(distiller.history, run_dir / "loss_curve.png", f"{name}: {cfg.variant} from teacher")
     if export:
-        from trainer.export import export_style
         summary["export"] = export_style(ckpt_path, output)
         summary["onnx"] = str(output)
     atomic_write_bytes(run_dir / "report.json", json.dumps({"config": asdict(cfg), **summary}, indent=2, default=str).encode())
@@ -270,7 +245,7 @@ def distill(cfg: DistillConfig, resume: str | None = None, export: bool = True, 
 
 
 def save_loss_curve_l1(history: list[dict], path: Path, title: str) -> Path:
-    """Loss curve of a distillation (pixel, edge, total), via the style trainer's plotter."""
+    """Loss curve of a distillation (pixel, edge, total), drawn by common.save_loss_curve."""
     rows = [{"step": h["step"], "total": h["total"], "content": h["pixel"], "style": h["edge"], "tv": float("nan")}
             for h in history]
     return save_loss_curve(rows, path, title + " (content = pixel L1, style = edge L1)")
@@ -279,7 +254,6 @@ def save_loss_curve_l1(history: list[dict], path: Path, title: str) -> Path:
 def try_command(output: str | Path) -> str:
     """The `stylecam` command line that runs the model just written to ``output``: by file, since a
     style name could pick another model of the same name (e.g. the shipped one)."""
-    from stylecam.styles import is_path_like
     spec = str(output)
     if not is_path_like(spec):
         spec = f"./{spec}"

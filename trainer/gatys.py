@@ -18,10 +18,10 @@ from stylecam.argtypes import float_in, int_at_least, non_negative_float, non_ne
 from stylecam.errors import UserError
 from stylecam.fileout import refuse_overwriting_inputs, write_image
 from trainer.checkpoints import ensure_writable_file
+from trainer.common import MAX_SIZE, MIN_SIZE, check_min_side, pick_device
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.vgg import load_vgg16
 from trainer.photos import center_crop_multiple, load_rgb
-from trainer.train_style import MAX_SIZE, MIN_SIZE, check_min_side
 
 #: output suffix -> what cv2.imencode writes for it
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WebP",
@@ -131,7 +131,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.train_style import pick_device
     refuse_overwriting_inputs(args.out, [args.content, args.style, args.vgg_weights], "--out")
     out = output_path(args.out)
     device = pick_device(args.device)

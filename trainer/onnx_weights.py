@@ -13,9 +13,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 SUFFIX = "__fp16"
+#: initializers smaller than this stay float32 (scalars, shapes: nothing to save)
+MIN_ELEMENTS = 16
 
 
-def store_weights_fp16(model: onnx.ModelProto, min_elements: int = 16) -> onnx.ModelProto:
+def store_weights_fp16(model: onnx.ModelProto, min_elements: int = MIN_ELEMENTS) -> onnx.ModelProto:
     """The model with its float32 initializers stored as float16 + Cast (changed in place and returned)."""
     graph = model.graph
     kept, casts = [], []

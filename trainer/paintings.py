@@ -1,9 +1,11 @@
 """What stylecam knows about the paintings it ships, for the ONNX metadata.
 
 Style name -> title, artist, year, copyright note. Unknown names get "unknown" fields
-that the user can fill with the --painting/--artist/--year/--licence flags.
+that the user can fill with the --painting/--artist/--year/--licence/--source flags.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 PAINTINGS = {
     "wave": ("The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1830-1832", "Public domain (artist d. 1849)"),
@@ -26,3 +28,13 @@ def painting_info(name: str) -> dict[str, str]:
     """{painting, artist, year, licence} for a style name ("unknown" fields when not catalogued)."""
     title, artist, year, licence = PAINTINGS.get(name, ("unknown", "unknown", "unknown", "unknown"))
     return {"painting": title, "artist": artist, "year": year, "licence": licence}
+
+
+def painting_metadata(name: str, style_image: str, painting: str = "", artist: str = "", year: str = "",
+                      source: str = "", licence: str = "") -> dict[str, str]:
+    """{painting, artist, year, licence, source} a style model records: the values given, else the
+    catalogue's for ``name`` (painting_info); source defaults to the file name of ``style_image``."""
+    info = painting_info(name)
+    return {"painting": painting or info["painting"], "artist": artist or info["artist"],
+            "year": year or info["year"], "licence": licence or info["licence"],
+            "source": source or Path(style_image).name}

@@ -27,9 +27,10 @@ from stylecam.fileout import atomic_output, atomic_write_bytes, refuse_overwriti
 from trainer.checkpoints import ensure_writable_dir
 from trainer.data import DATASETS, Dataset
 from trainer.nets.classifier import parse_spec
+from trainer.classifier_outputs import load_classifier
 from trainer.train_classifier import (DEFAULT_ARCH, FLIP_OK, OPTIMIZERS, TrainConfig, TrainingDiverged, accuracy,
-                                      add_speed_arguments, add_validation_argument, load_classifier, load_split,
-                                      run_training, seed_int, set_threads, use_bf16)
+                                      add_speed_arguments, add_validation_argument, load_split, run_training,
+                                      seed_int, set_threads, use_bf16)
 
 #: list option -> (parser of one item, example list for messages)
 LIST_OPTIONS = {"--lrs": (positive_float, "0.1,0.03"), "--batch-sizes": (positive_int, "64,128"),

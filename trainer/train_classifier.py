@@ -9,17 +9,15 @@ Protocol: ``--val-size`` training images (a fixed split, trainer.data.hold_out_v
 the accuracy looked at during training, and every choice made from it (sweep ranking), is on them. The
 test set is measured once, on the finished model, and never during training. Outputs in --out:
 checkpoint.pt, curves.png, confusion.png (test set), report.json and the ONNX model with class names,
-normalisation and the test accuracy in its metadata.
+normalisation and the test accuracy in its metadata (trainer/classifier_outputs.py).
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,14 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylecam import contract
 from stylecam.argtypes import (file_stem, float_in, int_at_least, non_negative_float, non_negative_int,
                                positive_float, positive_int)
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_output, refuse_overwriting_inputs
-from trainer.checkpoints import atomic_save, ensure_writable_dir, ensure_writable_file, read_checkpoint
+from stylecam.fileout import refuse_overwriting_inputs
+from trainer.checkpoints import ensure_writable_dir, ensure_writable_file
+from trainer.classifier_outputs import atomic_target, export_onnx, plot_confusion, plot_curves, save_classifier
 from trainer.data import DATASETS, DEFAULT_VAL_SIZE, Dataset, hold_out_validation, load_dataset
-from trainer.nets.classifier import PRESETS, Classifier, ClassifierConfig, build_classifier, format_summary
+from trainer.nets.classifier import PRESETS, Classifier, build_classifier, format_summary
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}
@@ -259,151 +257,6 @@ def accuracy(model: Classifier, images: torch.Tensor, labels: torch.Tensor, chan
     return float((preds == labels).float().mean()) if len(preds) else 0.0
 
 
-# ----------------------------------------------------------------------------- outputs
-
-def plot_curves(result: TrainResult, path: str | os.PathLike, title: str = "") -> None:
-    """Training loss and accuracy (running mean) and validation accuracy against training seconds -> PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
-    t = [h["seconds"] for h in result.history]
-    ax1.plot(t, [h["train_loss"] for h in result.history], color="tab:red")
-    ax1.set(xlabel="training time (s)", ylabel="train loss", title="loss")
-    ax2.plot(t, [h["train_accuracy"] for h in result.history], label="train (running)")
-    ax2.plot([e["seconds"] for e in result.evals], [e["val_accuracy"] for e in result.evals], "o-", label="validation")
-    ax2.set(xlabel="training time (s)", ylabel="accuracy", title="accuracy")
-    ax2.legend(loc="lower right", fontsize=8)
-    ax2.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
-
-
-def plot_confusion(cm: np.ndarray, classes: list[str], path: str | os.PathLike, title: str = "") -> None:
-    """Confusion matrix (rows true, columns predicted) with counts -> PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.6 + 0.45 * k, 1.2 + 0.45 * k), dpi=80)
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(k), classes, fontsize=7)
-    ax.set(xlabel="predicted", ylabel="true")
-    top = cm.max() if cm.size else 0
-    for i in range(k):
-        for j in range(k):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if cm[i, j] > top / 2 else "black")
-    if title:
-        ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    plt.close(fig)
-
-
-def atomic_target(path: str | os.PathLike):
-    """fileout.atomic_output for ``path``, its folder created if needed: yields the temporary file to
-    write, which replaces ``path`` on success and is removed on any failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_output(path)
-
-
-def _save_figure(fig, path) -> None:
-    with atomic_target(path) as tmp:
-        fig.savefig(tmp, format="png")
-
-
-def save_classifier(path: str | os.PathLike, model: Classifier, payload: dict) -> None:
-    """Atomically save weights, the network config and ``payload`` (classes, normalisation, ...) as a
-    checkpoint of plain values (trainer.checkpoints)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **payload}, path)
-
-
-def load_classifier(path: str | os.PathLike, vgg_extractor: nn.Module | None = None) -> tuple[Classifier, dict]:
-    """Rebuild a classifier from its checkpoint (loaded weights-only) -> (model in eval mode, checkpoint dict)."""
-    ckpt = read_checkpoint(path, required=("config", "state_dict"), written_by="stylecam-train classifier")
-    try:
-        config = ClassifierConfig.from_dict(ckpt["config"])
-    except Exception as err:  # noqa: BLE001 - any malformed config means the same to the user
-        raise UserError(f"cannot read classifier checkpoint {path}: {type(err).__name__}",
-                        "pass the checkpoint.pt written by stylecam-train classifier") from None
-    if vgg_extractor is None and config.arch.startswith("vgg16:"):
-        # Same topology as VGG-16 (width 64 = the real one); the weights come from the state dict.
-        from trainer.nets.vgg import random_vgg_standin
-        width = int(ckpt["state_dict"]["body.vgg.extractor.features.0.weight"].shape[0])
-        vgg_extractor = random_vgg_standin([config.arch.split("-")[0][6:]], width=width)
-    model = Classifier(config, vgg_extractor)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
-
-
-def export_onnx(model: Classifier, path: str | os.PathLike, name: str, classes: list[str],
-                normalisation: dict, accuracy: float | None, training: dict | None = None,
-                atol: float = 1e-4) -> Path:
-    """Export to ONNX (input "image" float32 (N, C, H, W) normalised, output "logits" (N, classes)).
-
-    Runs the ONNX checker, compares onnxruntime with PyTorch on random inputs (raises when the largest
-    difference exceeds ``atol``) and writes the classifier metadata of stylecam.contract. Atomic write.
-    """
-    path = Path(path)
-    model = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
-    cfg = model.config
-    dummy = torch.randn(2, cfg.in_channels, cfg.height, cfg.width, generator=torch.Generator().manual_seed(0))
-    with atomic_target(path) as tmp:
-        _export_checked(model, dummy, tmp, name, classes, normalisation, accuracy, training, atol)
-    return path
-
-
-def _export_checked(model: Classifier, dummy: torch.Tensor, tmp: Path, name: str, classes: list[str],
-                    normalisation: dict, accuracy: float | None, training: dict | None, atol: float) -> None:
-    """export_onnx's work on the temporary file ``tmp``: export, metadata, checker, parity with PyTorch."""
-    import onnx
-
-    from stylecam.session import load_model
-
-    cfg = model.config
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), str(tmp), input_names=[contract.CLASSIFIER_INPUT],
-                          output_names=[contract.CLASSIFIER_OUTPUT], opset_version=17, dynamo=False,
-                          dynamic_axes={contract.CLASSIFIER_INPUT: {0: "N"}, contract.CLASSIFIER_OUTPUT: {0: "N"}})
-    proto = onnx.load(str(tmp))
-    meta = {
-        contract.KEY_KIND: "classifier",
-        contract.KEY_FORMAT: contract.FORMAT_VERSION,
-        contract.KEY_NAME: name,
-        contract.KEY_CLASSES: json.dumps(list(classes)),
-        contract.KEY_NORMALISATION: json.dumps(normalisation),
-        contract.KEY_CONFIG: json.dumps(cfg.to_dict()),
-    }
-    if accuracy is not None:
-        meta[contract.KEY_ACCURACY] = f"{accuracy:.4f}"
-    if training is not None:
-        meta[contract.KEY_TRAINING] = json.dumps(training)
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    session = load_model(str(tmp), device="cpu").session
-    with torch.no_grad():
-        expected = model(dummy).numpy()
-    got = session.run([contract.CLASSIFIER_OUTPUT], {contract.CLASSIFIER_INPUT: dummy.numpy()})[0]
-    diff = float(np.abs(got - expected).max())
-    if diff > atol:
-        raise UserError(f"ONNX export of {name} differs from PyTorch by {diff:.2e} (> {atol:.0e})",
-                        "report this; the exported file was not written")
-
-
 # ----------------------------------------------------------------------------- CLI
 
 #: --seed: what torch.manual_seed takes without overflowing
@@ -594,7 +447,7 @@ def run_training(data: Dataset, arch: str, cfg: TrainConfig, out: str | os.PathL
               "evals": result.evals, "confusion": cm.tolist(), "confusion_split": cm_split, "classes": data.classes}
     scores = "; ".join(f"{what} accuracy {value:.2%}" for what, value in
                        (("validation", result.val_accuracy), ("test", test_accuracy)) if value is not None)
-    plot_curves(result, out / "curves.png", f"{name}: {model.config.arch} — {scores}")
+    plot_curves(result.history, result.evals, out / "curves.png", f"{name}: {model.config.arch} — {scores}")
     plot_confusion(cm, data.classes, out / "confusion.png", f"{name}: {cm_split} split, {scores}")
     save_classifier(out / "checkpoint.pt", model, {"classes": data.classes, "normalisation": norm,
                                                     "dataset": data.name, "name": name, "training": training,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import shlex
 import time
@@ -25,19 +24,19 @@ from tqdm import tqdm
 from stylecam.argtypes import file_stem, int_at_least, non_negative_float, non_negative_int, positive_float, positive_int
 from stylecam.contract import PADDING_MODES
 from stylecam.errors import UserError
-from stylecam.fileout import atomic_output, atomic_write_bytes, refuse_overwriting_inputs, write_image
+from stylecam.fileout import atomic_write_bytes, refuse_overwriting_inputs
 from stylecam.folders import make_dirs
-from trainer.checkpoints import atomic_save, ensure_writable_dir, read_checkpoint
+from stylecam.styles import default_weights_dir
+from trainer.checkpoints import atomic_save, read_checkpoint
+from trainer.common import (MAX_SIZE, MIN_SIZE, check_finite_loss, check_min_side, pick_device, save_loss_curve,
+                            save_sample_sheet, writable_dir)
+from trainer.export import export_style
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.transformer import CONFIGS, TransformerConfig, TransformerNet, transformer_from_config
 from trainer.nets.vgg import load_vgg16
-from trainer.paintings import painting_info
-from trainer.photos import center_crop_multiple, load_photo_set, load_rgb, make_batch
-
-#: smallest image side (pixels) the VGG-16 losses work on: relu4_3 comes after three 2x poolings
-MIN_SIZE = 16
-#: largest training crop / painting side accepted on the command line
-MAX_SIZE = 4096
+from trainer.network_files import network_from_checkpoint, network_from_onnx
+from trainer.paintings import painting_metadata
+from trainer.photos import load_photo_set, load_rgb, make_batch
 
 
 @dataclass(frozen=True)
@@ -89,19 +88,9 @@ class StyleTrainConfig:
         return replace(CONFIGS[self.variant], padding=self.padding)
 
     def metadata(self) -> dict[str, str]:
-        info = painting_info(self.name)
-        return {"painting": self.painting or info["painting"], "artist": self.artist or info["artist"],
-                "year": self.year or info["year"], "licence": self.licence or info["licence"],
-                "source": self.source or Path(self.style_image).name}
-
-
-def pick_device(name: str) -> torch.device:
-    """auto -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU", "use --device cpu or auto")
-    return torch.device(name)
+        """{painting, artist, year, licence, source} for the model's metadata (trainer/paintings.py)."""
+        return painting_metadata(self.name, self.style_image, painting=self.painting, artist=self.artist,
+                                 year=self.year, source=self.source, licence=self.licence)
 
 
 def load_style_image(cfg: StyleTrainConfig) -> torch.Tensor:
@@ -111,33 +100,8 @@ def load_style_image(cfg: StyleTrainConfig) -> torch.Tensor:
     return image[None].float()
 
 
-def check_min_side(image: torch.Tensor, flag: str, what: str) -> None:
-    """UserError when ``image`` (..., H, W) has a side below MIN_SIZE (too small for VGG-16's poolings)."""
-    h, w = image.shape[-2:]
-    if min(h, w) < MIN_SIZE:
-        raise UserError(f"{flag} makes {what} {w}x{h} pixels; VGG-16 needs at least {MIN_SIZE} on each side",
-                        f"use a larger {flag.split()[0]}")
-
-
-def check_finite_loss(terms: dict[str, float], step: int) -> None:
-    """UserError when the loss of ``step`` is NaN or infinite (training diverged: no use going on)."""
-    total = terms["total"]
-    if not math.isfinite(total):
-        raise UserError(f"the loss became {total} at step {step}: training diverged",
-                        "lower --lr or the loss weights; checkpoints written before this step are unaffected")
-
-
-def writable_dir(folder: str | Path, flag: str) -> Path:
-    """ensure_writable_dir, with a hint naming the option that chose ``folder``."""
-    try:
-        return ensure_writable_dir(folder)
-    except UserError as err:
-        raise UserError(err.message, f"choose another {flag} folder, or fix its permissions") from None
-
-
 def runtime_finds(folder: str | Path) -> bool:
     """Whether `stylecam` looks up style names in ``folder`` without --weights-dir."""
-    from stylecam.styles import default_weights_dir
     try:
         return Path(folder).resolve() == default_weights_dir().resolve()
     except OSError:
@@ -270,7 +234,6 @@ def load_initial_weights(model: torch.nn.Module, path: str) -> None:
 
     Used to fine-tune with the perceptual loss, e.g. a network distilled from another one.
     """
-    from trainer.export import network_from_checkpoint, network_from_onnx
     if str(path).endswith(".onnx"):
         if not Path(path).is_file():
             raise UserError(f"--init model not found: {path}", "pass a style .onnx or checkpoint.pt")
@@ -281,54 +244,6 @@ def load_initial_weights(model: torch.nn.Module, path: str) -> None:
         raise UserError(f"--init {path} is a different network ({source.config.to_dict()})",
                         "pass weights of the same --config")
     model.load_state_dict(source.state_dict())
-
-
-def stylise(net: TransformerNet, images: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    """Run the network on uint8 (3,H,W) images (H,W cropped to x4); returns uint8 (3,H,W) results."""
-    net.eval()
-    out = []
-    with torch.no_grad():
-        for img in images:
-            x = center_crop_multiple(img)[None].float().to(device)
-            out.append(net(x)[0].clamp(0, 255).round().to(torch.uint8).cpu())
-    net.train()
-    return out
-
-
-def save_sample_sheet(net: TransformerNet, holdout: list[torch.Tensor], device: torch.device, path: Path) -> Path:
-    """PNG with one row per held-out photo: content | stylised."""
-    rows = []
-    for content, styled in zip(holdout, stylise(net, holdout, device)):
-        content = center_crop_multiple(content)
-        rows.append(torch.cat([content, styled], dim=2))
-    width = max(r.shape[2] for r in rows)
-    rows = [torch.nn.functional.pad(r, (0, width - r.shape[2])) for r in rows]
-    sheet = torch.cat(rows, dim=1).permute(1, 2, 0).flip(-1).contiguous().numpy()   # uint8 (H, W, 3) BGR
-    return write_image(path, sheet, flag="--out")
-
-
-def save_loss_curve(history: list[dict], path: Path, title: str) -> Path:
-    """PNG of the weighted loss terms against the step (log scale)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = [h["step"] for h in history]
-    for key in ("total", "content", "style", "tv", "stability"):
-        if all(key in h for h in history):
-            ax.plot(steps, [h[key] for h in history], label=key)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("weighted loss")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(str(tmp), dpi=100, format="png")
-    finally:
-        plt.close(fig)
-    return path
 
 
 def _distributed() -> tuple[int, int]:
@@ -410,7 +325,6 @@ def train_style(cfg: StyleTrainConfig, loss_net: torch.nn.Module | None = None, 
         if trainer.history:
             save_loss_curve(trainer.history, run_dir / "loss_curve.png", f"{cfg.name} ({cfg.variant})")
         if export and not interrupted:
-            from trainer.export import export_style
             report = export_style(ckpt_path, cfg.onnx_path())
             summary["onnx"] = str(cfg.onnx_path())
             summary["export"] = report

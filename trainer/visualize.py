@@ -98,7 +98,7 @@ def _read_image(path: str) -> np.ndarray:
 def classifier_maps(ckpt_path: str, layer: str, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(feature maps (C, H, W) of ``layer``, first-layer weights) of a classifier checkpoint on an image."""
     from stylecam.classify import Normalisation, preprocess
-    from trainer.train_classifier import load_classifier
+    from trainer.classifier_outputs import load_classifier
     import json
 
     model, ckpt = load_classifier(ckpt_path)

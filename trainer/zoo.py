@@ -41,13 +41,13 @@ from stylecam.argtypes import (
 from stylecam.errors import UserError
 from stylecam.fileout import atomic_write_bytes
 from trainer.checkpoints import ensure_writable_dir
+from trainer.common import MAX_SIZE, MIN_SIZE, pick_device
 from trainer.gatys_batch import gatys_references
 from trainer.losses import DEFAULT_STYLE_LAYERS, LossWeights, MultiStyleLoss
 from trainer.nets.transformer import CONFIGS, transformer_from_config
 from trainer.nets.vgg import load_vgg16
 from trainer.photo_pack import PhotoPack, load_photo_pack
 from trainer.photos import IMAGE_SUFFIXES, center_crop_multiple, load_rgb
-from trainer.train_style import pick_device
 from trainer.zoo_bundle import (
     FORMAT,
     KIND,
@@ -58,7 +58,6 @@ from trainer.zoo_bundle import (
 )
 from trainer.zoo_files import LOSS_COLUMNS, losses_zip, sheet_jpeg
 
-MIN_SIZE, MAX_SIZE = 16, 4096
 CONTENT_LAYER = "relu2_2"
 
 
