@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from stylecam import contract
-from trainer.provenance import portable_path
 from trainer.checkpoints import atomic_save, read_checkpoint, to_plain
 from trainer.cli import main as train_main
 from trainer.convert_checkpoint import convert_checkpoint

@@ -15,6 +15,8 @@ from stylecam.errors import UserError
 COMMANDS = {
     "style": ("trainer.train_style", "train a feed-forward style network on a painting and export it to ONNX"),
     "zoo": ("trainer.zoo", "train the full networks of several styles together on one GPU in a time budget"),
+    "zoo-export": ("trainer.zoo_export", "a zoo bundle's styles to checked ONNX models (float16-stored weights), "
+                   "and its Gatys references into the reports"),
     "distill": ("trainer.distill", "teach a faster network (e.g. the lite one) to reproduce a trained style model"),
     "gatys": ("trainer.gatys", "stylise one photo by optimisation (Gatys et al.), the quality reference"),
     "export": ("trainer.export", "export a style checkpoint to ONNX with checks and metadata"),
@@ -32,6 +34,7 @@ COMMANDS = {
 EPILOG = """examples:
   stylecam-train style --style-image painting.jpg --data photos/ --name mypainting --config lite
   stylecam-train zoo --styles-dir paintings/ --data photos/ --minutes 8 --out runs/zoo
+  stylecam-train zoo-export runs/zoo/zoo.pt --weights-dir weights --gatys-tar runs/zoo/gatys.tar
   stylecam-train distill weights/mypainting.onnx --data photos/ --config lite
   stylecam-train gatys --content photo.jpg --style painting.jpg --out gatys.png --steps 300
   stylecam-train export runs/mypainting/checkpoint.pt -o weights/mypainting.onnx --padding zero
