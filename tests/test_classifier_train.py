@@ -192,7 +192,7 @@ def test_sweep_writes_table_json_and_plot(tmp_path, capsys):
     assert results["val_size"] == 3 and all(0 <= r["val_accuracy"] <= 1 and "test_accuracy" not in r for r in rows)
     best = max(rows, key=lambda r: r["val_accuracy"])
     assert results["best"]["folder"] == best["folder"] and results["best"]["val_accuracy"] == best["val_accuracy"]
-    model, _ = T.load_classifier(out / best["folder"] / "checkpoint.pt")   # the one test measurement, redone
+    model, _ = load_classifier(out / best["folder"] / "checkpoint.pt")   # the one test measurement, redone
     from trainer.data import load_dataset
     data = load_dataset("mnist", str(folder))
     assert results["best"]["test_accuracy"] == pytest.approx(T.accuracy(model, data.test_x, data.test_y))
@@ -221,7 +221,7 @@ def test_visualize_checkpoint_and_vgg(tmp_path, monkeypatch, capsys):
     cv2.imwrite(str(image), bgr)
     assert cli.main(["visualize", "--model", str(out / "checkpoint.pt"), "--layer", "conv2", str(image),
                      "--out", str(tmp_path / "vis")]) == 0
-    model, ckpt = T.load_classifier(out / "checkpoint.pt")
+    model, ckpt = load_classifier(out / "checkpoint.pt")
     x = torch.from_numpy(preprocess(bgr, Normalisation.from_json(json.dumps(ckpt["normalisation"]))))
     with torch.no_grad():
         expected = model.body[2](model.body[1](model.body[0](x)))[0].numpy()     # conv1, pool1, conv2
