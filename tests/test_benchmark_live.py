@@ -36,8 +36,11 @@ def test_run_reports_fps_and_latency_per_setting(tmp_path):
     assert [(r["workers"], r["mode"]) for r in rows] == [(1, "show"), (1, "record"), (2, "show"), (2, "record")]
     for row in rows:
         assert row["frames"] == 8 and row["size"] == "64x48" and row["precision"] == "fp32"
-        assert 0 < row["fps"] < 1000
-        assert 0 < row["latency_ms"]["median"] <= row["latency_ms"]["p90"]
+        # the fake model costs nothing: the loop shows what the camera delivers, 60 a second, give or
+        # take the timing of 7 intervals on a busy machine, and never much more than the camera gives
+        assert 30 <= row["fps"] <= 75, row["fps"]
+        assert 0 < row["latency_ms"]["median"] <= row["latency_ms"]["p90"] < 200
+        assert row["camera_frames_dropped"] >= 0
     table = out.with_suffix(".md").read_text()
     assert table.count("\n| 64x48 |") == 4 and "camera: 60 FPS" in table
 

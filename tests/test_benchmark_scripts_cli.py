@@ -167,13 +167,24 @@ def test_cifar_challenge_user_errors_are_one_line(case, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
 
 
-def test_cifar_challenge_plot_only_redraws_from_the_json(tmp_path):
+def test_cifar_challenge_plot_only_redraws_from_the_json(tmp_path, monkeypatch):
+    """The plot holds the JSON's budgets and accuracies, labelled, with the goals, in a 400 x 240 PNG."""
+    import matplotlib.pyplot as plt
     result = {"machine": {"cores": 2, "threads_used": 2}, "settings": {"arch": "cifar-fast"},
               "results": [{"budget_s": 60.0, "test_accuracy": 0.61}, {"budget_s": 600.0, "test_accuracy": 0.8}]}
     (tmp_path / "c.json").write_text(json.dumps(result))
     png = tmp_path / "plots" / "c.png"
+    axes, real_subplots = [], plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: (lambda fa: axes.append(fa[1]) or fa)(real_subplots(*a, **k)))
     rc = cifar_challenge.main(["--plot-only", "--plot", str(png), "--out", str(tmp_path / "c.json")])
-    assert rc == 0 and cv2.imread(str(png)) is not None
+    assert rc == 0 and cv2.imread(str(png)).shape == (240, 400, 3)
+    ax = axes[0]
+    curve, *goals = ax.lines
+    assert list(curve.get_xdata()) == [60.0, 600.0] and list(curve.get_ydata()) == [0.61, 0.8]
+    assert curve.get_label() == "cifar-fast"
+    assert [(list(g.get_xdata()), list(g.get_ydata())) for g in goals] == [([60], [0.6]), ([600], [0.8])]
+    assert [t.get_text() for t in ax.texts] == ["61.0%", "80.0%"]
+    assert ax.get_title() == "2-core CPU, 2 thread(s), shared"
 
 
 # ----- docs/make_gallery.py ---------------------------------------------------------------------

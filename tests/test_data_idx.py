@@ -118,3 +118,14 @@ def test_env_variable_location(tmp_path, monkeypatch):
 def test_unknown_dataset():
     with pytest.raises(UserError, match="unknown dataset"):
         D.locate("imagenet")
+
+
+def test_test_only_reads_the_test_files_alone(tmp_path):
+    folder = make_idx_folder(tmp_path / "mnist")
+    full = D.load_dataset("mnist", folder)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"not read")      # a broken training file
+    ds = D.load_dataset("mnist", folder, test_only=True)
+    assert ds.train_x.shape == (0, 1, 12, 12) and len(ds.train_y) == 0
+    assert np.array_equal(ds.test_x.numpy(), full.test_x.numpy()) and ds.test_y.tolist() == full.test_y.tolist()
+    with pytest.raises(UserError, match="not an IDX"):
+        D.load_dataset("mnist", folder)

@@ -130,3 +130,26 @@ def test_cifar_batches_are_unpickled_without_running_code(tmp_path, protocol):
     with pytest.raises(UserError, match=r"cannot read CIFAR-10 batch .*data_batch_3: io.open is not allowed"):
         D.load_dataset("cifar10", tmp_path / "root")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_test_only_decodes_the_test_images_alone(tmp_path, cached):
+    path = make_zip(tmp_path / "tiny.zip")
+    if cached:
+        full = D.load_image_folder(path, tmp_path / "cache")
+    else:
+        full = D.load_image_folder(make_zip(tmp_path / "copy.zip"), tmp_path / "other")
+    train_x, train_y, test_x, test_y, classes = D.load_image_folder(path, tmp_path / "cache", ("test",))
+    assert train_x.shape == (0, 3, 8, 8) and len(train_y) == 0 and classes == full[4]
+    assert np.array_equal(test_x.numpy(), full[2].numpy()) and test_y.tolist() == full[3].tolist()
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == (1 if cached else 0)   # no half cache written
+
+
+def test_test_only_from_torchvision_batches_skips_the_training_batches(tmp_path):
+    folder = tmp_path / "root" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    (folder / "data_batch_1").write_bytes(b"never read")
+    d = {b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [4, 5]}
+    (folder / "test_batch").write_bytes(pickle.dumps(d))
+    ds = D.load_dataset("cifar10", tmp_path / "root", test_only=True)
+    assert ds.test_y.tolist() == [4, 5] and ds.train_x.shape == (0, 3, 32, 32)

@@ -85,16 +85,44 @@ def test_report_of_unknown_style_and_missing_photos(shipped_tiny, tiny_painting,
 
 def test_report_compares_another_model_and_measures_it_like_the_others(shipped_tiny, tiny_photos, tiny_painting,
                                                                         tmp_path):
-    from trainer.report import parse_compare
+    """Every figure of the report is what the model gives, measured again here from its own output."""
+    import hashlib
+
+    import numpy as np
+    import torch
+    from stylecam.metrics import grid_pattern
+    from stylecam.session import load_model
+    from trainer.losses import PerceptualLoss
+    from trainer.photos import load_rgb
+    from trainer.report import load_photo, parse_compare
     photos = list_photos(tiny_photos, limit=2)
     same = str(shipped_tiny / "tiny.lite.onnx")
+    loss_net = random_vgg_standin(LAYERS)
     report = build_report("tiny", str(tiny_painting), photos, tmp_path / "r", size=40, gatys_steps=0,
-                          weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False,
+                          weights_dir=str(shipped_tiny), loss_net=loss_net, progress=False,
                           compare={"copy": same})
     assert set(report["mean"]) == {"lite", "copy", "original"} and report["goals"] == {}
-    assert {"grid_2", "grid_4"} <= set(report["mean"]["lite"]) and report["mean"]["lite"]["grid_4"] >= 0
     assert report["mean"]["copy"] == pytest.approx(report["mean"]["lite"])  # the same file measures the same
     assert report["models"] == {"lite": "tiny.lite.onnx", "copy": "tiny.lite.onnx"}
+    digest = hashlib.sha256(Path(same).read_bytes()).hexdigest()
+    assert report["sha256"] == {"lite": digest, "copy": digest}
+    model = load_model(same, device="cpu", clamp=(0.0, 255.0))
+    style = load_rgb(str(tiny_painting), long_side=report["style_size"])[None].float()
+    from trainer.losses import LossWeights
+    loss = PerceptualLoss(loss_net, style, LossWeights(**report["loss_weights"]))
+    for photo, row in zip(photos, report["photos"]):
+        content = load_photo(photo, 40)[None].float()
+        output = model.run(content.numpy())
+        with torch.no_grad():
+            terms = {k: float(v) for k, v in loss.terms(torch.from_numpy(output), content).items()}
+        rgb = np.clip(output[0], 0, 255).transpose(1, 2, 0)
+        assert row["lite"]["total"] == pytest.approx(row["lite"]["content"] + row["lite"]["style"] + row["lite"]["tv"])
+        for key in ("content", "style", "tv", "total"):
+            assert row["lite"][key] == pytest.approx(terms[key], rel=1e-5), key
+        assert row["lite"]["grid_2"] == pytest.approx(grid_pattern(rgb, 2), abs=1e-6)
+        assert row["lite"]["grid_4"] == pytest.approx(grid_pattern(rgb, 4), abs=1e-6)
+    for key in ("content", "style", "tv", "total", "grid_2", "grid_4", "luma"):
+        assert report["mean"]["lite"][key] == pytest.approx(np.mean([r["lite"][key] for r in report["photos"]]))
     assert parse_compare(["lite-v1=a/b.onnx"]) == {"lite-v1": "a/b.onnx"}
     code = train_main(["report", "tiny", "--style-image", str(tiny_painting), "--photos", str(tiny_photos),
                        "--weights-dir", str(shipped_tiny), "--compare", "nolabel", "--gatys-steps", "0"])
@@ -137,7 +165,11 @@ def test_report_at_the_smallest_size_on_a_panorama(shipped_tiny, tiny_painting, 
     out = tmp_path / "r"
     report = build_report("tiny", str(tiny_painting), list_photos(folder, 1), out, size=32, gatys_steps=0,
                           weights_dir=str(shipped_tiny), loss_net=random_vgg_standin(LAYERS), progress=False)
-    assert report["mean"]["lite"]["total"] > 0
+    assert load_photo(folder / "a.png", 32).shape == (3, 16, 160)          # short side up to 16, x4 crop
+    lite = report["photos"][0]["lite"]
+    assert lite["content"] > 0 and lite["style"] > 0 and lite["tv"] > 0
+    assert lite["total"] == pytest.approx(lite["content"] + lite["style"] + lite["tv"])
+    assert 0 < lite["luma"] < 255 and report["mean"]["lite"] == pytest.approx(lite)
     mask = os.umask(0o022)
     os.umask(mask)
     assert (out / "quality.json").stat().st_mode & 0o777 == 0o666 & ~mask

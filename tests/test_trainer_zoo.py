@@ -44,12 +44,17 @@ def write_painting(path: Path, seed: int) -> Path:
     return path
 
 
-@pytest.fixture
-def two_styles(tmp_path) -> tuple[ZooStyle, ZooStyle]:
-    a = ZooStyle(name="stripes", style_image=str(write_painting(tmp_path / "stripes.png", 0)), style_size=40)
-    b = ZooStyle(name="noise", style_image=str(write_painting(tmp_path / "noise.png", 3)), style_size=40,
+def make_two_styles(folder: Path) -> tuple[ZooStyle, ZooStyle]:
+    """Two small paintings in ``folder`` and their styles (the second with its own weights)."""
+    a = ZooStyle(name="stripes", style_image=str(write_painting(folder / "stripes.png", 0)), style_size=40)
+    b = ZooStyle(name="noise", style_image=str(write_painting(folder / "noise.png", 3)), style_size=40,
                  style_weight=3e4, tv_weight=1e-6)
     return a, b
+
+
+@pytest.fixture
+def two_styles(tmp_path) -> tuple[ZooStyle, ZooStyle]:
+    return make_two_styles(tmp_path)
 
 
 def small_config(styles, data: str, **changes) -> ZooConfig:

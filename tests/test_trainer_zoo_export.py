@@ -14,7 +14,7 @@ from stylecam import contract
 from stylecam.pipeline import Stylizer
 from stylecam.styles import Registry
 from tests.fakes.training import LAYERS
-from tests.test_trainer_zoo import small_config, two_styles, write_painting  # noqa: F401  (fixture)
+from tests.test_trainer_zoo import make_two_styles, small_config
 from trainer import zoo as zoo_module
 from trainer.cli import main as train_main
 from trainer.nets.transformer import TransformerConfig, transformer_from_config
@@ -26,7 +26,8 @@ from trainer.zoo_export import bundle_sha256, unpack_gatys
 
 
 @pytest.fixture
-def zoo_run(two_styles, tiny_photos, tmp_path, monkeypatch) -> Path:
+def zoo_run(tiny_photos, tmp_path, monkeypatch) -> Path:
+    two_styles = make_two_styles(tmp_path)
     net = random_vgg_standin(LAYERS)
     monkeypatch.setattr(zoo_module, "load_vgg16", lambda layers, path=None: net)
     cfg = small_config(two_styles, str(tiny_photos), steps=2, out=str(tmp_path / "zoo"), split_mib=0.05,

@@ -153,17 +153,22 @@ def _idx_folder(path: Path, torchvision_name: str) -> Path | None:
     return None
 
 
-def load_idx_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """train_x, train_y, test_x, test_y from an IDX folder; images (N, 1, H, W) uint8."""
+def load_idx_folder(folder: Path, splits: tuple[str, ...] = ("train", "t10k")
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """train_x, train_y, test_x, test_y from an IDX folder; images (N, 1, H, W) uint8. A split left out of
+    ``splits`` is not read (empty tensors)."""
     out = []
     for split in ("train", "t10k"):
+        if split not in splits:
+            out += [None, None]
+            continue
         images = read_idx(_idx_file(folder, f"{split}-images-idx3"))
         labels = read_idx(_idx_file(folder, f"{split}-labels-idx1"))
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise UserError(f"{folder}: {split} images {images.shape} and labels {labels.shape} do not match",
                             "expected images (N, H, W) and labels (N,)")
         out += [torch.from_numpy(images.astype(np.uint8)).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))]
-    return tuple(out)
+    return tuple(_fill_empty(out))
 
 
 # ----------------------------------------------------------------------------- image folders
@@ -190,11 +195,14 @@ def _folder_entries(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def load_image_folder(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+def load_image_folder(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                      splits: tuple[str, ...] = ("train", "test")):
     """A zip or folder with train/<class>/*.jpg and test/<class>/*.jpg -> tensors and class names.
 
     Returns (train_x, train_y, test_x, test_y, classes); images uint8 (N, 3, H, W) RGB, all resized to
     the size of the first image. Zips are decoded once and cached as .npz in ``cache_dir``.
+    ``splits`` ("test",) decodes the test images only (from the cache when there is one, else without
+    writing one); the training tensors are then empty.
     """
     from tqdm import tqdm
 
@@ -205,8 +213,10 @@ def load_image_folder(path: str | os.PathLike, cache_dir: str | os.PathLike | No
         cache = Path(cache_dir or default_cache_dir()) / f"{path.stem}-{stat.st_size}-{int(stat.st_mtime)}.npz"
         if cache.is_file():
             with np.load(cache) as z:
-                arrays = [torch.from_numpy(z[k]) for k in ("train_x", "train_y", "test_x", "test_y")]
-                return (*arrays, [str(c) for c in z["classes"]])
+                keys = [f"{split}_{a}" for split in ("train", "test") for a in "xy"]
+                arrays = [torch.from_numpy(z[k]) if k[:-2] in splits else None for k in keys]
+                classes = [str(c) for c in z["classes"]]
+            return (*_fill_empty(arrays), classes)
         try:
             archive = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
@@ -228,6 +238,9 @@ def load_image_folder(path: str | os.PathLike, cache_dir: str | os.PathLike | No
     size = None
     result = []
     for split in ("train", "test"):
+        if split not in splits:
+            result += [None, None]
+            continue
         images, labels = [], []
         for cls, name in tqdm(entries[split], desc=f"decoding {path.name} {split}", unit="img",
                               leave=False, mininterval=1.0):
@@ -242,6 +255,8 @@ def load_image_folder(path: str | os.PathLike, cache_dir: str | os.PathLike | No
                    torch.tensor(labels, dtype=torch.int64)]
     if archive is not None:
         archive.close()
+    if len(splits) < 2:
+        return (*_fill_empty(result), classes)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(cache) as tmp:                  # the name ends in .npz: numpy adds nothing
@@ -264,8 +279,18 @@ class ArraysOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def load_cifar_batches(folder: Path):
-    """torchvision's cifar-10-batches-py folder -> (train_x, train_y, test_x, test_y), uint8 (N, 3, 32, 32)."""
+def _fill_empty(arrays: list) -> list:
+    """[train_x, train_y, test_x, test_y] with the splits not loaded (None) as empty tensors of the right shape."""
+    shape = next(a.shape[1:] for a in arrays[::2] if a is not None)
+    for i, a in enumerate(arrays):
+        if a is None:
+            arrays[i] = torch.zeros((0, *shape), dtype=torch.uint8) if i % 2 == 0 else torch.zeros(0, dtype=torch.int64)
+    return arrays
+
+
+def load_cifar_batches(folder: Path, test_only: bool = False):
+    """torchvision's cifar-10-batches-py folder -> (train_x, train_y, test_x, test_y), uint8 (N, 3, 32, 32);
+    ``test_only`` leaves the training batches unread (empty tensors)."""
     def read(names):
         xs, ys = [], []
         for name in names:
@@ -278,7 +303,8 @@ def load_cifar_batches(folder: Path):
             xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
             ys.append(np.asarray(d[b"labels"], np.int64))
         return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
-    return (*read([f"data_batch_{i}" for i in range(1, 6)]), *read(["test_batch"]))
+    train = (None, None) if test_only else read([f"data_batch_{i}" for i in range(1, 6)])
+    return tuple(_fill_empty([*train, *read(["test_batch"])]))
 
 
 # ----------------------------------------------------------------------------- locating
@@ -342,16 +368,18 @@ def locate(name: str, data: str | os.PathLike | None = None) -> tuple[str, Path]
 
 
 def load_dataset(name: str, data: str | os.PathLike | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> Dataset:
-    """Find and load dataset ``name`` (mnist | fashion-mnist | cifar10) into memory."""
+                 cache_dir: str | os.PathLike | None = None, test_only: bool = False) -> Dataset:
+    """Find and load dataset ``name`` (mnist | fashion-mnist | cifar10) into memory.
+
+    ``test_only``: read the test split alone (the training tensors are empty), e.g. to measure a model."""
     layout, path = locate(name, data)
     if layout == "idx":
-        arrays = load_idx_folder(path)
+        arrays = load_idx_folder(path, ("t10k",) if test_only else ("train", "t10k"))
         classes = FASHION_CLASSES if name == "fashion-mnist" else [str(i) for i in range(10)]
     elif layout == "batches":
-        arrays, classes = load_cifar_batches(path), CIFAR10_CLASSES
+        arrays, classes = load_cifar_batches(path, test_only), CIFAR10_CLASSES
     else:
-        *arrays, classes = load_image_folder(path, cache_dir)
+        *arrays, classes = load_image_folder(path, cache_dir, ("test",) if test_only else ("train", "test"))
     train_x, train_y, test_x, test_y = arrays
     n = len(classes)
     for split, y in (("train", train_y), ("test", test_y)):

@@ -5,10 +5,12 @@ each shipped variant of the style (onnxruntime, as the runtime does, clamped to 
 Gatys optimisation with the same loss weights, and measures all three with the training losses
 (content, style, total; the weights and layers stored in the model's metadata). Writes to OUT:
 
-  quality.json    per photo and on average: weighted content, style, total loss per method,
+  quality.json    per photo and on average: weighted content, style, total-variation and total
+                  loss (total = content + style + tv, the training objective) per method,
                   grid-artifact strength (periods 2 and 4, stylecam.metrics.grid_pattern), mean
-                  luma (0..255, also of the photo, as "original"), and each network's total
-                  loss as a ratio to Gatys (goal: full <= 1.5, lite <= 2)
+                  luma (0..255, also of the photo, as "original"), each network's total loss as
+                  a ratio to Gatys (goal: full <= 1.5, lite <= 2), and the sha256 of every model
+                  file measured, so a report can be checked against the file it describes
   sheet.jpg       one row per photo: original | lite | full | [compared models] | Gatys
 
 --compare LABEL=MODEL.onnx adds another model of the same style (e.g. an earlier version) to
@@ -40,6 +42,7 @@ from trainer.gatys import gatys
 from trainer.losses import LossWeights, PerceptualLoss
 from trainer.nets.vgg import load_vgg16
 from trainer.photos import center_crop_multiple, load_rgb
+from trainer.provenance import file_sha256
 
 GOALS = {"full": 1.5, "lite": 2.0}  # max total-loss ratio to Gatys
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -78,7 +81,8 @@ def mean_luma(image: torch.Tensor) -> float:
 
 def summarise(rows: list[dict], methods: list[str]) -> dict:
     """Mean losses per method over the photos and each network's total-loss ratio to Gatys."""
-    keys = [k for k in ("content", "style", "total", "grid_2", "grid_4", "luma") if all(k in r[methods[0]] for r in rows)]
+    keys = [k for k in ("content", "style", "tv", "total", "grid_2", "grid_4", "luma")
+            if all(k in r[methods[0]] for r in rows)]
     mean = {m: {k: float(np.mean([r[m][k] for r in rows])) for k in keys} for m in methods}
     if all("original" in r for r in rows):
         mean["original"] = {"luma": float(np.mean([r["original"]["luma"] for r in rows]))}
@@ -189,6 +193,7 @@ def build_report(name: str, style_image: str, photos: list[Path], out: Path, siz
     write_image(out / "sheet.jpg", sheet, (cv2.IMWRITE_JPEG_QUALITY, 85), flag="--out")
     report = {"style": name, "size": size, "gatys_steps": gatys_steps, "loss_weights": weights.to_dict(),
               "style_size": style_size, "models": {v: Path(sessions[v].path).name for v in sessions},
+              "sha256": {v: file_sha256(sessions[v].path) for v in sessions},
               "photos": rows, **summarise(rows, methods)}
     atomic_write_bytes(out / "quality.json", json.dumps(report, indent=2).encode())
     return report
