@@ -38,9 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import run_script, write_results
+from benchmarks.common import load_average, run_script, write_results
 from stylecam.argtypes import int_at_least, non_negative_int, output_file, positive_int
-from stylecam.errors import UserError
+from trainer.common import pick_device
 from trainer.losses import LossWeights, PerceptualLoss, gram_matrix, total_variation
 from trainer.nets.transformer import CONFIGS, build_transformer
 from trainer.nets.vgg import load_vgg16
@@ -95,15 +95,6 @@ def arm_list(text: str) -> list[str]:
     if bad or not names or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"expected distinct arms from {', '.join(ARMS)}, got {text!r}")
     return names
-
-
-def pick_device(name: str) -> torch.device:
-    """auto -> cuda when available, else cpu; cuda without a GPU is a UserError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU", "use --device cpu or auto")
-    return torch.device(name)
 
 
 def check_output(text: str) -> Path:
@@ -229,14 +220,6 @@ def cpu_model() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return platform.processor() or platform.machine()
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15-minute load averages, None where the system has none (Windows)."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
 
 
 def markdown_table(report: dict) -> str:

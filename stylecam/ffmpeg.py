@@ -141,16 +141,23 @@ def parse_framecrc(text: str) -> list[float] | None:
 def probe_packets(path: str | Path) -> VideoPackets | None:
     """The VideoPackets of ``path``'s first video stream, read without decoding (ffmpeg -c copy -f
     framecrc); None without ffmpeg or when they cannot be read."""
+    text = framecrc_text(path)
+    return None if text is None else parse_packets(text)
+
+
+def framecrc_text(path: str | Path, timeout: float = 120) -> str | None:
+    """ffmpeg's framecrc listing of ``path``'s first video stream, read by stream copy (no decoding):
+    one line per packet; None without ffmpeg, or when ffmpeg cannot run or takes over ``timeout`` s."""
     exe = ffmpeg_exe()
     if exe is None:
         return None
     try:
         proc = subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
                                "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
-                              errors="replace", timeout=120)
+                              errors="replace", timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return parse_packets(proc.stdout)
+    return proc.stdout
 
 
 def probe_frame_times(path: str | Path) -> list[float] | None:

@@ -21,14 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from stylecam.encoders import audio_codec_args
-from stylecam.ffmpeg import (
-    ffmpeg_encoders,
-    ffmpeg_exe,
-    probe_packets,
-    probe_text,
-    stream_kinds,
-    vfr_timing,
-)
+from stylecam.ffmpeg import ffmpeg_encoders, ffmpeg_exe, framecrc_text, probe_packets, probe_text, stream_kinds, vfr_timing
 
 #: output containers a joined file can be written to (the segments are H.264 in MP4)
 JOINABLE_EXTS = {".mp4", ".mov", ".m4v", ".mkv"}
@@ -83,16 +76,8 @@ def parse_layout(text: str) -> PacketLayout | None:
 def probe_layout(path: str | Path) -> PacketLayout | None:
     """The PacketLayout of ``path``'s first video stream (ffmpeg -c copy -f framecrc); None without
     ffmpeg or when it cannot be read."""
-    exe = ffmpeg_exe()
-    if exe is None:
-        return None
-    try:
-        proc = subprocess.run([exe, "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
-                               "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
-                              errors="replace", timeout=600)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_layout(proc.stdout)
+    text = framecrc_text(path, timeout=600)
+    return None if text is None else parse_layout(text)
 
 
 def can_split(layout: PacketLayout | None, fps: float, output_ext: str) -> bool:
