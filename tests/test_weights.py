@@ -153,7 +153,7 @@ def test_every_shipped_style_has_a_quality_report_without_a_dot_pattern(path):
 
 @pytest.mark.parametrize("path", sorted(WEIGHTS.glob("*.lite.onnx")), ids=lambda p: p.name)
 def test_no_shipped_style_turns_photos_dark(path):
-    """quality.json's mean luma (0..255) of the stylised held-out photos is at least half the photos' own."""
+    """quality.json's mean luma (0..255) of the stylized held-out photos is at least half the photos' own."""
     name = path.name.split(".")[0]
     report = json.loads((WEIGHTS / "reports" / name / "quality.json").read_text())
     photos, styled = report["mean"]["original"]["luma"], report["mean"]["lite"]["luma"]
