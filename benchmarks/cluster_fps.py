@@ -1,4 +1,4 @@
-"""Cluster overhead and scaling: one folder stylised by a plain folder run and by a local Ray cluster
+"""Cluster overhead and scaling: one folder stylized by a plain folder run and by a local Ray cluster
 with 1 and 2 workers; frames per second, the overhead against the plain run, JSON out.
 
 The folder: the bundled clip, looped and given a key frame every --gop frames and a sound track,
@@ -12,7 +12,7 @@ The cluster runs use one local Ray cluster started by this script (its start is 
 `cluster_start_s`); each still starts its workers and loads their models, which is timed with
 the run. One `cold` run is the plain command a user types, `stylecam FOLDER -o OUT --cluster`, in a
 process of its own that starts and stops its own local cluster. Last, the longest clip alone with
---stabilise on one machine and on the cluster: how much the picture jumps at the joins, where
+--stabilize on one machine and on the cluster: how much the picture jumps at the joins, where
 each segment starts without the frames before it.
 
     python -m benchmarks.cluster_fps --rounds 2 -o benchmarks/results/cluster_fps_cpu.json
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from benchmarks.common import load_average, write_results
 from stylecam import cli
-from stylecam.argtypes import fraction, int_at_least, output_file, positive_int
+from stylecam.argtypes import add_hidden_alias, fraction, int_at_least, output_file, positive_int
 from stylecam.cluster import segments
 from stylecam.cluster.connect import import_ray
 from stylecam.demo import DEFAULT_CLIP
@@ -65,7 +65,7 @@ def frame_counts(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--style", default="wave", help="style to stylise with (default: wave)")
+    parser.add_argument("--style", default="wave", help="style to stylize with (default: wave)")
     parser.add_argument("--weights-dir", default=None, metavar="DIR", help="style models (default: the shipped ones)")
     parser.add_argument("--frames", type=frame_counts, default=frame_counts("60,90,300"), metavar="N,N,...",
                         help="the clips' lengths in frames (default 60,90,300)")
@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--segment-frames", type=int_at_least(2), default=100,
                         help="--segment-frames of the cluster runs (default 100)")
     parser.add_argument("--rounds", type=positive_int, default=2, help="times each configuration runs (default 2)")
-    parser.add_argument("--stabilise", type=fraction, default=0.8, help="--stabilise of the join check (default 0.8)")
+    stabilize = parser.add_argument("--stabilize", type=fraction, default=0.8,
+                                    help="--stabilize of the join check (default 0.8)")
+    add_hidden_alias(parser, "--stabilise", stabilize)
     parser.add_argument("--no-cold", dest="cold", action="store_false", help="leave out the cold run")
     parser.add_argument("-o", "--output", default="benchmarks/results/cluster_fps_cpu.json", help="JSON file to write")
     return parser
@@ -148,8 +150,8 @@ def frame_steps(path: Path) -> np.ndarray:
     return np.array([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])])
 
 
-def join_check(clip: Path, work: Path, common: list[str], stabilise: float, segment_frames: int) -> dict:
-    """The longest clip with --stabilise on one machine and on the cluster: the frame-to-frame change
+def join_check(clip: Path, work: Path, common: list[str], stabilize: float, segment_frames: int) -> dict:
+    """The longest clip with --stabilize on one machine and on the cluster: the frame-to-frame change
     at the first frame of each segment (a join) in both, and the median elsewhere."""
     layout = segments.probe_layout(clip)
     plan = segments.plan_segments(layout.keys, layout.count, segment_frames)
@@ -157,12 +159,13 @@ def join_check(clip: Path, work: Path, common: list[str], stabilise: float, segm
     steps = {}
     for name, flags in (("plain", CONFIGS["plain_2"]), ("cluster", CONFIGS["cluster_2"])):
         out = Path(tempfile.mkdtemp(prefix=f"join-{name}-", dir=work)) / clip.name
-        code, _, _ = stylecam_json([str(clip), "-o", str(out), *common, *flags, "--stabilise", str(stabilise)])
+        code, _, _ = stylecam_json([str(clip), "-o", str(out), *common, *flags, "--stabilize", str(stabilize)])
         if code != 0:
             raise UserError(f"the join check ({name}) ended with exit code {code}")
         steps[name] = frame_steps(out)
     others = [t for t in range(1, layout.count) if t not in joins]
-    return {"clip_frames": layout.count, "stabilise": stabilise, "joins": joins,
+    # "stabilise": the key of the committed result files (benchmarks/results/cluster_fps_*.json)
+    return {"clip_frames": layout.count, "stabilise": stabilize, "joins": joins,
             "step_at_joins": {k: [round(float(v[t - 1]), 2) for t in joins] for k, v in steps.items()},
             "step_median_elsewhere": {k: round(float(np.median(v[[t - 1 for t in others]])), 2)
                                       for k, v in steps.items()}}
@@ -194,7 +197,7 @@ def run(args) -> int:
                 for name in CONFIGS:
                     results["runs"].append(measure(name, work / "folder", work, common))
             results["join_check"] = join_check(max(clips, key=lambda c: int(c.stem.split("_")[1])), work, common,
-                                               args.stabilise, args.segment_frames)
+                                               args.stabilize, args.segment_frames)
         finally:
             ray.shutdown()
         if args.cold:

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of inference resolutions (as `stylecam --size`); native = frame size, "
                         "auto = `--size auto`")
     p.add_argument("--workers", type=comma_list(workers_value, "worker counts"), default="1,auto",
-                   help="comma list of frames stylised at once: numbers or auto (stylecam's default for the "
+                   help="comma list of frames stylized at once: numbers or auto (stylecam's default for the "
                         "camera: one run per core up to 2 on the CPU)")
     p.add_argument("--modes", type=comma_list(choice(MODES), "modes"), default="show,record",
                    help="show: window stand-in with the HUD; record: no window, recorded to an .mp4; window: "

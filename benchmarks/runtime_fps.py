@@ -174,7 +174,7 @@ def end_to_end(stylizer: Stylizer, clip: Path, tmp: Path, batch: int = 1, worker
 
     A short warm-up run of ``warmup`` frames first (at least two per worker; none when ``warmup`` is 0),
     so every worker's first call (memory planning) is not timed. The timed span is the whole
-    process_video call: opening the clip, decoding, stylising, encoding and the encoder's flush and
+    process_video call: opening the clip, decoding, stylizing, encoding and the encoder's flush and
     close (process_video's own "seconds" stop before the close; they are kept as "loop_seconds").
     """
     if warmup > 0:

@@ -20,7 +20,7 @@ def section_cluster() -> list[str]:
     lines = [
         "## Cluster (Ray)",
         "",
-        f"`benchmarks/cluster_fps.py` stylises one folder ({clips} frames of the bundled 480x360 clip with",
+        f"`benchmarks/cluster_fps.py` stylizes one folder ({clips} frames of the bundled 480x360 clip with",
         f"sound, a key frame every {data['gop']}) with `--style {data['style']}` on this 2-core machine: as a",
         "plain folder run and on a local Ray cluster with 1 and 2 workers, each worker one frame at a time on",
         f"one thread, the longest clip cut into segments of about {data['segment_frames']} frames",
@@ -46,7 +46,7 @@ def section_cluster() -> list[str]:
         f"  the start and {_load(data, 'load_avg_end')} at the end, so little speed-up is to be had here).",
         "  The overhead is mostly fixed: starting the workers and loading their models, cutting and",
         "  joining the segments, sending every input and output through Ray's object store; on two cores",
-        "  it also takes CPU time from the stylising.",
+        "  it also takes CPU time from the stylizing.",
         f"- Starting the local cluster itself took {num(data['cluster_start_s'])} s.",
     ]
     if cold:
@@ -55,7 +55,7 @@ def section_cluster() -> list[str]:
                   f"  ({num(cold['fps'])} FPS), against {span(plain_2)} s for the plain run."]
     at_joins = check["step_at_joins"]
     lines += [
-        f"- `--stabilise {check['stabilise']:g}` at the joins: the longest clip ({check['clip_frames']} frames,",
+        f"- `--stabilize {check['stabilise']:g}` at the joins: the longest clip ({check['clip_frames']} frames,",
         f"  joins at frames {', '.join(str(j) for j in check['joins'])}) changes from one frame to the next by a median",
         f"  of {num(check['step_median_elsewhere']['cluster'], 2)} grey levels away from the joins on the cluster",
         f"  ({num(check['step_median_elsewhere']['plain'], 2)} on one machine), and at the joins by",

@@ -76,7 +76,7 @@ def section_auto() -> list[str]:
         "",
         "With `--size auto` the camera loop chooses the inference size as it runs: the largest of the",
         "frame's own long side and 0.85, 0.7, 0.6, 0.5, 0.4 of it (not under 96 px) at which the",
-        "stylising keeps up with the camera (see `stylecam.live.AutoSize`). Default two frames at once,",
+        "stylizing keeps up with the camera (see `stylecam.live.AutoSize`). Default two frames at once,",
         "640x480 at 30 FPS, float32, the frame's own size and auto in the same run, two runs each:",
         "",
     ]

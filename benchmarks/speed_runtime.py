@@ -264,7 +264,7 @@ def section_webm() -> list[str]:
             rows.append([label, run["size"], num(run["stages_ms"]["encode"]), num(fps(run)), files([name])])
     lines += table(["encoder", "size", "encode ms per frame", "FPS end to end", "source"], rows)
     lines += [
-        "The realtime deadline costs some compression: on one 60-frame 1280x720 stylised clip its files",
+        "The realtime deadline costs some compression: on one 60-frame 1280x720 stylized clip its files",
         "were a third larger at the same CRF and 0.2 dB lower in PSNR (measured once; no result file).",
         "",
     ]

@@ -2,14 +2,14 @@
 
 Each style runs frame by frame (no smoothing, as the live camera does) over the first --frames
 frames of the bundled clip (a fixed camera: people walk across a still scene). For every pair of
-consecutive frames, stylecam.metrics.temporal_flicker measures the mean change of the stylised
+consecutive frames, stylecam.metrics.temporal_flicker measures the mean change of the stylized
 output over the pixels whose input stood still (no channel moved by more than --threshold grey
 levels): a stable model repaints a still scene the same way, so anything it changes there is
 flicker. Reported per style: the mean over the frame pairs, and the same measure of the input
-itself (its sensor noise and compression, the floor a model starts from), and with --stabilise the
-same after imageops.Stabiliser (what `stylecam --stabilise A` does to videos and the camera).
+itself (its sensor noise and compression, the floor a model starts from), and with --stabilize the
+same after imageops.Stabilizer (what `stylecam --stabilize A` does to videos and the camera).
 
-    python -m benchmarks.temporal_flicker --stabilise 0.5,0.8 -o benchmarks/results/temporal_flicker_cpu.json
+    python -m benchmarks.temporal_flicker --stabilize 0.5,0.8 -o benchmarks/results/temporal_flicker_cpu.json
     python -m benchmarks.temporal_flicker --set shipped=weights --set older=old_weights/ -o cmp.json
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.common import REPO, machine, run_script, write_results
 from stylecam import imageops, metrics
-from stylecam.argtypes import float_in, fraction, int_at_least, output_file
+from stylecam.argtypes import add_hidden_alias, float_in, fraction, int_at_least, output_file
 from stylecam.demo import DEFAULT_CLIP
 from stylecam.errors import UserError
 from stylecam.pipeline import Stylizer
@@ -35,7 +35,7 @@ PROG = "temporal_flicker.py"
 
 
 def amounts_list(text: str) -> list[float]:
-    """--stabilise: comma-separated amounts in 0..1 ("" = none)."""
+    """--stabilize: comma-separated amounts in 0..1 ("" = none)."""
     parts = text.split(",") if text.strip() else []
     if any(not part.strip() for part in parts):
         raise argparse.ArgumentTypeError(f"expected comma-separated amounts within 0..1, e.g. 0.5,0.8, got {text!r}")
@@ -89,10 +89,10 @@ def flicker_series(inputs: list[np.ndarray], outputs: list[np.ndarray], threshol
             for i in range(1, len(inputs))]
 
 
-def stabilised(frames: list[np.ndarray], outputs: list[np.ndarray], amount: float) -> list[np.ndarray]:
-    """The outputs after imageops.Stabiliser(amount), in frame order."""
-    stabiliser = imageops.Stabiliser(amount)
-    return [stabiliser(frame, out) for frame, out in zip(frames, outputs)]
+def stabilized(frames: list[np.ndarray], outputs: list[np.ndarray], amount: float) -> list[np.ndarray]:
+    """The outputs after imageops.Stabilizer(amount), in frame order."""
+    stabilizer = imageops.Stabilizer(amount)
+    return [stabilizer(frame, out) for frame, out in zip(frames, outputs)]
 
 
 def measure_style(style: str, weights: Path, frames: list[np.ndarray], threshold: float,
@@ -101,12 +101,12 @@ def measure_style(style: str, weights: Path, frames: list[np.ndarray], threshold
     started = time.perf_counter()
     outputs = [stylizer(frame) for frame in frames]
     series = flicker_series(frames, outputs, threshold)
-    held = {str(a): finite(np.nanmean(flicker_series(frames, stabilised(frames, outputs, a), threshold)))
+    held = {str(a): finite(np.nanmean(flicker_series(frames, stabilized(frames, outputs, a), threshold)))
             for a in amounts}
     path = Path(stylizer.describe()["models"][0]["path"]).resolve()
     return {"style": style, "model": str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path),
             "flicker": finite(np.nanmean(series)), "flicker_max": finite(np.nanmax(series)),
-            "flicker_stabilised": held,
+            "flicker_stabilised": held,   # the key of the committed result files
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -119,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int_at_least(2), default=60, help="frames read from the start of the video (≥ 2)")
     p.add_argument("--threshold", type=float_in(0.0, 255.0), default=2.0,
                    help="grey levels (0..255) under which an input pixel stood still")
-    p.add_argument("--stabilise", type=amounts_list, default="", metavar="A,B",
-                   help="also measure the outputs after --stabilise A (comma-separated amounts in 0..1)")
+    stabilize = p.add_argument("--stabilize", type=amounts_list, default="", metavar="A,B",
+                               help="also measure the outputs after --stabilize A (comma-separated amounts in 0..1)")
+    add_hidden_alias(p, "--stabilise", stabilize)
     p.add_argument("-o", "--output", default="benchmarks/results/temporal_flicker_cpu.json")
     return p
 
@@ -130,13 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> int:
-    amounts = args.stabilise
+    amounts = args.stabilize
     out = check_output(args.output)
     sets = args.set or [("shipped", str(REPO / "weights"))]
     if len({label for label, _ in sets}) < len(sets):
         raise UserError("two --set options share a label", "give each --set its own LABEL")
     wanted = [s.strip() for s in args.styles.split(",") if s.strip()]
-    plan = []  # (label, folder, style names), every folder and name checked before any frame is stylised
+    plan = []  # (label, folder, style names), every folder and name checked before any frame is stylized
     for label, folder in sets:
         if not Path(folder).is_dir():
             raise UserError(f"--set {label}={folder}: no such folder", "give --set LABEL=DIR a folder of style models")
@@ -166,7 +167,7 @@ def run(args) -> int:
         for name in names:
             row = measure_style(name, weights, frames, args.threshold, amounts)
             rows.append(row)
-            held = "".join(f", stabilise {a}: {v:.2f}" for a, v in row["flicker_stabilised"].items())
+            held = "".join(f", stabilize {a}: {v:.2f}" for a, v in row["flicker_stabilised"].items())
             print(f"{label:10s} {name:16s} flicker {row['flicker']:6.2f} grey levels (max {row['flicker_max']:.2f}{held})")
         result["sets"][label] = {"weights_dir": str(folder), "styles": rows}
     print(f"input itself: {result['input_flicker']:.2f} grey levels over {result['static_fraction']:.0%} still pixels")

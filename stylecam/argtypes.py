@@ -164,3 +164,9 @@ def output_file(text: str, flag: str, suffixes: tuple[str, ...], example: str, h
         raise UserError(f"cannot write {flag} {text}: {err.strerror or err} ({out.parent})",
                         "choose a writable folder") from None
     return out
+
+
+def add_hidden_alias(parser: argparse.ArgumentParser, flag: str, option: argparse.Action) -> None:
+    """Accept ``flag`` (an earlier spelling) for ``option``: same value type and destination, not in --help."""
+    parser.add_argument(flag, dest=option.dest, type=option.type, metavar=option.metavar,
+                        default=argparse.SUPPRESS, help=argparse.SUPPRESS)

@@ -179,14 +179,14 @@ def overlay_labels(frame_bgr: np.ndarray, labels: list[tuple[str, float]], title
     return out
 
 
-def labelled_pair(classifier: Classifier, original_bgr: np.ndarray, stylised_bgr: np.ndarray,
+def labelled_pair(classifier: Classifier, original_bgr: np.ndarray, stylized_bgr: np.ndarray,
                   k: int = 3) -> np.ndarray:
-    """Original and stylised uint8 BGR frames side by side, each with its own top-k labels drawn on.
+    """Original and stylized uint8 BGR frames side by side, each with its own top-k labels drawn on.
 
     Both frames must have the same height; returns uint8 (H, W1 + W2, 3).
     """
-    if original_bgr.shape[0] != stylised_bgr.shape[0]:
-        raise ValueError(f"frame heights differ: {original_bgr.shape[0]} and {stylised_bgr.shape[0]}")
+    if original_bgr.shape[0] != stylized_bgr.shape[0]:
+        raise ValueError(f"frame heights differ: {original_bgr.shape[0]} and {stylized_bgr.shape[0]}")
     left = overlay_labels(original_bgr, classifier.top_k(original_bgr, k), "original")
-    right = overlay_labels(stylised_bgr, classifier.top_k(stylised_bgr, k), "stylised")
+    right = overlay_labels(stylized_bgr, classifier.top_k(stylized_bgr, k), "stylized")
     return np.hstack([left, right])

@@ -73,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"apply the whole chain N times, 1..{limits.MAX_REPEAT} "
                              "(--chain wave,muse --repeat 3 = 6 passes)")
     parser.add_argument("--list-styles", action="store_true", help="list the styles found and exit")
-    parser.add_argument("--strength", type=argtypes.fraction, default=1.0, metavar="S", help="0 = original .. 1 = fully stylised")
+    parser.add_argument("--strength", type=argtypes.fraction, default=1.0, metavar="S", help="0 = original .. 1 = fully stylized")
     parser.add_argument("--preserve-color", action="store_true",
-                        help="keep the original colours, take the luminance from the stylised frame")
+                        help="keep the original colors, take the luminance from the stylized frame")
     parser.add_argument("--prepad", type=argtypes.non_negative_int, default=0, metavar="P",
                         help="reflect-pad the frame by P pixels before each pass and crop after")
     parser.add_argument("--padding", default="reflect", choices=("reflect", "zero", "replicate"),
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="camera: ask it for this pixel format, e.g. MJPG (many USB webcams give 1280x720 "
                              "and above at 30 FPS only as MJPEG) or YUYV (default: its own)")
     parser.add_argument("--virtual-camera", action="store_true",
-                        help="camera: also send the stylised frames to a virtual camera that video calls and OBS "
+                        help="camera: also send the stylized frames to a virtual camera that video calls and OBS "
                              "can pick as a webcam (pip install pyvirtualcam; Linux: v4l2loopback, Windows/macOS: "
                              "OBS Studio); with --no-window, no -o is needed")
     parser.add_argument("--virtual-camera-device", default=None, metavar="DEV",
@@ -104,19 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fullscreen", action="store_true",
                         help="camera: start with the window filling the screen (key f toggles it; no effect "
                              "with --no-window)")
-    parser.add_argument("--stabilise", "--stabilize", type=argtypes.fraction, default=0.0, metavar="A",
-                        help="videos and camera: hold the previous output where the scene stood still, "
-                             "against flicker (0 = off, 0.5-0.8 = less flicker, 1 = freeze still areas)")
+    stabilize = parser.add_argument(
+        "--stabilize", type=argtypes.fraction, default=0.0, metavar="A",
+        help="videos and camera: hold the previous output where the scene stood still, "
+             "against flicker (0 = off, 0.5-0.8 = less flicker, 1 = freeze still areas)")
+    argtypes.add_hidden_alias(parser, "--stabilise", stabilize)
     parser.add_argument("--batch", type=argtypes.count_or_auto, default=None, metavar="N|auto",
                         help="frames per inference call for videos (auto: 1; batches measured slower on the "
                              "CPU and on a GPU)")
     parser.add_argument("--workers", type=argtypes.count_or_auto, default=None, metavar="N|auto",
-                        help="videos and camera: frames stylised at once (auto: one per core, up to 4 "
+                        help="videos and camera: frames stylized at once (auto: one per core, up to 4 "
                              "for videos and, on the CPU, 2 for the camera, the cores split between them unless "
                              "--threads; 1 for the camera on a GPU); with the camera, --workers 1 is one frame at a time, the lower latency "
                              "for slow styles")
     parser.add_argument("--classify", default=None, metavar="MODEL",
-                        help="show a classifier's top-3 labels for the original and the stylised frame "
+                        help="show a classifier's top-3 labels for the original and the stylized frame "
                              "(a .onnx file or a shipped name: cifar10, cifar10-fast, mnist, fashion-mnist)")
     parser.add_argument("--max-frames", type=argtypes.positive_int, default=None, metavar="N", help="stop after N frames per source")
     parser.add_argument("--max-pixels", type=argtypes.pixel_count, default=limits.DEFAULT_MAX_PIXELS, metavar="N",
@@ -138,7 +140,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
                      camera_fps=args.camera_fps, camera_format=args.camera_format,
                      virtual_camera=args.virtual_camera or args.virtual_camera_device is not None,
                      virtual_camera_device=args.virtual_camera_device, auto_size=args.size == "auto",
-                     stabilise=args.stabilise, save_steps=args.save_steps, json=args.json, batch=args.batch,
+                     stabilize=args.stabilize, save_steps=args.save_steps, json=args.json, batch=args.batch,
                      workers=args.workers, classify=args.classify, max_frames=args.max_frames,
                      max_pixels=args.max_pixels,
                      progress=args.progress and not args.quiet)

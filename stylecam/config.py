@@ -11,7 +11,7 @@ DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How frames are stylised (shared by the CLI, the Python API and the study)."""
+    """How frames are stylized (shared by the CLI, the Python API and the study)."""
     styles: tuple[str, ...] = (DEFAULT_STYLE,)  # chain, applied in order; names or .onnx paths
     repeat: int = 1                    # the whole chain is applied this many times
     variant: str | None = None         # "full" / "lite"; None = lite on CPU, full on GPU
@@ -22,8 +22,8 @@ class EngineConfig:
     threads: int | None = None         # onnxruntime intra-op threads (None = onnxruntime default)
     size: int | None = None            # long side of the inference resolution; None = frame size
     upscale: bool = False              # let size enlarge smaller frames (default: they run at their own size)
-    strength: float = 1.0              # 0 = original, 1 = fully stylised (linear blend)
-    preserve_color: bool = False       # luminance from the stylised frame, colour from the original
+    strength: float = 1.0              # 0 = original, 1 = fully stylized (linear blend)
+    preserve_color: bool = False       # luminance from the stylized frame, color from the original
     prepad: int = 0                    # reflect-pad each pass by this many pixels, crop after
     weights_dir: str | None = None     # style folder; None = $STYLECAM_WEIGHTS or <repo>/weights
 
@@ -43,12 +43,12 @@ class RunConfig:
     virtual_camera: bool = False       # camera: also send the frames shown to a virtual camera (pyvirtualcam)
     virtual_camera_device: str | None = None     # its device, e.g. /dev/video10; None = the first found
     auto_size: bool = False            # camera: --size auto, the inference size chosen as the run goes
-    stabilise: float = 0.0             # videos and camera: hold the previous output where the scene stood still (0 = off)
+    stabilize: float = 0.0             # videos and camera: hold the previous output where the scene stood still (0 = off)
     save_steps: bool = False           # write every step of chain x repeat and a contact sheet
     json: bool = False                 # print a machine-readable summary on stdout
     batch: int | None = None           # frames per inference call for video files; None = 1 (batches measured slower)
-    workers: int | None = None         # frames stylised at once; None = runner.plan_workers (one per core: up to 4 for files; 2 for the camera, 1 there on a GPU)
-    classify: str | None = None        # classifier ONNX: top-3 labels, original vs stylised
+    workers: int | None = None         # frames stylized at once; None = runner.plan_workers (one per core: up to 4 for files; 2 for the camera, 1 there on a GPU)
+    classify: str | None = None        # classifier ONNX: top-3 labels, original vs stylized
     max_frames: int | None = None      # stop after this many frames per source (None = all)
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse pictures and video frames with more pixels (width x height)
     progress: bool = True              # tqdm progress bars on stderr

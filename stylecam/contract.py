@@ -12,7 +12,8 @@ import json
 
 FORMAT_VERSION = "1"
 
-#: ONNX graph input/output names of a style model.
+#: ONNX graph input/output names of a style model. "stylised" is the file format's name, inside
+#: every shipped model file: it keeps this spelling.
 STYLE_INPUT = "image"
 STYLE_OUTPUT = "stylised"
 #: ONNX graph input/output names of a classifier model.

@@ -1,6 +1,6 @@
 """`stylecam demo`: the bundled clip through --chain wave,muse --repeat 3, headless.
 
-Writes the stylised clip and a contact sheet of every step of the middle frame.
+Writes the stylized clip and a contact sheet of every step of the middle frame.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Stylise the clip (or --input) and write it and the contact sheet into --output; 0, or 128 + the
+    """Stylize the clip (or --input) and write it and the contact sheet into --output; 0, or 128 + the
     signal's number when stopped (the video holds the frames done so far)."""
     from stylecam.imageops import contact_sheet
     from stylecam.pipeline import Stylizer

@@ -28,7 +28,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser, size_auto: bool = Fals
                             help=f"long side of the inference resolution, 8..{argtypes.MAX_SIZE}; results are "
                                  "resized back to the input size; smaller frames keep their own size unless "
                                  "--upscale. auto (camera): the largest size, from the frame's own "
-                                 "down to 0.4 of it (not under 96 px), at which the stylising keeps up with the "
+                                 "down to 0.4 of it (not under 96 px), at which the stylizing keeps up with the "
                                  "camera")
     else:
         parser.add_argument("--size", type=argtypes.long_side, default=None, metavar="N",
@@ -36,7 +36,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser, size_auto: bool = Fals
                                  "resized back to the input size; smaller frames keep their own size unless "
                                  "--upscale")
     parser.add_argument("--upscale", action="store_true",
-                        help="let --size enlarge frames smaller than it (default: those are stylised at their own size)")
+                        help="let --size enlarge frames smaller than it (default: those are stylized at their own size)")
     parser.add_argument("--weights-dir", default=None, metavar="DIR",
                         help="folder of style models (default: $STYLECAM_WEIGHTS, else weights/ of the installation)")
     parser.add_argument("--json", action="store_true",

@@ -16,7 +16,7 @@ class UserError(Exception):
 
 
 class InputRefused(UserError):
-    """One input that stylecam refuses or cannot stylise: more pixels than --max-pixels, too large
+    """One input that stylecam refuses or cannot stylize: more pixels than --max-pixels, too large
     for the memory, or a style model whose output is not finite for it.
 
     Given alone it ends the run like any UserError (one line, exit 2); in a batch (a folder, a

@@ -1,6 +1,6 @@
 """EXIF orientation: the tag read from an encoded PNG, WebP or TIFF, and applied to pixels.
 
-OpenCV turns the colour it decodes by the EXIF orientation, but not the alpha channel it hands out
+OpenCV turns the color it decodes by the EXIF orientation, but not the alpha channel it hands out
 unturned (cv2.IMREAD_UNCHANGED); sources.read_image_alpha turns that alpha to match. No dependency
 of the runtime reads the tag: Pillow is none, and OpenCV hands out the raw EXIF bytes only in
 recent releases (cv2.imdecodeWithMetadata, not in every OpenCV >= 4.8 that stylecam supports),

@@ -140,7 +140,7 @@ def ensure_parent(path: str | Path, flag: str = "-o") -> Path:
 #: image formats by what their pixels can hold (the rest, e.g. .png .webp .tif, take BGR and BGRA)
 _GREY_ONLY_EXTS = {".pgm"}
 _NO_ALPHA_EXTS = {".jpg", ".jpeg", ".bmp", ".ppm"}
-_COLOUR_ONLY_EXTS = {".ppm"}
+_COLOR_ONLY_EXTS = {".ppm"}
 
 
 def encodable(frame: np.ndarray, ext: str) -> np.ndarray:
@@ -150,7 +150,7 @@ def encodable(frame: np.ndarray, ext: str) -> np.ndarray:
     if ext in _GREY_ONLY_EXTS:
         return frame.reshape(frame.shape[:2]) if grey else \
             cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY if frame.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    if grey and ext in _COLOUR_ONLY_EXTS:
+    if grey and ext in _COLOR_ONLY_EXTS:
         return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
     if not grey and ext in _NO_ALPHA_EXTS and frame.shape[2] == 4:
         return np.ascontiguousarray(frame[..., :3])

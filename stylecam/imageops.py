@@ -1,6 +1,6 @@
 """Pure image operations between the camera (uint8 BGR HxWx3) and the models (float32 NCHW RGB 0..255).
 
-No onnxruntime here; cv2 for resizing, drawing text and the per-pixel blend of ``stabilise``.
+No onnxruntime here; cv2 for resizing, drawing text and the per-pixel blend of ``stabilize``.
 """
 from __future__ import annotations
 
@@ -76,16 +76,16 @@ def crop(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
     return x[..., top:h - bottom, left:w - right]
 
 
-def blend(original: np.ndarray, stylised: np.ndarray, strength: float) -> np.ndarray:
-    """Linear blend, same shape/dtype float: ``original + strength * (stylised - original)``.
+def blend(original: np.ndarray, stylized: np.ndarray, strength: float) -> np.ndarray:
+    """Linear blend, same shape/dtype float: ``original + strength * (stylized - original)``.
 
-    strength 0 gives the original, 1 the stylised image.
+    strength 0 gives the original, 1 the stylized image.
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be within 0..1, got {strength}")
     if strength == 1.0:
-        return stylised
-    return original + np.float32(strength) * (stylised - original)
+        return stylized
+    return original + np.float32(strength) * (stylized - original)
 
 
 def luma(x: np.ndarray) -> np.ndarray:
@@ -94,14 +94,14 @@ def luma(x: np.ndarray) -> np.ndarray:
         np.tensordot(_LUMA, x, axes=([0], [0]))[None]
 
 
-def preserve_color(original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
-    """Keep the original's colour, take the stylised image's luminance (float RGB NCHW 0..255).
+def preserve_color(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    """Keep the original's color, take the stylized image's luminance (float RGB NCHW 0..255).
 
-    In Y/Cb/Cr terms: Y from ``stylised``, Cb and Cr from ``original``. Since Cb/Cr are
-    linear in RGB, this equals ``original + (Y_stylised - Y_original)`` on every channel.
+    In Y/Cb/Cr terms: Y from ``stylized``, Cb and Cr from ``original``. Since Cb/Cr are
+    linear in RGB, this equals ``original + (Y_stylized - Y_original)`` on every channel.
     Not clamped (the caller clamps once at the end).
     """
-    return original + (luma(stylised) - luma(original))
+    return original + (luma(stylized) - luma(original))
 
 
 def resize_long_side(frame: np.ndarray, long_side: int) -> np.ndarray:
@@ -174,13 +174,13 @@ def contact_sheet(items: Sequence[tuple[str, np.ndarray]], columns: int | None =
     return sheet
 
 
-#: input change (grey levels, largest channel) at which --stabilise stops holding the previous output
-STABILISE_MOTION = 8.0
+#: input change (grey levels, largest channel) at which --stabilize stops holding the previous output
+STABILIZE_MOTION = 8.0
 
 
-def stabilise(previous_in: np.ndarray, current_in: np.ndarray, previous_out: np.ndarray,
-              current_out: np.ndarray, amount: float, motion: float = STABILISE_MOTION) -> np.ndarray:
-    """Hold the previous output where the scene stood still, to cut the flicker of per-frame stylisation.
+def stabilize(previous_in: np.ndarray, current_in: np.ndarray, previous_out: np.ndarray,
+              current_out: np.ndarray, amount: float, motion: float = STABILIZE_MOTION) -> np.ndarray:
+    """Hold the previous output where the scene stood still, to cut the flicker of per-frame stylization.
 
     All four frames are (H, W, 3) uint8 0..255 in one channel order (BGR from the CLI); returns uint8
     (H, W, 3): ``current_out + amount * w * (previous_out - current_out)``, where the per-pixel weight
@@ -200,14 +200,14 @@ def stabilise(previous_in: np.ndarray, current_in: np.ndarray, previous_out: np.
     return cv2.blendLinear(previous_out, current_out, hold, np.float32(1.0) - hold)
 
 
-class Stabiliser:
-    """Stateful ``stabilise`` over a stream of frames: call it with each (input, output) pair in order.
+class Stabilizer:
+    """Stateful ``stabilize`` over a stream of frames: call it with each (input, output) pair in order.
 
     Keeps the last input and the last *returned* output, so a still scene settles to a running
     average of the model's outputs. A frame of another size (or the first one) passes unchanged.
     """
 
-    def __init__(self, amount: float, motion: float = STABILISE_MOTION):
+    def __init__(self, amount: float, motion: float = STABILIZE_MOTION):
         if not 0.0 <= amount <= 1.0:
             raise ValueError(f"amount must be within 0..1, got {amount}")
         self.amount, self.motion = amount, motion
@@ -217,9 +217,13 @@ class Stabiliser:
         last = self._last
         if self.amount > 0 and last is not None and last[0].shape == frame_in.shape \
                 and last[1].shape == frame_out.shape:
-            frame_out = stabilise(last[0], frame_in, last[1], frame_out, self.amount, self.motion)
+            frame_out = stabilize(last[0], frame_in, last[1], frame_out, self.amount, self.motion)
         self._last = (frame_in, frame_out)
         return frame_out
 
     def reset(self) -> None:
         self._last = None
+
+
+#: The first spelling of Stabilizer, as documented for the Python API before.
+Stabiliser = Stabilizer

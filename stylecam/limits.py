@@ -46,7 +46,7 @@ def check_pixels(path: str | Path, width: int, height: int, max_pixels: int | No
     raise InputRefused(f"{path} is {width}x{height} pixels ({format_pixels(width * height)}), "
                        f"above the limit of {format_pixels(max_pixels)}",
                        f"raise it with --max-pixels {width * height} if the memory allows, "
-                       "and stylise it smaller with --size")
+                       "and stylize it smaller with --size")
 
 
 def available_memory() -> int | None:
@@ -66,7 +66,7 @@ def available_memory() -> int | None:
 
 
 def inference_bytes(pixels: int, variants: list[str] | tuple[str, ...]) -> int:
-    """Estimated peak bytes to stylise ``pixels`` inference pixels (all frames of one call) with a
+    """Estimated peak bytes to stylize ``pixels`` inference pixels (all frames of one call) with a
     chain of models of these variants ("full" / "lite"; passes run one after the other)."""
     per_pass = max((PASS_BYTES_PER_PIXEL.get(v, PASS_BYTES_PER_PIXEL["full"]) for v in variants), default=0)
     return pixels * (per_pass + FRAME_BYTES_PER_PIXEL)
@@ -90,7 +90,7 @@ def check_memory(height: int, width: int, frames: int, variants, available: int 
     if need <= MEMORY_SHARE * available:
         return
     side = fitting_long_side(height, width, frames, variants, available)
-    raise InputRefused(f"stylising {width}x{height} pixels needs about {format_bytes(need)} of memory, more than "
+    raise InputRefused(f"stylizing {width}x{height} pixels needs about {format_bytes(need)} of memory, more than "
                        f"{MEMORY_SHARE:.0%} of the {format_bytes(available)} available",
-                       f"stylise it smaller, e.g. --size {side}" + (", or with the lite models (--lite)"
+                       f"stylize it smaller, e.g. --size {side}" + (", or with the lite models (--lite)"
                                                                     if any(v != "lite" for v in variants) else ""))

@@ -1,10 +1,10 @@
-"""The live camera loop: keys, HUD, recordings and snapshots, frames stylised while the next are read.
+"""The live camera loop: keys, HUD, recordings and snapshots, frames stylized while the next are read.
 
 Frames are uint8 BGR (H, W, 3). ``LiveState`` holds what the keys change (``handle_key``, pure);
 ``run_live`` (a ``LiveLoop``) drives a CameraSource, a Stylizer and an optional Window; recordings
 and snapshot names are in stylecam.recordings. With ``workers`` > 1
 (stylecam's default on a multi-core CPU: 2, the cores split between them) that many frames are
-stylised at once, which keeps both cores of a 2-core CPU busy; frames are still shown in camera order.
+stylized at once, which keeps both cores of a 2-core CPU busy; frames are still shown in camera order.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class LiveState:
     chain_on: bool = True                   # apply the chain instead of the single style
     repeat: int = 1
     strength: float = 1.0
-    show_original: bool = False             # original | stylised side by side
+    show_original: bool = False             # original | stylized side by side
     paused: bool = False
     mirror: bool = False                    # flip the camera frame left-right (selfie view)
     fullscreen: bool = False                # the window fills the screen
@@ -132,7 +132,7 @@ class AutoSize:
     """The inference size for the live camera (``--size auto``): the largest long side of a ladder
     at which the frames in flight keep up with the camera.
 
-    Fed with the seconds each frame took to stylise (``observe``); ``workers`` frames are stylised
+    Fed with the seconds each frame took to stylize (``observe``); ``workers`` frames are stylized
     at once, so the loop can take workers / mean seconds frames a second (its capacity, over the
     last ``window`` frames, by their median; the first frame at each size, which pays the
     engine's one-off cost for a new shape, is left out). It steps down when the capacity is under ``low`` x the camera's rate,
@@ -165,11 +165,11 @@ class AutoSize:
 
     @property
     def size(self) -> int | None:
-        """The long side to stylise at now; None = the frame's own."""
+        """The long side to stylize at now; None = the frame's own."""
         return None if self.index == 0 else self.sizes[self.index]
 
     def observe(self, seconds: float, camera_fps: float) -> bool:
-        """One frame stylised in ``seconds``, the camera delivering ``camera_fps``; True when the size changes."""
+        """One frame stylized in ``seconds``, the camera delivering ``camera_fps``; True when the size changes."""
         self.frames += 1
         if self._skip:
             self._skip -= 1
@@ -194,10 +194,10 @@ class AutoSize:
 
 
 class InFlight:
-    """Frames being stylised, at most ``workers`` at once (in threads; inline for 1), taken out in order.
+    """Frames being stylized, at most ``workers`` at once (in threads; inline for 1), taken out in order.
 
     Each entry: the frame as given (uint8 BGR (H, W, 3)), its capture time (time.monotonic s) and
-    its stylised result (uint8 BGR (H, W, 3)). onnxruntime releases the GIL while it runs, so on
+    its stylized result (uint8 BGR (H, W, 3)). onnxruntime releases the GIL while it runs, so on
     a CPU two single-threaded runs side by side keep two cores busy.
     """
 
@@ -209,7 +209,7 @@ class InFlight:
         self._queue: collections.deque = collections.deque()
 
     def submit(self, frame: np.ndarray, captured_at: float) -> None:
-        """Start stylising ``frame`` (with one worker: stylise it now; its errors are raised here)."""
+        """Start stylizing ``frame`` (with one worker: stylize it now; its errors are raised here)."""
         if self._pool is None:
             result: Future = Future()
             result.set_result(self._timed(frame))
@@ -235,7 +235,7 @@ class InFlight:
         return bool(self._queue) and self._queue[0][2].done()
 
     def pop(self) -> tuple[np.ndarray, float, np.ndarray, float]:
-        """The oldest frame, its capture time, its result and the seconds it took to stylise; waits for
+        """The oldest frame, its capture time, its result and the seconds it took to stylize; waits for
         it and re-raises its error."""
         frame, captured_at, result = self._queue.popleft()
         return (frame, captured_at, *result.result())
@@ -250,22 +250,22 @@ class InFlight:
 
 
 def _settings(state: LiveState) -> tuple:
-    """What the stylised frames depend on: a change applies from the next frame read."""
+    """What the stylized frames depend on: a change applies from the next frame read."""
     return state.active(), state.repeat, state.strength, state.mirror
 
 
 def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window: Window | None,
              record_to: Path | None, overlay: LabelOverlay | None = None, max_frames: int | None = None,
-             snapshot_dir: Path = Path("."), stabilise: float = 0.0,
+             snapshot_dir: Path = Path("."), stabilize: float = 0.0,
              clock: Callable[[], float] = time.monotonic, workers: int = 1,
              virtual_camera: VirtualCamera | None = None, auto_size: bool = False) -> dict:
     """The camera loop (LiveLoop). Returns a summary; the recording (if any) is always finalised.
 
-    workers > 1 stylises that many frames at once (InFlight) while the next are read; they are
+    workers > 1 stylizes that many frames at once (InFlight) while the next are read; they are
     shown in camera order. A key that changes the styles, repeat, strength or mirroring applies
     from the next frame read (the frames in flight are shown first); after a pause key, the
-    frames in flight are shown but not recorded. stabilise > 0 holds the previous output where
-    the scene stood still (imageops.Stabiliser); it starts afresh whenever those settings change.
+    frames in flight are shown but not recorded. stabilize > 0 holds the previous output where
+    the scene stood still (imageops.Stabilizer); it starts afresh whenever those settings change.
 
     Without a window it records every frame to ``record_to`` until the camera stops,
     ``max_frames`` or Ctrl-C. ``virtual_camera`` gets every frame shown (without the HUD), paused
@@ -281,7 +281,7 @@ def run_live(camera: CameraSource, stylizer: Stylizer, state: LiveState, window:
     a frame's capture (CameraSource.captured_at) to the end of its showing: recorded and handed to
     the window (None without frames).
     """
-    return LiveLoop(camera, stylizer, state, window, record_to, overlay, max_frames, snapshot_dir, stabilise,
+    return LiveLoop(camera, stylizer, state, window, record_to, overlay, max_frames, snapshot_dir, stabilize,
                     clock, workers, virtual_camera, auto_size).run()
 
 
@@ -294,7 +294,7 @@ class LiveLoop:
 
     def __init__(self, camera: CameraSource, stylizer: Stylizer, state: LiveState, window: Window | None,
                  record_to: Path | None, overlay: LabelOverlay | None, max_frames: int | None,
-                 snapshot_dir: Path, stabilise: float, clock: Callable[[], float], workers: int,
+                 snapshot_dir: Path, stabilize: float, clock: Callable[[], float], workers: int,
                  virtual_camera: VirtualCamera | None, auto_size: bool):
         self.camera, self.stylizer, self.window, self.overlay = camera, stylizer, window, overlay
         self.max_frames, self.snapshot_dir, self.virtual_camera, self.auto_size = \
@@ -307,7 +307,7 @@ class LiveLoop:
         self.flight = InFlight(stylizer, workers, on_done=self.wake.set)
         if self.flight.workers > 1:
             camera.on_frame = self.wake.set
-        self.stabiliser = imageops.Stabiliser(stabilise)
+        self.stabilizer = imageops.Stabilizer(stabilize)
         self.state = dataclasses.replace(state, recording=state.recording or (window is None and record_to is not None))
         self.shown: np.ndarray | None = None              # the last frame shown (uint8 BGR, without the HUD)
         self.settings: tuple | None = None                # _settings() the frames in flight were read under
@@ -348,7 +348,7 @@ class LiveLoop:
             if capped:
                 self.reason = "max frames"
                 return
-            if len(flight):   # a frame is being stylised, there is room for one more: take what comes first
+            if len(flight):   # a frame is being stylized, there is room for one more: take what comes first
                 frame = camera.read(timeout=0)
                 if frame is None:
                     if camera.ended:
@@ -367,7 +367,7 @@ class LiveLoop:
                     self._present()
                 continue
             if _settings(self.state) != self.settings or (self.sizer is not None and self.sizer.size != self.stylizer.size):
-                self._show_in_flight()    # stylised with the settings and the size they were read under
+                self._show_in_flight()    # stylized with the settings and the size they were read under
                 if self.state.quit:
                     return
                 if self.state.paused:     # paused while those were shown
@@ -402,7 +402,7 @@ class LiveLoop:
             self.stylizer.size = sizer.size
             self.sizes_used.append({"from_frame": self.frames + 1, "size": sizer.size})
             log.info("stylecam: inference size now %s", sizer.size or "the frame's own")
-        self.stabiliser.reset()
+        self.stabilizer.reset()
 
     def _show_in_flight(self) -> None:
         while len(self.flight) and not self.state.quit:
@@ -410,15 +410,15 @@ class LiveLoop:
 
     def _present(self, frame: np.ndarray | None = None, captured_at: float = 0.0, result: np.ndarray | None = None,
                  seconds: float = 0.0) -> None:
-        """Show (and record) a stylised frame, or the last one again (paused); read the key.
-        seconds: the time the frame took to stylise (for auto_size)."""
+        """Show (and record) a stylized frame, or the last one again (paused); read the key.
+        seconds: the time the frame took to stylize (for auto_size)."""
         started = time.perf_counter()
         if result is not None:
             if self.sizer is not None and self.sizer.size == self.stylizer.size:   # not a frame of the size before a change
                 # one worker: the loop also waits for the showing of each frame
                 self.sizer.observe(seconds + (self.present_seconds if self.flight.workers == 1 else 0.0),
                                    self.delivery.rate(self.camera.fps))
-            self.shown = compose(frame, self.stabiliser(frame, result), self.overlay, self.state.show_original)
+            self.shown = compose(frame, self.stabilizer(frame, result), self.overlay, self.state.show_original)
             self.frames += 1
         self.meter.tick()
         if self.state.recording and not self.state.paused:

@@ -60,13 +60,13 @@ def crop_margin(image: np.ndarray, margin: int) -> np.ndarray:
     return image[margin:-margin, margin:-margin]
 
 
-def border_reference(stylise: Callable[[np.ndarray], np.ndarray], image: np.ndarray,
+def border_reference(stylize: Callable[[np.ndarray], np.ndarray], image: np.ndarray,
                      margin: int = DEFAULT_MARGIN) -> np.ndarray:
-    """crop(f(reflect_pad(x, M)), M): the output ``stylise`` gives when x's border is M pixels away.
+    """crop(f(reflect_pad(x, M)), M): the output ``stylize`` gives when x's border is M pixels away.
 
-    stylise: (H, W, 3) -> (H, W, 3), any channel order and dtype, applied unchanged.
+    stylize: (H, W, 3) -> (H, W, 3), any channel order and dtype, applied unchanged.
     """
-    return crop_margin(stylise(reflect_pad(image, margin)), margin)
+    return crop_margin(stylize(reflect_pad(image, margin)), margin)
 
 
 # --------------------------------------------------------------------------- border artifacts
@@ -151,7 +151,7 @@ def static_mask(previous: np.ndarray, current: np.ndarray, threshold: float = 2.
 
 def temporal_flicker(previous_in: np.ndarray, current_in: np.ndarray, previous_out: np.ndarray,
                      current_out: np.ndarray, threshold: float = 2.0) -> float:
-    """Flicker of a stylised video: mean |out_t - out_{t-1}| over the pixels whose input stood still.
+    """Flicker of a stylized video: mean |out_t - out_{t-1}| over the pixels whose input stood still.
 
     previous_in/current_in are two consecutive input frames, previous_out/current_out the model's
     outputs for them, all (H, W, 3) 0..255 in the same channel order. Where the scene did not change
@@ -227,7 +227,7 @@ def feature_distance(features: np.ndarray, reference: np.ndarray, eps: float = 1
     return float(np.linalg.norm(f - r) / (np.linalg.norm(r) + eps))
 
 
-# --------------------------------------------------------------------------- colour
+# --------------------------------------------------------------------------- color
 
 def saturation(image: np.ndarray) -> np.ndarray:
     """(H, W) float64 HSV saturation 0..1: (max - min) / max over RGB, 0 where max is 0."""
@@ -236,15 +236,15 @@ def saturation(image: np.ndarray) -> np.ndarray:
     return np.where(hi > 0, (hi - lo) / np.maximum(hi, 1e-12), 0.0)
 
 
-def colour_stats(image: np.ndarray) -> dict[str, float]:
-    """Colour statistics of an RGB image 0..255.
+def color_stats(image: np.ndarray) -> dict[str, float]:
+    """Color statistics of an RGB image 0..255.
 
     mean_r, mean_g, mean_b: channel means (0..255); luma: mean BT.601 luma (0..255);
     contrast: standard deviation of luma (0..255); saturation: mean HSV saturation (0..1).
     """
     f = _as_float(image)
     if f.shape[2] != 3:
-        raise ValueError(f"colour statistics need 3 channels (RGB), got {f.shape[2]}")
+        raise ValueError(f"color statistics need 3 channels (RGB), got {f.shape[2]}")
     luma = f @ LUMA
     means = f.mean(axis=(0, 1))
     return {"mean_r": float(means[0]), "mean_g": float(means[1]), "mean_b": float(means[2]),
@@ -252,7 +252,8 @@ def colour_stats(image: np.ndarray) -> dict[str, float]:
             "saturation": float(saturation(f).mean())}
 
 
-def colour_histograms(image: np.ndarray, bins: int = 32) -> np.ndarray:
+
+def color_histograms(image: np.ndarray, bins: int = 32) -> np.ndarray:
     """(3, bins) float64: per-channel histograms of values 0..255, each summing to 1."""
     f = _as_float(image)
     edges = np.linspace(0.0, 256.0, bins + 1)
@@ -261,14 +262,14 @@ def colour_histograms(image: np.ndarray, bins: int = 32) -> np.ndarray:
 
 
 def histogram_distance(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:
-    """Colour-histogram distance 0..1: total variation 0.5 * sum|h_a - h_b| per channel, mean over channels.
+    """Color-histogram distance 0..1: total variation 0.5 * sum|h_a - h_b| per channel, mean over channels.
 
-    0 = same colour distribution, 1 = no overlap at all. Spatial layout is ignored.
+    0 = same color distribution, 1 = no overlap at all. Spatial layout is ignored.
     """
     fa, fb = _as_float(a), _as_float(b)
     if fa.shape[2] != fb.shape[2]:
         raise ValueError(f"images differ in channels: {fa.shape[2]} vs {fb.shape[2]}")
-    ha, hb = colour_histograms(fa, bins), colour_histograms(fb, bins)
+    ha, hb = color_histograms(fa, bins), color_histograms(fb, bins)
     return float((0.5 * np.abs(ha - hb).sum(axis=1)).mean())
 
 

@@ -47,7 +47,7 @@ def _check_strength(strength) -> float:
         value = float("nan")
     if not 0.0 <= value <= 1.0:
         raise UserError(f"--strength must be within 0..1, got {strength!r}",
-                        "0 keeps the original, 1 is fully stylised")
+                        "0 keeps the original, 1 is fully stylized")
     return value
 
 
@@ -70,7 +70,7 @@ def _check_same_size(frames) -> None:
     for i, shape in enumerate(shapes[1:], start=1):
         if shape != shapes[0]:
             raise ValueError(f"all frames of a batch must have the same size: frame 0 is {_size(shapes[0])}, "
-                             f"frame {i} is {_size(shape)}; stylise them one by one or resize them first")
+                             f"frame {i} is {_size(shape)}; stylize them one by one or resize them first")
 
 
 def _size(shape: tuple) -> str:
@@ -95,14 +95,14 @@ def _check_styles(styles) -> list[str]:
 
 
 class Stylizer:
-    """Stylise uint8 BGR frames with a chain of style models applied ``repeat`` times.
+    """Stylize uint8 BGR frames with a chain of style models applied ``repeat`` times.
 
     Built from an EngineConfig with ``Stylizer.from_config`` (the CLI, the demo, the study), or from the
     same settings as keywords (the Python API); either way every value is checked once, here.
     styles: style names (looked up in ``weights_dir``) or paths to .onnx files, applied in order.
     variant: "full" / "lite"; None = lite on the CPU, full on a GPU (the other when one is missing).
     prepad: extra reflect padding (pixels per side) around every pass, cropped after.
-    strength: 0..1 blend with the original; preserve_color: keep the original's colour.
+    strength: 0..1 blend with the original; preserve_color: keep the original's color.
     size: long side of the inference resolution (the result is resized back); None = frame size.
     upscale: let ``size`` enlarge frames whose long side is smaller (default: those run at their own size).
     int8: use the int8 copies of the named styles (CPU only; a style without one runs in float32).
@@ -268,7 +268,7 @@ class Stylizer:
         """Apply every pass to float32 RGB (N, 3, H, W) 0..255; returns the same shape, clamped.
 
         collect=True returns the list of the state after each pass instead (len == passes).
-        Raw model output: no strength, no colour keeping, no resizing.
+        Raw model output: no strength, no color keeping, no resizing.
         With pad_in_graph (on a GPU) each session pads and crops inside its graph, so the whole
         chain runs in one go through IO binding; frames too small for that, and every frame that
         needs padding on the CPU, are padded and cropped around each pass by numpy.
@@ -284,8 +284,8 @@ class Stylizer:
             states = self._run_passes(passes, models, x, collect)
         except MemoryError:  # the estimate said it fits (or a GPU's memory ran out): try half the size
             height, width = x.shape[-2:]
-            raise InputRefused(f"out of memory while stylising {width}x{height} pixels",
-                               f"stylise it smaller, e.g. --size {max(16, max(height, width) // 32 * 16)}") from None
+            raise InputRefused(f"out of memory while stylizing {width}x{height} pixels",
+                               f"stylize it smaller, e.g. --size {max(16, max(height, width) // 32 * 16)}") from None
         for state in states:
             self._check_finite(state)
         return states if collect else states[-1]
@@ -334,21 +334,21 @@ class Stylizer:
             frames = np.stack([imageops.resize_long_side(f, self.size) for f in frames])
         return imageops.bgr_to_nchw(frames)
 
-    def _finish(self, original: np.ndarray, stylised: np.ndarray) -> np.ndarray:
-        """Original uint8 BGR (N, H, W, 3) + stylised float NCHW -> uint8 BGR (N, H, W, 3)."""
+    def _finish(self, original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        """Original uint8 BGR (N, H, W, 3) + stylized float NCHW -> uint8 BGR (N, H, W, 3)."""
         h, w = original.shape[1:3]
-        if stylised.shape[-2:] != (h, w):
+        if stylized.shape[-2:] != (h, w):
             # back to the frame size as uint8 BGR: cv2 resizes uint8 several times faster than float planes
-            resized = np.stack([imageops.resize_to(s, h, w) for s in imageops.nchw_to_bgr(stylised)])
+            resized = np.stack([imageops.resize_to(s, h, w) for s in imageops.nchw_to_bgr(stylized)])
             if not (self.preserve_color or self.strength < 1.0):
                 return resized
-            stylised = imageops.bgr_to_nchw(resized)
+            stylized = imageops.bgr_to_nchw(resized)
         if self.preserve_color or self.strength < 1.0:
             base = imageops.bgr_to_nchw(original)
             if self.preserve_color:
-                stylised = imageops.preserve_color(base, stylised)
-            stylised = imageops.blend(base, stylised, self.strength)
-        return imageops.nchw_to_bgr(stylised)
+                stylized = imageops.preserve_color(base, stylized)
+            stylized = imageops.blend(base, stylized, self.strength)
+        return imageops.nchw_to_bgr(stylized)
 
     def stylize_batch(self, frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """uint8 BGR (N, H, W, 3), all the same size -> uint8 BGR (N, H, W, 3)."""
@@ -364,14 +364,14 @@ class Stylizer:
         return out
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """uint8 BGR (H, W, 3) -> uint8 BGR (H, W, 3), stylised by every pass."""
+        """uint8 BGR (H, W, 3) -> uint8 BGR (H, W, 3), stylized by every pass."""
         frame = checked_frames(frame, single=True)
         return self.stylize_batch(frame[None])[0]
 
     def steps(self, frame: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """Every intermediate result: [("original", frame), ("1 wave", ...), ..., ("6 muse", ...)].
 
-        Each step is post-processed like the final result (strength, colour, resize back), so
+        Each step is post-processed like the final result (strength, color, resize back), so
         the last step equals ``self(frame)``. Frames are uint8 BGR (H, W, 3).
         """
         frame = checked_frames(frame, single=True)

@@ -51,7 +51,7 @@ class DeliveryRate:
 class RealTimePacer:
     """How many times to write each processed frame so that a recording at ``fps`` plays in real time.
 
-    The live loop stylises fewer frames a second than the camera's nominal ``fps`` (the writer's
+    The live loop stylizes fewer frames a second than the camera's nominal ``fps`` (the writer's
     rate): each frame is held for the output ticks (1/fps s on ``clock``, a monotonic clock in
     seconds) elapsed since the previous written frame, at least 1, the fraction carried over.
     ``restart()`` (a new recording, or a pause) starts afresh, so time not recorded is left out.

@@ -28,7 +28,7 @@ from stylecam.pipeline import Stylizer
 from stylecam.session import GPU_PROVIDERS, probe_providers
 from stylecam.overlay import LabelOverlay, compose
 from stylecam.sinks import VideoWriter, VirtualCamera, Window, write_image
-from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, VIDEO_EXTS, SourceError, SourceItem,
+from stylecam.sources import (ALPHA_EXTS, IMAGE_EXTS, OUTPUT_SUFFIX, VIDEO_EXTS, SourceError, SourceItem,
                               VideoFileSource, expand_sources, image_format, prefetch, read_image,
                               read_image_alpha)
 
@@ -51,7 +51,7 @@ WRITABLE_VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".gif"}
 def default_output(path: str | Path) -> Path:
     """``clip.mp4`` -> ``clip_stylised.mp4`` next to the input."""
     path = Path(path)
-    return path.with_name(f"{path.stem}_stylised{path.suffix}")
+    return path.with_name(f"{path.stem}{OUTPUT_SUFFIX}{path.suffix}")
 
 
 def output_for(item: SourceItem, output: str | None, many: bool) -> Path:
@@ -93,7 +93,7 @@ def check_outputs(pairs: Sequence[tuple[SourceItem, Path]]) -> None:
             if Path(item.location).resolve() == Path(seen[key]).resolve():
                 raise UserError(f"{item.location} is given twice", "name each input once")
             raise UserError(f"{item.location} and {seen[key]} would both be written to {out}",
-                            "rename one of them, or stylise them in separate runs, each with its own -o")
+                            "rename one of them, or stylize them in separate runs, each with its own -o")
         seen[key] = item.location
         if item.kind == "image" and out.suffix.lower() in WRITABLE_VIDEO_EXTS:
             raise UserError(f"cannot write image {item.location} to a video file {out}", "give -o a folder or an image name")
@@ -127,11 +127,11 @@ def _batches(frames: Iterable[np.ndarray], size: int) -> Iterable[list[np.ndarra
         yield batch
 
 
-def stylise_in_order(groups: Iterable[list[np.ndarray]], stylizer: Stylizer, workers: int = 1
+def stylize_in_order(groups: Iterable[list[np.ndarray]], stylizer: Stylizer, workers: int = 1
                      ) -> Iterator[tuple[list[np.ndarray], np.ndarray, float]]:
-    """Stylise groups of uint8 BGR (H, W, 3) frames; yields (group, stylised (N, H, W, 3), seconds) in input order.
+    """Stylize groups of uint8 BGR (H, W, 3) frames; yields (group, stylized (N, H, W, 3), seconds) in input order.
 
-    workers > 1 stylises that many groups at once in threads (onnxruntime runs release the GIL):
+    workers > 1 stylizes that many groups at once in threads (onnxruntime runs release the GIL):
     on a CPU, several single-threaded runs side by side keep every core busy without the
     synchronisation of one multi-threaded run. At most 2 x workers groups are in flight.
     """
@@ -212,13 +212,13 @@ class _EncodeThread:
 
 def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
                   show_original: bool = False, batch: int = 1, max_frames: int | None = None,
-                  progress: bool = True, position: int = 0, workers: int = 1, stabilise: float = 0.0,
+                  progress: bool = True, position: int = 0, workers: int = 1, stabilize: float = 0.0,
                   max_pixels: int | None = None) -> dict:
-    """Stylise every frame of ``path`` into ``out`` (audio kept); returns a summary dict.
+    """Stylize every frame of ``path`` into ``out`` (audio kept); returns a summary dict.
 
     max_pixels: InputRefused (nothing written) for frames with more pixels; None: no limit.
 
-    stabilise > 0 holds the previous output where the scene stood still (imageops.Stabiliser),
+    stabilize > 0 holds the previous output where the scene stood still (imageops.Stabilizer),
     applied in frame order after inference.
 
     The frame times of the input are kept: variable-rate clips, dropped-frame AVIs (empty frames
@@ -249,14 +249,14 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     t_start = time.perf_counter()
     interrupted = False
     decoded = prefetch(frames_iter, maxsize=max(8, 2 * batch * workers))
-    stabiliser = imageops.Stabiliser(stabilise)
+    stabilizer = imageops.Stabilizer(stabilize)
     with signals.deferred():     # a stop signal after the frame loop waits until the output is finalised
         try:
             with signals.at_once():
-                for group, styled, seconds in stylise_in_order(_batches(decoded, batch), stylizer, workers):
+                for group, styled, seconds in stylize_in_order(_batches(decoded, batch), stylizer, workers):
                     inference_s += seconds / workers
                     for i, (original, result) in enumerate(zip(group, styled)):
-                        encoder.put(compose(original, stabiliser(original, result), overlay, show_original),
+                        encoder.put(compose(original, stabilizer(original, result), overlay, show_original),
                                     lost_before=source.lost_before.get(done + i, 0))
                     done += len(group)
                     bar.update(len(group))
@@ -274,10 +274,11 @@ def process_video(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
         summary = {"input": str(path), "output": str(out), "kind": "video", "frames": done,
                    "frames_total": source.frame_count, "seconds": round(elapsed, 3),
                    "fps": round(done / elapsed, 2) if elapsed > 0 else None,
-                   "stylise_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
+                   "stylize_ms_per_frame": round(1e3 * inference_s / done, 2) if done else None,
                    "encode_ms_per_frame": round(1e3 * encoder.encode_s / done, 2) if done else None,
-                   "audio": bool(writer and writer.audio), "stabilise": stabilise, "interrupted": interrupted,
+                   "audio": bool(writer and writer.audio), "stabilize": stabilize, "interrupted": interrupted,
                    "variable_frame_rate": timing is not None, "output_fps": round(out_fps, 3)}
+        summary = with_old_key_spellings(summary)
         if writer is None:
             if interrupted:
                 raise Interrupted(summary | {"output": None})
@@ -316,10 +317,10 @@ def _check_complete(path: str, done: int, announced: int | None, max_frames: int
 
 def process_image(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverlay | None = None,
                   show_original: bool = False, max_pixels: int | None = None) -> dict:
-    """Stylise one image file into ``out``; returns a summary dict. Raises SourceError, and
+    """Stylize one image file into ``out``; returns a summary dict. Raises SourceError, and
     InputRefused for a picture of more than ``max_pixels`` pixels (None: no limit).
 
-    The input's transparency (oriented like its colour) is kept where ``out`` can hold it.
+    The input's transparency (oriented like its color) is kept where ``out`` can hold it.
     """
     frame, alpha = read_image_alpha(path, max_pixels) if out.suffix.lower() in ALPHA_EXTS else \
         (read_image(path, max_pixels), None)
@@ -329,7 +330,18 @@ def process_image(path: str, out: Path, stylizer: Stylizer, overlay: LabelOverla
     shown = compose(frame, result, overlay, show_original)
     alpha = alpha if shown.shape == frame.shape else None
     write_image(out, shown if alpha is None else np.dstack([shown, alpha]))  # transparency kept
-    return {"input": str(path), "output": str(out), "kind": "image", "frames": 1, "stylise_ms": round(ms, 2)}
+    return with_old_key_spellings({"input": str(path), "output": str(out), "kind": "image", "frames": 1,
+                                   "stylize_ms": round(ms, 2)})
+
+
+#: Summary keys (--json) -> their first spelling, written too so that scripts reading those keep working.
+OLD_KEY_SPELLINGS = {"stylize_ms_per_frame": "stylise_ms_per_frame", "stylize_ms": "stylise_ms",
+                     "stabilize": "stabilise"}
+
+
+def with_old_key_spellings(summary: dict) -> dict:
+    """``summary`` with each key of OLD_KEY_SPELLINGS it holds also under its first spelling (same value)."""
+    return summary | {old: summary[new] for new, old in OLD_KEY_SPELLINGS.items() if new in summary}
 
 
 def save_steps(frame: np.ndarray, stylizer: Stylizer, out: Path) -> dict:
@@ -369,7 +381,7 @@ def process_files(items: Sequence[SourceItem], config: RunConfig, stylizer: Styl
                     summary = process_video(item.location, out, stylizer, overlay, batch=config.batch or 1,
                                             max_frames=config.max_frames, progress=config.progress,
                                             position=1 if many else 0, workers=workers,
-                                            stabilise=config.stabilise, max_pixels=config.max_pixels)
+                                            stabilize=config.stabilize, max_pixels=config.max_pixels)
                     if config.save_steps:
                         first = next(iter(VideoFileSource(item.location, max_pixels=config.max_pixels)))
                         summary.update(save_steps(first, stylizer, out))
@@ -392,7 +404,7 @@ def process_files(items: Sequence[SourceItem], config: RunConfig, stylizer: Styl
 
 def plan_workers(workers: int | None, threads: int | None, on_gpu: bool, cores: int,
                  camera: bool = False) -> tuple[int, int | None]:
-    """(frames stylised at once, onnxruntime threads per model) for video files or the live camera.
+    """(frames stylized at once, onnxruntime threads per model) for video files or the live camera.
 
     Asked-for values are kept. Auto for video files: one run per core, up to 4 runs. On the CPU
     several independent runs keep the cores busier than one run split over threads, and the
@@ -463,7 +475,7 @@ def run(config: RunConfig, camera_opener: Callable | None = None,
                               mirror=config.mirror, fullscreen=config.fullscreen)
         record_to = Path(config.output) if config.output else None
         result = live.run_live(camera, stylizer, state, window, record_to, overlay, max_frames=config.max_frames,
-                               stabilise=config.stabilise, workers=workers, virtual_camera=virtual,
+                               stabilize=config.stabilize, workers=workers, virtual_camera=virtual,
                                auto_size=config.auto_size)
         summary.update(result)
         if result["interrupted"]:

@@ -360,7 +360,7 @@ def _style_input_problem(inputs) -> str | None:
     if isinstance(shape[1], int) and shape[1] != 3:
         return f"takes {shape[1]}-channel images; a style model takes 3 channels (RGB)"
     if isinstance(shape[2], int) or isinstance(shape[3], int):
-        return (f"has a fixed input size of {shape[3]}x{shape[2]} pixels; stylecam stylises frames of "
+        return (f"has a fixed input size of {shape[3]}x{shape[2]} pixels; stylecam stylizes frames of "
                 "any size, so height and width must be free")
     if isinstance(shape[0], int):
         return f"takes exactly {shape[0]} frame(s) at a time; the batch axis must be free"

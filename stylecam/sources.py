@@ -30,6 +30,9 @@ MAX_CAMERA_INDEX = 9999   # OpenCV takes small indices, also an index plus a bac
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+#: Suffix of stylecam's default output name (NAME_stylised.EXT), skipped in folders as its own output:
+#: a file name users already have on disk, so it keeps this spelling.
+OUTPUT_SUFFIX = "_stylised"
 
 
 class SourceError(Exception):
@@ -196,7 +199,7 @@ def _expand_glob(pattern: str, notes: list[str]) -> list[SourceItem]:
     files = [m for m in sorted(glob.glob(pattern, recursive=True)) if os.path.isfile(m)]
     if not files:
         raise UserError(f"no files match {pattern!r}", "check the pattern (quote it so the shell leaves it alone)")
-    if "_stylised" not in pattern and "_steps" not in pattern:  # earlier outputs, unless asked for by name
+    if OUTPUT_SUFFIX not in pattern and "_steps" not in pattern:  # earlier outputs, unless asked for by name
         own = [f for f in files if _is_output(Path(f), Path(f).parent, None) or _is_steps(Path(f).parent)]
         if own:
             files = [f for f in files if f not in own]
@@ -215,7 +218,7 @@ def _is_output(path: Path, folder: Path, out: Path | None) -> bool:
     resolved = path.resolve()
     if out is not None and (resolved == out or out in resolved.parents):
         return True
-    if path.stem.endswith(("_stylised", "_stylised_steps")) or _is_steps(path.with_name(path.stem)):
+    if path.stem.endswith((OUTPUT_SUFFIX, f"{OUTPUT_SUFFIX}_steps")) or _is_steps(path.with_name(path.stem)):
         return True
     return any(_is_steps(folder / parent) for parent in path.relative_to(folder).parents if parent != Path("."))
 
@@ -241,10 +244,10 @@ def _glob_base(pattern: str) -> str | None:
 def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """uint8 BGR (H, W, 3) from an image file (alpha dropped, grey expanded). Raises SourceError, and
     InputRefused when the picture has more than ``max_pixels`` pixels (None: no limit)."""
-    return _decode_colour(_read_bytes(path, max_pixels), path, max_pixels)
+    return _decode_color(_read_bytes(path, max_pixels), path, max_pixels)
 
 
-def _decode_colour(data: np.ndarray, path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+def _decode_color(data: np.ndarray, path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """Encoded bytes uint8 (N,) -> uint8 BGR (H, W, 3), EXIF orientation applied. Raises SourceError,
     InputRefused above ``max_pixels`` (checked again on the decoded picture: some formats have no
     header parser here)."""
@@ -270,12 +273,12 @@ ALPHA_EXTS = {".png", ".webp", ".tif", ".tiff"}   # image formats that can carry
 def read_image_alpha(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(uint8 BGR (H, W, 3), uint8 alpha (H, W) 0..255 or None) from one image file.
 
-    The colour is read like read_image (EXIF orientation applied); the alpha of a PNG, WebP or
+    The color is read like read_image (EXIF orientation applied); the alpha of a PNG, WebP or
     TIFF (by content, not name) is turned the same way. Raises SourceError, and InputRefused above
     ``max_pixels``.
     """
     data = _read_bytes(path, max_pixels)
-    image = _decode_colour(data, path, max_pixels)
+    image = _decode_color(data, path, max_pixels)
     if _format_of(data[:16].tobytes()) not in ALPHA_EXTS:
         return image, None
     try:
@@ -316,7 +319,7 @@ def _read_bytes(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
 def _orientation_of(stored: np.ndarray, shown: np.ndarray, hint: int) -> int | None:
     """The orientation code (1..8) that turns uint8 BGR ``stored`` into ``shown`` as OpenCV decoded it.
 
-    ``hint`` (the file's EXIF orientation) is tried first and wins ties (a plain-coloured picture);
+    ``hint`` (the file's EXIF orientation) is tried first and wins ties (a plain-colored picture);
     None when no orientation gives the shape of ``shown``.
     """
     best: tuple[float, int] | None = None

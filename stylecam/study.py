@@ -392,7 +392,7 @@ def _csv_list(text: str) -> tuple[str, ...]:
 
 DESCRIPTION = ("Measure and show what repeated and chained filtering does: each style is applied "
                "--repeat times per padding mode; every step is measured (border artifacts, drift, "
-               "colour, fixed point, classifier agreement) and drawn.")
+               "color, fixed point, classifier agreement) and drawn.")
 EPILOG = """examples:
   stylecam study photos/ --styles wave,muse --repeat 10 -o study/
   stylecam study photo.jpg --styles wave --padding reflect,zero,replicate,prepad --prepad 16 -o study/

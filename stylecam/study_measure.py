@@ -166,7 +166,7 @@ def measure_sequence(apply: PassFn, x0: np.ndarray, repeat: int, margin: int = m
         row["hist_original"] = metrics.histogram_distance(cur, _hwc(x0))
         row["fixed_point_distance"] = (metrics.fixed_point_distance(cur, _hwc(states[n + 1]))
                                        if n < repeat else nan)
-        row.update(metrics.colour_stats(cur))
+        row.update(metrics.color_stats(cur))
         if classifier is not None:
             top = classifier.top_k(frames[n], CLASSIFIER_K)
             row["top1"] = top[0][0]

@@ -30,7 +30,7 @@ PLOTTED = {
     "vgg_original": ("VGG relu2_2 distance to the original", True),
     "vgg_previous": ("VGG relu2_2 distance to the previous step", False),
     "mad_original": ("mean |x_n - x_0| (0..255)", True),
-    "hist_original": ("colour-histogram distance to the original (0..1)", True),
+    "hist_original": ("color-histogram distance to the original (0..1)", True),
     "fixed_point_distance": ("fixed-point distance mean |x_n+1 - x_n| (0..255)", True),
     "saturation": ("mean saturation (0..1)", True),
     "luma": ("mean luma (0..255)", True),
@@ -90,7 +90,7 @@ def safe_name(name: str) -> str:
 # =========================================================================== sheets
 
 def heatmap(d: np.ndarray, vmax: float = 32.0) -> np.ndarray:
-    """float (H, W) 0..255 differences -> uint8 BGR (H, W, 3) inferno colours, saturating at vmax."""
+    """float (H, W) 0..255 differences -> uint8 BGR (H, W, 3) inferno colors, saturating at vmax."""
     scaled = np.clip(d / vmax * 255.0, 0, 255).astype(np.uint8)
     return cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
 
@@ -106,7 +106,7 @@ def border_sheet(maps_by_mode: dict[str, dict[str, np.ndarray]], repeat: int, ce
                  vmax: float = 32.0) -> np.ndarray:
     """Heat maps of |y - reference| per padding mode: top row pass 1, bottom row after ``repeat`` passes.
 
-    Colours run from black (0) to pale yellow (``vmax`` or more, 0..255 units).
+    Colors run from black (0) to pale yellow (``vmax`` or more, 0..255 units).
     """
     items = []
     for key, title in (("first", "pass 1"), ("cumulative", f"after {repeat}")):
@@ -134,7 +134,7 @@ def plot_metrics(summary: Sequence[dict], out_dir: Path, repeat: int) -> list[Pa
 
     keys = list(dict.fromkeys((r["style"], r["padding"]) for r in summary))
     styles = list(dict.fromkeys(k[0] for k in keys))
-    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(styles)}
+    colors = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(styles)}
     dashes = {p: d for p, d in zip(PADDING_CHOICES, ("-", "--", ":", "-."))}
 
     def draw(ax, metric: str) -> bool:
@@ -146,7 +146,7 @@ def plot_metrics(summary: Sequence[dict], out_dir: Path, repeat: int) -> list[Pa
             xs = [r["step"] for r in series if not math.isnan(r[metric])]
             ys = [r[metric] for r in series if not math.isnan(r[metric])]
             if xs:
-                ax.plot(xs, ys, dashes.get(padding, "-"), color=colours[style], marker="o", markersize=3,
+                ax.plot(xs, ys, dashes.get(padding, "-"), color=colors[style], marker="o", markersize=3,
                         label=f"{style} / {padding}")
                 drawn = True
         ax.set_xlabel("pass n")
@@ -181,14 +181,14 @@ def plot_profiles(profile_rows: Sequence[dict], path: Path, repeat: int, band: i
     from matplotlib import pyplot as plt
 
     styles = list(dict.fromkeys(r["style"] for r in profile_rows))
-    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(styles)}
+    colors = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(styles)}
     dashes = {p: d for p, d in zip(PADDING_CHOICES, ("-", "--", ":", "-."))}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained", sharey=True)
     for ax, key, title in ((axes[0], "first", "pass 1 (per pass)"),
                            (axes[1], "cumulative", f"after {repeat} passes (cumulative)")):
         for r in profile_rows:
             ys = np.asarray(r[key], dtype=float)
-            ax.plot(np.arange(ys.size), ys, dashes.get(r["padding"], "-"), color=colours[r["style"]],
+            ax.plot(np.arange(ys.size), ys, dashes.get(r["padding"], "-"), color=colors[r["style"]],
                     label=f"{r['style']} / {r['padding']}")
         ax.axvspan(-0.5, band - 0.5, color="0.9", zorder=0)
         ax.set_xlabel("distance from the image edge (px); shaded: the border band")

@@ -14,7 +14,7 @@ def bench():
 @pytest.mark.parametrize("argv, flag", [
     (["--frames", "60,1"], "--frames"), (["--frames", "a"], "--frames"), (["--gop", "1"], "--gop"),
     (["--segment-frames", "0"], "--segment-frames"), (["--rounds", "0"], "--rounds"),
-    (["--stabilise", "2"], "--stabilise"),
+    (["--stabilize", "2"], "--stabilize"), (["--stabilise", "2"], "--stabilise"),
 ])
 def test_bad_values_are_refused_by_the_parser(bench, capsys, argv, flag):
     with pytest.raises(SystemExit) as exit_:
@@ -32,3 +32,10 @@ def test_an_output_that_is_no_json_file_is_one_line_before_any_work(bench, capsy
 
 def test_frame_counts_reads_a_list_of_lengths(bench):
     assert bench.frame_counts("60, 90,300") == [60, 90, 300]
+
+
+def test_old_stabilise_spelling_still_parses_and_is_hidden_from_help(bench):
+    parser = bench.build_parser()
+    assert parser.parse_args(["--stabilise", "0.5"]).stabilize == 0.5
+    assert parser.parse_args([]).stabilize == 0.8
+    assert "--stabilize" in parser.format_help() and "stabilise" not in parser.format_help()

@@ -30,7 +30,7 @@ def test_flicker_of_pointwise_models_follows_the_input(tmp_path):
     clip = write_clip(tmp_path / "clip.avi")
     out = tmp_path / "flicker.json"
     rc = temporal_flicker.main(
-        ["--set", f"fake={weights}", "--input", str(clip), "--frames", "8", "--stabilise", "0.8", "-o", str(out)])
+        ["--set", f"fake={weights}", "--input", str(clip), "--frames", "8", "--stabilize", "0.8", "-o", str(out)])
     assert rc == 0
     result = json.loads(out.read_text())
     assert result["frames"] == 8 and result["size"] == [48, 64]
@@ -95,7 +95,7 @@ def test_flicker_input_problems_are_one_error_line(tmp_path, flicker_setup, caps
     assert expected in err[0]
 
 
-@pytest.mark.parametrize("argv", [["--stabilise", "2"], ["--stabilise", "abc"], ["--stabilise", "nan"],
+@pytest.mark.parametrize("argv", [["--stabilize", "2"], ["--stabilise", "abc"], ["--stabilize", "nan"],
                                   ["--threshold", "-1"], ["--threshold", "nan"], ["--frames", "1"], ["--set", "x"]])
 def test_flicker_refuses_bad_numbers_at_parse_time(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -114,3 +114,10 @@ def test_flicker_json_is_strict(tmp_path, flicker_setup):
         raise ValueError(name)
     result = json.loads(out.read_text(), parse_constant=refuse)
     assert result["threshold"] == 0 and result["sets"]["fake"]["styles"]
+
+
+def test_old_stabilise_spelling_still_parses_and_is_hidden_from_help():
+    parser = temporal_flicker.build_parser()
+    assert parser.parse_args(["--stabilise", "0.5,0.8"]).stabilize == [0.5, 0.8]
+    assert parser.parse_args([]).stabilize == []
+    assert "--stabilize A,B" in parser.format_help() and "stabilise" not in parser.format_help()

@@ -98,7 +98,7 @@ def test_softmax():
 
 
 def test_fake_classifier_with_size_and_range_normalisation(tmp_path):
-    path = make_classifier_model(tmp_path / "colours.onnx", size=8)
+    path = make_classifier_model(tmp_path / "colors.onnx", size=8)
     clf = load_classifier(str(path), device="cpu")
     green = np.zeros((20, 30, 3), np.uint8)
     green[:, :, 1] = 200

@@ -161,7 +161,7 @@ def test_the_manifest_key_follows_the_input_content_and_every_setting(tmp_path):
         settings_of(RunConfig(engine=EngineConfig(styles=("wave",), strength=0.5)), ["model-a"]),
         settings_of(RunConfig(engine=EngineConfig(styles=("muse",))), ["model-a"]),
         settings_of(RunConfig(engine=EngineConfig(styles=("wave",), size=320)), ["model-a"]),
-        settings_of(RunConfig(engine=EngineConfig(styles=("wave",)), stabilise=0.5), ["model-a"]),
+        settings_of(RunConfig(engine=EngineConfig(styles=("wave",)), stabilize=0.5), ["model-a"]),
         settings_of(run, ["model-b"]),                           # the same name, a retrained model file
     ]
     assert len({manifest.settings_digest(s) for s in changed} | {base}) == len(changed) + 1
@@ -240,7 +240,7 @@ def worker_config(weights: Path, **run) -> RunConfig:
 
 
 @needs_ffmpeg
-def test_the_worker_stylises_a_video_given_as_bytes_and_reports_its_frames(tmp_path, weights):
+def test_the_worker_stylizes_a_video_given_as_bytes_and_reports_its_frames(tmp_path, weights):
     clip = make_clip(tmp_path / "clip.mp4", seconds=1.2, gop=5)
     worker = Worker(worker_config(weights), threads=1)
     ready = worker.ready()

@@ -114,7 +114,7 @@ def test_a_folder_on_the_cluster_gives_the_frames_times_and_sound_of_the_single_
     assert temporaries(tmp_path / "spread") == []
     # one progress bar, in frames, over every worker: no bar per file
     bars = [part for part in err.replace("\n", "\r").split("\r") if "frame" in part]
-    assert bars and all(part.startswith("stylising:") for part in bars)
+    assert bars and all(part.startswith("stylizing:") for part in bars)
     assert "92/92" in bars[-1]
 
 
@@ -139,7 +139,7 @@ def test_a_bad_file_fails_alone_with_its_error_in_the_summary(cluster, media, ca
 
 
 @pytest.mark.parametrize("fault", ["split", "join"])
-def test_a_video_that_cannot_be_cut_or_joined_is_stylised_whole(cluster, media, capsys, tmp_path, monkeypatch,
+def test_a_video_that_cannot_be_cut_or_joined_is_stylized_whole(cluster, media, capsys, tmp_path, monkeypatch,
                                                                   fault):
     def fails(*args, **kwargs):
         raise segments.SegmentError(f"cannot {fault} it here")
@@ -151,7 +151,7 @@ def test_a_video_that_cannot_be_cut_or_joined_is_stylised_whole(cluster, media, 
     assert code == 0, err
     [entry] = json.loads(stdout)["done"]
     assert entry["segments"] == 1 and entry["frames"] == 60 and entry["audio"]
-    assert f"stylecam: cannot {fault} it here; stylising the file whole" in err
+    assert f"stylecam: cannot {fault} it here; stylizing the file whole" in err
     assert ffmpeg.probe_packets(out).times == ffmpeg.probe_packets(media / "clips" / "long.mp4").times
     assert temporaries(tmp_path) == []
 
@@ -186,7 +186,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def busy_workers() -> list[int]:
-    """This process's Ray workers that are stylising now (Ray titles them "ray::Worker.run")."""
+    """This process's Ray workers that are stylizing now (Ray titles them "ray::Worker.run")."""
     busy = []
     for pid in descendants(os.getpid()):
         try:
@@ -230,7 +230,7 @@ def test_a_worker_killed_mid_task_has_its_task_retried_and_every_output_is_whole
     summary = json.loads(out)
     assert [Path(d["input"]).name for d in summary["done"]] == ["h1.mp4", "h2.mp4", "h3.mp4"]
     assert sum(d["retries"] for d in summary["done"]) == 1, (err, summary["done"])
-    assert "a worker died while stylising" in err and "Traceback" not in err
+    assert "a worker died while stylizing" in err and "Traceback" not in err
     for entry in summary["done"]:
         assert entry["frames"] == 40 and whole(Path(entry["output"]), 40)
     assert temporaries(tmp_path / "out") == []
@@ -305,7 +305,7 @@ def test_ctrl_c_stops_a_run_on_a_local_cluster_of_its_own_leaving_only_whole_fil
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None and not any("stylising" in line for line in lines):
+    while time.monotonic() < deadline and proc.poll() is None and not any("stylizing" in line for line in lines):
         time.sleep(0.1)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)

@@ -12,20 +12,20 @@ import pytest
 from stylecam.errors import UserError
 from trainer import data as D
 
-COLOURS = {"blue": (255, 0, 0), "red": (0, 0, 255), "green": (0, 255, 0)}   # BGR
+COLORS = {"blue": (255, 0, 0), "red": (0, 0, 255), "green": (0, 255, 0)}   # BGR
 
 
-def png(colour_bgr, size=8) -> bytes:
+def png(color_bgr, size=8) -> bytes:
     image = np.zeros((size, size, 3), np.uint8)
-    image[:] = colour_bgr
+    image[:] = color_bgr
     return cv2.imencode(".png", image)[1].tobytes()
 
 
 def make_zip(path: Path, per_class=(3, 2)) -> Path:
-    """train/<colour>/i.png and test/<colour>/i.png, PNG so the pixels are exact."""
+    """train/<color>/i.png and test/<color>/i.png, PNG so the pixels are exact."""
     with zipfile.ZipFile(path, "w") as z:
         for split, n in zip(("train", "test"), per_class):
-            for name, bgr in COLOURS.items():
+            for name, bgr in COLORS.items():
                 for i in range(n):
                     z.writestr(f"{split}/{name}/{i:04d}.png", png(bgr))
         z.writestr("README.txt", "not an image")

@@ -67,5 +67,5 @@ def test_orient_turns_stored_pixels_as_each_code_says():
         turned = orient(stored, code)
         np.testing.assert_array_equal(turned, shown, err_msg=f"orientation {code}")
         assert turned.flags["C_CONTIGUOUS"]
-    colour = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
-    assert orient(colour, 6).shape == (5, 4, 3) and orient(colour, 0).shape == (4, 5, 3)  # unknown code: as stored
+    color = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    assert orient(color, 6).shape == (5, 4, 3) and orient(color, 0).shape == (4, 5, 3)  # unknown code: as stored

@@ -169,8 +169,8 @@ def test_inference_above_the_memory_stops_with_a_size_hint(capsys, tmp_path, wei
     before = file_hashes(tmp_path)
     code, out, err = run_cli(capsys, photo, "-o", tmp_path / "out.png", *engine_args(weights))
     assert_clean_failure(tmp_path, before, code, err, 2,
-                         ["stylecam: error: stylising 256x256 pixels needs about 8.0 MiB of memory, more than 80% "
-                          "of the 9.5 MiB available (stylise it smaller, e.g. --size 240)"])
+                         ["stylecam: error: stylizing 256x256 pixels needs about 8.0 MiB of memory, more than 80% "
+                          "of the 9.5 MiB available (stylize it smaller, e.g. --size 240)"])
     code, out, err = run_cli(capsys, photo, "-o", tmp_path / "out.png", "--size", "240", *engine_args(weights))
     assert code == 0 and cv2.imread(str(tmp_path / "out.png")).shape == (256, 256, 3)
 
@@ -192,7 +192,7 @@ def test_onnxruntime_out_of_memory_becomes_one_line_with_a_size_hint(tmp_path):
     from tests.fakes.onnx_models import make_broken_style_model
     model = make_broken_style_model(tmp_path / "greedy.onnx", "greedy", "huge_allocation_wider_than_20")
     stylizer = Stylizer([str(model)], device="cpu")          # passes the probe at 20 px wide
-    with pytest.raises(InputRefused, match=r"out of memory while stylising 32x24 pixels \(stylise it smaller, "
+    with pytest.raises(InputRefused, match=r"out of memory while stylizing 32x24 pixels \(stylize it smaller, "
                                            r"e.g. --size 16\)"):
         stylizer(np.zeros((24, 32, 3), np.uint8))
 
@@ -282,7 +282,7 @@ def test_colliding_outputs_in_an_output_folder_do_not_suggest_an_output_folder(c
     code, out, err = run_cli(capsys, tmp_path / "in" / "a" / "x.png", tmp_path / "in" / "b" / "x.png",
                              "-o", tmp_path / "styled", *engine_args(weights))
     assert_clean_failure(tmp_path, before, code, err, 2,
-                         [f"would both be written to {tmp_path / 'styled' / 'x.png'} (rename one of them, or stylise "
+                         [f"would both be written to {tmp_path / 'styled' / 'x.png'} (rename one of them, or stylize "
                           "them in separate runs, each with its own -o)"])
     assert "give -o a folder" not in err
     code, out, err = run_cli(capsys, tmp_path / "in" / "a" / "x.png", tmp_path / "in" / "a" / "x.png",

@@ -29,7 +29,7 @@ def photo(tmp_path):
 
 
 @pytest.mark.parametrize("fault, problem", [
-    ("fixed_size", "has a fixed input size of 32x32 pixels; stylecam stylises frames of any size"),
+    ("fixed_size", "has a fixed input size of 32x32 pixels; stylecam stylizes frames of any size"),
     ("four_input_channels", "takes 4-channel images; a style model takes 3 channels (RGB)"),
     ("four_output_channels", "returns 4 channels; a style model returns 3 (RGB)"),
     ("half_size", "returns 10x8 pixels for a 20x16 frame; the output must have the input's size"),

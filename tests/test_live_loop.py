@@ -44,7 +44,7 @@ def test_the_loop_state_after_a_run_is_what_the_summary_reports(tmp_path):
     stylizer = Stylizer(["wave"], weights_dir=make_weights_dir(tmp_path / "weights"), device="cpu")
     state = live.initial_state(["wave"], ["wave"], mirror=True)
     loop = live.LiveLoop(camera, stylizer, state, window=None, record_to=None, overlay=None, max_frames=4,
-                         snapshot_dir=tmp_path, stabilise=0.0, clock=lambda: 0.0, workers=1, virtual_camera=None,
+                         snapshot_dir=tmp_path, stabilize=0.0, clock=lambda: 0.0, workers=1, virtual_camera=None,
                          auto_size=True)
     summary = loop.run()
     assert summary["frames"] == loop.frames == 4 and summary["stopped"] == "max frames" == loop.reason

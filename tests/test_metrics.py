@@ -151,15 +151,15 @@ def test_feature_distance_is_relative():
         metrics.feature_distance(f, np.ones((1, 4, 3, 2)))
 
 
-# ---------------------------------------------------------------- colour
+# ---------------------------------------------------------------- color
 
-def test_colour_stats_of_known_image():
+def test_color_stats_of_known_image():
     img = np.zeros((2, 2, 3))
     img[0, 0] = (255, 0, 0)      # red: saturation 1
     img[0, 1] = (100, 100, 100)  # gray: saturation 0
     img[1, 0] = (200, 100, 100)  # saturation 0.5
     # img[1, 1] black: saturation 0 by definition
-    s = metrics.colour_stats(img)
+    s = metrics.color_stats(img)
     assert s["mean_r"] == pytest.approx((255 + 100 + 200) / 4)
     assert s["mean_g"] == pytest.approx(200 / 4)
     assert s["saturation"] == pytest.approx(1.5 / 4)
@@ -177,7 +177,7 @@ def test_histogram_distance_extremes():
     assert metrics.histogram_distance(half, black) == pytest.approx(0.5)
     # spatial layout does not matter
     assert metrics.histogram_distance(half, half[::-1]) == 0.0
-    h = metrics.colour_histograms(half, bins=16)
+    h = metrics.color_histograms(half, bins=16)
     assert h.shape == (3, 16) and np.allclose(h.sum(axis=1), 1.0)
 
 

@@ -1,4 +1,4 @@
-"""--classify: classifier labels beside the stylised frame (stylecam.overlay), with a stand-in
+"""--classify: classifier labels beside the stylized frame (stylecam.overlay), with a stand-in
 stylecam.classify and with the real one."""
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def test_classify_overlay_side_by_side_with_stub(tmp_path, weights, monkeypatch)
     overlay = overlay_module.LabelOverlay(str(model))
     original = np.zeros((20, 30, 3), np.uint8)
     original[..., 2] = 200
-    stylised = np.zeros((20, 30, 3), np.uint8)
-    stylised[..., 0] = 200
-    out = overlay.compose(original, stylised)
+    stylized = np.zeros((20, 30, 3), np.uint8)
+    stylized[..., 0] = 200
+    out = overlay.compose(original, stylized)
     assert out.shape == (20, 60, 3)
     image = tmp_path / "red.png"
     cv2.imwrite(str(image), original)
@@ -46,13 +46,13 @@ def test_classify_by_shipped_name(tmp_path, weights, monkeypatch):
     loaded = []
     module.load_classifier = lambda path, device="auto": loaded.append(path) or object()
     monkeypatch.setitem(sys.modules, "stylecam.classify", module)
-    model = make_classifier_model(weights / "classifiers" / "colours.onnx")
-    overlay_module.LabelOverlay("colours", weights_dir=str(weights))
+    model = make_classifier_model(weights / "classifiers" / "colors.onnx")
+    overlay_module.LabelOverlay("colors", weights_dir=str(weights))
     assert loaded == [str(model)]
-    with pytest.raises(UserError, match="classifier model not found: colour .*shipped name: colours"):
-        overlay_module.LabelOverlay("colour", weights_dir=str(weights))
-    with pytest.raises(UserError, match="not found: colours.onnx"):  # a path is never looked up by name
-        overlay_module.LabelOverlay("colours.onnx", weights_dir=str(weights))
+    with pytest.raises(UserError, match="classifier model not found: color .*shipped name: colors"):
+        overlay_module.LabelOverlay("color", weights_dir=str(weights))
+    with pytest.raises(UserError, match="not found: colors.onnx"):  # a path is never looked up by name
+        overlay_module.LabelOverlay("colors.onnx", weights_dir=str(weights))
 
 
 def test_classify_with_the_real_module(tmp_path):

@@ -137,7 +137,7 @@ def _bad_inputs(tmp_path, weights, photo):
         ([str(photo), "--repeat", "0", *w], "expected a whole number within 1..100"),
         ([str(photo), "--repeat", "two", *w], "expected a whole number within 1..100"),
         ([str(photo), "--strength", "1.5", *w], "expected a number within 0..1"),
-        ([str(photo), "--stabilise", "2", *w], "expected a number within 0..1"),
+        ([str(photo), "--stabilize", "2", *w], "expected a number within 0..1"),
         ([str(photo), "--size", "4", *w], "at least 8 pixels"),
         ([str(photo), "--workers", "0", *w], "expected a whole number ≥ 1"),
         ([str(photo), "--workers", "many", *w], "expected a whole number ≥ 1 or 'auto'"),
@@ -214,9 +214,16 @@ def test_unreadable_video_is_one_line_without_ffmpeg_chatter(tmp_path, weights):
                                           "stylecam: 1 of 1 files could not be read"]
 
 
-def test_stabilise_flag_in_either_spelling_reaches_the_run_config():
-    parse = lambda *argv: cli.config_from_args(cli.build_parser().parse_args(list(argv))).stabilise
-    assert parse() == 0.0 and parse("--stabilise", "0.8") == 0.8 and parse("--stabilize", "0.5") == 0.5
+def test_stabilize_flag_in_either_spelling_reaches_the_run_config():
+    parse = lambda *argv: cli.config_from_args(cli.build_parser().parse_args(list(argv))).stabilize
+    assert parse() == 0.0 and parse("--stabilize", "0.8") == 0.8 and parse("--stabilise", "0.5") == 0.5
+
+
+def test_old_stabilise_spelling_is_hidden_from_help_and_checked_like_the_new_one(capsys):
+    help_text = cli.build_parser().format_help()
+    assert "--stabilize A" in help_text and "stabilise" not in help_text
+    assert cli.main(["--stabilise", "2"]) == 2
+    assert "argument --stabilise: expected a number within 0..1" in capsys.readouterr().err
 
 
 def test_mirror_flag_reaches_the_run_config():
@@ -286,7 +293,7 @@ def test_demo_max_frames_is_checked_when_parsing(capsys, weights, tmp_path, monk
 @pytest.mark.parametrize("command", [[], ["demo"]])
 def test_huge_size_is_refused_when_parsing(capsys, weights, photo, monkeypatch, command):
     from stylecam import demo as demo_module, runner
-    monkeypatch.setattr(demo_module, "run", lambda args: pytest.fail("parsed"))  # never stylise at 100000 px
+    monkeypatch.setattr(demo_module, "run", lambda args: pytest.fail("parsed"))  # never stylize at 100000 px
     monkeypatch.setattr(runner, "run", lambda config: pytest.fail("parsed"))
     argv = [*command, *([] if command else [photo]), "--weights-dir", weights, "--max-frames", "1"]
     code, _, err = run_cli(capsys, *argv, "--size", "100000")

@@ -80,13 +80,13 @@ def test_strength_and_preserve_color_through_the_stylizer(weights):
     assert (half == 105).all()
     zero = Stylizer(["wave"], strength=0.0, weights_dir=weights, device="cpu")(frame)
     assert (zero == 100).all()
-    # a coloured frame through a model that turns it grey: colour keeping restores the hue
-    colour = np.zeros((8, 8, 3), np.uint8)
-    colour[..., 2], colour[..., 1], colour[..., 0] = 200, 100, 50  # R, G, B
+    # a colored frame through a model that turns it grey: color keeping restores the hue
+    color = np.zeros((8, 8, 3), np.uint8)
+    color[..., 2], color[..., 1], color[..., 0] = 200, 100, 50  # R, G, B
     gray_model = make_style_model(weights / "gray.onnx", "gray", effect="gray")
-    kept = Stylizer([str(gray_model)], preserve_color=True, device="cpu")(colour).astype(int)
+    kept = Stylizer([str(gray_model)], preserve_color=True, device="cpu")(color).astype(int)
     assert kept[0, 0, 2] - kept[0, 0, 1] == 100 and kept[0, 0, 1] - kept[0, 0, 0] == 50
-    lost = Stylizer([str(gray_model)], device="cpu")(colour)
+    lost = Stylizer([str(gray_model)], device="cpu")(color)
     assert lost[0, 0, 0] == lost[0, 0, 1] == lost[0, 0, 2]
 
 
@@ -161,7 +161,7 @@ def test_frames_that_are_not_uint8_bgr_are_refused_before_inference(weights):
 # ----- registry ----------------------------------------------------------------------------
 
 def test_registry_reads_metadata_and_skips_classifiers(weights):
-    make_classifier_model(weights / "classifiers" / "colours.onnx")
+    make_classifier_model(weights / "classifiers" / "colors.onnx")
     make_classifier_model(weights / "stray_classifier.onnx")
     registry = Registry(weights)
     assert registry.names() == ["muse", "wave"]
@@ -303,11 +303,11 @@ class _SlowTagger:
 
 
 @pytest.mark.parametrize("workers,batch", [(1, 1), (3, 1), (2, 2)])
-def test_stylise_in_order_keeps_order_with_parallel_workers(workers, batch):
-    from stylecam.runner import _batches, stylise_in_order
+def test_stylize_in_order_keeps_order_with_parallel_workers(workers, batch):
+    from stylecam.runner import _batches, stylize_in_order
     frames = [np.full((4, 6, 3), i, np.uint8) for i in range(23)]
     fake = _SlowTagger()
-    results = list(stylise_in_order(_batches(iter(frames), batch), fake, workers))
+    results = list(stylize_in_order(_batches(iter(frames), batch), fake, workers))
     got = [int(styled[0, 0, 0]) for _, group, _ in results for styled in group]
     assert got == [i + 1 for i in range(23)]
     assert [int(f[0, 0, 0]) for group, _, _ in results for f in group] == list(range(23))

@@ -1,4 +1,4 @@
-"""Pure image maths: layout conversions, padding to x4, strength, colour keeping, sheets."""
+"""Pure image maths: layout conversions, padding to x4, strength, color keeping, sheets."""
 from __future__ import annotations
 
 import numpy as np
@@ -55,16 +55,16 @@ def test_blend_strength():
         imageops.blend(a, b, 1.5)
 
 
-def test_preserve_color_takes_luminance_from_stylised_and_chroma_from_original():
+def test_preserve_color_takes_luminance_from_stylized_and_chroma_from_original():
     rng = np.random.default_rng(1)
     original = rng.uniform(40, 200, (1, 3, 4, 5)).astype(np.float32)
-    stylised = rng.uniform(40, 200, (1, 3, 4, 5)).astype(np.float32)
-    out = imageops.preserve_color(original, stylised)
-    assert np.allclose(imageops.luma(out), imageops.luma(stylised), atol=1e-3)
-    # chroma (colour differences) of the original are kept
+    stylized = rng.uniform(40, 200, (1, 3, 4, 5)).astype(np.float32)
+    out = imageops.preserve_color(original, stylized)
+    assert np.allclose(imageops.luma(out), imageops.luma(stylized), atol=1e-3)
+    # chroma (color differences) of the original are kept
     assert np.allclose(out[:, 0] - out[:, 1], original[:, 0] - original[:, 1], atol=1e-3)
     assert np.allclose(out[:, 2] - out[:, 1], original[:, 2] - original[:, 1], atol=1e-3)
-    # a grey stylisation of a grey image changes nothing but brightness
+    # a grey stylization of a grey image changes nothing but brightness
     grey = np.full((1, 3, 2, 2), 50, np.float32)
     assert np.allclose(imageops.preserve_color(grey, grey + 30), 80)
 
@@ -101,30 +101,34 @@ def test_nchw_to_bgr_clamps_rounds_and_reorders_like_the_plain_formula(shape):
     np.testing.assert_array_equal(got, expected[0] if x.ndim == 3 else expected)
 
 
-def test_stabilise_holds_still_pixels_and_leaves_moving_ones():
+def test_stabilize_holds_still_pixels_and_leaves_moving_ones():
     previous_in = np.zeros((1, 3, 3), np.uint8)
     current_in = previous_in.copy()
     current_in[0, 1] = (4, 0, 0)     # moved by half of motion=8: weight 0.5
     current_in[0, 2] = (0, 0, 9)     # moved by more than motion: weight 0
     previous_out = np.full((1, 3, 3), 100, np.uint8)
     current_out = np.full((1, 3, 3), 120, np.uint8)
-    out = imageops.stabilise(previous_in, current_in, previous_out, current_out, amount=0.5, motion=8.0)
+    out = imageops.stabilize(previous_in, current_in, previous_out, current_out, amount=0.5, motion=8.0)
     assert out.dtype == np.uint8 and out.shape == (1, 3, 3)
     assert out[0, :, 0].tolist() == [110, 115, 120]   # 120 + 0.5 * w * (100 - 120), w = 1, 0.5, 0
-    assert imageops.stabilise(previous_in, current_in, previous_out, current_out, 0.0) is current_out
+    assert imageops.stabilize(previous_in, current_in, previous_out, current_out, 0.0) is current_out
     with pytest.raises(ValueError):
-        imageops.stabilise(previous_in, current_in, previous_out, current_out, 1.5)
+        imageops.stabilize(previous_in, current_in, previous_out, current_out, 1.5)
 
 
-def test_stabiliser_averages_a_still_scene_and_restarts_on_reset_or_new_size():
+def test_stabilizer_averages_a_still_scene_and_restarts_on_reset_or_new_size():
     still = np.zeros((2, 2, 3), np.uint8)
-    stabiliser = imageops.Stabiliser(0.5)
-    assert stabiliser(still, np.full_like(still, 100)).tolist() == np.full_like(still, 100).tolist()  # first: as is
-    assert int(stabiliser(still, np.full_like(still, 200))[0, 0, 0]) == 150
-    assert int(stabiliser(still, np.full_like(still, 200))[0, 0, 0]) == 175   # running average
-    stabiliser.reset()
-    assert int(stabiliser(still, np.full_like(still, 40))[0, 0, 0]) == 40
+    stabilizer = imageops.Stabilizer(0.5)
+    assert stabilizer(still, np.full_like(still, 100)).tolist() == np.full_like(still, 100).tolist()  # first: as is
+    assert int(stabilizer(still, np.full_like(still, 200))[0, 0, 0]) == 150
+    assert int(stabilizer(still, np.full_like(still, 200))[0, 0, 0]) == 175   # running average
+    stabilizer.reset()
+    assert int(stabilizer(still, np.full_like(still, 40))[0, 0, 0]) == 40
     bigger = np.zeros((4, 4, 3), np.uint8)
-    assert int(stabiliser(bigger, np.full_like(bigger, 90))[0, 0, 0]) == 90
+    assert int(stabilizer(bigger, np.full_like(bigger, 90))[0, 0, 0]) == 90
     with pytest.raises(ValueError):
-        imageops.Stabiliser(-0.1)
+        imageops.Stabilizer(-0.1)
+
+
+def test_stabiliser_is_the_first_spelling_of_stabilizer():
+    assert imageops.Stabiliser is imageops.Stabilizer

@@ -100,15 +100,15 @@ def test_exif_rotated_transparent_image_keeps_alpha_with_its_picture(tmp_path, w
                                    progress=False))
     written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert code == 0 and written.shape[2] == 4 and written.shape[:2] == read_image(source).shape[:2]
-    for orientation in range(1, 9):  # square too: the alpha turns exactly like the colour OpenCV decodes
+    for orientation in range(1, 9):  # square too: the alpha turns exactly like the color OpenCV decodes
         square = save_rgba_with_orientation(tmp_path / f"sq{orientation}{ext}", ramp_rgba(40, 40), orientation)
         np.testing.assert_array_equal(read_alpha(square), read_image(square)[..., 2])
 
 
-def test_alpha_of_a_plain_coloured_picture_follows_the_exif_orientation(tmp_path):
+def test_alpha_of_a_plain_colored_picture_follows_the_exif_orientation(tmp_path):
     from stylecam.sources import orient, read_alpha, read_image
     rgba = ramp_rgba(30, 40)
-    rgba[..., :3] = 80  # the colour cannot tell which of the quarter turns and flips was applied; EXIF does
+    rgba[..., :3] = 80  # the color cannot tell which of the quarter turns and flips was applied; EXIF does
     source = save_rgba_with_orientation(tmp_path / "plain.png", rgba, 6)
     turned = read_image(source).shape[:2] == (40, 30)  # OpenCV applies PNG orientation (recent versions)
     np.testing.assert_array_equal(read_alpha(source), orient(rgba[..., 3], 6) if turned else rgba[..., 3])

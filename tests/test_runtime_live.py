@@ -1,6 +1,6 @@
 """The camera loop (stylecam.live.run_live) with fake cameras and windows: keys, fullscreen,
 snapshots and recordings, frames in flight, mirror, slow cameras, real-time recordings, names,
---stabilise and --size auto."""
+--stabilize and --size auto."""
 from __future__ import annotations
 
 import dataclasses
@@ -83,7 +83,7 @@ def test_live_interrupt_finalises_the_recording(tmp_path, weights, monkeypatch):
 
 @needs_ffmpeg
 def test_recording_plays_in_real_time_without_the_paused_time(tmp_path, weights):
-    # the camera says 10 fps, but a frame is stylised every 0.3 s: each is held 3 frames
+    # the camera says 10 fps, but a frame is stylized every 0.3 s: each is held 3 frames
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=1000), retry_seconds=0.5)
     stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
     state = dataclasses.replace(live.initial_state(["wave"], ["wave"]), recording=True)
@@ -155,7 +155,7 @@ def test_live_frames_in_flight_are_shown_in_order_with_the_style_they_were_read_
     waves = styles.count("wave")
     assert 2 <= waves <= 1 + workers and styles == ["wave"] * waves + ["muse"] * (7 - waves)
     assert all(before == after for before, after in chains) and len(chains) >= 7
-    assert most[0] == workers                           # that many frames really stylised at once
+    assert most[0] == workers                           # that many frames really stylized at once
     assert summary["fps"] > 0 and 0 < summary["latency_ms"]["median"] <= summary["latency_ms"]["p90"] < 5000
 
 
@@ -188,14 +188,14 @@ def test_live_loop_waits_for_frames_that_come_slowly(weights):
     assert summary["frames"] == 3 and camera.left == 0
 
 
-# ----- --stabilise and --size auto ------------------------------------------------------------
+# ----- --stabilize and --size auto ------------------------------------------------------------
 
-def test_live_stabilise_cuts_the_flicker_of_a_still_scene(weights):
-    def flicker(stabilise: float) -> float:
+def test_live_stabilize_cuts_the_flicker_of_a_still_scene(weights):
+    def flicker(stabilize: float) -> float:
         camera = CameraSource(0, opener=lambda i: NoisyStillCapture(frames=100, size=(64, 96)), retry_seconds=0.5)
         window = FakeWindow([-1] * 11 + [ord("q")])
         stylizer = Stylizer(["wave"], weights_dir=weights, device="cpu")
-        live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"]), window, None, stabilise=stabilise)
+        live.run_live(camera, stylizer, live.initial_state(["wave"], ["wave"]), window, None, stabilize=stabilize)
         below_hud = [f[-16:].astype(np.float32) for f in window.shown[4:]]
         return float(np.mean([np.abs(b - a).mean() for a, b in zip(below_hud, below_hud[1:])]))
 

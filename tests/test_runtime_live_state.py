@@ -79,7 +79,7 @@ def test_auto_size_ladder_and_steps_down_when_the_camera_is_faster():
 
 
 def settle(sizer, seconds_at, camera_fps: float, frames: int = 300) -> list:
-    """Feed ``frames`` frames whose stylising takes seconds_at(long side); the sizes chosen, in order."""
+    """Feed ``frames`` frames whose stylizing takes seconds_at(long side); the sizes chosen, in order."""
     chosen = [sizer.size]
     for _ in range(frames):
         if sizer.observe(seconds_at(sizer.sizes[sizer.index]), camera_fps):
@@ -95,7 +95,7 @@ def test_auto_size_settles_on_the_largest_size_that_keeps_up_and_stays_there():
     assert settle(fast, lambda side: 0.02, 30.0) == [None]   # 100 FPS at the frame's own size: nothing to do
 
 
-def test_auto_size_goes_back_up_when_the_stylising_gets_faster():
+def test_auto_size_goes_back_up_when_the_stylizing_gets_faster():
     sizer = live.AutoSize(640, workers=1)
     assert settle(sizer, lambda side: 0.2 * (side / 640) ** 2, 30.0)[-1] == 256      # busy machine: the smallest
     assert settle(sizer, lambda side: 0.01 * (side / 640) ** 2, 30.0) == [256, 320, 384, 448, 544, None]

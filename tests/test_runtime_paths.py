@@ -179,3 +179,9 @@ def test_a_glob_run_twice_skips_its_own_outputs(tmp_path, weights):
     code, summary = runner.run(RunConfig(engine=engine(weights), sources=(str(shots / "*_stylised.png"),),
                                          progress=False))
     assert code == 0 and (shots / "a_stylised_stylised.png").is_file()
+
+
+def test_summary_keys_are_also_written_in_their_first_spelling():
+    summary = runner.with_old_key_spellings({"frames": 3, "stylize_ms": 1.5, "stabilize": 0.8})
+    assert summary == {"frames": 3, "stylize_ms": 1.5, "stylise_ms": 1.5, "stabilize": 0.8, "stabilise": 0.8}
+    assert runner.with_old_key_spellings({"frames": 1}) == {"frames": 1}

@@ -123,12 +123,13 @@ def test_gif_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
 
 
 @needs_ffmpeg
-def test_video_with_stabilise_keeps_every_frame_and_reports_it(tmp_path, weights):
+def test_video_with_stabilize_keeps_every_frame_and_reports_it(tmp_path, weights):
     clip = make_clip(tmp_path / "clip.mp4", frames=9, audio=False)
     out = tmp_path / "held.mp4"
     summary = runner.process_video(str(clip), out, Stylizer(["wave"], weights_dir=weights, device="cpu"),
-                                   progress=False, workers=2, stabilise=0.6)
-    assert summary["frames"] == 9 and summary["stabilise"] == 0.6 and count_frames(out) == 9
+                                   progress=False, workers=2, stabilize=0.6)
+    assert summary["frames"] == 9 and summary["stabilize"] == 0.6 and count_frames(out) == 9
+    assert summary["stabilise"] == 0.6 and summary["stylise_ms_per_frame"] == summary["stylize_ms_per_frame"] > 0
 
 
 # ----- interrupted, failed, truncated and audio-only ------------------------------------------

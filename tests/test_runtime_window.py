@@ -42,7 +42,7 @@ def test_virtual_camera_opens_at_the_first_frame_size_and_letterboxes_later_ones
     sent, opened = fake_pyvirtualcam(monkeypatch)
     virtual = sinks.VirtualCamera(fps=25.0)
     virtual.send(np.full((48, 64, 3), 200, np.uint8))
-    virtual.send(np.full((48, 128, 3), 100, np.uint8))          # e.g. original | stylised side by side
+    virtual.send(np.full((48, 128, 3), 100, np.uint8))          # e.g. original | stylized side by side
     virtual.close()
     (camera,) = opened
     assert (camera.width, camera.height, camera.fps, camera.fmt, camera.closed) == (64, 48, 25.0, "bgr", True)
@@ -96,7 +96,7 @@ def test_camera_to_a_virtual_camera_without_a_window_or_a_file(monkeypatch, weig
     assert all(g % 10 == 0 for g in grey) and grey == sorted(grey)
 
 
-def test_run_live_closes_the_virtual_camera_when_stylising_fails(monkeypatch, weights):
+def test_run_live_closes_the_virtual_camera_when_stylizing_fails(monkeypatch, weights):
     sent, opened = fake_pyvirtualcam(monkeypatch)
     interrupt_at_call(monkeypatch, 3, ValueError("broken model"))
     camera = CameraSource(0, opener=lambda i: FakeCapture(frames=100), retry_seconds=0.5)

@@ -49,7 +49,7 @@ def setup(tmp_path_factory):
         img = np.stack([(xx * 3 + 40 * i) % 200 + 30, (yy * 4) % 200 + 30, np.full_like(xx, 90 + 30 * i)], -1)
         cv2.imwrite(str(images / f"img{i}.png"), img.astype(np.uint8))
     vgg = make_fake_vgg(root / "vgg.onnx")
-    clf = make_classifier_model(root / "colours.onnx")
+    clf = make_classifier_model(root / "colors.onnx")
     return {"root": root, "weights": weights, "images": images, "vgg": vgg, "classifier": clf}
 
 

@@ -92,7 +92,7 @@ def test_measure_chain_compares_orders():
 
 
 def test_features_and_classifier_columns():
-    class Colour:
+    class Color:
         def top_k(self, frame, k):  # BGR frame: label by the strongest mean channel
             means = frame.reshape(-1, 3).mean(axis=0)[::-1]
             order = np.argsort(-means)
@@ -104,7 +104,7 @@ def test_features_and_classifier_columns():
     to_green = lambda im: np.stack([im[:, 0] * 0.5, im[:, 1] + 80.0, im[:, 2]], axis=1)
     feats = lambda im: im[:, :, ::2, ::2] * 2.0
     rows, _, _ = study_measure.measure_sequence(to_green, x, repeat=2, margin=8, band=4, features=feats,
-                                        classifier=Colour())
+                                        classifier=Color())
     assert [r["top1"] for r in rows] == ["red", "green", "green"]
     assert [r["agree"] for r in rows] == [1.0, 0.0, 0.0]
     assert rows[0]["vgg_original"] == 0.0 and rows[1]["vgg_original"] > 0.5

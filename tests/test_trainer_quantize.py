@@ -289,7 +289,7 @@ def test_quantize_output_gets_the_usual_file_mode(tmp_path):
 def test_quantize_refuses_a_classifier_with_a_hint_for_quantize(tmp_path, tiny_photos, capsys):
     from tests.fakes.onnx_models import make_classifier_model
     from trainer.cli import main
-    clf = make_classifier_model(tmp_path / "colours.onnx")
+    clf = make_classifier_model(tmp_path / "colors.onnx")
     assert main(_quantize_argv(clf, tiny_photos, "-o", str(tmp_path / "x.onnx"))) == 2
     err = capsys.readouterr().err
     assert "is a classifier model, not a style" in err and "quantize takes float32 style models" in err

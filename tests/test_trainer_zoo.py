@@ -265,7 +265,7 @@ def test_zoo_command_errors_are_one_line_with_a_hint(tmp_path, tiny_photos, caps
         (["--styles-dir", str(tmp_path / "nowhere")], "painting folder not found"),
         (["--styles-dir", str(tmp_path / "paintings"), "--styles", "muse"], "no painting for muse"),
         (["--styles-dir", str(tmp_path / "paintings"), "--set", "muse.style_weight=1"], "not one of the styles"),
-        (["--styles-dir", str(tmp_path / "paintings"), "--set", "wave.colour=1"], "NAME.SETTING=VALUE"),
+        (["--styles-dir", str(tmp_path / "paintings"), "--set", "wave.color=1"], "NAME.SETTING=VALUE"),
         (["--styles-dir", str(tmp_path / "paintings")], "no end given"),
         ([], "no paintings given"),
     ]

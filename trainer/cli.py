@@ -18,7 +18,7 @@ COMMANDS = {
     "zoo-export": ("trainer.zoo_export", "a zoo bundle's styles to checked ONNX models (float16-stored weights), "
                    "and its Gatys references into the reports"),
     "distill": ("trainer.distill", "teach a faster network (e.g. the lite one) to reproduce a trained style model"),
-    "gatys": ("trainer.gatys", "stylise one photo by optimisation (Gatys et al.), the quality reference"),
+    "gatys": ("trainer.gatys", "stylize one photo by optimisation (Gatys et al.), the quality reference"),
     "export": ("trainer.export", "export a style checkpoint to ONNX with checks and metadata"),
     "quantize": ("trainer.quantize", "an int8 copy of a style model for fast CPU inference, checked against float32"),
     "report": ("trainer.report", "quality report of a shipped style: lite, full and Gatys on held-out photos"),

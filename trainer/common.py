@@ -55,7 +55,7 @@ def writable_dir(folder: str | Path, flag: str) -> Path:
         raise UserError(err.message, f"choose another {flag} folder, or fix its permissions") from None
 
 
-def stylise(net: torch.nn.Module, images: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+def stylize(net: torch.nn.Module, images: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
     """Run the network on uint8 (3,H,W) images (H,W cropped to x4); returns uint8 (3,H,W) results."""
     net.eval()
     out = []
@@ -68,9 +68,9 @@ def stylise(net: torch.nn.Module, images: list[torch.Tensor], device: torch.devi
 
 
 def save_sample_sheet(net: torch.nn.Module, holdout: list[torch.Tensor], device: torch.device, path: Path) -> Path:
-    """PNG with one row per held-out photo: content | stylised."""
+    """PNG with one row per held-out photo: content | stylized."""
     rows = []
-    for content, styled in zip(holdout, stylise(net, holdout, device)):
+    for content, styled in zip(holdout, stylize(net, holdout, device)):
         content = center_crop_multiple(content)
         rows.append(torch.cat([content, styled], dim=2))
     width = max(r.shape[2] for r in rows)

@@ -1,4 +1,4 @@
-"""`stylecam-train gatys`: stylise one photo by optimising its pixels (Gatys et al. 2016).
+"""`stylecam-train gatys`: stylize one photo by optimising its pixels (Gatys et al. 2016).
 
 Same VGG-16 losses as the trained networks, so its loss is the quality reference for them.
 Weighting: loss = (1 - W) * content_weight * content + W * style_weight * style + tv_weight * tv,
@@ -101,7 +101,7 @@ def output_path(text: str) -> Path:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = LossWeights()
     size = int_at_least(MIN_SIZE, MAX_SIZE)
-    p.add_argument("--content", required=True, metavar="PHOTO", help="the photo to stylise")
+    p.add_argument("--content", required=True, metavar="PHOTO", help="the photo to stylize")
     p.add_argument("--style", required=True, metavar="PAINTING", help="the painting whose style is copied")
     p.add_argument("--out", required=True, metavar="FILE",
                    help=f"image to write; the suffix picks the format ({', '.join(IMAGE_FORMATS)})")

@@ -93,7 +93,7 @@ class MultiStyleLoss(nn.Module):
     """The PerceptualLoss of K styles at once, one loss-network pass over all their outputs.
 
     Style k has its own Gram targets and its own weights (``LossWeights``; every style uses the
-    same content layer). ``outputs`` are the K styles' stylisations of the same content batch,
+    same content layer). ``outputs`` are the K styles' stylizations of the same content batch,
     style-major: float (K*B, 3, H, W), RGB, 0..255. Grams and losses are computed in float32.
     Term k equals PerceptualLoss(style k).terms(outputs[k*B:(k+1)*B], content).
     """

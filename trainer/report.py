@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from stylecam import contract, imageops
 from stylecam.argtypes import int_at_least, non_negative_int, positive_float, positive_int
-from stylecam.metrics import colour_stats, grid_pattern
+from stylecam.metrics import color_stats, grid_pattern
 from stylecam.errors import UserError
 from stylecam.fileout import atomic_write_bytes, refuse_overwriting_inputs, write_image
 from stylecam.session import load_model
@@ -76,7 +76,7 @@ def grid_patterns(image: torch.Tensor) -> dict[str, float]:
 
 def mean_luma(image: torch.Tensor) -> float:
     """Mean BT.601 luma (0..255) of a float (1,3,H,W) RGB 0..255 image, clamped as the runtime does."""
-    return colour_stats(image[0].clamp(0, 255).permute(1, 2, 0).cpu().numpy())["luma"]
+    return color_stats(image[0].clamp(0, 255).permute(1, 2, 0).cpu().numpy())["luma"]
 
 
 def summarise(rows: list[dict], methods: list[str]) -> dict:

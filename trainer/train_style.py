@@ -1,7 +1,7 @@
 """`stylecam-train style`: train a feed-forward style network on one painting, then export it.
 
 Batches: float32 (B, 3, S, S), RGB, 0..255 (trainer/photos.py). The network maps them to
-stylised images of the same shape (trainer/nets/transformer.py); the perceptual loss
+stylized images of the same shape (trainer/nets/transformer.py); the perceptual loss
 (trainer/losses.py) compares both through one VGG-16 pass. Checkpoints hold the model,
 the optimiser, the step and the full config; resuming continues bit-exactly on the CPU.
 Launched with torchrun it trains data-parallel (DDP: NCCL on GPUs, gloo on CPU).

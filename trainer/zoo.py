@@ -13,7 +13,7 @@ name), so a style trained with others ends with the same weights as when trained
 Writes to --out, every --save-every seconds and at the end (all atomically):
   zoo.pt (or zoo.pt.part00 ... with --split-mib)  the bundle (trainer/zoo_bundle.py)
   losses.zip      one CSV loss log per style (step, content, style, tv, total)
-  sheet.jpg       the held-out photos and every style's stylisation of them
+  sheet.jpg       the held-out photos and every style's stylization of them
   summary.json    steps, crops seen per style, throughput over the first seconds, versions
 """
 from __future__ import annotations
@@ -139,7 +139,7 @@ class ZooTrainer:
         return {"kind": KIND, "format": FORMAT, "settings": self.cfg.settings(), "step": self.step_index,
                 "seconds": self.seconds, "styles": styles, **(extra or {})}
 
-    def stylise_holdout(self) -> list[tuple[str, torch.Tensor]]:
+    def stylize_holdout(self) -> list[tuple[str, torch.Tensor]]:
         """Every held-out photo, then each style's output of it: (label, uint8 (3,H,W) RGB) cells, row-major."""
         cells = []
         with torch.no_grad():
@@ -202,7 +202,7 @@ def write_outputs(trainer: ZooTrainer, summary: dict) -> list[Path]:
                         split_bytes=int(cfg.split_mib * 2 ** 20))
     atomic_write_bytes(out / "losses.zip", losses_zip(trainer.histories))
     if trainer.pack.holdout:
-        atomic_write_bytes(out / "sheet.jpg", sheet_jpeg(trainer.stylise_holdout(), columns=1 + len(cfg.styles)))
+        atomic_write_bytes(out / "sheet.jpg", sheet_jpeg(trainer.stylize_holdout(), columns=1 + len(cfg.styles)))
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     return files
 

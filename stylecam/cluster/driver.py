@@ -1,4 +1,4 @@
-"""The driver of a cluster run: the same files as a single-machine run, stylised by workers across a
+"""The driver of a cluster run: the same files as a single-machine run, stylized by workers across a
 Ray cluster (`stylecam SOURCES... -o OUT --cluster [ADDRESS]`).
 
 One run: expand the sources and name the outputs as the single-machine run does (runner.output_for,
@@ -29,7 +29,7 @@ from stylecam.cluster.progress import ProgressBoard
 from stylecam.cluster.worker import Task, Worker
 from stylecam.config import RunConfig
 from stylecam.errors import UserError
-from stylecam.runner import check_outputs, output_for
+from stylecam.runner import check_outputs, output_for, with_old_key_spellings
 from stylecam.sinks import ensure_parent, unwritable
 from stylecam.sources import SourceItem, expand_sources
 
@@ -71,14 +71,15 @@ def settings_of(config: RunConfig, model_digests: list[str]) -> dict:
     """Everything that changes an output besides its input: the engine's settings (not its thread
     count nor the weights folder's path: the model files' digests stand for them) and the run's."""
     engine = {k: v for k, v in asdict(config.engine).items() if k not in ("threads", "weights_dir")}
-    return {"engine": engine, "models": model_digests, "stabilise": config.stabilise, "batch": config.batch or 1,
+    # "stabilise": the key as first written, kept so that the digests of earlier runs still match
+    return {"engine": engine, "models": model_digests, "stabilise": config.stabilize, "batch": config.batch or 1,
             "max_frames": config.max_frames, "max_pixels": config.max_pixels, "classify": config.classify}
 
 
 def check_request(config: RunConfig) -> None:
     """UserError for what a cluster run cannot do: cameras, the camera's flags, --save-steps."""
     if not config.sources:
-        raise UserError("--cluster stylises files, and no input was given", "name videos, images or folders")
+        raise UserError("--cluster stylizes files, and no input was given", "name videos, images or folders")
     if config.save_steps:
         raise UserError("--save-steps is not available with --cluster", "run it without --cluster")
     if config.auto_size or config.virtual_camera:
@@ -216,7 +217,7 @@ class ClusterRun:
             try:
                 data = self._input_of(task, job)
             except segments.SegmentError as err:    # cannot be cut as planned: the file goes whole
-                log.warning("stylecam: %s; stylising the file whole", err)
+                log.warning("stylecam: %s; stylizing the file whole", err)
                 self._redo_whole(job)
                 continue
             except OSError as err:
@@ -294,7 +295,7 @@ class ClusterRun:
         if task.attempt >= self.cluster.retries:
             self._fail(job, f"its worker died {task.attempt + 1} times (last: {reason})")
             return
-        log.warning("stylecam: a worker died while stylising %s; its task goes to another worker", task.source)
+        log.warning("stylecam: a worker died while stylizing %s; its task goes to another worker", task.source)
         self.avoid[task.id] = actor
         self.pending.appendleft((task.retried(), job))
 
@@ -313,7 +314,7 @@ class ClusterRun:
         job.parts[part] = result["summary"] | {"path": path}
         self.frames_done += frames
         if frames != planned:                       # the decoder saw another count: do the file whole
-            log.warning("stylecam: %s: segment %d gave %d frames, not %d; stylising the file whole",
+            log.warning("stylecam: %s: segment %d gave %d frames, not %d; stylizing the file whole",
                         job.item.location, part, frames, planned)
             self._redo_whole(job)
             return
@@ -330,12 +331,12 @@ class ClusterRun:
                 audio = segments.join([p["path"] for p in parts], tmp, job.fps, frames, job.item.location,
                                       job.video_start)
         except segments.SegmentError as err:
-            log.warning("stylecam: %s; stylising the file whole", err)
+            log.warning("stylecam: %s; stylizing the file whole", err)
             self._redo_whole(job)
             return
         except OSError as err:
             raise unwritable(job.out, err) from None
-        self._finish(job, {"kind": "video", "frames": frames, "audio": audio, "stabilise": self.config.stabilise,
+        self._finish(job, {"kind": "video", "frames": frames, "audio": audio, "stabilize": self.config.stabilize,
                            "output_fps": round(job.fps, 3), "output_seconds": round(frames / job.fps, 3),
                            "frames_missing": sum(p.get("frames_missing", 0) for p in parts),
                            "frames_lost": sum(p.get("frames_lost", 0) for p in parts)})
@@ -352,7 +353,7 @@ class ClusterRun:
     def _finish(self, job: FileJob, summary: dict) -> None:
         job.finished = True
         names = list(dict.fromkeys(job.workers))
-        entry = {"input": job.item.location, "output": str(job.out), **summary,
+        entry = {"input": job.item.location, "output": str(job.out), **with_old_key_spellings(summary),
                  "seconds": round(time.perf_counter() - (job.started or time.perf_counter()), 3),
                  "worker": names[0] if len(names) == 1 else names, "retries": job.retries,
                  "segments": len(job.plan) if job.plan else 1}
@@ -370,7 +371,7 @@ class ClusterRun:
                             "worker": job.workers[-1] if job.workers else None})
 
     def frames_now(self) -> int:
-        """Frames stylised so far: by finished tasks, and by those in flight (the board's count)."""
+        """Frames stylized so far: by finished tasks, and by those in flight (the board's count)."""
         moving = sum(self.ray.get(self.board.snapshot.remote()).values()) if self.inflight else 0
         return self.frames_done + moving
 
@@ -402,7 +403,7 @@ def _fps_of(path: str) -> float:
 
 def _progress(total: int | None, enabled: bool):
     from tqdm import tqdm
-    return tqdm(total=total, desc="stylising", unit="frame", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
+    return tqdm(total=total, desc="stylizing", unit="frame", disable=not enabled, dynamic_ncols=True, file=sys.stderr)
 
 
 def run_on_cluster(config: RunConfig, cluster: ClusterConfig) -> tuple[int, dict]:
@@ -417,7 +418,7 @@ def run_on_cluster(config: RunConfig, cluster: ClusterConfig) -> tuple[int, dict
     for note in notes:
         log.info("stylecam: %s", note)
     if any(item.kind == "camera" for item in items):
-        raise UserError("--cluster stylises files, not a camera", "give videos, images or folders")
+        raise UserError("--cluster stylizes files, not a camera", "give videos, images or folders")
     many = len(items) > 1
     pairs = [(item, output_for(item, config.output, many)) for item in items]
     check_outputs(pairs)

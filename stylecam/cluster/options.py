@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--cluster [ADDRESS], --cluster-workers N, --segment-frames N."""
     group = parser.add_argument_group("cluster (pip install 'stylecam[cluster]'; docs/cluster.md)")
     group.add_argument("--cluster", nargs="?", const="local", default=None, metavar="ADDRESS",
-                       help="stylise the files on a Ray cluster: alone, a local one on this machine; auto, the "
+                       help="stylize the files on a Ray cluster: alone, a local one on this machine; auto, the "
                             "one `ray start --head` runs here; HOST:PORT or ray://HOST:PORT, that cluster's head. "
                             "Finished outputs are recorded beside them and skipped when the same command runs "
                             "again. Give it after the inputs, or as --cluster=ADDRESS")
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="worker processes on the cluster, each with its own models (default: one per GPU, "
                             "else one per --threads CPUs, --threads defaulting to 1)")
     group.add_argument("--segment-frames", type=argtypes.int_at_least(2), default=SEGMENT_FRAMES, metavar="N",
-                       help=f"cut videos into segments of about N frames, at key frames, stylised in parallel "
+                       help=f"cut videos into segments of about N frames, at key frames, stylized in parallel "
                             f"(default {SEGMENT_FRAMES})")
 
 

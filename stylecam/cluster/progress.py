@@ -1,4 +1,4 @@
-"""Frames counted where they are stylised, gathered for the one progress bar of a cluster run.
+"""Frames counted where they are stylized, gathered for the one progress bar of a cluster run.
 
 Workers report the frames of each task to a ``ProgressBoard`` (a small Ray actor in a cluster run),
 the driver reads the board and moves its bar. A task retried after its worker died reports under
@@ -33,7 +33,7 @@ class ProgressBoard:
 
 
 class CountingStylizer:
-    """A Stylizer that counts the frames it stylises and passes the running count to ``report``
+    """A Stylizer that counts the frames it stylizes and passes the running count to ``report``
     (at most every ``every_s`` seconds, and on ``flush``). Frames: uint8 BGR, as the Stylizer's.
     Everything else is the wrapped Stylizer's."""
 
@@ -62,13 +62,13 @@ class CountingStylizer:
         self._report(self.frames)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """uint8 BGR (H, W, 3) -> stylised uint8 BGR (H, W, 3)."""
+        """uint8 BGR (H, W, 3) -> stylized uint8 BGR (H, W, 3)."""
         result = self._stylizer(frame)
         self._count(1)
         return result
 
     def stylize_batch(self, frames) -> np.ndarray:
-        """uint8 BGR (N, H, W, 3) -> stylised uint8 BGR (N, H, W, 3)."""
+        """uint8 BGR (N, H, W, 3) -> stylized uint8 BGR (N, H, W, 3)."""
         result = self._stylizer.stylize_batch(frames)
         self._count(len(result))
         return result

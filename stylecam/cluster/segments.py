@@ -1,5 +1,5 @@
 """Long videos cut into segments at key frames (ffmpeg stream copy, nothing re-encoded), and the
-stylised segments joined again with the input's sound.
+stylized segments joined again with the input's sound.
 
 A segment starts at a key frame, so it decodes on its own; its frames are the packets from that
 key frame up to the next cut. The joined file holds the same frames at the same times as the

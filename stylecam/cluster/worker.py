@@ -1,5 +1,5 @@
 """One worker of a cluster run: a long-lived process holding one Stylizer (models loaded once) that
-stylises one task at a time, a whole file or a segment of a long video.
+stylizes one task at a time, a whole file or a segment of a long video.
 
 ``Worker`` is a plain class (tested as it is); the driver runs it as a Ray actor. Inputs and
 outputs travel as bytes through Ray's object store, so the machines need no shared file system:
@@ -39,7 +39,7 @@ class Task:
 
     id: unique in the run, e.g. "2" (file 2) or "2/3" (its segment 3); source: the input's path on
     the driver (for messages); kind: "video" or "image"; input_ext / output_ext: the file name
-    extensions of the bytes given and of the output to make; max_frames: frames to stylise at
+    extensions of the bytes given and of the output to make; max_frames: frames to stylize at
     most (None: all); attempt: 0, then 1, 2, ... when retried after a worker died.
     """
     id: str
@@ -125,7 +125,7 @@ class Worker:
                         "model_digests": [file_digest(m["path"]) for m in described["models"]]}
 
     def run(self, task: Task, data: bytes, board=None) -> dict:
-        """Stylise ``data`` (the bytes of a video or image file) as ``task`` says.
+        """Stylize ``data`` (the bytes of a video or image file) as ``task`` says.
 
         Returns {"ok": True, "data": output bytes, "summary": the runner's summary, "worker", "seconds",
         "log": the worker's messages} or {"ok": False, "error": one line, "error_kind" (see error_kind),
@@ -163,7 +163,7 @@ class Worker:
                 else:
                     summary = process_video(str(src), dst, counting, self.overlay, batch=run.batch or 1,
                                             max_frames=task.max_frames, progress=False,
-                                            workers=self.frames_in_flight, stabilise=run.stabilise,
+                                            workers=self.frames_in_flight, stabilize=run.stabilize,
                                             max_pixels=run.max_pixels)
                 counting.flush()
                 output = dst.read_bytes()

@@ -1,5 +1,5 @@
 """Stand-ins for optional modules, installed into sys.modules with monkeypatch: pyvirtualcam (a
-virtual camera that keeps what it is sent) and stylecam.classify (labels by the dominant colour).
+virtual camera that keeps what it is sent) and stylecam.classify (labels by the dominant color).
 """
 from __future__ import annotations
 

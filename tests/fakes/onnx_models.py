@@ -15,7 +15,7 @@ Effects (``effect=``):
 
 The classifier fake (``make_classifier_model``) returns logits = ``gain`` * the mean of each
 RGB channel of the normalised input, so with classes ("red", "green", "blue") its top-1 label
-is the dominant colour of the frame.
+is the dominant color of the frame.
 
 Example::
 
@@ -153,14 +153,14 @@ def write_corrupt_model(path: str | Path) -> Path:
     return path
 
 
-def make_classifier_model(path: str | Path, name: str = "colours",
+def make_classifier_model(path: str | Path, name: str = "colors",
                           classes: Sequence[str] = ("red", "green", "blue"), size: int = 32,
                           gain: float = 10.0, accuracy: float = 1.0) -> Path:
     """Write a tiny classifier: logits (N, 3) = gain * per-channel mean of the normalised input.
 
     Input "image": float32 (N, 3, size, size) RGB, normalised as stated in its metadata
     (range 0..1, mean 0, std 1). Output "logits": float32 (N, len(classes)).
-    With the default classes the top-1 label is the frame's dominant colour.
+    With the default classes the top-1 label is the frame's dominant color.
     """
     if len(classes) != 3:
         raise ValueError("the fake classifier has exactly three classes (one per RGB channel)")
