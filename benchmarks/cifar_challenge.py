@@ -168,6 +168,7 @@ def run(args) -> int:
     for budget in budgets:
         cfg = TrainConfig(**{**base.__dict__, "time_budget": budget})
         print(f"== {budget:g} s with {args.arch}", flush=True)
+        load_start = os.getloadavg()
         start = time.perf_counter()
         report = run_training(data, args.arch, cfg, Path(args.runs) / f"{budget:g}s", f"cifar10-{budget:g}s")
         t = report["training"]
@@ -177,6 +178,8 @@ def run(args) -> int:
                         "epochs": t["epochs_done"], "steps": t["steps"],
                         "images_per_second": round(t["steps"] * cfg.batch_size / max(t["train_seconds"], 1e-9), 1),
                         "wall_seconds_with_eval_and_export": round(time.perf_counter() - start, 1),
+                        "load_average_start": [round(v, 2) for v in load_start],
+                        "load_average_end": [round(v, 2) for v in os.getloadavg()],
                         "run_folder": str(Path(args.runs) / f"{budget:g}s")})
     goals = {f"{b}s": {"goal": g, "reached": next((r["test_accuracy"] >= g for r in results if r["budget_s"] == b), None)}
              for b, g in GOALS.items()}

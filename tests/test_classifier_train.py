@@ -289,6 +289,7 @@ def test_cifar_challenge_benchmark_runs_on_a_tiny_zip(tmp_path, monkeypatch):
         correct = sum(report["confusion"][i][i] for i in range(3))
         assert r["test_accuracy"] == pytest.approx(correct / 12) and sum(map(sum, report["confusion"])) == 12
         assert r["steps"] == report["training"]["steps"] >= 1
+        assert len(r["load_average_start"]) == len(r["load_average_end"]) == 3
     assert result["machine"]["threads_used"] == 1 and "cpu" in result["machine"]
     assert len(result["machine"]["load_average_before"]) == 3
     assert cv2.imread(str(tmp_path / "challenge.png")) is not None

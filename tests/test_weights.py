@@ -105,13 +105,14 @@ def test_classifier_model_metadata(path):
     meta = load_model(str(path), device="cpu").metadata
     assert [k for k in contract.CLASSIFIER_REQUIRED_KEYS if k not in meta] == []
     assert len(json.loads(meta[contract.KEY_CLASSES])) == 10
-    assert 0 < float(meta[contract.KEY_ACCURACY]) <= 1
+    training = json.loads(meta[contract.KEY_TRAINING])
+    assert training["val_size"] == 5000 and 0 < training["val_accuracy"] <= 1   # chosen on validation, not test
 
 
 #: the fixed test subset: every 10th image of the test set (images 0, 10, ..., 9990)
 TEST_SUBSET = slice(0, 10_000, 10)
 #: correct answers of each shipped classifier on TEST_SUBSET, measured when it was shipped
-EXPECTED_SUBSET_CORRECT = {"mnist.onnx": 992, "fashion-mnist.onnx": 933, "cifar10-fast.onnx": 793, "cifar10.onnx": 846}
+EXPECTED_SUBSET_CORRECT = {"mnist.onnx": 992, "fashion-mnist.onnx": 933, "cifar10-fast.onnx": 790, "cifar10.onnx": 825}
 
 
 def subset_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
