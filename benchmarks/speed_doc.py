@@ -48,24 +48,26 @@ def header() -> list[str]:
 
 
 def section_training() -> list[str]:
-    name = "train_throughput_cpu.json"
-    data = load(name)
     lines = [
         "## Training throughput",
         "",
-        f"`benchmarks/train_throughput.py` times training steps ({data['warmup_steps']} warm-up, then the",
-        f"timed ones) at {data['size']} px, batch {data['batch_size']}, painting at {data['style_size']} px, of",
-        "stylecam's step next to a plain reference loop of the same network and losses in the same run",
-        "(separate VGG passes for photos, output and painting, Gram targets recomputed every step, fp32).",
-        "stylecam's step: one VGG pass over the output serves all losses, the photos' content targets are",
-        "computed without autograd and only up to relu2_2, the painting's Gram targets once per run,",
-        f"{data['precision']} autocast and channels-last. The `lite` row was measured with the network then",
-        "called `lite`, the earlier `lite-v1` design.",
+        "`benchmarks/train_throughput.py` times one training step of the style network (photos, batch and",
+        "painting size below) in several ways on the same batch, in one run, the arms taking turns step",
+        "by step. The first arm is the loop of pytorch/examples' fast_neural_style (Gram targets once,",
+        "photos and output through VGG-16 to relu4_3, fp32, NCHW); each further arm adds one of stylecam's",
+        "levers to the one before. \"grams every step\" is the earlier reference of this benchmark, which",
+        "also ran the painting through VGG-16 every step. See [training.md](training.md).",
         "",
     ]
-    rows = [[data["device"], r["variant"], num(r["stylecam"]["images_per_s"], 2), num(r["reference"]["images_per_s"], 2),
-             f"{num(r['speedup'], 2)}x", files([name])] for r in data["results"]]
-    lines += table(["machine", "network", "stylecam images/s", "reference images/s", "speed-up", "source"], rows)
+    rows = []
+    for name in ("train_throughput_cpu_full.json", "train_throughput_cpu.json"):
+        data = load(name)
+        for result in data["results"]:
+            for row in result["rows"]:
+                rows.append([result["variant"], row["name"], f"{data['size']} px, batch {data['batch_size']}",
+                             f"{data['steps']} after {data['warmup_steps']}", num(row["images_per_s"], 2),
+                             f"{num(row['speedup_vs_first'], 2)}x", files([name])])
+    lines += table(["network", "arm", "photos", "timed steps", "images/s", "vs the first arm", "source"], rows)
     lines += [
         "Reproduce: `python -m benchmarks.train_throughput --vgg-weights PATH --out benchmarks/results/train_throughput_cpu.json`.",
         "",
