@@ -109,21 +109,30 @@ class VideoPackets:
         return max(0, announced - len(self.times))
 
 
-def parse_packets(text: str) -> VideoPackets | None:
-    """VideoPackets of stream 0 from the output of ffmpeg's framecrc muxer ("#tb 0: 1/12800", then
-    "0, dts, pts, duration, size, crc"); None when there is no time base or no packet with a picture.
-    ffmpeg counts times from the file's start time (its earliest stream), so the first is how long
-    after the file's start the picture starts. Packets before that start (negative times: those an
-    edit list cuts away, which are not decoded) are left out."""
-    base, packets = None, []
+def framecrc_rows(text: str) -> tuple[float | None, list[list[str]]]:
+    """(time base of stream 0 in seconds or None, the fields of each of its packet lines) from ffmpeg's
+    framecrc output ("#tb 0: 1/12800", then "0, dts, pts, duration, size, crc[, F=0x..]"); lines whose
+    pts, duration and size are not whole numbers are left out."""
+    base, rows = None, []
     for line in text.splitlines():
         m = re.match(r"#tb 0: (\d+)/(\d+)", line)
         if m:
             base = int(m.group(1)) / int(m.group(2))
         elif line.startswith("0,"):
             fields = [f.strip() for f in line.split(",")]
-            if len(fields) > 4 and all(f.lstrip("-").isdigit() for f in fields[2:5]) and int(fields[2]) >= 0:
-                packets.append((int(fields[2]), int(fields[3]), int(fields[4])))   # pts, duration, size
+            if len(fields) > 4 and all(f.lstrip("-").isdigit() for f in fields[2:5]):
+                rows.append(fields)
+    return base, rows
+
+
+def parse_packets(text: str) -> VideoPackets | None:
+    """VideoPackets of stream 0 from the output of ffmpeg's framecrc muxer ("#tb 0: 1/12800", then
+    "0, dts, pts, duration, size, crc"); None when there is no time base or no packet with a picture.
+    ffmpeg counts times from the file's start time (its earliest stream), so the first is how long
+    after the file's start the picture starts. Packets before that start (negative times: those an
+    edit list cuts away, which are not decoded) are left out."""
+    base, rows = framecrc_rows(text)
+    packets = [(int(f[2]), int(f[3]), int(f[4])) for f in rows if int(f[2]) >= 0]   # pts, duration, size
     pictures = sorted(pts for pts, _, size in packets if size > 0)
     if base is None or not pictures:
         return None

@@ -14,14 +14,14 @@ worker.
 """
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from stylecam.encoders import audio_codec_args
-from stylecam.ffmpeg import ffmpeg_encoders, ffmpeg_exe, framecrc_text, probe_packets, probe_text, stream_kinds, vfr_timing
+from stylecam.ffmpeg import (ffmpeg_encoders, ffmpeg_exe, framecrc_rows, framecrc_text, probe_packets, probe_text,
+                             stream_kinds, vfr_timing)
 
 #: output containers a joined file can be written to (the segments are H.264 in MP4)
 JOINABLE_EXTS = {".mp4", ".mov", ".m4v", ".mkv"}
@@ -54,20 +54,14 @@ def parse_layout(text: str) -> PacketLayout | None:
     """PacketLayout of stream 0 from ffmpeg's framecrc output ("#tb 0: 1/12800", then
     "0, dts, pts, duration, size, crc[, F=0x..]": packets with flags other than "key" alone carry an
     F= field, key packets have bit 0 set); None without a time base or a packet."""
-    base, pts, sizes, keys = None, [], [], []
-    for line in text.splitlines():
-        m = re.match(r"#tb 0: (\d+)/(\d+)", line)
-        if m:
-            base = int(m.group(1)) / int(m.group(2))
-        elif line.startswith("0,"):
-            fields = [f.strip() for f in line.split(",")]
-            if len(fields) < 5 or not all(f.lstrip("-").isdigit() for f in fields[2:5]):
-                continue
-            flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 1)
-            if flags & 1:
-                keys.append(len(pts))
-            pts.append(int(fields[2]))
-            sizes.append(int(fields[4]))
+    base, rows = framecrc_rows(text)
+    pts, sizes, keys = [], [], []
+    for fields in rows:
+        flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 1)
+        if flags & 1:
+            keys.append(len(pts))
+        pts.append(int(fields[2]))
+        sizes.append(int(fields[4]))
     if base is None or not pts:
         return None
     return PacketLayout(time_base=base, pts=tuple(pts), sizes=tuple(sizes), keys=tuple(keys))
