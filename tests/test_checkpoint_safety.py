@@ -26,6 +26,8 @@ from trainer.nets.transformer import CONFIGS, transformer_from_config
 from trainer.provenance import portable_path
 from trainer.train_style import StyleTrainConfig
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 class Payload:
     """Unpickled in full, this opens (creates) ``marker``: the stand-in for any command."""
@@ -95,7 +97,7 @@ def test_every_loading_verb_refuses_a_crafted_checkpoint_and_runs_nothing(form, 
         assert len(lines) == 1 and lines[0].startswith("stylecam-train: error:"), (verb, err)
         assert "Traceback" not in err and "evil.pt" in lines[0], (verb, err)
         if verb == "convert-checkpoint":
-            assert "which no stylecam checkpoint holds" in lines[0] and "--trust-code" in lines[0], err
+            assert "which no stylecam checkpoint holds" in lines[0] and "never runs code" in lines[0], err
         else:
             assert "refusing to load" in lines[0], (verb, err)
             assert f"stylecam-train convert-checkpoint {ck} NEW.pt" in lines[0], (verb, err)
@@ -161,15 +163,17 @@ def test_an_old_checkpoint_with_objects_is_refused_with_the_way_to_convert_it(tm
     assert (tmp_path / "x.onnx").is_file()
 
 
-def test_convert_trusts_code_only_when_asked(tmp_path, capsys):
+def test_convert_never_runs_code_and_has_no_option_that_would(tmp_path, capsys):
     marker = tmp_path / "MARKER"
     ck = crafted(tmp_path / "own.pt", marker, "zip")
     with pytest.raises(Exception, match="which no stylecam checkpoint holds"):
         convert_checkpoint(ck, tmp_path / "new.pt")
+    assert not marker.exists() and not (tmp_path / "new.pt").exists()
+    with pytest.raises(SystemExit):
+        train_main(["convert-checkpoint", str(ck), str(tmp_path / "new.pt"), "--trust-code"])
     assert not marker.exists()
-    with pytest.raises(Exception, match=r"checkpoint\['config'\] is a _io.TextIOWrapper"):
-        convert_checkpoint(ck, tmp_path / "new.pt", trust_code=True)   # runs it, as documented, then refuses the result
-    assert marker.exists() and not (tmp_path / "new.pt").exists()
+    source = (REPO / "trainer").rglob("*.py")
+    assert not [p for p in source if "weights_only=False" in p.read_text()]
 
 
 @pytest.mark.parametrize("content, words", [(b"", "cannot read checkpoint"),

@@ -7,8 +7,8 @@ checkpoints hold) is refused with a pointer to this command. It reads OLD with t
 weights-only loader, allowing in addition only the known types below (rebuilt, never called
 with arguments from the file beyond their own data), and writes NEW with the same content as
 plain values: dataclasses and namespaces as dicts, paths as str, numpy numbers as numbers,
-numpy arrays as tensors. A file holding anything else is refused; ``--trust-code`` then reads
-it with full unpickling, which runs whatever code the file holds: for files the user made.
+numpy arrays as tensors. A file holding anything else is refused: no path of stylecam unpickles
+code, so a crafted file is never run, whatever the options.
 """
 from __future__ import annotations
 
@@ -22,7 +22,12 @@ import torch
 
 from stylecam.errors import UserError
 from stylecam.fileout import atomic_output, refuse_overwriting_inputs
-from trainer.checkpoints import ensure_writable_file, load_weights_only, refused_global, to_plain
+from trainer.checkpoints import (
+    ensure_writable_file,
+    load_weights_only,
+    refused_global,
+    to_plain,
+)
 
 
 def known_types() -> list:
@@ -47,7 +52,7 @@ def known_types() -> list:
             argparse.Namespace, np.ndarray, np.dtype, *dtypes, *numpy_functions]
 
 
-def read_known(path: Path, trust_code: bool = False):
+def read_known(path: Path):
     """The object stored in ``path``: weights-only plus known_types(); with ``trust_code``, full
     unpickling (RUNS any code the file holds) when that is not enough. UserError otherwise."""
     try:
@@ -60,26 +65,17 @@ def read_known(path: Path, trust_code: bool = False):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - an unknown type, or a file damaged past its header
-        if not trust_code:
-            what = refused_global(err) or "Python objects"
-            raise UserError(f"{path} holds {what}, which no stylecam checkpoint holds; it was not loaded",
-                            "if you made the file yourself, add --trust-code, which runs any code the file holds") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=False)  # --trust-code: see the help
-    except Exception as err:  # noqa: BLE001 - whatever the file holds, it cannot be read
-        reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise UserError(f"cannot read checkpoint {path}: {reason}",
-                        "the file is corrupt, or needs code that is not installed") from None
+        what = refused_global(err) or "Python objects"
+        raise UserError(f"{path} holds {what}, which no stylecam checkpoint holds; it was not loaded",
+                        "stylecam never runs code from a file; retrain, or rebuild the file from its weights") from None
 
 
-def convert_checkpoint(source: str | Path, target: str | Path, trust_code: bool = False) -> dict:
+def convert_checkpoint(source: str | Path, target: str | Path) -> dict:
     """Write the plain form (to_plain) of checkpoint ``source`` to ``target`` atomically, after checking
     that it loads weights-only. Returns {"source", "target", "keys"} (the top-level keys).
     UserError when ``source`` cannot be read (read_known) or holds values without a plain form."""
     source, target = Path(source), Path(target)
-    ckpt = read_known(source, trust_code)
+    ckpt = read_known(source)
     try:
         plain = to_plain(ckpt)
     except TypeError as err:
@@ -94,18 +90,14 @@ def convert_checkpoint(source: str | Path, target: str | Path, trust_code: bool 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Rewrite a checkpoint that stylecam-train refuses to load because it holds Python objects "
                      "(dataclass configs, paths, numpy values) as one of plain values, which loads safely. "
-                     "OLD is read without running code: only known types are rebuilt, anything else is refused "
-                     "unless --trust-code is given.")
+                     "OLD is read without running code: only known types are rebuilt, anything else is refused.")
     p.add_argument("source", metavar="OLD", help="the checkpoint.pt to convert")
     p.add_argument("target", metavar="NEW", help="the checkpoint to write (not OLD itself)")
-    p.add_argument("--trust-code", action="store_true",
-                   help="read OLD with full unpickling when it holds other objects: this RUNS any code hidden in "
-                        "the file, so use it only on files you made yourself")
 
 
 def run(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs(args.target, [args.source], "NEW")
     ensure_writable_file(args.target, "NEW")
-    report = convert_checkpoint(args.source, args.target, trust_code=args.trust_code)
+    report = convert_checkpoint(args.source, args.target)
     print(f"stylecam-train: wrote {report['target']} ({', '.join(report['keys'])}); it loads without running code")
     return 0
